@@ -1,0 +1,108 @@
+"""An image from cached layers: its config (hence its ID) and the archive `docker load` takes.
+
+The config is canonical JSON built only from the lock and the layers (created time = the lock's
+source_date_epoch, fixed history), so the same lock gives the same image ID on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from builder.cache import Cache, Layer
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageConfig:
+    """An image config and its ID (the sha256 of its bytes)."""
+
+    data: bytes
+
+    @property
+    def image_id(self) -> str:
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+
+def image_config(
+    *,
+    layers: list[tuple[str, Layer]],
+    env: Mapping[str, str],
+    platform: str,
+    epoch: int,
+    user: str | None = None,
+    workdir: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> ImageConfig:
+    """The config of an image stacking `layers` (node name, layer) bottom first."""
+    created = datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    os_name, arch = platform.split("/")
+    config: dict[str, object] = {
+        "Env": [f"{k}={v}" for k, v in sorted(env.items())],
+        "Cmd": ["/bin/bash"],
+        "Labels": dict(sorted((labels or {}).items())),
+    }
+    if user:
+        config["User"] = user
+    if workdir:
+        config["WorkingDir"] = workdir
+    document = {
+        "architecture": arch,
+        "os": os_name,
+        "created": created,
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for _, layer in layers]},
+        "history": [
+            {"created": created, "created_by": f"sandbox-builder: {node}"} for node, _ in layers
+        ],
+    }
+    return ImageConfig(data=json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+
+
+def write_archive(
+    *,
+    config: ImageConfig,
+    layers: list[Layer],
+    cache: Cache,
+    tags: list[str],
+    dest: Path,
+) -> Path:
+    """A `docker load` archive (docker save layout) of the image."""
+    hex_id = config.image_id.removeprefix("sha256:")
+    names = [f"{layer.diff_id.removeprefix('sha256:')}/layer.tar" for layer in layers]
+    manifest = [{"Config": f"{hex_id}.json", "RepoTags": tags, "Layers": names}]
+    with tarfile.open(dest, "w") as out:
+        _add_bytes(out, f"{hex_id}.json", config.data)
+        for layer, name in zip(layers, names, strict=True):
+            if name in out.getnames():
+                continue
+            out.add(cache.layer_path(layer.diff_id), arcname=name)
+        _add_bytes(out, "manifest.json", json.dumps(manifest).encode())
+    return dest
+
+
+def _add_bytes(out: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    import io
+
+    out.addfile(info, io.BytesIO(data))
+
+
+def compose_env(base_env: Mapping[str, str], node_envs: list[Mapping[str, str]]) -> dict[str, str]:
+    """Env of the image: the base's, then each node's in stack order; PATH entries prepend."""
+    env = dict(base_env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    for node_env in node_envs:
+        for key, value in node_env.items():
+            if key == "PATH":
+                env["PATH"] = f"{value}:{env['PATH']}"
+            else:
+                env[key] = value
+    return env

@@ -1,0 +1,109 @@
+"""`sandbox build`: the lock's nodes built or reused, stacked into the image, overlay written.
+
+Reads the lock, never the network for resolution. The image config comes from the lock and
+the layers alone, so the image ID is known before Docker is asked anything: when the engine
+already has it (a no-op rebuild) nothing is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder import assemble
+from builder.cache import Cache
+from builder.engine import Engine
+from builder.errors import LockError
+from builder.execute import Executor, NodeOutcome, load_image
+from builder.keys import sha256_of
+from builder.locking import host_platform
+from builder.lockfile import Lock
+from builder.overlay import make_overlay, write_overlay
+from builder.plan import make_plan
+from builder.progress import Progress
+from builder.spec import Spec
+
+LABEL_PREFIX = "dev.sandbox-builder"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    image_id: str
+    ref: str
+    tags: list[str]
+    nodes: list[NodeOutcome]
+    overlay_path: Path
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `build --json` prints (DESIGN.md §12)."""
+        return {
+            "image": {"id": self.image_id, "ref": self.ref, "tags": self.tags},
+            "nodes": [
+                {
+                    "name": n.name,
+                    "key": n.key,
+                    "status": n.status,
+                    "seconds": n.seconds,
+                    "layer": n.entry.layers[-1].diff_id if n.entry.layers else None,
+                }
+                for n in self.nodes
+            ],
+            "overlay": str(self.overlay_path),
+        }
+
+
+def check_fresh(spec: Spec, lock: Lock, lock_file: Path) -> None:
+    if lock.spec_hash != spec.spec_hash():
+        msg = (
+            f"{lock_file} is stale: {spec.path} changed since it was locked "
+            "(spec_hash differs). Run `sandbox lock`"
+        )
+        raise LockError(msg)
+
+
+def build_project(
+    *,
+    spec: Spec,
+    lock: Lock,
+    cache: Cache,
+    engine: Callable[[], Engine],
+    progress: Progress,
+    jobs: int,
+    overlay_path: Path,
+) -> BuildResult:
+    platform = host_platform()
+    nodes = lock.nodes(platform)
+    plan = make_plan(nodes, lambda key: cache.entry(key) is not None)
+    executor = Executor(
+        nodes=nodes, cache=cache, engine=engine, platform=platform,
+        epoch=lock.source_date_epoch, progress=progress,
+    )
+    outcomes = executor.run(plan, jobs=jobs)
+    entries = [o.entry for o in outcomes]
+    env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
+    env.update(spec.image.env)
+    labels = {
+        "org.opencontainers.image.title": spec.image.name,
+        f"{LABEL_PREFIX}.lock": sha256_of(
+            {name: node.key for name, node in sorted(nodes.items())}
+        ),
+        **{f"{LABEL_PREFIX}.node.{o.name}": o.key for o in outcomes},
+    }
+    layers = [(e.name, layer) for e in entries for layer in e.layers]
+    config = assemble.image_config(
+        layers=layers, env=env, platform=platform, epoch=lock.source_date_epoch,
+        user=spec.image.user, workdir=spec.image.workdir, labels=labels,
+    )
+    short = config.image_id.removeprefix("sha256:")[:12]
+    tags = [f"{spec.image.name}:{short}", f"{spec.image.name}:latest"]
+    load_image(
+        engine=engine(), cache=cache, config=config,
+        layers=[layer for _, layer in layers], tags=tags,
+    )
+    write_overlay(make_overlay(image_ref=config.image_id, sandbox=spec.sandbox), overlay_path)
+    return BuildResult(
+        image_id=config.image_id, ref=config.image_id, tags=tags, nodes=outcomes,
+        overlay_path=overlay_path,
+    )

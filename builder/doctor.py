@@ -1,0 +1,70 @@
+"""`sandbox doctor`: is this machine ready to lock and build?"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.cache import Cache, default_cache_dir
+from builder.engine import Engine
+from builder.errors import BuilderError
+
+CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def ca_bundle() -> Path | None:
+    """The host CA bundle mounted into build steps (never into a layer), if any."""
+    for candidate in (os.environ.get("SSL_CERT_FILE"), *CA_BUNDLES):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def run_checks(
+    spec_file: Path, cache_dir: Path | None, engine: Callable[[], Engine]
+) -> list[Check]:
+    checks = []
+    try:
+        version = engine().ping()
+        checks.append(Check(name="docker", ok=True, detail=f"engine {version} reachable"))
+    except BuilderError as exc:
+        checks.append(Check(name="docker", ok=False, detail=str(exc)))
+    found = shutil.which("debootstrap")
+    checks.append(
+        Check(
+            name="debootstrap",
+            ok=found is not None,
+            detail=found or "missing: apt-get install -y debootstrap (needed for [base].bootstrap)",
+        )
+    )
+    bundle = ca_bundle()
+    checks.append(
+        Check(
+            name="ca-bundle",
+            ok=bundle is not None,
+            detail=str(bundle) if bundle else "no CA bundle: apt-get install -y ca-certificates",
+        )
+    )
+    cache = Cache(cache_dir or default_cache_dir(spec_file))
+    try:
+        cache.ensure()
+        probe = cache.root / "tmp" / ".doctor"
+        probe.write_text("ok")
+        probe.unlink()
+        free = shutil.disk_usage(cache.root).free
+        checks.append(
+            Check(name="cache", ok=True, detail=f"{cache.root} writable, {free / 1e9:.1f} GB free")
+        )
+    except (BuilderError, OSError) as exc:
+        checks.append(Check(name="cache", ok=False, detail=str(exc)))
+    return checks

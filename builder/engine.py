@@ -1,0 +1,201 @@
+"""The Docker Engine, behind one small interface (the only module importing `docker`).
+
+`Engine` is the protocol the rest of the tool uses; `DockerEngine` implements it with the Docker
+SDK. Unit tests substitute a recording fake. The SDK is imported lazily, so commands that never
+touch Docker (`graph`, `status`, a `lock --check`) stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from builder.errors import (
+    BuilderError,
+    BuildError,
+    EngineUnavailableError,
+    RegistryError,
+    ResolutionError,
+)
+
+START_HINT = (
+    "Start it (as root: `dockerd >/var/log/dockerd.log 2>&1 &`, or `systemctl start docker`) "
+    "or point DOCKER_HOST at a running engine; `sandbox doctor` checks the setup"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    container: str
+    exit_code: int
+
+
+class Engine(Protocol):
+    def ping(self) -> str: ...
+    def image_id(self, ref: str) -> str | None: ...
+    def image_env(self, ref: str) -> list[str]: ...
+    def registry_digest(self, ref: str, platform: str) -> str: ...
+    def pull(self, ref: str, platform: str) -> str: ...
+    def save(self, ref: str, dest: Path) -> None: ...
+    def load(self, archive: Path) -> None: ...
+    def tag(self, image: str, repository: str, tag: str) -> None: ...
+    def run(
+        self,
+        *,
+        image: str,
+        script: str,
+        log: Path,
+        env: Mapping[str, str],
+        mounts: list[Mount],
+        network: bool,
+    ) -> RunResult: ...
+    def commit(self, container: str) -> str: ...
+    def remove_container(self, container: str) -> None: ...
+    def remove_image(self, image: str) -> None: ...
+
+
+class DockerEngine:
+    """`Engine` on a real daemon, reached through DOCKER_HOST or the default socket."""
+
+    def __init__(self) -> None:
+        import docker
+        from docker.errors import DockerException
+
+        try:
+            self._client: Any = docker.from_env(timeout=600)
+            self._client.ping()
+        except DockerException as exc:
+            msg = f"Docker Engine unreachable ({_short(exc)}). {START_HINT}"
+            raise EngineUnavailableError(msg) from None
+        self._errors: Any = docker.errors
+
+    def ping(self) -> str:
+        version: dict[str, Any] = self._client.version()
+        return str(version.get("Version", "?"))
+
+    def image_id(self, ref: str) -> str | None:
+        try:
+            return str(self._client.api.inspect_image(ref)["Id"])
+        except self._errors.ImageNotFound:
+            return None
+        except self._errors.APIError as exc:
+            if exc.status_code in (400, 404):
+                return None
+            raise
+
+    def image_env(self, ref: str) -> list[str]:
+        config = self._client.api.inspect_image(ref).get("Config") or {}
+        return list(config.get("Env") or [])
+
+    def registry_digest(self, ref: str, platform: str) -> str:
+        try:
+            data = self._client.images.get_registry_data(ref)
+        except self._errors.DockerException as exc:
+            msg = f"cannot read {ref} from its registry ({_short(exc)}). Check the name and tag"
+            raise ResolutionError(msg) from None
+        return str(data.id)
+
+    def pull(self, ref: str, platform: str) -> str:
+        repo, _, digest = ref.partition("@")
+        try:
+            self._client.api.pull(repo, tag=digest or None, platform=platform)
+        except self._errors.DockerException as exc:
+            msg = f"cannot pull {ref} ({_short(exc)}). Is the registry up? Re-lock if it moved"
+            raise RegistryError(msg) from None
+        found = self.image_id(ref)
+        if found is None:
+            msg = f"pulled {ref} but the engine does not list it"
+            raise RegistryError(msg)
+        return found
+
+    def save(self, ref: str, dest: Path) -> None:
+        with dest.open("wb") as out:
+            for chunk in self._client.api.get_image(ref):
+                out.write(chunk)
+
+    def load(self, archive: Path) -> None:
+        with archive.open("rb") as data:
+            for _ in self._client.api.load_image(data):
+                pass
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self._client.api.tag(image, repository, tag=tag, force=True)
+
+    def run(
+        self,
+        *,
+        image: str,
+        script: str,
+        log: Path,
+        env: Mapping[str, str],
+        mounts: list[Mount],
+        network: bool,
+    ) -> RunResult:
+        """Run `script` with /bin/sh as root in a new container; keep it for `commit`."""
+        api = self._client.api
+        binds = {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                 for m in mounts}
+        host_config = api.create_host_config(
+            binds=binds, network_mode="bridge" if network else "none"
+        )
+        container = api.create_container(
+            image,
+            command=["/bin/sh", "-ec", script],
+            environment=dict(env),
+            user="0:0",
+            host_config=host_config,
+            labels={"sandbox-builder": "step"},
+        )
+        cid = str(container["Id"])
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            api.start(cid)
+            for chunk in api.logs(cid, stream=True, follow=True):
+                out.write(chunk)
+        code = int(api.wait(cid)["StatusCode"])
+        return RunResult(container=cid, exit_code=code)
+
+    def commit(self, container: str) -> str:
+        return str(self._client.api.commit(container)["Id"])
+
+    def remove_container(self, container: str) -> None:
+        with contextlib.suppress(self._errors.NotFound):
+            self._client.api.remove_container(container, force=True)
+
+    def remove_image(self, image: str) -> None:
+        with contextlib.suppress(self._errors.NotFound):
+            self._client.api.remove_image(image, force=True, noprune=False)
+
+
+@contextlib.contextmanager
+def kept_container(engine: Engine, result: RunResult) -> Iterator[RunResult]:
+    """Remove the step's container however the block ends."""
+    try:
+        yield result
+    finally:
+        engine.remove_container(result.container)
+
+
+def require_success(
+    result: RunResult, *, what: str, log: Path, error: type[BuilderError] = BuildError
+) -> None:
+    if result.exit_code != 0:
+        lines = log.read_text(errors="replace").strip().splitlines()[-20:]
+        tail = "\n".join("    " + line for line in lines)
+        msg = f"{what} failed with exit {result.exit_code}:\n{tail}\n  full log: {log}"
+        raise error(msg)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

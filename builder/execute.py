@@ -1,0 +1,156 @@
+"""Carrying out a BuildPlan: each node cached or built, independent nodes in parallel.
+
+A node builds in a container of its ancestors' layers only (a "stage" image assembled from
+the cache), so it sees exactly what it declared. Results land in the cache atomically: layers
+first, then the node's entry, so an interrupted build leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from builder import assemble, recipes
+from builder.cache import Cache, Layer, NodeEntry
+from builder.engine import Engine
+from builder.lockfile import NodeLock
+from builder.plan import Action, BuildPlan, ancestors, stack
+from builder.progress import Progress
+
+STAGE_REPO = "sandbox-stage"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeOutcome:
+    name: str
+    key: str
+    status: str  # cached | built
+    seconds: float
+    entry: NodeEntry
+
+
+class Executor:
+    """Builds the nodes of one platform of a lock, sharing one engine and cache."""
+
+    def __init__(
+        self,
+        *,
+        nodes: Mapping[str, NodeLock],
+        cache: Cache,
+        engine: Callable[[], Engine],
+        platform: str,
+        epoch: int,
+        progress: Progress,
+    ) -> None:
+        self._nodes = nodes
+        self._cache = cache
+        self._engine = engine
+        self._platform = platform
+        self._epoch = epoch
+        self._progress = progress
+        self._stage_lock = threading.Lock()
+
+    def run(self, plan: BuildPlan, *, jobs: int) -> list[NodeOutcome]:
+        """Every node of the plan, in stack order; raises the first failure."""
+        outcomes: dict[str, NodeOutcome] = {}
+        for step in plan.steps:
+            if step.action is Action.CACHED:
+                entry = self._cache.entry(step.node.key)
+                assert entry is not None
+                outcomes[step.node.name] = NodeOutcome(
+                    name=step.node.name, key=step.node.key, status="cached", seconds=0.0,
+                    entry=entry,
+                )
+                self._progress.done(step.node.name, "cached", 0.0, entry)
+        pending = [s.node for s in plan.steps if s.node.name not in outcomes]
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            running: dict[Future[NodeOutcome], str] = {}
+            while pending or running:
+                for node in list(pending):
+                    if all(p in outcomes for p in node.parents):
+                        pending.remove(node)
+                        running[pool.submit(self._build, node)] = node.name
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    del running[future]
+                    outcome = future.result()  # re-raises the node's failure
+                    outcomes[outcome.name] = outcome
+        return [outcomes[name] for name in stack(self._nodes) if name in outcomes]
+
+    def _build(self, node: NodeLock) -> NodeOutcome:
+        self._progress.start(node.name)
+        started = time.monotonic()
+        ctx = recipes.StepContext(
+            cache=self._cache,
+            engine=self._engine,
+            platform=self._platform,
+            epoch=self._epoch,
+            stage=self.stage_for,
+        )
+        try:
+            result = recipes.build(ctx, node)
+        except BaseException:
+            self._progress.failed(node.name, time.monotonic() - started)
+            raise
+        seconds = round(time.monotonic() - started, 1)
+        entry = NodeEntry(
+            name=node.name,
+            key=node.key,
+            layers=tuple(Layer(diff_id=la.diff_id, size=la.size) for la in result.layers),
+            env=result.env,
+            seconds=seconds,
+        )
+        self._cache.put(entry)
+        self._progress.done(node.name, "built", seconds, entry)
+        return NodeOutcome(name=node.name, key=node.key, status="built", seconds=seconds,
+                           entry=entry)
+
+    def stage(self, names: list[str]) -> str:
+        """The image ID of `names`' layers stacked, loaded into the engine if it lacks it."""
+        entries = [self._entry(n) for n in stack({n: self._nodes[n] for n in names})]
+        layers = [(e.name, layer) for e in entries for layer in e.layers]
+        env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
+        config = assemble.image_config(
+            layers=layers, env=env, platform=self._platform, epoch=self._epoch
+        )
+        with self._stage_lock:
+            load_image(
+                engine=self._engine(),
+                cache=self._cache,
+                config=config,
+                layers=[layer for _, layer in layers],
+                tags=[f"{STAGE_REPO}:{config.image_id.removeprefix('sha256:')[:12]}"],
+            )
+        return config.image_id
+
+    def stage_for(self, name: str) -> str:
+        """The build environment of node `name`: its ancestors stacked."""
+        return self.stage(ancestors(self._nodes, name))
+
+    def _entry(self, name: str) -> NodeEntry:
+        entry = self._cache.entry(self._nodes[name].key)
+        assert entry is not None, f"{name} is not built yet"
+        return entry
+
+
+def load_image(
+    *, engine: Engine, cache: Cache, config: assemble.ImageConfig, layers: list[Layer],
+    tags: list[str],
+) -> None:
+    """Make sure the engine has the image of `config` with `tags`; load it when missing."""
+    if engine.image_id(config.image_id) is None:
+        work = cache.scratch("load-")
+        try:
+            archive = assemble.write_archive(
+                config=config, layers=layers, cache=cache, tags=tags, dest=work / "image.tar"
+            )
+            engine.load(archive)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    for tag in tags:
+        repo, _, name = tag.rpartition(":")
+        engine.tag(config.image_id, repo, name)

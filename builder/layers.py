@@ -1,0 +1,246 @@
+"""One layer's tar: captured from a directory or a committed container, then normalized.
+
+A normalized layer is deterministic: entries sorted by name, every mtime clamped to the
+lock's source_date_epoch, no atime/ctime, numeric owners only, and no build debris (apt lists,
+logs, caches). Hard links always point at an entry earlier in the archive. The sha256 of the
+normalized tar is the layer's diff ID. For nodes with a prefix (DESIGN.md §3) any file written
+outside it is a build error naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import BuildError
+
+# Paths whose contents never belong in a layer: scratch, logs, package-manager caches.
+SCRATCH = (
+    "tmp/",
+    "var/tmp/",
+    "run/",
+    "dev/",
+    "proc/",
+    "sys/",
+    "root/.cache/",
+    "root/.npm/",
+    "var/log/",
+    "var/cache/apt/",
+    "var/lib/apt/lists/",
+    "var/cache/debconf/config.dat-old",
+    "var/cache/debconf/templates.dat-old",
+    "var/lib/dpkg/status-old",
+    "var/lib/dpkg/diversions-old",
+    "var/cache/ldconfig/aux-cache",
+    "etc/hostname",
+    "etc/resolv.conf",
+    "etc/hosts",
+)
+_KEEP_PAX = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerFile:
+    diff_id: str
+    path: Path
+    size: int
+
+
+def is_scratch(name: str) -> bool:
+    name = name.removeprefix("./")
+    for pattern in SCRATCH:
+        if pattern.endswith("/"):
+            if name.startswith(pattern) and name != pattern.rstrip("/"):
+                return True
+        elif name == pattern:
+            return True
+    return _whiteout_of_scratch(name)
+
+
+def _whiteout_of_scratch(name: str) -> bool:
+    folder, _, base = name.rpartition("/")
+    if not base.startswith(".wh."):
+        return False
+    return is_scratch(f"{folder}/{base.removeprefix('.wh.')}".lstrip("/"))
+
+
+def top_layer_of_saved_image(archive: Path, dest: Path) -> Path:
+    """Extract the last layer of a `docker save` archive (the diff a commit captured)."""
+    with tarfile.open(archive) as saved:
+        manifest = json.load(_member(saved, "manifest.json"))
+        name = manifest[0]["Layers"][-1]
+        with dest.open("wb") as out:
+            out.write(_member(saved, name).read())
+    return dest
+
+
+def layers_of_saved_image(archive: Path, dest_dir: Path) -> list[Path]:
+    """Extract every layer of a `docker save` archive, bottom first."""
+    paths = []
+    with tarfile.open(archive) as saved:
+        manifest = json.load(_member(saved, "manifest.json"))
+        for index, name in enumerate(manifest[0]["Layers"]):
+            path = dest_dir / f"layer-{index:03d}.tar"
+            with path.open("wb") as out:
+                out.write(_member(saved, name).read())
+            paths.append(path)
+    return paths
+
+
+def _member(archive: tarfile.TarFile, name: str) -> tarfile.ExFileObject:
+    extracted = archive.extractfile(name)
+    if extracted is None:
+        msg = f"docker save archive lacks {name}"
+        raise BuildError(msg)
+    return extracted
+
+
+def normalize_tar(
+    source: Path, dest: Path, *, epoch: int, prefix: str | None, node: str
+) -> LayerFile:
+    """Rewrite the layer tar `source` into its normalized form at `dest`."""
+    with tarfile.open(source) as src:
+        members = [m for m in src.getmembers() if not is_scratch(m.name)]
+        _check_prefix(members, prefix, node)
+        by_name = {_clean(m.name): m for m in members}
+        holder_of, data_of = _hardlink_holders(members)
+        with _writer(dest) as out:
+            for name in sorted(by_name):
+                member, holder = by_name[name], holder_of.get(name)
+                data_from = member
+                if holder == name:  # carries the data of its link set
+                    data_from = by_name.get(data_of[holder], member)
+                    info = _normalized(data_from, name, epoch)
+                    info.type = tarfile.REGTYPE
+                elif holder is not None:
+                    info = _normalized(member, name, epoch)
+                    info.type, info.linkname, info.size = tarfile.LNKTYPE, holder, 0
+                else:
+                    info = _normalized(member, name, epoch)
+                data = src.extractfile(data_from) if info.isreg() else None
+                out.addfile(info, data)
+    return layer_file(dest)
+
+
+def tar_directory(root: Path, dest: Path, *, epoch: int) -> LayerFile:
+    """A normalized layer holding the tree at `root` (a debootstrapped rootfs)."""
+    seen: dict[tuple[int, int], str] = {}
+    with _writer(dest) as out:
+        for path in _walk_sorted(root):
+            name = path.relative_to(root).as_posix()
+            if is_scratch(name):
+                continue
+            info = tarfile.TarInfo(name)
+            st = path.lstat()
+            info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+            if path.is_symlink():
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+            elif path.is_dir():
+                info.type = tarfile.DIRTYPE
+            elif path.is_file():
+                inode = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and inode in seen:
+                    info.type, info.linkname = tarfile.LNKTYPE, seen[inode]
+                else:
+                    seen[inode] = name
+                    info.size = st.st_size
+            else:
+                continue  # device nodes, fifos and sockets: the engine provides /dev
+            info.mtime = min(int(st.st_mtime), epoch)
+            info.uname = info.gname = ""
+            if info.isreg():
+                with path.open("rb") as data:
+                    out.addfile(info, data)
+            else:
+                out.addfile(info)
+    return layer_file(dest)
+
+
+def _walk_sorted(root: Path) -> Iterator[Path]:
+    """Every path under `root` in the order a sorted tar lists them."""
+    entries = []
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            entries.append(Path(folder) / name)
+    entries.sort(key=lambda p: p.relative_to(root).as_posix())
+    yield from entries
+
+
+def _check_prefix(members: list[tarfile.TarInfo], prefix: str | None, node: str) -> None:
+    if prefix is None:
+        return
+    inside = prefix.strip("/")
+    allowed_dirs = {"/".join(inside.split("/")[:i]) for i in range(1, inside.count("/") + 1)}
+    outside = [
+        _clean(m.name)
+        for m in members
+        if not (_clean(m.name) + "/").startswith(inside + "/")
+        and not (m.isdir() and _clean(m.name) in allowed_dirs)
+    ]
+    if outside:
+        shown = ", ".join("/" + p for p in sorted(outside)[:10])
+        msg = (
+            f"{node} wrote outside its prefix {prefix}: {shown}"
+            f"{' ...' if len(outside) > 10 else ''}. A node may only write under its prefix; "
+            "fix its step or report it as a bug"
+        )
+        raise BuildError(msg)
+
+
+def _clean(name: str) -> str:
+    return name.removeprefix("./").rstrip("/")
+
+
+def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = member.type, member.linkname, member.size
+    info.mode, info.uid, info.gid = member.mode, member.uid, member.gid
+    info.devmajor, info.devminor = member.devmajor, member.devminor
+    info.mtime = min(int(member.mtime), epoch)
+    info.uname = info.gname = ""
+    info.pax_headers = {
+        k: v for k, v in member.pax_headers.items() if k.startswith(_KEEP_PAX)
+    }
+    if not info.isreg():
+        info.size = 0
+    return info
+
+
+def _hardlink_holders(
+    members: list[tarfile.TarInfo],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """For each hard-link set: every name -> the set's smallest name, and that -> data source.
+
+    Sorting the entries could put a link before the file it names; making the smallest name
+    the one that carries the data keeps every link pointing backwards.
+    """
+    sets: dict[str, set[str]] = {}
+    for m in members:
+        if m.islnk():
+            target = _clean(m.linkname)
+            sets.setdefault(target, {target}).add(_clean(m.name))
+    holder_of: dict[str, str] = {}
+    data_of: dict[str, str] = {}
+    for target, names in sets.items():
+        holder = min(names)
+        data_of[holder] = target
+        holder_of.update(dict.fromkeys(names, holder))
+    return holder_of, data_of
+
+
+def _writer(dest: Path) -> tarfile.TarFile:
+    return tarfile.open(dest, "w", format=tarfile.PAX_FORMAT)
+
+
+def layer_file(path: Path) -> LayerFile:
+    """The layer at `path`, its diff ID being the sha256 of its bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        while chunk := data.read(1 << 20):
+            digest.update(chunk)
+    return LayerFile(diff_id="sha256:" + digest.hexdigest(), path=path, size=path.stat().st_size)

@@ -1,0 +1,42 @@
+"""The orchestrator's config overlay (DESIGN.md §7), as the real Risoluto server reads it.
+
+Keys are snake_case under `codex.sandbox` (camelCase ones are stored but ignored by the
+server), and the image is pinned by digest: the registry digest once pushed, else the full
+local image ID.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from builder.lockfile import write_atomic
+from builder.spec import SandboxSpec
+
+
+def make_overlay(*, image_ref: str, sandbox: SandboxSpec) -> dict[str, Any]:
+    settings: dict[str, Any] = {"image": image_ref}
+    if sandbox.extra_mounts:
+        settings["extra_mounts"] = list(sandbox.extra_mounts)
+    if sandbox.env_passthrough:
+        settings["env_passthrough"] = list(sandbox.env_passthrough)
+    if sandbox.egress_allowlist:
+        settings["egress_allowlist"] = list(sandbox.egress_allowlist)
+    security: dict[str, Any] = {"gvisor": sandbox.gvisor}
+    if sandbox.no_new_privileges is not None:
+        security["no_new_privileges"] = sandbox.no_new_privileges
+    if sandbox.drop_capabilities is not None:
+        security["drop_capabilities"] = list(sandbox.drop_capabilities)
+    if sandbox.seccomp_profile is not None:
+        security["seccomp_profile"] = sandbox.seccomp_profile
+    settings["security"] = security
+    if sandbox.resources:
+        settings["resources"] = dict(sandbox.resources)
+    if sandbox.network:
+        settings["network"] = sandbox.network
+    return {"codex": {"sandbox": settings}}
+
+
+def write_overlay(overlay: dict[str, Any], path: Path) -> None:
+    write_atomic(path, (json.dumps(overlay, indent=2, sort_keys=True) + "\n").encode())

@@ -1,0 +1,63 @@
+"""Plan, then execute: what a build must do, decided from the lock and the cache alone.
+
+`make_plan` is pure (no Docker, no network): each node of the platform is `cached` when the
+cache holds an entry for its key, else `build`. `stack` is the fixed order layers take in the
+image (DESIGN.md §3): base, system, runtimes, tools, deps, each group sorted by name.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from builder.lockfile import NodeLock
+
+_KIND_RANK = {"base": 0, "system": 1, "runtime": 2, "tools": 3, "deps": 4}
+
+
+class Action(enum.Enum):
+    CACHED = "cached"
+    BUILD = "build"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    node: NodeLock
+    action: Action
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildPlan:
+    steps: tuple[Step, ...]  # parents before children, in stack order
+
+    def to_build(self) -> list[str]:
+        return [s.node.name for s in self.steps if s.action is Action.BUILD]
+
+
+def stack(nodes: Mapping[str, NodeLock]) -> list[str]:
+    """Node names in image stack order, which is also a valid build order."""
+    return sorted(nodes, key=lambda n: (_KIND_RANK[nodes[n].kind], n))
+
+
+def ancestors(nodes: Mapping[str, NodeLock], name: str) -> list[str]:
+    """Every node `name` is built on, in stack order."""
+    seen: set[str] = set()
+    todo = list(nodes[name].parents)
+    while todo:
+        parent = todo.pop()
+        if parent not in seen:
+            seen.add(parent)
+            todo.extend(nodes[parent].parents)
+    return [n for n in stack(nodes) if n in seen]
+
+
+def make_plan(nodes: Mapping[str, NodeLock], has_entry: Callable[[str], bool]) -> BuildPlan:
+    steps = [
+        Step(
+            node=nodes[name],
+            action=Action.CACHED if has_entry(nodes[name].key) else Action.BUILD,
+        )
+        for name in stack(nodes)
+    ]
+    return BuildPlan(steps=tuple(steps))

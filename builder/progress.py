@@ -1,0 +1,49 @@
+"""What a person watching a build sees: one line per node on stderr.
+
+stdout stays free for `--json`. Lines are plain text (no cursor tricks), so they read the same
+in a terminal, a CI log and a pipe.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+from builder.cache import NodeEntry
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+class Progress:
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self._out = stream or sys.stderr
+        self._quiet = quiet
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        if not self._quiet:
+            with self._lock:
+                print(text, file=self._out, flush=True)
+
+    def start(self, node: str) -> None:
+        self._started[node] = time.monotonic()
+        self.say(f"  building  {node} ...")
+
+    def done(self, node: str, status: str, seconds: float, entry: NodeEntry) -> None:
+        size = human_size(sum(layer.size for layer in entry.layers))
+        layer = entry.layers[-1].diff_id[:19] if entry.layers else "-"
+        timing = f"{seconds:6.1f}s" if status != "cached" else "       "
+        self.say(f"  {status:<8}  {node:<24} {timing}  {size:>9}  {layer}")
+
+    def failed(self, node: str, seconds: float) -> None:
+        self.say(f"  FAILED    {node:<24} {seconds:6.1f}s")

@@ -1,0 +1,117 @@
+"""Pinning the system layer: apt itself computes the closure, inside a container of the base.
+
+The request is the spec's `[system].packages` plus the packages of `provider = "apt"`
+runtimes. apt resolves it (`apt-get install -s --no-install-recommends`) against the base's
+own sources, and `apt-cache show pkg=version` gives the sha256 of every package it would
+install. A version glob (`libvips-dev=8.14.*`) is settled first with `apt-cache madison`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shlex
+from pathlib import Path
+from typing import Any
+
+from builder.engine import Engine, kept_container, require_success
+from builder.errors import ResolutionError
+from builder.resolve.debian import parse_simulation, parse_stanzas
+from builder.spec import Spec
+
+# What each runtime needs from Debian when its provider is "apt" (DESIGN.md §3).
+APT_RUNTIMES = {
+    "go": ["golang-go"],
+    "java": ["default-jdk-headless"],
+    "node": ["nodejs", "npm"],
+    "python": ["python3", "python3-venv"],
+    "rust": ["rustc", "cargo"],
+}
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+UPDATE = "apt-get -o Acquire::Retries=3 update -qq >/dev/null"
+
+
+def system_request(spec: Spec) -> list[str]:
+    """Everything the system layer is asked to install, sorted."""
+    request = set(spec.system_packages)
+    for runtime in spec.runtimes:
+        if runtime.provider == "apt":
+            request.update(APT_RUNTIMES[runtime.name])
+    return sorted(request)
+
+
+def resolve_system(
+    request: list[str], *, keep: dict[str, str], engine: Engine, image: str, log_dir: Path
+) -> list[dict[str, Any]]:
+    """The full closure of `request` as [{name, version, sha256}], sorted by name.
+
+    `keep` holds name -> version pins to hold fixed (for `lock --update NAME`).
+    """
+    if not request:
+        return []
+    exact = _settle_globs(request, engine=engine, image=image, log=log_dir / "apt-madison.log")
+    wanted = {_name(r): r for r in exact}
+    for name, version in keep.items():
+        wanted.setdefault(name, f"{name}={version}")
+    args = shlex.join(sorted(wanted.values()))
+    script = f"""{UPDATE}
+echo @@sim
+apt-get install -s -y --no-install-recommends {args}
+echo @@show
+pins=$(apt-get install -s -y --no-install-recommends {args} \\
+  | sed -n 's/^Inst \\([^ ]*\\) \\(\\[[^]]*\\] \\)\\{{0,1\\}}(\\([^ ]*\\) .*/\\1=\\3/p')
+if [ -n "$pins" ]; then apt-cache show $pins; fi
+"""
+    log = log_dir / "apt-resolve.log"
+    output = _run(script, engine=engine, image=image, log=log, what="resolving system packages")
+    sim_text, _, show_text = output.partition("@@show")
+    closure = parse_simulation(sim_text)
+    shown = {(s.get("Package"), s.get("Version")): s for s in parse_stanzas(show_text)}
+    packages = []
+    for name in sorted(closure):
+        stanza = shown.get((name, closure[name]))
+        if stanza is None or "SHA256" not in stanza:
+            msg = f"apt listed {name} {closure[name]} but `apt-cache show` gave no SHA256 for it"
+            raise ResolutionError(msg)
+        packages.append({"name": name, "version": closure[name], "sha256": stanza["SHA256"]})
+    return packages
+
+
+def _settle_globs(request: list[str], *, engine: Engine, image: str, log: Path) -> list[str]:
+    globbed = [r for r in request if "=" in r and "*" in r]
+    if not globbed:
+        return request
+    names = shlex.join(_name(r) for r in globbed)
+    script = f"{UPDATE}\nfor p in {names}; do echo \"@@pkg $p\"; apt-cache madison \"$p\"; done\n"
+    output = _run(script, engine=engine, image=image, log=log, what="listing package versions")
+    versions: dict[str, list[str]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.startswith("@@pkg "):
+            current = line.split()[1]
+            versions[current] = []
+        elif "|" in line and current:
+            versions[current].append(line.split("|")[1].strip())
+    settled = [r for r in request if r not in globbed]
+    for entry in globbed:
+        name, pattern = entry.split("=", 1)
+        match = next((v for v in versions.get(name, []) if fnmatch.fnmatchcase(v, pattern)), None)
+        if match is None:
+            known = ", ".join(versions.get(name, [])) or "none"
+            msg = (
+                f"[system].packages: no version of {name} matches {pattern!r} "
+                f"(available: {known}). Change the pattern"
+            )
+            raise ResolutionError(msg)
+        settled.append(f"{name}={match}")
+    return settled
+
+
+def _run(script: str, *, engine: Engine, image: str, log: Path, what: str) -> str:
+    result = engine.run(image=image, script=script, log=log, env=APT_ENV, mounts=[], network=True)
+    with kept_container(engine, result):
+        require_success(result, what=what, log=log, error=ResolutionError)
+    return log.read_text(errors="replace")
+
+
+def _name(requirement: str) -> str:
+    return requirement.split("=", 1)[0]

@@ -1,0 +1,370 @@
+"""sandbox.toml: parsed and validated into frozen dataclasses (DESIGN.md §2).
+
+The whole schema is checked here, before anything is resolved or written, so a bad spec fails
+with exit 2 naming the file, the key, its line and the fix. Values that end up in shell
+commands (package names, versions, user names) are checked against strict patterns, so no
+spec can inject a command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder import patterns
+from builder.errors import SpecError
+from builder.tomlread import Source, Table, read_toml
+
+RUNTIMES = ("go", "java", "node", "python", "rust")
+PROVIDERS = ("official", "apt", "pypi")
+DEP_MANAGERS = {
+    "pnpm": ("package.json", "pnpm-lock.yaml"),
+    "npm": ("package.json", "package-lock.json"),
+    "pip": ("requirements.txt",),
+    "uv": ("pyproject.toml", "uv.lock"),
+}
+DEP_MODES = ("store", "install", "mount")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageSpec:
+    name: str
+    registry: str | None = None
+    platforms: tuple[str, ...] = ("linux/amd64",)
+    user: str = "agent"
+    uid: int = 1000
+    workdir: str = "/workspace"
+    env: dict[str, str] = field(default_factory=dict)
+    allow_setuid: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bootstrap:
+    suite: str
+    mirror: str = "http://deb.debian.org/debian"
+    variant: str = "minbase"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseSpec:
+    """Exactly one of `image` (a reference pinned by lock) or `bootstrap` (debootstrap)."""
+
+    image: str | None = None
+    bootstrap: Bootstrap | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeSpec:
+    name: str
+    version: str
+    provider: str = "official"
+    mirror: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BinaryTool:
+    name: str
+    version: str
+    url: str | None = None
+    path: str | None = None
+    binary: str | None = None
+    auth_env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolsSpec:
+    pip: tuple[str, ...] = ()
+    npm: tuple[str, ...] = ()
+    bin: tuple[BinaryTool, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DepSpec:
+    name: str
+    manager: str
+    path: str
+    mode: str = "store"
+    mount: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxSpec:
+    """The orchestrator settings copied into the overlay (DESIGN.md §7)."""
+
+    gvisor: bool = False
+    egress_allowlist: tuple[str, ...] = ()
+    env_passthrough: tuple[str, ...] = ()
+    extra_mounts: tuple[str, ...] = ()
+    network: str | None = None
+    no_new_privileges: bool | None = None
+    drop_capabilities: tuple[str, ...] | None = None
+    seccomp_profile: str | None = None
+    resources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    path: Path
+    image: ImageSpec
+    base: BaseSpec
+    system_packages: tuple[str, ...] = ()
+    runtimes: tuple[RuntimeSpec, ...] = ()
+    tools: ToolsSpec = field(default_factory=ToolsSpec)
+    deps: tuple[DepSpec, ...] = ()
+    sandbox: SandboxSpec = field(default_factory=SandboxSpec)
+
+    @property
+    def project_dir(self) -> Path:
+        return self.path.parent
+
+    def locking_inputs(self) -> dict[str, Any]:
+        """The parts of the spec that change what `lock` resolves or the node keys it writes."""
+        data = asdict(self)
+        for unrelated in ("path", "sandbox"):
+            del data[unrelated]
+        for unrelated in ("name", "registry", "env"):
+            del data["image"][unrelated]
+        return data
+
+    def spec_hash(self) -> str:
+        canonical = json.dumps(self.locking_inputs(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and validate sandbox.toml at `path`."""
+    data, text = read_toml(path, SpecError)
+    root = Table(data=data, path="", source=Source(path=path, text=text, error=SpecError))
+    root.check_keys(["image", "base", "system", "runtimes", "tools", "deps", "sandbox"])
+    image_table = root.table("image", required=True)
+    base_table = root.table("base", required=True)
+    assert image_table is not None and base_table is not None
+    system = root.table("system")
+    if system:
+        system.check_keys(["packages"])
+    return Spec(
+        path=path,
+        image=_image(image_table),
+        base=_base(base_table),
+        system_packages=system.str_list("packages", check=patterns.apt_package) if system else (),
+        runtimes=_runtimes(root.table("runtimes")),
+        tools=_tools(root.table("tools")),
+        deps=_deps(root.table("deps"), path.parent),
+        sandbox=_sandbox(root.table("sandbox")),
+    )
+
+
+def _image(t: Table) -> ImageSpec:
+    t.check_keys(["name", "registry", "platforms", "user", "workdir", "env", "allow_setuid"])
+    user = t.str("user", default="agent", check=patterns.user_name)
+    return ImageSpec(
+        name=t.str("name", check=patterns.repository),
+        registry=t.optional_str("registry", check=patterns.registry),
+        platforms=t.str_list("platforms", check=patterns.platform) or ("linux/amd64",),
+        user=user,
+        workdir=t.str("workdir", default="/workspace", check=patterns.abs_path),
+        env=t.str_map("env", check_key=patterns.env_name),
+        allow_setuid=t.str_list("allow_setuid", check=patterns.abs_path),
+    )
+
+
+def _base(t: Table) -> BaseSpec:
+    t.check_keys(["image", "bootstrap"])
+    if ("image" in t.data) == ("bootstrap" in t.data):
+        t.source.fail(
+            "base",
+            "needs exactly one of `image` or `bootstrap`",
+            'Write `image = "debian:bookworm-slim"` or `bootstrap = { suite = "bookworm" }`',
+        )
+    if "image" in t.data:
+        return BaseSpec(image=t.str("image", check=patterns.image_ref))
+    boot = t.table("bootstrap")
+    assert boot is not None
+    boot.check_keys(["suite", "mirror", "variant"])
+    variant = boot.str("variant", default="minbase")
+    if variant not in ("minbase", "buildd"):
+        boot.source.fail(boot.key("variant"), f"{variant!r} is not supported", "Use minbase")
+    return BaseSpec(
+        bootstrap=Bootstrap(
+            suite=boot.str("suite", check=patterns.suite),
+            mirror=boot.str("mirror", default=Bootstrap.mirror, check=patterns.http_url),
+            variant=variant,
+        )
+    )
+
+
+def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
+    if t is None:
+        return ()
+    t.check_keys(RUNTIMES)
+    found = []
+    for name in sorted(t.data):
+        if isinstance(t.data[name], str):
+            version = t.str(name, check=patterns.runtime_version)
+            found.append(RuntimeSpec(name=name, version=version))
+            continue
+        rt = t.table(name)
+        assert rt is not None
+        rt.check_keys(["version", "provider", "mirror"])
+        provider = rt.str("provider", default="official")
+        if provider not in PROVIDERS:
+            rt.source.fail(
+                rt.key("provider"), f"{provider!r} is not a provider", f"Use one of {PROVIDERS}"
+            )
+        found.append(
+            RuntimeSpec(
+                name=name,
+                version=rt.str("version", check=patterns.runtime_version),
+                provider=provider,
+                mirror=rt.optional_str("mirror", check=patterns.http_url),
+            )
+        )
+    return tuple(found)
+
+
+def _tools(t: Table | None) -> ToolsSpec:
+    if t is None:
+        return ToolsSpec()
+    t.check_keys(["pip", "npm", "bin"])
+    pip = t.str_list("pip", check=patterns.pip_requirement)
+    npm = t.str_list("npm", check=patterns.npm_spec)
+    for manager, specs, name_of in (
+        ("pip", pip, patterns.pip_name),
+        ("npm", npm, patterns.npm_name),
+    ):
+        names = [name_of(s) for s in specs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            t.source.fail(t.key(manager), f"{twice[0]!r} is listed twice", "Keep one entry")
+    return ToolsSpec(pip=pip, npm=npm, bin=_binaries(t.table("bin")))
+
+
+def _binaries(t: Table | None) -> tuple[BinaryTool, ...]:
+    if t is None:
+        return ()
+    tools = []
+    for name in sorted(t.data):
+        problem = patterns.tool_name(name)
+        if problem:
+            t.source.fail(t.key(name), f"{name!r} {problem}", "")
+        bt = t.table(name)
+        assert bt is not None
+        bt.check_keys(["version", "url", "path", "bin", "auth_env"])
+        if ("url" in bt.data) == ("path" in bt.data):
+            bt.source.fail(bt.path, "needs exactly one of `url` or `path`", "")
+        tools.append(
+            BinaryTool(
+                name=name,
+                version=bt.str("version", check=patterns.loose_version),
+                url=bt.optional_str("url", check=patterns.download_url),
+                path=bt.optional_str("path", check=patterns.relative_path),
+                binary=bt.optional_str("bin", check=patterns.tool_name),
+                auth_env=bt.optional_str("auth_env", check=patterns.env_name),
+            )
+        )
+    return tuple(tools)
+
+
+def _deps(t: Table | None, project: Path) -> tuple[DepSpec, ...]:
+    if t is None:
+        return ()
+    found = []
+    for name in sorted(t.data):
+        problem = patterns.tool_name(name)
+        if problem:
+            t.source.fail(t.key(name), f"{name!r} {problem}", "")
+        dt = t.table(name)
+        assert dt is not None
+        dt.check_keys(["manager", "path", "mode", "mount"])
+        manager = dt.str("manager")
+        if manager not in DEP_MANAGERS:
+            dt.source.fail(
+                dt.key("manager"), f"{manager!r} is not supported", f"Use one of {list(DEP_MANAGERS)}"
+            )
+        mode = dt.str("mode", default="store")
+        if mode not in DEP_MODES:
+            dt.source.fail(dt.key("mode"), f"{mode!r} is not a mode", f"Use one of {DEP_MODES}")
+        rel = dt.str("path", check=patterns.relative_path)
+        _check_project_files(dt, project, rel, DEP_MANAGERS[manager])
+        found.append(
+            DepSpec(
+                name=name,
+                manager=manager,
+                path=rel,
+                mode=mode,
+                mount=dt.optional_str("mount", check=patterns.abs_path),
+            )
+        )
+    return tuple(found)
+
+
+def _check_project_files(t: Table, project: Path, rel: str, needed: tuple[str, ...]) -> None:
+    folder = (project / rel).resolve()
+    if not folder.is_relative_to(project.resolve()):
+        t.source.fail(t.key("path"), f"{rel!r} leaves the project", "Keep it inside the project")
+    for name in needed:
+        if not (folder / name).is_file():
+            t.source.fail(
+                t.key("path"),
+                f"{rel!r} has no {name}",
+                f"Create {rel}/{name} (the manager's own lockfile) or fix the path",
+            )
+
+
+def _sandbox(t: Table | None) -> SandboxSpec:
+    if t is None:
+        return SandboxSpec()
+    t.check_keys(
+        [
+            "gvisor",
+            "egress_allowlist",
+            "env_passthrough",
+            "extra_mounts",
+            "network",
+            "security",
+            "resources",
+        ]
+    )
+    security = t.table("security")
+    sec: dict[str, Any] = {}
+    if security:
+        security.check_keys(
+            ["gvisor", "no_new_privileges", "drop_capabilities", "seccomp_profile"]
+        )
+        sec = {
+            "no_new_privileges": security.bool("no_new_privileges", default=True)
+            if "no_new_privileges" in security.data
+            else None,
+            "drop_capabilities": security.str_list("drop_capabilities")
+            if "drop_capabilities" in security.data
+            else None,
+            "seccomp_profile": security.optional_str("seccomp_profile"),
+        }
+    resources = t.table("resources")
+    gvisor = t.bool("gvisor", default=False)
+    if security and "gvisor" in security.data:
+        gvisor = security.bool("gvisor", default=False)
+    return SandboxSpec(
+        gvisor=gvisor,
+        egress_allowlist=t.str_list("egress_allowlist", check=patterns.hostname),
+        env_passthrough=t.str_list("env_passthrough", check=patterns.env_name),
+        extra_mounts=t.str_list("extra_mounts", check=patterns.mount),
+        network=t.optional_str("network", check=patterns.network_name),
+        resources=_resources(resources),
+        **sec,
+    )
+
+
+def _resources(t: Table | None) -> dict[str, str]:
+    if t is None:
+        return {}
+    t.check_keys(["memory", "memory_reservation", "memory_swap", "cpus", "tmpfs_size"])
+    found = {}
+    for name, value in sorted(t.data.items()):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            t.source.fail(t.key(name), "must be a string or number", 'e.g. `memory = "4g"`')
+        found[name] = str(value)
+    return found
