@@ -206,6 +206,12 @@ def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
             version = t.str(name, check=patterns.runtime_version)
             found.append(RuntimeSpec(name=name, version=version))
             continue
+        if not isinstance(t.data[name], dict):
+            t.source.fail(
+                t.key(name),
+                "must be a quoted version or a table",
+                f'Write {name} = "22" or {name} = {{ version = "22", provider = "official" }}',
+            )
         rt = t.table(name)
         assert rt is not None
         rt.check_keys(["version", "provider", "mirror"])
@@ -302,16 +308,21 @@ def _deps(t: Table | None, project: Path) -> tuple[DepSpec, ...]:
 
 
 def _check_project_files(t: Table, project: Path, rel: str, needed: tuple[str, ...]) -> None:
-    folder = (project / rel).resolve()
-    if not folder.is_relative_to(project.resolve()):
-        t.source.fail(t.key("path"), f"{rel!r} leaves the project", "Keep it inside the project")
-    for name in needed:
-        if not (folder / name).is_file():
+    try:
+        folder = (project / rel).resolve()
+        if not folder.is_relative_to(project.resolve()):
             t.source.fail(
-                t.key("path"),
-                f"{rel!r} has no {name}",
-                f"Create {rel}/{name} (the manager's own lockfile) or fix the path",
+                t.key("path"), f"{rel!r} leaves the project", "Keep it inside the project"
             )
+        missing = [name for name in needed if not (folder / name).is_file()]
+    except OSError as exc:  # e.g. a name too long for the file system
+        t.source.fail(t.key("path"), f"{rel!r} cannot be read ({exc.strerror})", "Fix the path")
+    if missing:
+        t.source.fail(
+            t.key("path"),
+            f"{rel!r} has no {missing[0]}",
+            f"Create {rel}/{missing[0]} (the manager's own lockfile) or fix the path",
+        )
 
 
 def _sandbox(t: Table | None) -> SandboxSpec:

@@ -19,6 +19,7 @@ from builder.errors import BuilderError
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_AT_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
 def read_toml(path: Path, error: type[BuilderError]) -> tuple[dict[str, Any], str]:
@@ -45,8 +46,26 @@ def read_toml(path: Path, error: type[BuilderError]) -> tuple[dict[str, Any], st
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        msg = f"{path}: invalid TOML: {exc}. Fix the syntax at that spot"
+        msg = f"{path}: invalid TOML: {exc}{_offending_line(text, str(exc))}. " + (
+            "A key or table is set twice; keep one"
+            if any(word in str(exc) for word in ("overwrite", "twice", "Duplicate"))
+            else "Fix the syntax at that spot"
+        )
         raise error(msg) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively, with no depth limit.
+        msg = f"{path}: invalid TOML: arrays or inline tables nested too deeply"
+        raise error(msg) from None
+
+
+def _offending_line(text: str, problem: str) -> str:
+    """The source line a tomllib error points at, quoted, since tomllib does not name the key."""
+    where = _AT_LINE.search(problem)
+    lines = text.splitlines()
+    if not where or not 0 < int(where.group(1)) <= len(lines):
+        return ""
+    line = lines[int(where.group(1)) - 1].strip()
+    return f": `{line[:80]}`" if line else ""
 
 
 def line_of(text: str, dotted: str) -> int | None:

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/Ubuntu machine (as root) for sandbox-builder:
+#   - Debian packages: Docker Engine (docker.io), debootstrap, the registry and skopeo (tests),
+#     ca-certificates, python3 with venv;
+#   - dockerd started in the background when `docker info` fails, and waited for;
+#   - a virtualenv at .venv with the package installed (editable) plus its dev tools.
+# Safe to run again: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v jq >/dev/null || need+=(jq)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+command -v python3 >/dev/null || need+=(python3)
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "==> starting dockerd (log: /var/log/sandbox-dockerd.log)"
+  nohup dockerd >/var/log/sandbox-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/sandbox-dockerd.log" >&2; exit 1; }
+fi
+echo "==> Docker Engine $(docker version --format '{{.Server.Version}}') is running"
+
+if [ ! -x .venv/bin/sandbox ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "==> installing sandbox-builder into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[dev]'
+  touch .venv/.installed
+fi
+echo "==> ready: .venv/bin/sandbox"

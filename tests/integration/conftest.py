@@ -1,0 +1,152 @@
+"""Real parts for integration tests: the Docker Engine, a registry, and a bootstrapped base.
+
+The engine must already run (scripts/host-setup.sh starts it; `make test` calls that): a test
+that cannot reach it fails, it is never skipped. The registry is Debian's `docker-registry`
+(the CNCF distribution server) started here on a free port of 127.0.0.1 with storage in a temp
+folder. Every test shares one cache dir, so the debootstrap base is built once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BOOTSTRAP_BASE = """
+[image]
+name = "{name}"
+user = "agent"
+
+[base]
+bootstrap = {{ suite = "bookworm" }}
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass(frozen=True)
+class Project:
+    """A folder holding a sandbox.toml, driven through the real `sandbox` CLI."""
+
+    root: Path
+    cache: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "sandbox.toml"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "sandbox.lock"
+
+    def write(self, text: str) -> None:
+        self.spec.write_text(text)
+
+    def sandbox(self, *args: str, env: dict[str, str] | None = None) -> Run:
+        done = subprocess.run(
+            [sys.executable, "-m", "builder", "-f", str(self.spec), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SANDBOX_CACHE_DIR": str(self.cache), **(env or {})},
+            check=False,
+            timeout=1800,
+        )
+        return Run(code=done.returncode, out=done.stdout, err=done.stderr)
+
+    def ok(self, *args: str) -> Run:
+        result = self.sandbox(*args)
+        assert result.code == 0, f"sandbox {' '.join(args)} exited {result.code}:\n{result.err}"
+        return result
+
+
+def docker(*args: str, check: bool = True) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docker_engine() -> None:
+    done = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(
+            "Docker Engine not reachable; run ./scripts/host-setup.sh (make test does)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def project(tmp_path: Path, shared_cache: Path) -> Project:
+    root = tmp_path / "project"
+    root.mkdir()
+    return Project(root=root, cache=shared_cache)
+
+
+@pytest.fixture(scope="session")
+def base_image(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> str:
+    """The image ID of a debootstrapped bookworm (base + user), built once per session."""
+    root = tmp_path_factory.mktemp("base-project")
+    base = Project(root=root, cache=shared_cache)
+    base.write(BOOTSTRAP_BASE.format(name="sandbox-test/base"))
+    base.ok("lock")
+    built = json.loads(base.ok("build", "--json").out)
+    return str(built["image"]["id"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of a real registry (Debian's docker-registry) on 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("registry")
+    port = _free_port()
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with (folder / "registry.log").open("w") as log:
+        server = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=log, stderr=log
+        )
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{address}/v2/", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail(f"registry did not start; see {folder / 'registry.log'}")
+            time.sleep(0.2)
+    yield address
+    server.terminate()
+    server.wait(timeout=10)
