@@ -18,8 +18,8 @@ from builder.engine import Engine
 from builder.errors import LockError
 from builder.execute import Executor, NodeOutcome, load_image
 from builder.keys import sha256_of
-from builder.locking import host_platform
 from builder.lockfile import Lock
+from builder.locking import host_platform
 from builder.overlay import make_overlay, write_overlay
 from builder.plan import make_plan
 from builder.progress import Progress
@@ -77,8 +77,12 @@ def build_project(
     nodes = lock.nodes(platform)
     plan = make_plan(nodes, lambda key: cache.entry(key) is not None)
     executor = Executor(
-        nodes=nodes, cache=cache, engine=engine, platform=platform,
-        epoch=lock.source_date_epoch, progress=progress,
+        nodes=nodes,
+        cache=cache,
+        engine=engine,
+        platform=platform,
+        epoch=lock.source_date_epoch,
+        progress=progress,
     )
     outcomes = executor.run(plan, jobs=jobs)
     entries = [o.entry for o in outcomes]
@@ -86,24 +90,33 @@ def build_project(
     env.update(spec.image.env)
     labels = {
         "org.opencontainers.image.title": spec.image.name,
-        f"{LABEL_PREFIX}.lock": sha256_of(
-            {name: node.key for name, node in sorted(nodes.items())}
-        ),
+        f"{LABEL_PREFIX}.lock": sha256_of({name: node.key for name, node in sorted(nodes.items())}),
         **{f"{LABEL_PREFIX}.node.{o.name}": o.key for o in outcomes},
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
     config = assemble.image_config(
-        layers=layers, env=env, platform=platform, epoch=lock.source_date_epoch,
-        user=spec.image.user, workdir=spec.image.workdir, labels=labels,
+        layers=layers,
+        env=env,
+        platform=platform,
+        epoch=lock.source_date_epoch,
+        user=spec.image.user,
+        workdir=spec.image.workdir,
+        labels=labels,
     )
     short = config.image_id.removeprefix("sha256:")[:12]
     tags = [f"{spec.image.name}:{short}", f"{spec.image.name}:latest"]
     load_image(
-        engine=engine(), cache=cache, config=config,
-        layers=[layer for _, layer in layers], tags=tags,
+        engine=engine(),
+        cache=cache,
+        config=config,
+        layers=[layer for _, layer in layers],
+        tags=tags,
     )
     write_overlay(make_overlay(image_ref=config.image_id, sandbox=spec.sandbox), overlay_path)
     return BuildResult(
-        image_id=config.image_id, ref=config.image_id, tags=tags, nodes=outcomes,
+        image_id=config.image_id,
+        ref=config.image_id,
+        tags=tags,
+        nodes=outcomes,
         overlay_path=overlay_path,
     )

@@ -13,7 +13,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -68,7 +68,7 @@ def _main(
         typer.Option(
             "--cache-dir",
             envvar="SANDBOX_CACHE_DIR",
-            help="Where layers and build state live [default: cache/ beside sandbox.toml].",
+            help="Where layers and build state live \\[default: cache/ beside sandbox.toml].",
         ),
     ] = None,
     verbose: Annotated[
@@ -132,7 +132,8 @@ def init(
 @app.command()
 def lock(
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 3 if sandbox.lock is missing or stale; write nothing.")
+        bool,
+        typer.Option("--check", help="Exit 3 if sandbox.lock is missing or stale; write nothing."),
     ] = False,
     update: Annotated[
         bool,
@@ -151,7 +152,7 @@ def lock(
     spec = _options.spec()
     path = lockfile.lock_path(spec.path)
     if names and not update:
-        msg = f"`sandbox lock {' '.join(names)}`: names go with --update, e.g. `sandbox lock --update {names[0]}`"
+        msg = f"names go with --update, e.g. `sandbox lock --update {names[0]}`"
         raise typer.BadParameter(msg)
     if check:
         check_fresh(spec, lockfile.read(path), path)
@@ -171,8 +172,12 @@ def lock(
     started = time.monotonic()
     with _cache_lock(cache, "sandbox command"):
         new = lock_project(
-            spec=spec, old=old, update=(names or []) if update else None, cache=cache,
-            engine=EngineFactory(), progress=Progress(),
+            spec=spec,
+            old=old,
+            update=(names or []) if update else None,
+            cache=cache,
+            engine=EngineFactory(),
+            progress=Progress(),
         )
     text = lockfile.dumps(new)
     changed = not path.exists() or path.read_text() != text
@@ -205,8 +210,13 @@ def build(
     started = time.monotonic()
     with _cache_lock(cache, "build"):
         result = build_project(
-            spec=spec, lock=lock_, cache=cache, engine=EngineFactory(), progress=Progress(),
-            jobs=jobs, overlay_path=overlay.absolute() if overlay else cache.root / "overlay.json",
+            spec=spec,
+            lock=lock_,
+            cache=cache,
+            engine=EngineFactory(),
+            progress=Progress(),
+            jobs=jobs,
+            overlay_path=overlay.absolute() if overlay else cache.root / "overlay.json",
         )
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
@@ -219,7 +229,7 @@ def build(
     )
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     text = "text"
     dot = "dot"
     mermaid = "mermaid"

@@ -143,8 +143,9 @@ class DockerEngine:
     ) -> RunResult:
         """Run `script` with /bin/sh as root in a new container; keep it for `commit`."""
         api = self._client.api
-        binds = {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
-                 for m in mounts}
+        binds = {
+            m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts
+        }
         host_config = api.create_host_config(
             binds=binds, network_mode="bridge" if network else "none"
         )

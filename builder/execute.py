@@ -62,7 +62,10 @@ class Executor:
                 entry = self._cache.entry(step.node.key)
                 assert entry is not None
                 outcomes[step.node.name] = NodeOutcome(
-                    name=step.node.name, key=step.node.key, status="cached", seconds=0.0,
+                    name=step.node.name,
+                    key=step.node.key,
+                    status="cached",
+                    seconds=0.0,
                     entry=entry,
                 )
                 self._progress.done(step.node.name, "cached", 0.0, entry)
@@ -106,8 +109,9 @@ class Executor:
         )
         self._cache.put(entry)
         self._progress.done(node.name, "built", seconds, entry)
-        return NodeOutcome(name=node.name, key=node.key, status="built", seconds=seconds,
-                           entry=entry)
+        return NodeOutcome(
+            name=node.name, key=node.key, status="built", seconds=seconds, entry=entry
+        )
 
     def stage(self, names: list[str]) -> str:
         """The image ID of `names`' layers stacked, loaded into the engine if it lacks it."""
@@ -138,7 +142,11 @@ class Executor:
 
 
 def load_image(
-    *, engine: Engine, cache: Cache, config: assemble.ImageConfig, layers: list[Layer],
+    *,
+    engine: Engine,
+    cache: Cache,
+    config: assemble.ImageConfig,
+    layers: list[Layer],
     tags: list[str],
 ) -> None:
     """Make sure the engine has the image of `config` with `tags`; load it when missing."""

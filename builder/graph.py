@@ -24,8 +24,13 @@ class NodeKind(enum.Enum):
     DEPS = "deps"
 
 
-_STACK_RANK = {NodeKind.BASE: 0, NodeKind.SYSTEM: 1, NodeKind.RUNTIME: 2, NodeKind.TOOLS: 3,
-               NodeKind.DEPS: 4}
+_STACK_RANK = {
+    NodeKind.BASE: 0,
+    NodeKind.SYSTEM: 1,
+    NodeKind.RUNTIME: 2,
+    NodeKind.TOOLS: 3,
+    NodeKind.DEPS: 4,
+}
 
 
 @dataclass(frozen=True, kw_only=True)

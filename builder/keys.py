@@ -31,7 +31,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def sha256_of(obj: Any) -> str:
-    """"sha256:<hex>" of the canonical JSON of `obj`."""
+    """ "sha256:<hex>" of the canonical JSON of `obj`."""
     return "sha256:" + hashlib.sha256(canonical_json(obj).encode()).hexdigest()
 
 

@@ -16,6 +16,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from builder.errors import BuildError
 
@@ -92,7 +93,7 @@ def layers_of_saved_image(archive: Path, dest_dir: Path) -> list[Path]:
     return paths
 
 
-def _member(archive: tarfile.TarFile, name: str) -> tarfile.ExFileObject:
+def _member(archive: tarfile.TarFile, name: str) -> IO[bytes]:
     extracted = archive.extractfile(name)
     if extracted is None:
         msg = f"docker save archive lacks {name}"
@@ -139,7 +140,7 @@ def tar_directory(root: Path, dest: Path, *, epoch: int) -> LayerFile:
             st = path.lstat()
             info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
             if path.is_symlink():
-                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+                info.type, info.linkname = tarfile.SYMTYPE, str(path.readlink())
             elif path.is_dir():
                 info.type = tarfile.DIRTYPE
             elif path.is_file():
@@ -203,9 +204,7 @@ def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarIn
     info.devmajor, info.devminor = member.devmajor, member.devminor
     info.mtime = min(int(member.mtime), epoch)
     info.uname = info.gname = ""
-    info.pax_headers = {
-        k: v for k, v in member.pax_headers.items() if k.startswith(_KEEP_PAX)
-    }
+    info.pax_headers = {k: v for k, v in member.pax_headers.items() if k.startswith(_KEEP_PAX)}
     if not info.isreg():
         info.size = 0
     return info

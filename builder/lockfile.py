@@ -188,6 +188,3 @@ def _expect(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
         )
         raise LockError(msg)
     return value
-
-
-

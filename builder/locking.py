@@ -62,8 +62,13 @@ def lock_project(
             raise ResolutionError(msg)
         previous = dict(old.platforms.get(platform, {})) if old else {}
         nodes = _lock_platform(
-            spec=spec, previous=previous, update=update, cache=cache, engine=engine,
-            progress=progress, platform=platform,
+            spec=spec,
+            previous=previous,
+            update=update,
+            cache=cache,
+            engine=engine,
+            progress=progress,
+            platform=platform,
         )
         platforms[platform] = nodes
         epoch = max(epoch, int(nodes["base"].inputs.get("epoch", 0)))
@@ -129,17 +134,28 @@ def _lock_platform(
         if request:
             progress.say(f"  resolving system ({len(request)} requested) ...")
             executor = Executor(
-                nodes={"base": base}, cache=cache, engine=engine, platform=platform,
-                epoch=int(base.inputs.get("epoch", 0)), progress=progress,
+                nodes={"base": base},
+                cache=cache,
+                engine=engine,
+                platform=platform,
+                epoch=int(base.inputs.get("epoch", 0)),
+                progress=progress,
             )
             executor.run(make_plan({"base": base}, lambda k: cache.entry(k) is not None), jobs=1)
             packages = resolve_system(
-                request, keep=keep, engine=engine(), image=executor.stage(["base"]),
+                request,
+                keep=keep,
+                engine=engine(),
+                image=executor.stage(["base"]),
                 log_dir=cache.root / "logs",
             )
         system = _node(
-            "system", "system", {**system_request_inputs, "packages": packages}, ["base"],
-            {"base": base.key}, platform,
+            "system",
+            "system",
+            {**system_request_inputs, "packages": packages},
+            ["base"],
+            {"base": base.key},
+            platform,
         )
         progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
     return {"base": base, "system": system}
@@ -165,8 +181,12 @@ def _describe_base(inputs: Any) -> str:
 
 
 def _node(
-    name: str, kind: str, inputs: dict[str, Any], parents: list[str],
-    parent_keys: dict[str, str], platform: str,
+    name: str,
+    kind: str,
+    inputs: dict[str, Any],
+    parents: list[str],
+    parent_keys: dict[str, str],
+    platform: str,
 ) -> NodeLock:
     return NodeLock(
         name=name,

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 
-_REPO = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
-_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+_REPO = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+_HOST = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 _REGISTRY = re.compile(rf"{_HOST}(?::[0-9]{{1,5}})?")
 _IMAGE_REF = re.compile(
     rf"(?:{_HOST}(?::[0-9]{{1,5}})?/)?{_REPO.pattern}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
@@ -55,7 +59,7 @@ def image_ref(value: str) -> str | None:
 
 def user_name(value: str) -> str | None:
     if value == "root":
-        return "is root; the sandbox runs as a non-root user: use e.g. user = \"agent\""
+        return 'is root; the sandbox runs as a non-root user: use e.g. user = "agent"'
     return _matches(_USER, value, "is not a user name; use lowercase letters, digits, - and _")
 
 
@@ -86,7 +90,7 @@ def npm_name(value: str) -> str:
 
 
 def runtime_version(value: str) -> str | None:
-    return _matches(_RUNTIME_VERSION, value, "is not a version; write e.g. \"22\" or \"3.12\"")
+    return _matches(_RUNTIME_VERSION, value, 'is not a version; write e.g. "22" or "3.12"')
 
 
 def loose_version(value: str) -> str | None:
@@ -122,9 +126,7 @@ def relative_path(value: str) -> str | None:
 
 
 def http_url(value: str) -> str | None:
-    return _matches(
-        re.compile(r"https?://[^\s\"'`$;|&<>\\]+"), value, "is not an http(s) URL"
-    )
+    return _matches(re.compile(r"https?://[^\s\"'`$;|&<>\\]+"), value, "is not an http(s) URL")
 
 
 def download_url(value: str) -> str | None:

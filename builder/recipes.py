@@ -182,8 +182,9 @@ def _capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -
 def _verify_installed(
     got: dict[str, str], locked: dict[str, str], *, node: str, exact: bool
 ) -> None:
-    wrong = [f"{n} {got.get(n, 'missing')} (lock: {v})" for n, v in locked.items()
-             if got.get(n) != v]
+    wrong = [
+        f"{n} {got.get(n, 'missing')} (lock: {v})" for n, v in locked.items() if got.get(n) != v
+    ]
     extra = sorted(set(got) - set(locked)) if exact else []
     if wrong or extra:
         parts = wrong[:5] + [f"{n} (not in the lock)" for n in extra[:5]]

@@ -141,7 +141,8 @@ def load_spec(path: Path) -> Spec:
     root.check_keys(["image", "base", "system", "runtimes", "tools", "deps", "sandbox"])
     image_table = root.table("image", required=True)
     base_table = root.table("base", required=True)
-    assert image_table is not None and base_table is not None
+    assert image_table is not None
+    assert base_table is not None
     system = root.table("system")
     if system:
         system.check_keys(["packages"])
@@ -159,13 +160,13 @@ def load_spec(path: Path) -> Spec:
 
 def _image(t: Table) -> ImageSpec:
     t.check_keys(["name", "registry", "platforms", "user", "workdir", "env", "allow_setuid"])
-    user = t.str("user", default="agent", check=patterns.user_name)
+    user = t.string("user", default="agent", check=patterns.user_name)
     return ImageSpec(
-        name=t.str("name", check=patterns.repository),
-        registry=t.optional_str("registry", check=patterns.registry),
+        name=t.string("name", check=patterns.repository),
+        registry=t.optional_string("registry", check=patterns.registry),
         platforms=t.str_list("platforms", check=patterns.platform) or ("linux/amd64",),
         user=user,
-        workdir=t.str("workdir", default="/workspace", check=patterns.abs_path),
+        workdir=t.string("workdir", default="/workspace", check=patterns.abs_path),
         env=t.str_map("env", check_key=patterns.env_name),
         allow_setuid=t.str_list("allow_setuid", check=patterns.abs_path),
     )
@@ -180,17 +181,17 @@ def _base(t: Table) -> BaseSpec:
             'Write `image = "debian:bookworm-slim"` or `bootstrap = { suite = "bookworm" }`',
         )
     if "image" in t.data:
-        return BaseSpec(image=t.str("image", check=patterns.image_ref))
+        return BaseSpec(image=t.string("image", check=patterns.image_ref))
     boot = t.table("bootstrap")
     assert boot is not None
     boot.check_keys(["suite", "mirror", "variant"])
-    variant = boot.str("variant", default="minbase")
+    variant = boot.string("variant", default="minbase")
     if variant not in ("minbase", "buildd"):
         boot.source.fail(boot.key("variant"), f"{variant!r} is not supported", "Use minbase")
     return BaseSpec(
         bootstrap=Bootstrap(
-            suite=boot.str("suite", check=patterns.suite),
-            mirror=boot.str("mirror", default=Bootstrap.mirror, check=patterns.http_url),
+            suite=boot.string("suite", check=patterns.suite),
+            mirror=boot.string("mirror", default=Bootstrap.mirror, check=patterns.http_url),
             variant=variant,
         )
     )
@@ -203,7 +204,7 @@ def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
     found = []
     for name in sorted(t.data):
         if isinstance(t.data[name], str):
-            version = t.str(name, check=patterns.runtime_version)
+            version = t.string(name, check=patterns.runtime_version)
             found.append(RuntimeSpec(name=name, version=version))
             continue
         if not isinstance(t.data[name], dict):
@@ -215,7 +216,7 @@ def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
         rt = t.table(name)
         assert rt is not None
         rt.check_keys(["version", "provider", "mirror"])
-        provider = rt.str("provider", default="official")
+        provider = rt.string("provider", default="official")
         if provider not in PROVIDERS:
             rt.source.fail(
                 rt.key("provider"), f"{provider!r} is not a provider", f"Use one of {PROVIDERS}"
@@ -223,9 +224,9 @@ def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
         found.append(
             RuntimeSpec(
                 name=name,
-                version=rt.str("version", check=patterns.runtime_version),
+                version=rt.string("version", check=patterns.runtime_version),
                 provider=provider,
-                mirror=rt.optional_str("mirror", check=patterns.http_url),
+                mirror=rt.optional_string("mirror", check=patterns.http_url),
             )
         )
     return tuple(found)
@@ -264,11 +265,11 @@ def _binaries(t: Table | None) -> tuple[BinaryTool, ...]:
         tools.append(
             BinaryTool(
                 name=name,
-                version=bt.str("version", check=patterns.loose_version),
-                url=bt.optional_str("url", check=patterns.download_url),
-                path=bt.optional_str("path", check=patterns.relative_path),
-                binary=bt.optional_str("bin", check=patterns.tool_name),
-                auth_env=bt.optional_str("auth_env", check=patterns.env_name),
+                version=bt.string("version", check=patterns.loose_version),
+                url=bt.optional_string("url", check=patterns.download_url),
+                path=bt.optional_string("path", check=patterns.relative_path),
+                binary=bt.optional_string("bin", check=patterns.tool_name),
+                auth_env=bt.optional_string("auth_env", check=patterns.env_name),
             )
         )
     return tuple(tools)
@@ -285,15 +286,17 @@ def _deps(t: Table | None, project: Path) -> tuple[DepSpec, ...]:
         dt = t.table(name)
         assert dt is not None
         dt.check_keys(["manager", "path", "mode", "mount"])
-        manager = dt.str("manager")
+        manager = dt.string("manager")
         if manager not in DEP_MANAGERS:
             dt.source.fail(
-                dt.key("manager"), f"{manager!r} is not supported", f"Use one of {list(DEP_MANAGERS)}"
+                dt.key("manager"),
+                f"{manager!r} is not supported",
+                f"Use one of {list(DEP_MANAGERS)}",
             )
-        mode = dt.str("mode", default="store")
+        mode = dt.string("mode", default="store")
         if mode not in DEP_MODES:
             dt.source.fail(dt.key("mode"), f"{mode!r} is not a mode", f"Use one of {DEP_MODES}")
-        rel = dt.str("path", check=patterns.relative_path)
+        rel = dt.string("path", check=patterns.relative_path)
         _check_project_files(dt, project, rel, DEP_MANAGERS[manager])
         found.append(
             DepSpec(
@@ -301,7 +304,7 @@ def _deps(t: Table | None, project: Path) -> tuple[DepSpec, ...]:
                 manager=manager,
                 path=rel,
                 mode=mode,
-                mount=dt.optional_str("mount", check=patterns.abs_path),
+                mount=dt.optional_string("mount", check=patterns.abs_path),
             )
         )
     return tuple(found)
@@ -342,28 +345,26 @@ def _sandbox(t: Table | None) -> SandboxSpec:
     security = t.table("security")
     sec: dict[str, Any] = {}
     if security:
-        security.check_keys(
-            ["gvisor", "no_new_privileges", "drop_capabilities", "seccomp_profile"]
-        )
+        security.check_keys(["gvisor", "no_new_privileges", "drop_capabilities", "seccomp_profile"])
         sec = {
-            "no_new_privileges": security.bool("no_new_privileges", default=True)
+            "no_new_privileges": security.boolean("no_new_privileges", default=True)
             if "no_new_privileges" in security.data
             else None,
             "drop_capabilities": security.str_list("drop_capabilities")
             if "drop_capabilities" in security.data
             else None,
-            "seccomp_profile": security.optional_str("seccomp_profile"),
+            "seccomp_profile": security.optional_string("seccomp_profile"),
         }
     resources = t.table("resources")
-    gvisor = t.bool("gvisor", default=False)
+    gvisor = t.boolean("gvisor", default=False)
     if security and "gvisor" in security.data:
-        gvisor = security.bool("gvisor", default=False)
+        gvisor = security.boolean("gvisor", default=False)
     return SandboxSpec(
         gvisor=gvisor,
         egress_allowlist=t.str_list("egress_allowlist", check=patterns.hostname),
         env_passthrough=t.str_list("env_passthrough", check=patterns.env_name),
         extra_mounts=t.str_list("extra_mounts", check=patterns.mount),
-        network=t.optional_str("network", check=patterns.network_name),
+        network=t.optional_string("network", check=patterns.network_name),
         resources=_resources(resources),
         **sec,
     )

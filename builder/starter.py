@@ -1,6 +1,6 @@
 """The starter sandbox.toml that `sandbox init` writes."""
 
-STARTER = '''\
+STARTER = """\
 # sandbox.toml: the sandbox image your coding agents run in.
 # `sandbox lock` pins every version into sandbox.lock; `sandbox build` builds it.
 
@@ -23,4 +23,4 @@ packages = ["git", "jq", "ca-certificates", "curl"]
 gvisor = false
 # egress_allowlist = ["registry.npmjs.org"]
 # env_passthrough = ["DATABASE_URL"]
-'''
+"""

@@ -135,15 +135,13 @@ class Table:
         value = self.data.get(name)
         if value is None:
             if required:
-                self.source.fail(
-                    self.key(name), "missing table", f"Add a [{self.key(name)}] table"
-                )
+                self.source.fail(self.key(name), "missing table", f"Add a [{self.key(name)}] table")
             return None
         if not isinstance(value, dict):
             self.source.fail(self.key(name), "must be a table", f"Write it as [{self.key(name)}]")
         return Table(data=value, path=self.key(name), source=self.source)
 
-    def str(
+    def string(
         self,
         name: str,
         *,
@@ -160,12 +158,12 @@ class Table:
         self._validate(name, value, check)
         return value
 
-    def optional_str(
+    def optional_string(
         self, name: str, *, check: Callable[[str], str | None] | None = None
     ) -> str | None:
-        return self.str(name, check=check) if name in self.data else None
+        return self.string(name, check=check) if name in self.data else None
 
-    def bool(self, name: str, *, default: bool) -> bool:
+    def boolean(self, name: str, *, default: bool) -> bool:
         value = self.data.get(name, default)
         if not isinstance(value, bool):
             self.source.fail(
@@ -173,7 +171,7 @@ class Table:
             )
         return value
 
-    def int(self, name: str) -> int:
+    def integer(self, name: str) -> int:
         value = self.data.get(name)
         if not isinstance(value, int) or isinstance(value, bool):
             self.source.fail(self.key(name), f"must be an integer, not {_kind(value)}", "")
@@ -201,7 +199,9 @@ class Table:
         value = self.data.get(name, {})
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             self.source.fail(
-                self.key(name), "must be a table of strings", f'Write `{name} = {{ KEY = "value" }}`'
+                self.key(name),
+                "must be a table of strings",
+                f'Write `{name} = {{ KEY = "value" }}`',
             )
         for item in value:
             self._validate(name, item, check_key)

@@ -81,7 +81,7 @@ def _settle_globs(request: list[str], *, engine: Engine, image: str, log: Path) 
     if not globbed:
         return request
     names = shlex.join(_name(r) for r in globbed)
-    script = f"{UPDATE}\nfor p in {names}; do echo \"@@pkg $p\"; apt-cache madison \"$p\"; done\n"
+    script = f'{UPDATE}\nfor p in {names}; do echo "@@pkg $p"; apt-cache madison "$p"; done\n'
     output = _run(script, engine=engine, image=image, log=log, what="listing package versions")
     versions: dict[str, list[str]] = {}
     current = ""

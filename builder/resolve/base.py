@@ -26,7 +26,8 @@ def resolve_base(base: BaseSpec, *, platform: str, engine: Engine | None) -> dic
     """The locked inputs of the base node."""
     if base.bootstrap is not None:
         return resolve_bootstrap(base.bootstrap, platform=platform)
-    assert base.image is not None and engine is not None
+    assert base.image is not None
+    assert engine is not None
     return resolve_image(base.image, platform=platform, engine=engine)
 
 

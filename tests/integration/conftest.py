@@ -76,7 +76,8 @@ class Project:
 def docker(*args: str, check: bool = True) -> str:
     done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
     if check and done.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr}")
+        msg = f"docker {' '.join(args)} failed: {done.stderr}"
+        raise AssertionError(msg)
     return done.stdout.strip()
 
 
@@ -133,9 +134,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     with (folder / "registry.log").open("w") as log:
-        server = subprocess.Popen(
-            ["docker-registry", "serve", str(config)], stdout=log, stderr=log
-        )
+        server = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

@@ -60,12 +60,14 @@ def test_build_runs_as_non_root_and_second_build_is_all_cached(
     project.ok("lock")
     result = json.loads(project.ok("build", "--json").out)
     image = result["image"]
-    assert image["id"].startswith("sha256:") and image["ref"] == image["id"]
+    assert image["id"].startswith("sha256:")
+    assert image["ref"] == image["id"]
     assert f"sandbox-test/git-jq:{image['id'][7:19]}" in image["tags"]
     assert [n["name"] for n in result["nodes"]] == ["base", "system"]
     for node in result["nodes"]:
         assert node["status"] in ("cached", "built")
-        assert node["key"].startswith("sha256:") and node["layer"].startswith("sha256:")
+        assert node["key"].startswith("sha256:")
+        assert node["layer"].startswith("sha256:")
 
     assert docker("run", "--rm", image["id"], "jq", "--version").startswith("jq-1.6")
     assert docker("run", "--rm", "--user", "12345:12345", image["id"], "git", "--version")
@@ -107,7 +109,8 @@ def test_hand_edited_lock_is_caught(project: Project, base_image: str) -> None:
     project.lock.write_text(edited)
     result = project.sandbox("build")
     assert result.code == 3
-    assert "edited by hand" in result.err and "Traceback" not in result.err
+    assert "edited by hand" in result.err
+    assert "Traceback" not in result.err
 
 
 def test_registry_base_is_pinned_to_its_manifest_digest(
@@ -123,9 +126,7 @@ def test_registry_base_is_pinned_to_its_manifest_digest(
     project.ok("lock")
     nodes = tomllib.loads(project.lock.read_text())["platforms"]["linux/amd64"]["nodes"]
     pinned = nodes["base"]["inputs"]["pinned"]
-    inspected = json.loads(
-        _skopeo("inspect", "--tls-verify=false", f"docker://{ref}")
-    )
+    inspected = json.loads(_skopeo("inspect", "--tls-verify=false", f"docker://{ref}"))
     assert pinned == f"{registry}/sandbox-test/base@{inspected['Digest']}"
 
     docker("rmi", ref)
@@ -148,14 +149,17 @@ def test_unreachable_docker_exits_9(project: Project) -> None:
     project.write('[image]\nname = "x/y"\n\n[base]\nimage = "debian:bookworm-slim"\n')
     result = project.sandbox("lock", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert result.code == 9
-    assert "Docker Engine unreachable" in result.err and "Traceback" not in result.err
+    assert "Docker Engine unreachable" in result.err
+    assert "Traceback" not in result.err
     assert not project.lock.exists()
 
 
 def test_doctor_reports_a_ready_machine(project: Project) -> None:
     project.write(GIT_JQ)
     out = project.ok("doctor").out
-    assert "ok   docker" in out and "ok   debootstrap" in out and "ok   ca-bundle" in out
+    assert "ok   docker" in out
+    assert "ok   debootstrap" in out
+    assert "ok   ca-bundle" in out
 
 
 def _skopeo(*args: str) -> str:
