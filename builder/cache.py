@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +60,15 @@ class NodeEntry:
         }
 
 
+def _mounts_under(folder: Path) -> list[str]:
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
+    return [p for p in points if p.startswith(str(folder) + "/")]
+
+
 def default_cache_dir(spec_path: Path) -> Path:
     env = os.environ.get("SANDBOX_CACHE_DIR")
     return Path(env) if env else spec_path.parent / "cache"
@@ -85,6 +96,23 @@ class Cache:
 
     def log_path(self, node: str) -> Path:
         return self.root / "logs" / f"{node}.log"
+
+    def clear_scratch(self) -> None:
+        """Remove what interrupted builds left in tmp/ (call only while holding the lock).
+
+        A killed debootstrap can leave /proc and /sys mounted inside its rootfs: those are
+        unmounted first, so removing the folder never reaches into the host's /proc.
+        """
+        tmp = (self.root / "tmp").resolve()
+        for mount in sorted(_mounts_under(tmp), reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+        if _mounts_under(tmp):
+            return  # still mounted: leave it rather than delete through a mount
+        for leftover in tmp.iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
     def scratch(self, prefix: str) -> Path:
         """A fresh folder under tmp/ for one piece of work; the caller removes it."""

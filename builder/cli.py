@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,7 +99,7 @@ class EngineFactory:
 
 
 @contextmanager
-def _cache_lock(cache: Cache, what: str):  # type: ignore[no-untyped-def]
+def _cache_lock(cache: Cache, what: str) -> Iterator[None]:
     """Hold the cache's file lock, telling the user when another build holds it."""
     from filelock import FileLock, Timeout
 
@@ -109,6 +110,7 @@ def _cache_lock(cache: Cache, what: str):  # type: ignore[no-untyped-def]
         typer.echo(f"waiting for another {what} using {cache.root} ...", err=True)
         lock.acquire(timeout=-1)
     try:
+        cache.clear_scratch()
         yield
     finally:
         lock.release()
@@ -297,3 +299,6 @@ def main() -> None:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing half-written was kept; run the command again", err=True)
+        sys.exit(130)

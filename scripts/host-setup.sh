@@ -38,8 +38,9 @@ echo "==> Docker Engine $(docker version --format '{{.Server.Version}}') is runn
 if [ ! -x .venv/bin/sandbox ] || [ pyproject.toml -nt .venv/.installed ]; then
   echo "==> installing sandbox-builder into .venv"
   python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1
+  # (pip's notes about unused local index folders of this machine are filtered out)
+  .venv/bin/pip install -q -e '.[dev]' 2> >(grep -v '^WARNING: Location' >&2)
   touch .venv/.installed
 fi
 echo "==> ready: .venv/bin/sandbox"
