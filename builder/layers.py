@@ -63,6 +63,12 @@ def is_scratch(name: str) -> bool:
     return _whiteout_of_scratch(name)
 
 
+def _holds_scratch(name: str) -> bool:
+    """Whether folder `name` is a scratch folder or lies above one (tmp, root, var/log)."""
+    folder = _clean(name) + "/"
+    return any(p.endswith("/") and p.startswith(folder) for p in SCRATCH)
+
+
 def _whiteout_of_scratch(name: str) -> bool:
     folder, _, base = name.rpartition("/")
     if not base.startswith(".wh."):
@@ -106,7 +112,10 @@ def normalize_tar(
 ) -> LayerFile:
     """Rewrite the layer tar `source` into its normalized form at `dest`."""
     with tarfile.open(source) as src:
-        members = [m for m in src.getmembers() if not is_scratch(m.name)]
+        everything = {_clean(m.name): m for m in src.getmembers()}
+        members = [m for m in everything.values() if not is_scratch(m.name)]
+        if prefix is not None:  # folders a step only passed through (/tmp, /root/.npm)
+            members = [m for m in members if not (m.isdir() and _holds_scratch(m.name))]
         _check_prefix(members, prefix, node)
         by_name = {_clean(m.name): m for m in members}
         holder_of, data_of = _hardlink_holders(members)
@@ -115,7 +124,7 @@ def normalize_tar(
                 member, holder = by_name[name], holder_of.get(name)
                 data_from = member
                 if holder == name:  # carries the data of its link set
-                    data_from = by_name.get(data_of[holder], member)
+                    data_from = everything.get(data_of[holder], member)
                     info = _normalized(data_from, name, epoch)
                     info.type = tarfile.REGTYPE
                 elif holder is not None:
@@ -218,11 +227,13 @@ def _hardlink_holders(
     Sorting the entries could put a link before the file it names; making the smallest name
     the one that carries the data keeps every link pointing backwards.
     """
+    kept = {_clean(m.name) for m in members}
     sets: dict[str, set[str]] = {}
     for m in members:
         if m.islnk():
             target = _clean(m.linkname)
-            sets.setdefault(target, {target}).add(_clean(m.name))
+            # A target dropped as scratch still lends its data, but no longer its name.
+            sets.setdefault(target, {target} & kept).add(_clean(m.name))
     holder_of: dict[str, str] = {}
     data_of: dict[str, str] = {}
     for target, names in sets.items():

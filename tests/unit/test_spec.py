@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -119,7 +121,13 @@ def test_the_documented_example_parses_into_the_expected_spec(tmp_path: Path) ->
         ),
         base=BaseSpec(image="debian:bookworm-slim"),
         system_packages=(
-            "git", "ripgrep", "jq", "curl", "ca-certificates", "iptables", "libvips-dev=8.14.*",
+            "git",
+            "ripgrep",
+            "jq",
+            "curl",
+            "ca-certificates",
+            "iptables",
+            "libvips-dev=8.14.*",
         ),
         runtimes=(
             RuntimeSpec(name="go", version="1.23", provider="apt"),
@@ -278,7 +286,7 @@ def test_sandbox_table_with_security_resources_and_network(tmp_path: Path) -> No
         tmp_path,
         VALID
         + '[sandbox]\nnetwork = "agents-net"\n'
-        + '[sandbox.security]\ngvisor = true\nno_new_privileges = true\n'
+        + "[sandbox.security]\ngvisor = true\nno_new_privileges = true\n"
         + 'drop_capabilities = ["ALL"]\nseccomp_profile = "/etc/docker/seccomp.json"\n'
         + '[sandbox.resources]\nmemory = "4g"\ncpus = 2\n',
     )
@@ -395,29 +403,56 @@ def _listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-@pytest.mark.parametrize("content", [c[1] for c in CASES], ids=IDS)
-def test_cli_lock_refuses_malformed_spec_and_writes_nothing(
-    tmp_path: Path, content: str | bytes, request: pytest.FixtureRequest
-) -> None:
-    expected = dict((c[0], c[2]) for c in CASES)[request.node.callspec.id]
-    path = write_spec(make_project(tmp_path), content)
-    before = _listing(tmp_path)
+@dataclass(frozen=True, kw_only=True)
+class CliRun:
+    spec: Path
+    returncode: int
+    stderr: str
+    before: list[str]
+    after: list[str]
+
+
+def _run_lock(root: Path, content: str | bytes) -> CliRun:
+    path = write_spec(make_project(root), content)
+    before = _listing(root)
     env = {k: v for k, v in os.environ.items() if k != "SANDBOX_CACHE_DIR"}
     env["PYTHONPATH"] = str(REPO)
-
     done = subprocess.run(
         [sys.executable, "-m", "builder", "-f", str(path), "lock"],
-        cwd=tmp_path,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
+    return CliRun(
+        spec=path,
+        returncode=done.returncode,
+        stderr=done.stderr,
+        before=before,
+        after=_listing(root),
+    )
 
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    assert str(path) in done.stderr
-    assert expected in done.stderr.replace(str(path), "<spec>")
-    assert not (path.parent / "sandbox.lock").exists()
-    assert _listing(tmp_path) == before
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliRun]:
+    """`sandbox -f SPEC lock` once per corpus case, run side by side (each takes ~0.3 s)."""
+    roots = {case_id: tmp_path_factory.mktemp(case_id) for case_id, _, _ in CASES}
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        futures = {cid: pool.submit(_run_lock, roots[cid], content) for cid, content, _ in CASES}
+        return {cid: future.result() for cid, future in futures.items()}
+
+
+@pytest.mark.parametrize(("case_id", "expected"), [(c[0], c[2]) for c in CASES], ids=IDS)
+def test_cli_lock_refuses_malformed_spec_and_writes_nothing(
+    cli_runs: dict[str, CliRun], case_id: str, expected: str
+) -> None:
+    run = cli_runs[case_id]
+
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert str(run.spec) in run.stderr
+    assert expected in run.stderr.replace(str(run.spec), "<spec>")
+    assert not (run.spec.parent / "sandbox.lock").exists()
+    assert run.after == run.before

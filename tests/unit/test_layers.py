@@ -1,0 +1,374 @@
+"""Layer tars (builder/layers.py): normalized, reproducible, and confined to a node's prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from builder.errors import BuildError
+from builder.layers import LayerFile, normalize_tar, tar_directory
+
+EPOCH = 1_700_000_000
+FUTURE = EPOCH + 86_400
+PAST = EPOCH - 86_400
+PREFIX = "/opt/sandbox/runtime/node/"
+
+
+@dataclass
+class Entry:
+    name: str
+    data: bytes | None = None  # a regular file when set
+    kind: bytes = tarfile.REGTYPE
+    link: str = ""
+    mtime: int = FUTURE
+    uid: int = 0
+    uname: str = "root"
+    mode: int = 0o644
+    pax: dict[str, str] = field(default_factory=dict)
+
+
+def directory(name: str) -> Entry:
+    return Entry(name=name, kind=tarfile.DIRTYPE, mode=0o755)
+
+
+def write_tar(path: Path, entries: list[Entry], fmt: int = tarfile.GNU_FORMAT) -> Path:
+    with tarfile.open(path, "w", format=fmt) as out:
+        for e in entries:
+            info = tarfile.TarInfo(e.name)
+            info.type, info.linkname, info.mtime, info.mode = e.kind, e.link, e.mtime, e.mode
+            info.uid = info.gid = e.uid
+            info.uname = info.gname = e.uname
+            info.pax_headers = dict(e.pax)
+            if e.data is not None:
+                info.size = len(e.data)
+            out.addfile(info, io.BytesIO(e.data) if e.data is not None else None)
+    return path
+
+
+def members(layer: LayerFile | Path) -> list[tarfile.TarInfo]:
+    path = layer.path if isinstance(layer, LayerFile) else layer
+    with tarfile.open(path) as tar:
+        return tar.getmembers()
+
+
+def names(layer: LayerFile) -> list[str]:
+    return [m.name for m in members(layer)]
+
+
+def normalize(tmp_path: Path, entries: list[Entry], *, prefix: str | None = None) -> LayerFile:
+    source = write_tar(tmp_path / "source.tar", entries)
+    return normalize_tar(source, tmp_path / "layer.tar", epoch=EPOCH, prefix=prefix, node="node")
+
+
+ROOTFS = [
+    directory("usr"),
+    directory("usr/bin"),
+    Entry("usr/bin/zz", b"#!/bin/sh\n", mode=0o755, uid=1000, uname="agent"),
+    Entry("usr/bin/aa", b"aa\n", mtime=PAST),
+    directory("etc"),
+    Entry("etc/os-release", b"ID=debian\n"),
+    directory("var"),
+    directory("var/log"),
+    Entry("var/log/x", b"log line\n"),
+    directory("var/lib"),
+    directory("var/lib/apt"),
+    directory("var/lib/apt/lists"),
+    Entry("var/lib/apt/lists/y", b"Packages\n"),
+    directory("tmp"),
+    Entry("tmp/z", b"scratch\n"),
+    directory("root"),
+    directory("root/.cache"),
+    Entry("root/.cache/pip", b"wheel\n"),
+]
+
+
+# -- normalize_tar ------------------------------------------------------------------------
+
+
+def test_entries_come_out_sorted(tmp_path: Path) -> None:
+    layer = normalize(tmp_path, ROOTFS)
+
+    assert names(layer) == sorted(names(layer))
+    assert "usr/bin/aa" in names(layer)
+
+
+def test_mtimes_are_clamped_to_the_epoch(tmp_path: Path) -> None:
+    layer = normalize(tmp_path, ROOTFS)
+
+    mtimes = {m.name: m.mtime for m in members(layer)}
+    assert mtimes["usr/bin/zz"] == EPOCH
+    assert mtimes["usr/bin/aa"] == PAST
+    assert max(mtimes.values()) == EPOCH
+
+
+def test_owner_names_are_dropped_and_numeric_owners_kept(tmp_path: Path) -> None:
+    layer = normalize(tmp_path, ROOTFS)
+
+    by_name = {m.name: m for m in members(layer)}
+    assert {(m.uname, m.gname) for m in by_name.values()} == {("", "")}
+    assert (by_name["usr/bin/zz"].uid, by_name["usr/bin/zz"].gid) == (1000, 1000)
+    assert by_name["usr/bin/zz"].mode == 0o755
+
+
+def test_scratch_files_are_dropped_but_their_folders_kept(tmp_path: Path) -> None:
+    got = set(names(normalize(tmp_path, ROOTFS)))
+
+    assert {"var/log/x", "var/lib/apt/lists/y", "tmp/z", "root/.cache/pip"}.isdisjoint(got)
+    assert {"var/log", "var/lib/apt/lists", "tmp", "root/.cache"} <= got
+    assert {"usr/bin/zz", "etc/os-release"} <= got
+
+
+def test_file_contents_survive(tmp_path: Path) -> None:
+    layer = normalize(tmp_path, ROOTFS)
+
+    with tarfile.open(layer.path) as tar:
+        data = tar.extractfile("usr/bin/zz")
+        assert data is not None
+        assert data.read() == b"#!/bin/sh\n"
+
+
+def test_whiteouts_of_scratch_files_are_dropped(tmp_path: Path) -> None:
+    layer = normalize(
+        tmp_path,
+        [
+            directory("var"),
+            directory("var/log"),
+            Entry("var/log/.wh.old.log", b""),
+            directory("etc"),
+            Entry("etc/.wh.motd", b""),
+        ],
+    )
+
+    assert names(layer) == ["etc", "etc/.wh.motd", "var", "var/log"]
+
+
+def test_hard_link_to_a_later_name_is_rewritten_to_point_backwards(tmp_path: Path) -> None:
+    # In the source the data sits in b/file; sorting puts a/link first.
+    layer = normalize(
+        tmp_path,
+        [
+            directory("b"),
+            Entry("b/file", b"shared data\n"),
+            directory("a"),
+            Entry("a/link", kind=tarfile.LNKTYPE, link="b/file"),
+            Entry("c/also", kind=tarfile.LNKTYPE, link="b/file"),
+        ],
+    )
+
+    seen: set[str] = set()
+    for member in members(layer):
+        if member.islnk():
+            assert member.linkname in seen, f"{member.name} -> {member.linkname} points forward"
+        seen.add(member.name)
+    out = tmp_path / "out"
+    with tarfile.open(layer.path) as tar:
+        tar.extractall(out, filter="data")
+    for name in ("a/link", "b/file", "c/also"):
+        assert (out / name).read_bytes() == b"shared data\n"
+    assert (out / "a/link").samefile(out / "b/file")
+    assert (out / "c/also").samefile(out / "b/file")
+
+
+def test_hard_link_to_a_scratch_file_keeps_its_data(tmp_path: Path) -> None:
+    layer = normalize(
+        tmp_path,
+        [
+            directory("tmp"),
+            Entry("tmp/wheel", b"installed from a cache in /tmp\n"),
+            directory("usr"),
+            Entry("usr/lib", kind=tarfile.LNKTYPE, link="tmp/wheel"),
+        ],
+    )
+
+    out = tmp_path / "out"
+    with tarfile.open(layer.path) as tar:
+        tar.extractall(out, filter="data")
+    assert (out / "usr/lib").read_bytes() == b"installed from a cache in /tmp\n"
+
+
+def test_same_input_gives_the_same_diff_id(tmp_path: Path) -> None:
+    source = write_tar(tmp_path / "source.tar", ROOTFS)
+
+    first = normalize_tar(source, tmp_path / "1.tar", epoch=EPOCH, prefix=None, node="base")
+    second = normalize_tar(source, tmp_path / "2.tar", epoch=EPOCH, prefix=None, node="base")
+
+    assert first.diff_id == second.diff_id
+    assert first.diff_id == "sha256:" + hashlib.sha256(first.path.read_bytes()).hexdigest()
+    assert first.size == first.path.stat().st_size
+
+
+def test_order_times_owner_names_and_atimes_do_not_change_the_diff_id(tmp_path: Path) -> None:
+    one = write_tar(tmp_path / "one.tar", ROOTFS)
+    # Reversed, built later, by another user name, with access times recorded.
+    shuffled = [
+        replace(e, mtime=FUTURE + 1000, uname="someone", pax={"atime": "1.5", "ctime": "2.5"})
+        if e.mtime > EPOCH
+        else e
+        for e in reversed(ROOTFS)
+    ]
+    two = write_tar(tmp_path / "two.tar", shuffled, fmt=tarfile.PAX_FORMAT)
+
+    a = normalize_tar(one, tmp_path / "a.tar", epoch=EPOCH, prefix=None, node="base")
+    b = normalize_tar(two, tmp_path / "b.tar", epoch=EPOCH, prefix=None, node="base")
+
+    assert a.diff_id == b.diff_id
+
+
+def test_xattrs_are_kept_and_other_pax_headers_dropped(tmp_path: Path) -> None:
+    source = write_tar(
+        tmp_path / "source.tar",
+        [
+            Entry(
+                "ping",
+                b"\x7fELF",
+                pax={"SCHILY.xattr.security.capability": "cap", "atime": "5.5", "ctime": "6.5"},
+            )
+        ],
+        fmt=tarfile.PAX_FORMAT,
+    )
+
+    layer = normalize_tar(source, tmp_path / "layer.tar", epoch=EPOCH, prefix=None, node="s")
+
+    (ping,) = members(layer)
+    assert ping.pax_headers.get("SCHILY.xattr.security.capability") == "cap"
+    assert "atime" not in ping.pax_headers
+    assert "ctime" not in ping.pax_headers
+
+
+# -- the prefix rule ----------------------------------------------------------------------
+
+NODE_TREE = [
+    directory("opt"),
+    directory("opt/sandbox"),
+    directory("opt/sandbox/runtime"),
+    directory("opt/sandbox/runtime/node"),
+    directory("opt/sandbox/runtime/node/bin"),
+    Entry("opt/sandbox/runtime/node/bin/node", b"\x7fELF", mode=0o755),
+]
+
+
+def test_a_node_writing_only_under_its_prefix_passes(tmp_path: Path) -> None:
+    layer = normalize(tmp_path, NODE_TREE, prefix=PREFIX)
+
+    assert names(layer) == [e.name for e in NODE_TREE]
+
+
+def test_scratch_a_node_leaves_behind_is_dropped_not_refused(tmp_path: Path) -> None:
+    # A container diff lists every folder whose contents changed, so a step that used /tmp
+    # and npm's cache yields these entries besides its own files.
+    scratch = [
+        directory("tmp"),
+        Entry("tmp/npm-1234/x", b"."),
+        directory("root"),
+        directory("root/.npm"),
+        Entry("root/.npm/_cacache", b"."),
+    ]
+
+    layer = normalize(tmp_path, NODE_TREE + scratch, prefix=PREFIX)
+
+    assert names(layer) == [e.name for e in NODE_TREE]
+
+
+@pytest.mark.parametrize(
+    "outside",
+    [
+        Entry("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        Entry("usr/local/bin/node", b"\x7fELF"),
+        Entry("opt/sandbox/runtime/nodejs/x", b"sibling with a common prefix"),
+        Entry("opt/sandbox/runtime", b"a file where the parent folder belongs"),
+        Entry("etc/.wh.shadow", b""),
+    ],
+    ids=lambda e: e.name,
+)
+def test_a_file_outside_the_prefix_fails_naming_it(tmp_path: Path, outside: Entry) -> None:
+    tree = [e for e in NODE_TREE if e.name != outside.name] + [outside]
+
+    with pytest.raises(BuildError) as caught:
+        normalize(tmp_path, tree, prefix=PREFIX)
+
+    assert caught.value.exit_code == 5
+    message = str(caught.value)
+    assert f"node wrote outside its prefix {PREFIX}: " in message
+    listed = message.split(f"{PREFIX}: ", 1)[1]
+    assert listed.startswith(f"/{outside.name}")
+    assert "/opt/sandbox/runtime/node/bin/node" not in listed
+    assert not (tmp_path / "layer.tar").exists()
+
+
+# -- tar_directory ------------------------------------------------------------------------
+
+
+def make_tree(root: Path, mtime: int = FUTURE) -> Path:
+    for folder in ("usr/bin", "etc", "var/log", "var/lib/apt/lists", "tmp", "b"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    files = {
+        "usr/bin/tool": b"#!/bin/sh\necho hi\n",
+        "etc/os-release": b"ID=debian\n",
+        "var/log/x": b"log\n",
+        "var/lib/apt/lists/y": b"Packages\n",
+        "tmp/z": b"scratch\n",
+        "b/zz-data": b"linked data\n",
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    (root / "usr/bin/tool").chmod(0o755)
+    # A hard link named so it sorts before the file it was made from.
+    if not (root / "b/aa-link").exists():
+        os.link(root / "b/zz-data", root / "b/aa-link")
+        (root / "usr/bin/sh").symlink_to("tool")
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (mtime, mtime), follow_symlinks=False)
+    return root
+
+
+def test_tar_directory_is_sorted_clamped_and_anonymous(tmp_path: Path) -> None:
+    layer = tar_directory(make_tree(tmp_path / "root"), tmp_path / "layer.tar", epoch=EPOCH)
+
+    got = members(layer)
+    assert [m.name for m in got] == sorted(m.name for m in got)
+    assert {m.mtime for m in got} == {EPOCH}
+    assert {(m.uname, m.gname) for m in got} == {("", "")}
+    by_name = {m.name: m for m in got}
+    assert by_name["usr/bin/sh"].issym()
+    assert by_name["usr/bin/sh"].linkname == "tool"
+    assert by_name["usr/bin/tool"].mode == 0o755
+
+
+def test_tar_directory_drops_scratch_files_but_keeps_their_folders(tmp_path: Path) -> None:
+    got = set(names(tar_directory(make_tree(tmp_path / "root"), tmp_path / "l.tar", epoch=EPOCH)))
+
+    assert {"var/log/x", "var/lib/apt/lists/y", "tmp/z"}.isdisjoint(got)
+    assert {"var/log", "var/lib/apt/lists", "tmp", "etc/os-release", "usr/bin/tool"} <= got
+
+
+def test_tar_directory_hard_links_point_backwards_and_extract(tmp_path: Path) -> None:
+    layer = tar_directory(make_tree(tmp_path / "root"), tmp_path / "layer.tar", epoch=EPOCH)
+
+    by_name = {m.name: m for m in members(layer)}
+    assert by_name["b/aa-link"].isreg()
+    assert by_name["b/zz-data"].islnk()
+    assert by_name["b/zz-data"].linkname == "b/aa-link"
+    out = tmp_path / "out"
+    with tarfile.open(layer.path) as tar:
+        tar.extractall(out, filter="data")
+    assert (out / "b/zz-data").read_bytes() == b"linked data\n"
+    assert (out / "b/aa-link").samefile(out / "b/zz-data")
+    assert (out / "usr/bin/tool").read_bytes() == b"#!/bin/sh\necho hi\n"
+
+
+def test_tar_directory_same_tree_gives_the_same_diff_id(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "root")
+
+    first = tar_directory(tree, tmp_path / "1.tar", epoch=EPOCH)
+    second = tar_directory(tree, tmp_path / "2.tar", epoch=EPOCH)
+    # Touching every file again (a later debootstrap run) changes nothing either.
+    make_tree(tree, mtime=FUTURE + 3600)
+    third = tar_directory(tree, tmp_path / "3.tar", epoch=EPOCH)
+
+    assert first.diff_id == second.diff_id == third.diff_id
