@@ -23,7 +23,7 @@ import typer
 from builder import proc
 from builder.cache import Cache, default_cache_dir
 from builder.engine import Engine
-from builder.errors import BuilderError, CacheError, LockError
+from builder.errors import BuilderError, LockError, SpecError
 from builder.spec import Spec, load_spec
 
 app = typer.Typer(
@@ -126,7 +126,7 @@ def init(
     path = _options.spec_file
     if path.exists() and not force:
         msg = f"{path} already exists; pass --force to overwrite it"
-        raise CacheError(msg)
+        raise SpecError(msg)
     path.write_text(STARTER)
     typer.echo(f"wrote {path}; next: `sandbox lock`, then `sandbox build`")
 
