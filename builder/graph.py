@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from builder.plan import stack_key
 from builder.spec import Spec
 
 
@@ -22,15 +23,6 @@ class NodeKind(enum.Enum):
     RUNTIME = "runtime"
     TOOLS = "tools"
     DEPS = "deps"
-
-
-_STACK_RANK = {
-    NodeKind.BASE: 0,
-    NodeKind.SYSTEM: 1,
-    NodeKind.RUNTIME: 2,
-    NodeKind.TOOLS: 3,
-    NodeKind.DEPS: 4,
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +74,8 @@ class LayerGraph:
         return sorted(self._g.edges, key=lambda e: (self._rank(e[1]), self._rank(e[0])))
 
     def _rank(self, name: str) -> str:
-        return f"{_STACK_RANK[self.node(name).kind]}:{name}"
+        rank, _ = stack_key(self.node(name).kind.value, name)
+        return f"{rank}:{name}"
 
 
 def build_graph(spec: Spec) -> LayerGraph:

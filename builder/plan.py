@@ -35,9 +35,14 @@ class BuildPlan:
         return [s.node.name for s in self.steps if s.action is Action.BUILD]
 
 
+def stack_key(kind: str, name: str) -> tuple[int, str]:
+    """Sort key of a node in the image's fixed layer order (the one definition of it)."""
+    return _KIND_RANK[kind], name
+
+
 def stack(nodes: Mapping[str, NodeLock]) -> list[str]:
     """Node names in image stack order, which is also a valid build order."""
-    return sorted(nodes, key=lambda n: (_KIND_RANK[nodes[n].kind], n))
+    return sorted(nodes, key=lambda n: stack_key(nodes[n].kind, n))
 
 
 def ancestors(nodes: Mapping[str, NodeLock], name: str) -> list[str]:
