@@ -7,6 +7,7 @@ source_date_epoch, fixed history), so the same lock gives the same image ID on a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tarfile
 from collections.abc import Mapping
@@ -90,8 +91,6 @@ def write_archive(
 def _add_bytes(out: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    import io
-
     out.addfile(info, io.BytesIO(data))
 
 
