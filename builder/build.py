@@ -75,7 +75,7 @@ def build_project(
 ) -> BuildResult:
     platform = host_platform()
     nodes = lock.nodes(platform)
-    plan = make_plan(nodes, lambda key: cache.entry(key) is not None)
+    plan = make_plan(nodes, cache.entry)
     executor = Executor(
         nodes=nodes,
         cache=cache,

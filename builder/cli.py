@@ -260,7 +260,7 @@ def status() -> None:
     lock_ = lockfile.read(path)
     check_fresh(spec, lock_, path)
     cache = Cache(_options.cache_dir or default_cache_dir(spec.path))
-    plan = make_plan(lock_.nodes(host_platform()), lambda k: cache.entry(k) is not None)
+    plan = make_plan(lock_.nodes(host_platform()), cache.entry)
     for step in plan.steps:
         typer.echo(f"  {step.action.value:<7} {step.node.name:<24} {step.node.key[:19]}")
     todo = plan.to_build()

@@ -18,7 +18,7 @@ from builder import assemble, recipes
 from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import Engine
 from builder.lockfile import NodeLock
-from builder.plan import Action, BuildPlan, ancestors, stack
+from builder.plan import BuildPlan, ancestors, stack
 from builder.progress import Progress
 
 STAGE_REPO = "sandbox-stage"
@@ -58,9 +58,8 @@ class Executor:
         """Every node of the plan, in stack order; raises the first failure."""
         outcomes: dict[str, NodeOutcome] = {}
         for step in plan.steps:
-            if step.action is Action.CACHED:
-                entry = self._cache.entry(step.node.key)
-                assert entry is not None
+            entry = step.entry
+            if entry is not None:
                 outcomes[step.node.name] = NodeOutcome(
                     name=step.node.name,
                     key=step.node.key,

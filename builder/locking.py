@@ -141,7 +141,7 @@ def _lock_platform(
                 epoch=int(base.inputs.get("epoch", 0)),
                 progress=progress,
             )
-            executor.run(make_plan({"base": base}, lambda k: cache.entry(k) is not None), jobs=1)
+            executor.run(make_plan({"base": base}, cache.entry), jobs=1)
             packages = resolve_system(
                 request,
                 keep=keep,

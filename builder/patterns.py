@@ -38,6 +38,7 @@ _LOOSE_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*")
 _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOOL = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _SUITE = re.compile(r"[a-z]+(?:-[a-z]+)?")
+_URL = re.compile(r"https?://[^\s\"'`$;|&<>\\]+")  # no quotes or shell syntax
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
@@ -126,12 +127,12 @@ def relative_path(value: str) -> str | None:
 
 
 def http_url(value: str) -> str | None:
-    return _matches(re.compile(r"https?://[^\s\"'`$;|&<>\\]+"), value, "is not an http(s) URL")
+    return _matches(_URL, value, "is not an http(s) URL")
 
 
 def download_url(value: str) -> str | None:
     return _matches(
-        re.compile(r"https?://[^\s\"'`$;|&<>\\]+"),
+        _URL,
         value,
         "is not an http(s) URL; {version} and {arch} are filled in",
     )

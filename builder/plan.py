@@ -1,7 +1,8 @@
 """Plan, then execute: what a build must do, decided from the lock and the cache alone.
 
 `make_plan` is pure (no Docker, no network): each node of the platform is `cached` when the
-cache holds an entry for its key, else `build`. `stack` is the fixed order layers take in the
+cache lookup finds an entry for its key (the step keeps that entry, so the executor does not
+read the cache again), else `build`. `stack` is the fixed order layers take in the
 image (DESIGN.md §3): base, system, runtimes, tools, deps, each group sorted by name.
 """
 
@@ -11,6 +12,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from builder.cache import NodeEntry
 from builder.lockfile import NodeLock
 
 _KIND_RANK = {"base": 0, "system": 1, "runtime": 2, "tools": 3, "deps": 4}
@@ -24,7 +26,11 @@ class Action(enum.Enum):
 @dataclass(frozen=True, kw_only=True)
 class Step:
     node: NodeLock
-    action: Action
+    entry: NodeEntry | None = None  # the cache entry reused when the step is cached
+
+    @property
+    def action(self) -> Action:
+        return Action.BUILD if self.entry is None else Action.CACHED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,12 +63,9 @@ def ancestors(nodes: Mapping[str, NodeLock], name: str) -> list[str]:
     return [n for n in stack(nodes) if n in seen]
 
 
-def make_plan(nodes: Mapping[str, NodeLock], has_entry: Callable[[str], bool]) -> BuildPlan:
-    steps = [
-        Step(
-            node=nodes[name],
-            action=Action.CACHED if has_entry(nodes[name].key) else Action.BUILD,
-        )
-        for name in stack(nodes)
-    ]
+def make_plan(
+    nodes: Mapping[str, NodeLock], lookup: Callable[[str], NodeEntry | None]
+) -> BuildPlan:
+    """`lookup` maps a node key to its cache entry, or None (e.g. `Cache.entry`)."""
+    steps = [Step(node=nodes[name], entry=lookup(nodes[name].key)) for name in stack(nodes)]
     return BuildPlan(steps=tuple(steps))

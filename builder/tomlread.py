@@ -171,12 +171,6 @@ class Table:
             )
         return value
 
-    def integer(self, name: str) -> int:
-        value = self.data.get(name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.source.fail(self.key(name), f"must be an integer, not {_kind(value)}", "")
-        return value
-
     def str_list(
         self, name: str, *, check: Callable[[str], str | None] | None = None, unique: bool = True
     ) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from builder.cache import NodeEntry
 from builder.lockfile import NodeLock
 from builder.plan import Action, BuildPlan, ancestors, make_plan, stack
 
@@ -32,6 +33,10 @@ def nodes() -> dict[str, NodeLock]:
     }
 
 
+def entry(key: str) -> NodeEntry:
+    return NodeEntry(name=key.removeprefix("sha256:"), key=key, layers=())
+
+
 def actions(plan: BuildPlan) -> dict[str, Action]:
     return {step.node.name: step.action for step in plan.steps}
 
@@ -51,14 +56,14 @@ def test_stack_order_is_base_system_runtimes_tools_deps_each_sorted() -> None:
 
 
 def test_nothing_cached_builds_everything_in_stack_order() -> None:
-    plan = make_plan(nodes(), lambda key: False)
+    plan = make_plan(nodes(), lambda key: None)
 
     assert [s.node.name for s in plan.steps] == stack(nodes())
     assert plan.to_build() == stack(nodes())
 
 
 def test_everything_cached_builds_nothing() -> None:
-    plan = make_plan(nodes(), lambda key: True)
+    plan = make_plan(nodes(), entry)
 
     assert plan.to_build() == []
     assert set(actions(plan).values()) == {Action.CACHED}
@@ -68,11 +73,11 @@ def test_cache_entries_are_looked_up_by_node_key() -> None:
     cached_keys = {"sha256:base", "sha256:system", "sha256:runtime.python"}
     asked: list[str] = []
 
-    def has_entry(key: str) -> bool:
+    def lookup(key: str) -> NodeEntry | None:
         asked.append(key)
-        return key in cached_keys
+        return entry(key) if key in cached_keys else None
 
-    plan = make_plan(nodes(), has_entry)
+    plan = make_plan(nodes(), lookup)
 
     assert sorted(asked) == sorted(f"sha256:{n}" for n in PARENTS)
     assert actions(plan)["runtime.python"] is Action.CACHED
@@ -88,7 +93,7 @@ def test_cache_entries_are_looked_up_by_node_key() -> None:
 
 
 def test_every_step_comes_after_its_parents() -> None:
-    plan = make_plan(nodes(), lambda key: False)
+    plan = make_plan(nodes(), lambda key: None)
     position = {s.node.name: i for i, s in enumerate(plan.steps)}
 
     for step in plan.steps:
