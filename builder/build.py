@@ -83,6 +83,7 @@ def build_project(
         platform=platform,
         epoch=lock.source_date_epoch,
         progress=progress,
+        project_dir=spec.project_dir,
     )
     outcomes = executor.run(plan, jobs=jobs)
     entries = [o.entry for o in outcomes]

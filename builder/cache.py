@@ -80,12 +80,17 @@ class Cache:
 
     def ensure(self) -> None:
         try:
-            for sub in ("layers", "nodes", "logs", "tmp"):
+            for sub in ("layers", "nodes", "logs", "tmp", "downloads"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             msg = f"cache dir {self.root} is not writable ({exc.strerror}). Fix its permissions "
             msg += "or choose another with --cache-dir"
             raise CacheError(msg) from None
+
+    @property
+    def downloads(self) -> Path:
+        """Content-addressed downloads and the package managers' caches, shared by builds."""
+        return self.root / "downloads"
 
     @property
     def lock_file(self) -> Path:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 
 from builder import assemble, recipes
 from builder.cache import Cache, Layer, NodeEntry
@@ -45,8 +46,10 @@ class Executor:
         platform: str,
         epoch: int,
         progress: Progress,
+        project_dir: Path,
     ) -> None:
         self._nodes = nodes
+        self._project_dir = project_dir
         self._cache = cache
         self._engine = engine
         self._platform = platform
@@ -92,6 +95,7 @@ class Executor:
             platform=self._platform,
             epoch=self._epoch,
             stage=self.stage_for,
+            project_dir=self._project_dir,
         )
         try:
             result = recipes.build(ctx, node)

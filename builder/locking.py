@@ -1,32 +1,38 @@
 """`sandbox lock`: resolve a spec into a Lock, node by node, keeping what need not change.
 
-Without `update`, a node whose request is unchanged since the old lock keeps its pins, so
-locking twice gives the same bytes and a new package does not move the others. `update=[]`
-re-resolves everything; `update=["jq"]` re-resolves the node holding jq, keeping every other
-pin of that node fixed. Resolving the system layer needs a container of the locked base, so
-the base is built (or taken from the cache) on the way.
+Nodes are locked parents first. Each node's inputs record what the spec asked for
+(`requested`); when that is unchanged since the old lock, the old pins are kept, so locking
+twice gives the same bytes and a new package does not move the others. `update=[]`
+re-resolves everything; `update=["jq"]` re-resolves what holds jq (a package, tool or runtime
+name, or a node name), keeping every other pin. Resolvers that need the image's own tools
+(apt, pip, npm) run in a container of the node's ancestors, built (or taken from the cache)
+on the way.
 """
 
 from __future__ import annotations
 
 import platform as host
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from builder import bins, patterns, runtimes
 from builder.cache import Cache
 from builder.engine import Engine
 from builder.errors import ResolutionError
 from builder.execute import Executor
-from builder.graph import build_graph
+from builder.graph import LayerGraph, build_graph
 from builder.keys import node_key
 from builder.lockfile import Lock, NodeLock
-from builder.plan import make_plan
+from builder.plan import ancestors, make_plan
 from builder.progress import Progress
-from builder.resolve.apt import resolve_system, system_request
+from builder.recipes.common import StepContext
+from builder.resolve.apt import APT_RUNTIMES, resolve_system, system_request
 from builder.resolve.base import resolve_base
+from builder.resolve.deps import lock_dep
+from builder.resolve.tools import resolve_npm_tools, resolve_pip_tools
 from builder.spec import Spec
-
-LOCKABLE = ("base", "system")
 
 
 def host_platform() -> str:
@@ -44,13 +50,6 @@ def lock_project(
     progress: Progress,
 ) -> Lock:
     graph = build_graph(spec)
-    unsupported = [n for n in graph.names() if graph.node(n).kind.value not in LOCKABLE]
-    if unsupported:
-        msg = (
-            f"{spec.path}: node {unsupported[0]} needs a layer kind this version cannot lock "
-            "yet (only [base] and [system] are supported). Remove that table for now"
-        )
-        raise ResolutionError(msg)
     platforms: dict[str, dict[str, NodeLock]] = {}
     epoch = 0
     for platform in spec.image.platforms:
@@ -60,105 +59,329 @@ def lock_project(
                 f"machine; this one is {host_platform()}. Lock on such a machine"
             )
             raise ResolutionError(msg)
-        previous = dict(old.platforms.get(platform, {})) if old else {}
-        nodes = _lock_platform(
+        locker = _Locker(
             spec=spec,
-            previous=previous,
+            graph=graph,
+            previous=dict(old.platforms.get(platform, {})) if old else {},
             update=update,
             cache=cache,
             engine=engine,
             progress=progress,
             platform=platform,
         )
+        nodes = locker.lock_all()
         platforms[platform] = nodes
         epoch = max(epoch, int(nodes["base"].inputs.get("epoch", 0)))
     return Lock(spec_hash=spec.spec_hash(), source_date_epoch=epoch, platforms=platforms)
 
 
-def _lock_platform(
-    *,
-    spec: Spec,
-    previous: dict[str, NodeLock],
-    update: list[str] | None,
-    cache: Cache,
-    engine: Callable[[], Engine],
-    progress: Progress,
-    platform: str,
-) -> dict[str, NodeLock]:
-    def wanted(name: str, contents: list[str]) -> bool:
+@dataclass(kw_only=True)
+class _Locker:
+    """Locks the nodes of one platform, in graph order."""
+
+    spec: Spec
+    graph: LayerGraph
+    previous: dict[str, NodeLock]
+    update: list[str] | None
+    cache: Cache
+    engine: Callable[[], Engine]
+    progress: Progress
+    platform: str
+
+    def __post_init__(self) -> None:
+        self.nodes: dict[str, NodeLock] = {}
+
+    def lock_all(self) -> dict[str, NodeLock]:
+        for name in self.graph.names():
+            kind = self.graph.node(name).kind.value
+            parents = self.graph.parents(name)
+            if kind in ("base", "system"):
+                inputs = self._lock_base() if kind == "base" else self._lock_system()
+            else:
+                inputs = self._lock_layer(name)
+            self.nodes[name] = NodeLock(
+                name=name,
+                kind=kind,
+                key=node_key(
+                    kind=kind,
+                    inputs=inputs,
+                    parents={p: self.nodes[p].key for p in parents},
+                    platform=self.platform,
+                ),
+                parents=tuple(parents),
+                inputs=inputs,
+            )
+        return self.nodes
+
+    # -- what to keep ------------------------------------------------------------------------
+
+    def wanted(self, name: str, contents: list[str]) -> bool:
         """Whether `update` asks to re-resolve node `name` (holding `contents`)."""
-        if update is None:
+        if self.update is None:
             return False
-        return not update or name in update or any(c in update for c in contents)
+        return not self.update or name in self.update or any(c in self.update for c in contents)
 
-    old_base = previous.get("base")
-    base_request = _base_request(spec)
-    if old_base and _same(old_base.inputs, base_request) and not wanted("base", []):
-        base = old_base
-        progress.say(f"  kept      base ({_describe_base(base.inputs)})")
-    else:
-        progress.say("  resolving base ...")
+    def kept(
+        self, name: str, requested: Mapping[str, Any], contents: list[str]
+    ) -> Mapping[str, Any] | None:
+        """The old inputs of `name` if they answer the same request and no update asks."""
+        old = self.previous.get(name)
+        if old and old.inputs.get("requested") == requested and not self.wanted(name, contents):
+            self.progress.say(f"  kept      {name}")
+            return old.inputs
+        return None
+
+    # -- base and system ---------------------------------------------------------------------
+
+    def _lock_base(self) -> Mapping[str, Any]:
+        old_base = self.previous.get("base")
+        request = _base_request(self.spec)
+        if old_base and _same(old_base.inputs, request) and not self.wanted("base", []):
+            self.progress.say(f"  kept      base ({_describe_base(old_base.inputs)})")
+            return old_base.inputs
+        self.progress.say("  resolving base ...")
         inputs = resolve_base(
-            spec.base, platform=platform, engine=None if spec.base.bootstrap else engine()
+            self.spec.base,
+            platform=self.platform,
+            engine=None if self.spec.base.bootstrap else self.engine(),
         )
-        base = _node("base", "base", inputs, [], {}, platform)
-        progress.say(f"  resolved  base ({_describe_base(base.inputs)})")
+        self.progress.say(f"  resolved  base ({_describe_base(inputs)})")
+        return inputs
 
-    request = system_request(spec)
-    system_request_inputs = {
-        "request": request,
-        "user": spec.image.user,
-        "uid": spec.image.uid,
-        "workdir": spec.image.workdir,
-    }
-    old_system = previous.get("system")
-    old_names = [p["name"] for p in old_system.inputs["packages"]] if old_system else []
-    same_request = (
-        old_system is not None
-        and old_base is not None
-        and base.key == old_base.key
-        and _same(old_system.inputs, system_request_inputs)
-    )
-    if old_system and same_request and not wanted("system", old_names):
-        system = old_system
-        progress.say(f"  kept      system ({len(old_names)} packages)")
-    else:
+    def _lock_system(self) -> Mapping[str, Any]:
+        spec = self.spec
+        request = system_request(spec)
+        request_inputs = {
+            "request": request,
+            "user": spec.image.user,
+            "uid": spec.image.uid,
+            "workdir": spec.image.workdir,
+        }
+        old_base, old = self.previous.get("base"), self.previous.get("system")
+        old_names = [p["name"] for p in old.inputs["packages"]] if old else []
+        same_request = (
+            old is not None
+            and old_base is not None
+            and self.nodes["base"].key == old_base.key
+            and _same(old.inputs, request_inputs)
+        )
+        if old and same_request and not self.wanted("system", old_names):
+            self.progress.say(f"  kept      system ({len(old_names)} packages)")
+            return old.inputs
         keep: dict[str, str] = {}
-        if old_system and same_request and update:
+        if old and same_request and self.update:
             keep = {
                 p["name"]: p["version"]
-                for p in old_system.inputs["packages"]
-                if p["name"] not in update and p["name"] not in request
+                for p in old.inputs["packages"]
+                if p["name"] not in self.update and p["name"] not in request
             }
         packages: list[dict[str, Any]] = []
         if request:
-            progress.say(f"  resolving system ({len(request)} requested) ...")
-            executor = Executor(
-                nodes={"base": base},
-                cache=cache,
-                engine=engine,
-                platform=platform,
-                epoch=int(base.inputs.get("epoch", 0)),
-                progress=progress,
-            )
-            executor.run(make_plan({"base": base}, cache.entry), jobs=1)
+            self.progress.say(f"  resolving system ({len(request)} requested) ...")
             packages = resolve_system(
                 request,
                 keep=keep,
-                engine=engine(),
-                image=executor.stage(["base"]),
-                log_dir=cache.root / "logs",
+                engine=self.engine(),
+                image=self._stage(["base"]),
+                log_dir=self.cache.root / "logs",
             )
-        system = _node(
-            "system",
-            "system",
-            {**system_request_inputs, "packages": packages},
-            ["base"],
-            {"base": base.key},
-            platform,
+            _check_apt_runtimes(spec, packages)
+        self.progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
+        return {**request_inputs, "packages": packages}
+
+    # -- runtimes, tools, deps ---------------------------------------------------------------
+
+    def _lock_layer(self, name: str) -> Mapping[str, Any]:
+        if name.startswith("runtime."):
+            return self._lock_runtime(name)
+        if name == "tools.pip":
+            return self._lock_pip()
+        if name == "tools.npm":
+            return self._lock_npm()
+        if name.startswith("tools.bin."):
+            return self._lock_bin(name)
+        return self._lock_deps(name)
+
+    def _lock_runtime(self, name: str) -> Mapping[str, Any]:
+        runtime = next(r for r in self.spec.runtimes if f"runtime.{r.name}" == name)
+        requested = {
+            "provider": runtime.provider,
+            "version": runtime.version,
+            "mirror": runtime.mirror or "",
+        }
+        old = self.kept(name, requested, [runtime.name])
+        if old is not None:
+            return old
+        self.progress.say(f"  resolving {name} ({runtime.version}, {runtime.provider}) ...")
+        resolved = runtimes.resolve_runtime(
+            runtime.name,
+            runtime.version,
+            runtime.provider,
+            mirror=runtime.mirror,
+            platform=self.platform,
+            downloads=self.cache.downloads,
         )
-        progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
-    return {"base": base, "system": system}
+        self.progress.say(f"  resolved  {name} {resolved['version']}")
+        return {**resolved, "requested": requested}
+
+    def _lock_bin(self, name: str) -> Mapping[str, Any]:
+        tool = next(t for t in self.spec.tools.bin if f"tools.bin.{t.name}" == name)
+        requested = {
+            "version": tool.version,
+            "url": tool.url or "",
+            "path": tool.path or "",
+            "bin": tool.binary or tool.name,
+            "auth_env": tool.auth_env or "",
+        }
+        if tool.url:  # a project file is hashed again every time: it may have changed
+            old = self.kept(name, requested, [tool.name])
+            if old is not None:
+                return old
+        resolved = bins.resolve_bin(
+            tool,
+            project_dir=self.spec.project_dir,
+            platform=self.platform,
+            downloads=self.cache.downloads,
+        )
+        self.progress.say(f"  resolved  {name} {tool.version}")
+        return {**resolved, "requested": requested}
+
+    def _lock_pip(self) -> Mapping[str, Any]:
+        python = self._runtime_version("python")
+        old = self.previous.get("tools.pip")
+        old_tools = old.inputs["tools"] if old and old.inputs.get("python") == python else {}
+        tools: dict[str, Any] = {}
+        todo: dict[str, str] = {}
+        for requirement in self.spec.tools.pip:
+            tool = patterns.pip_name(requirement)
+            before = old_tools.get(tool)
+            if (
+                before
+                and before["requirement"] == requirement
+                and not self.wanted("tools.pip", [tool])
+            ):
+                tools[tool] = before
+            else:
+                todo[tool] = requirement
+        if todo:
+            self.progress.say(f"  resolving tools.pip ({', '.join(sorted(todo))}) ...")
+            tools.update(resolve_pip_tools(self._context("tools.pip"), todo))
+        else:
+            self.progress.say("  kept      tools.pip")
+        closure = sum(len(t["packages"]) for t in tools.values())
+        self.progress.say(f"  resolved  tools.pip ({len(tools)} tools, {closure} packages)")
+        return {"python": python, "tools": dict(sorted(tools.items()))}
+
+    def _lock_npm(self) -> Mapping[str, Any]:
+        node = self._runtime_version("node")
+        specs = list(self.spec.tools.npm)
+        names = [patterns.npm_name(s) for s in specs]
+        old = self.previous.get("tools.npm")
+        same_node = old is not None and old.inputs.get("node") == node
+        unchanged = old is not None and same_node and old.inputs["tools"] == specs
+        if old and unchanged and not self.wanted("tools.npm", names):
+            self.progress.say("  kept      tools.npm")
+            return old.inputs
+        previous = list(old.inputs["packages"]) if old and same_node else None
+        if previous is not None and self.update is not None:
+            if not self.update or "tools.npm" in self.update:
+                previous = None
+            else:
+                previous = [p for p in previous if not _npm_path_of(p["path"], self.update)]
+        self.progress.say(f"  resolving tools.npm ({', '.join(specs)}) ...")
+        packages = resolve_npm_tools(self._context("tools.npm"), specs, previous)
+        self.progress.say(f"  resolved  tools.npm ({len(packages)} packages)")
+        return {"node": node, "tools": specs, "packages": packages}
+
+    def _lock_deps(self, name: str) -> Mapping[str, Any]:
+        dep = next(d for d in self.spec.deps if f"deps.{d.name}" == name)
+        runtime = "node" if dep.manager in ("npm", "pnpm") else "python"
+        old = self.previous.get(name)
+        inputs = lock_dep(
+            dep,
+            runtime_version=self._runtime_version(runtime),
+            old=old.inputs if old else None,
+            update=self.wanted(name, [dep.name, dep.manager]),
+            platform=self.platform,
+            downloads=self.cache.downloads,
+        )
+        self.progress.say(f"  resolved  {name} ({dep.manager}, {dep.mode})")
+        return inputs
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _runtime_version(self, runtime: str) -> str:
+        """The version of `runtime` the image gets: its layer's, or Debian's package's."""
+        layered = self.nodes.get(f"runtime.{runtime}")
+        if layered is not None:
+            return str(layered.inputs["version"])
+        package = APT_RUNTIMES[runtime][0]
+        for pin in self.nodes["system"].inputs["packages"]:
+            if pin["name"] == package:
+                return str(pin["version"])
+        msg = f"{self.spec.path}: no {runtime} in the image. Add [runtimes] {runtime}"
+        raise ResolutionError(msg)
+
+    def _stage(self, names: list[str]) -> str:
+        """The image of locked nodes `names` stacked, building what the cache lacks."""
+        needed = set(names)
+        for name in names:
+            needed.update(ancestors(self.nodes, name))
+        nodes = {n: self.nodes[n] for n in needed}
+        executor = Executor(
+            nodes=nodes,
+            cache=self.cache,
+            engine=self.engine,
+            platform=self.platform,
+            epoch=int(self.nodes["base"].inputs.get("epoch", 0)),
+            progress=self.progress,
+            project_dir=self.spec.project_dir,
+        )
+        executor.run(make_plan(nodes, self.cache.entry), jobs=1)
+        return executor.stage(sorted(needed))
+
+    def _context(self, name: str) -> StepContext:
+        """A step context whose stage for `name` is its (already locked) parents' stack."""
+        image = self._stage(self.graph.parents(name))
+        return StepContext(
+            cache=self.cache,
+            engine=self.engine,
+            platform=self.platform,
+            epoch=int(self.nodes["base"].inputs.get("epoch", 0)),
+            stage=lambda _: image,
+            project_dir=self.spec.project_dir,
+        )
+
+
+def _npm_path_of(path: str, names: list[str]) -> bool:
+    """Whether package-lock path `path` installs one of `names`."""
+    return any(path == f"node_modules/{n}" or path.endswith(f"/node_modules/{n}") for n in names)
+
+
+def _check_apt_runtimes(spec: Spec, packages: list[dict[str, Any]]) -> None:
+    """A runtime from apt must be the version the spec asks for, else say what apt has."""
+    versions = {p["name"]: p["version"] for p in packages}
+    for runtime in spec.runtimes:
+        if runtime.provider != "apt":
+            continue
+        package = APT_RUNTIMES[runtime.name][0]
+        found = versions.get(package, "")
+        upstream = upstream_version(found)
+        if runtime.name == "java":  # default-jdk-headless 2:1.17-74 is Java 17
+            upstream = upstream.removeprefix("1.")
+        if not (upstream == runtime.version or upstream.startswith(runtime.version + ".")):
+            short = ".".join(upstream.split(".")[:2])
+            msg = (
+                f"{spec.path}: [runtimes].{runtime.name}: apt has {package} {found}, which is "
+                f"not {runtime.name} {runtime.version}. Write version = {short!r}, or use "
+                'provider = "official" (or "pypi") for another version'
+            )
+            raise ResolutionError(msg)
+
+
+def upstream_version(debian_version: str) -> str:
+    """`2:1.19~1` -> `1.19`, `3.11.2-1+b1` -> `3.11.2`: epoch and Debian suffixes dropped."""
+    return re.split(r"[-~+]", debian_version.split(":", 1)[-1])[0]
 
 
 def _base_request(spec: Spec) -> dict[str, Any]:
@@ -178,20 +401,3 @@ def _describe_base(inputs: Any) -> str:
         boot = inputs["bootstrap"]
         return f"debootstrap {boot['suite']}, {len(inputs['packages'])} packages"
     return f"{inputs['image']} -> {inputs['pinned']}"
-
-
-def _node(
-    name: str,
-    kind: str,
-    inputs: dict[str, Any],
-    parents: list[str],
-    parent_keys: dict[str, str],
-    platform: str,
-) -> NodeLock:
-    return NodeLock(
-        name=name,
-        kind=kind,
-        key=node_key(kind=kind, inputs=inputs, parents=parent_keys, platform=platform),
-        parents=tuple(parents),
-        inputs=inputs,
-    )

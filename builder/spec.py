@@ -88,6 +88,9 @@ class DepSpec:
     path: str
     mode: str = "store"
     mount: str | None = None
+    # The manager's files in `path` (DEP_MANAGERS) -> their sha256, read when the spec is
+    # loaded: they are part of what `lock` resolves, so changing one makes the lock stale.
+    files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,6 +308,10 @@ def _deps(t: Table | None, project: Path) -> tuple[DepSpec, ...]:
                 path=rel,
                 mode=mode,
                 mount=dt.optional_string("mount", check=patterns.abs_path),
+                files={
+                    f: hashlib.sha256((project / rel / f).read_bytes()).hexdigest()
+                    for f in DEP_MANAGERS[manager]
+                },
             )
         )
     return tuple(found)

@@ -31,11 +31,21 @@ UPDATE = "apt-get -o Acquire::Retries=3 update -qq >/dev/null"
 
 
 def system_request(spec: Spec) -> list[str]:
-    """Everything the system layer is asked to install, sorted."""
+    """Everything the system layer is asked to install, sorted.
+
+    Besides `[system].packages`: the packages of `provider = "apt"` runtimes, and Debian's
+    python (node) when pip (npm) tools or deps need one that no runtime layer provides.
+    """
     request = set(spec.system_packages)
     for runtime in spec.runtimes:
         if runtime.provider == "apt":
             request.update(APT_RUNTIMES[runtime.name])
+    layered = {r.name for r in spec.runtimes if r.provider != "apt"}
+    managers = {d.manager for d in spec.deps}
+    if (spec.tools.pip or managers & {"pip", "uv"}) and "python" not in layered:
+        request.update(APT_RUNTIMES["python"])
+    if (spec.tools.npm or managers & {"npm", "pnpm"}) and "node" not in layered:
+        request.update(APT_RUNTIMES["node"])
     return sorted(request)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from builder.spec import (
     load_spec,
 )
 from tests.unit.spec_corpus import CASES, VALID
+
+EMPTY_JSON = hashlib.sha256(b"{}\n").hexdigest()  # what make_project writes in each file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,6 +155,7 @@ def test_the_documented_example_parses_into_the_expected_spec(tmp_path: Path) ->
                 path="web",
                 mode="store",
                 mount="/workspace/web/node_modules",
+                files={"package.json": EMPTY_JSON, "pnpm-lock.yaml": EMPTY_JSON},
             ),
         ),
         sandbox=SandboxSpec(
@@ -273,12 +277,40 @@ def test_deps_of_each_manager_with_their_lockfiles(tmp_path: Path) -> None:
         + '[deps.jobs]\nmanager = "pip"\npath = "jobs"\n',
     )
 
+    newline = hashlib.sha256(b"\n").hexdigest()
     assert load_spec(path).deps == (
-        DepSpec(name="admin", manager="npm", path="admin", mode="install"),
-        DepSpec(name="jobs", manager="pip", path="jobs"),
-        DepSpec(name="svc", manager="uv", path="svc"),
-        DepSpec(name="web", manager="pnpm", path="web", mode="store"),
+        DepSpec(
+            name="admin",
+            manager="npm",
+            path="admin",
+            mode="install",
+            files={"package.json": newline, "package-lock.json": newline},
+        ),
+        DepSpec(name="jobs", manager="pip", path="jobs", files={"requirements.txt": newline}),
+        DepSpec(
+            name="svc",
+            manager="uv",
+            path="svc",
+            files={"pyproject.toml": newline, "uv.lock": newline},
+        ),
+        DepSpec(
+            name="web",
+            manager="pnpm",
+            path="web",
+            mode="store",
+            files={"package.json": newline, "pnpm-lock.yaml": newline},
+        ),
     )
+
+
+def test_a_changed_project_lockfile_changes_the_spec_hash(tmp_path: Path) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "package.json").write_text("{}")
+    (tmp_path / "web" / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n")
+    path = write_spec(tmp_path, VALID + '[deps.web]\nmanager = "pnpm"\npath = "web"\n')
+    before = load_spec(path).spec_hash()
+    (tmp_path / "web" / "pnpm-lock.yaml").write_text("lockfileVersion: '9.0'\n# changed\n")
+    assert load_spec(path).spec_hash() != before
 
 
 def test_sandbox_table_with_security_resources_and_network(tmp_path: Path) -> None:

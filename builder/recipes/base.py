@@ -1,0 +1,77 @@
+"""The base layer: a debootstrapped rootfs, or the layers of a pinned base image."""
+
+from __future__ import annotations
+
+import shutil
+
+from builder import proc
+from builder.errors import BuildError
+from builder.layers import layer_file, layers_of_saved_image, tar_directory
+from builder.lockfile import NodeLock
+from builder.recipes.common import StepContext, StepResult, dpkg_status, store, verify_installed
+
+
+def build_base(ctx: StepContext, node: NodeLock) -> StepResult:
+    if "bootstrap" in node.inputs:
+        return _bootstrap(ctx, node)
+    return _base_image(ctx, node)
+
+
+def _bootstrap(ctx: StepContext, node: NodeLock) -> StepResult:
+    boot = node.inputs["bootstrap"]
+    work = ctx.cache.scratch("bootstrap-")
+    try:
+        root = work / "root"
+        proc.run(
+            [
+                "debootstrap",
+                f"--variant={boot['variant']}",
+                f"--arch={ctx.platform.split('/')[1]}",
+                boot["suite"],
+                str(root),
+                boot["mirror"],
+            ],
+            error=BuildError,
+            what=f"debootstrap of {boot['suite']}",
+            log=ctx.cache.log_path(node.name),
+        )
+        verify_installed(
+            dpkg_status(root / "var/lib/dpkg/status"),
+            {p["name"]: p["version"] for p in node.inputs["packages"]},
+            node=node.name,
+        )
+        (root / "etc/apt/sources.list").write_text(sources_list(boot["mirror"], boot["suite"]))
+        layer = tar_directory(root, work / "layer.tar", epoch=ctx.epoch)
+        return StepResult(layers=[store(ctx.cache, layer)], env={})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def sources_list(mirror: str, suite: str) -> str:
+    """The base's apt sources: the suite, its updates and, on Debian's mirror, security."""
+    lines = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main"]
+    if mirror.rstrip("/") == "http://deb.debian.org/debian":
+        lines.append(f"deb http://deb.debian.org/debian-security {suite}-security main")
+    return "\n".join(lines) + "\n"
+
+
+def _base_image(ctx: StepContext, node: NodeLock) -> StepResult:
+    engine = ctx.engine()
+    ref = node.inputs["pinned"]
+    if engine.image_id(ref) is None:
+        if ref.startswith("sha256:"):
+            msg = (
+                f"base image {node.inputs['image']} ({ref}) is no longer present locally. "
+                "Load it again, or run `sandbox lock --update base`"
+            )
+            raise BuildError(msg)
+        engine.pull(ref, ctx.platform)
+    work = ctx.cache.scratch("base-image-")
+    try:
+        engine.save(ref, work / "image.tar")
+        raw = layers_of_saved_image(work / "image.tar", work)
+        layers = [store(ctx.cache, layer_file(path)) for path in raw]
+        env = dict(e.split("=", 1) for e in engine.image_env(ref) if "=" in e)
+        return StepResult(layers=layers, env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

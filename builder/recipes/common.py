@@ -1,0 +1,190 @@
+"""What every recipe shares: the step's context, its result, and how a layer is captured.
+
+Two ways make a layer. A container step runs a script in a container of the node's ancestors
+(`run_in_stage`), then its diff is committed, normalized and checked against the node's prefix
+(`capture`). A host step fills a folder with files it fetched and checked itself (runtime
+archives, binaries) and packs it (`host_layer`). Build-time-only inputs, such as the host's CA
+bundle and download caches, are mounts: they are never part of a captured diff.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.cache import Cache
+from builder.doctor import ca_bundle
+from builder.engine import Engine, Mount, RunResult, kept_container, require_success
+from builder.errors import BuilderError, BuildError
+from builder.layers import LayerFile, normalize_tar, tar_directory, top_layer_of_saved_image
+from builder.lockfile import NodeLock
+from builder.resolve.debian import parse_stanzas
+
+# Where the host CA bundle appears inside build containers: a scratch path, so the mount
+# point never reaches a layer, and not the system bundle, which ca-certificates rewrites.
+CA_IN_CONTAINER = "/tmp/sandbox-builder-ca.crt"
+# Where a step's input files (lockfiles, requirement lists) appear, read-only.
+INPUT_DIR = "/tmp/sandbox-builder-input"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepContext:
+    cache: Cache
+    engine: Callable[[], Engine]
+    platform: str
+    epoch: int
+    stage: Callable[[str], str]  # node name -> image ID of its ancestors' layers stacked
+    project_dir: Path  # the folder holding sandbox.toml (for `path` archives and deps)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepResult:
+    layers: list[LayerFile]
+    env: dict[str, str]
+
+
+def tls_mounts_and_env() -> tuple[list[Mount], dict[str, str]]:
+    """The host CA bundle as a build-time mount, and the variables that point tools at it."""
+    bundle = ca_bundle()
+    if bundle is None:
+        return [], {}
+    env = {
+        name: CA_IN_CONTAINER
+        for name in (
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "PIP_CERT",
+            "NODE_EXTRA_CA_CERTS",
+            "npm_config_cafile",
+        )
+    }
+    return [Mount(source=str(bundle), target=CA_IN_CONTAINER)], env
+
+
+def download_cache_mount(cache: Cache, tool: str, target: str) -> Mount:
+    """A shared, writable download cache (pip's, npm's) kept under the cache dir."""
+    folder = cache.downloads / tool
+    folder.mkdir(parents=True, exist_ok=True)
+    return Mount(source=str(folder), target=target, read_only=False)
+
+
+@contextmanager
+def run_in_stage(
+    ctx: StepContext,
+    name: str,
+    script: str,
+    *,
+    what: str,
+    env: dict[str, str] | None = None,
+    mounts: list[Mount] | None = None,
+    files: dict[str, str] | None = None,
+    network: bool = True,
+    error: type[BuilderError] = BuildError,
+) -> Iterator[RunResult]:
+    """Run `script` in a container of node `name`'s ancestors, kept for the `with` block.
+
+    `files` (name -> text) are handed in read-only under INPUT_DIR, so lockfiles of any size
+    never pass through the command line. The host CA bundle is always mounted (and pointed
+    at) so TLS works behind proxies that re-sign it. A failing script fails the step with the
+    tail of its log.
+    """
+    tls_mounts, tls_env = tls_mounts_and_env()
+    engine = ctx.engine()
+    log = ctx.cache.log_path(name)
+    work = ctx.cache.scratch(f"{name}-input-")
+    try:
+        for filename, text in (files or {}).items():
+            (work / filename).write_text(text)
+        work.chmod(0o755)
+        result = engine.run(
+            image=ctx.stage(name),
+            script=script,
+            log=log,
+            env={**tls_env, "SOURCE_DATE_EPOCH": str(ctx.epoch), **(env or {})},
+            mounts=[*tls_mounts, Mount(source=str(work), target=INPUT_DIR), *(mounts or [])],
+            network=network,
+        )
+        with kept_container(engine, result):
+            require_success(result, what=what, log=log, error=error)
+            yield result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:
+    """Commit the step's container and keep its diff as a normalized layer."""
+    work = ctx.cache.scratch(f"{node.name}-")
+    committed = engine.commit(container)
+    try:
+        engine.save(committed, work / "image.tar")
+        raw = top_layer_of_saved_image(work / "image.tar", work / "diff.tar")
+        (work / "image.tar").unlink()
+        layer = normalize_tar(
+            raw, work / "layer.tar", epoch=ctx.epoch, prefix=prefix_of(node), node=node.name
+        )
+        return store(ctx.cache, layer)
+    finally:
+        engine.remove_image(committed)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def prefix_of(node: NodeLock) -> str | None:
+    """The one folder a node may write to (DESIGN.md §3); base and system own `/`."""
+    if node.kind in ("base", "system"):
+        return None
+    return "/opt/sandbox/" + node.name.replace(".", "/") + "/"
+
+
+def host_layer(
+    ctx: StepContext, node: NodeLock, fill: Callable[[Path], dict[str, str]]
+) -> StepResult:
+    """A layer made on the host: `fill(folder)` puts the node's files in `folder` (its prefix
+    in the image) and returns the env the node contributes."""
+    prefix = prefix_of(node)
+    assert prefix is not None
+    work = ctx.cache.scratch(f"{node.name}-")
+    try:
+        root = work / "root"
+        folder = root / prefix.strip("/")
+        folder.mkdir(parents=True)
+        env = fill(folder)
+        for path in [root, *root.rglob("*")]:
+            if not path.is_symlink():  # readable (and folders enterable) by any user
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
+        layer = tar_directory(root, work / "layer.tar", epoch=ctx.epoch)
+        return StepResult(layers=[store(ctx.cache, layer)], env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def verify_installed(got: dict[str, str], locked: dict[str, str], *, node: str) -> None:
+    """`got` must hold exactly the `locked` name -> version pins."""
+    wrong = [
+        f"{n} {got.get(n, 'missing')} (lock: {v})" for n, v in locked.items() if got.get(n) != v
+    ]
+    extra = sorted(set(got) - set(locked))
+    if wrong or extra:
+        parts = wrong[:5] + [f"{n} (not in the lock)" for n in extra[:5]]
+        msg = (
+            f"{node}: installed packages differ from sandbox.lock: {'; '.join(parts)}. The "
+            f"mirror has moved on since the lock was made; run `sandbox lock --update {node}`"
+        )
+        raise BuildError(msg)
+
+
+def dpkg_status(path: Path) -> dict[str, str]:
+    return {
+        s["Package"]: s["Version"]
+        for s in parse_stanzas(path.read_text())
+        if s.get("Status", "").endswith(" installed")
+    }
+
+
+def store(cache: Cache, layer: LayerFile) -> LayerFile:
+    return LayerFile(
+        diff_id=layer.diff_id, path=cache.store_layer(layer.path, layer.diff_id), size=layer.size
+    )

@@ -1,0 +1,62 @@
+"""The system layer: the locked apt closure installed, checked, and the image's user made."""
+
+from __future__ import annotations
+
+import shlex
+
+from builder.engine import kept_container, require_success
+from builder.errors import BuildError
+from builder.lockfile import NodeLock
+from builder.recipes.common import StepContext, StepResult, capture, verify_installed
+from builder.resolve.apt import APT_ENV, UPDATE
+
+
+def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
+    engine = ctx.engine()
+    packages = {p["name"]: p["version"] for p in node.inputs["packages"]}
+    user, uid, workdir = node.inputs["user"], node.inputs["uid"], node.inputs["workdir"]
+    install = ""
+    if packages:
+        pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
+        install = f"""{UPDATE}
+apt-get install -y -qq --no-install-recommends {pins}
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+"""
+    script = f"""dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/before
+{install}dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/after
+echo @@installed
+comm -13 /tmp/before /tmp/after
+echo @@end
+if ! getent passwd {shlex.quote(user)} >/dev/null; then
+  useradd --uid {uid} --user-group --create-home --shell /bin/bash {shlex.quote(user)}
+fi
+mkdir -p {shlex.quote(workdir)}
+chown {uid}:{uid} {shlex.quote(workdir)}
+"""
+    log = ctx.cache.log_path(node.name)
+    env = {**APT_ENV, "SOURCE_DATE_EPOCH": str(ctx.epoch)}
+    result = engine.run(
+        image=ctx.stage(node.name), script=script, log=log, env=env, mounts=[], network=True
+    )
+    with kept_container(engine, result):
+        text = log.read_text(errors="replace")
+        if "was not found" in text or "Unable to locate package" in text:
+            msg = (
+                f"system: a pinned package version is gone from the mirror ({_missing(text)}). "
+                f"Run `sandbox lock --update system` to re-pin. Full log: {log}"
+            )
+            raise BuildError(msg)
+        require_success(result, what="system: apt-get install", log=log)
+        installed = text.split("@@installed", 1)[1].split("@@end", 1)[0]
+        got = dict(line.split("=", 1) for line in installed.split() if "=" in line)
+        verify_installed(got, packages, node=node.name)
+        layer = capture(ctx, engine, result.container, node)
+    return StepResult(layers=[layer], env={})
+
+
+def _missing(log_text: str) -> str:
+    for line in log_text.splitlines():
+        if "was not found" in line or "Unable to locate" in line:
+            return line.strip().removeprefix("E: ")
+    return "see the log"

