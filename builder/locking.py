@@ -232,11 +232,11 @@ class _Locker:
             "path": tool.path or "",
             "bin": tool.binary or tool.name,
             "auth_env": tool.auth_env or "",
+            "file_sha256": tool.file_sha256 or "",
         }
-        if tool.url:  # a project file is hashed again every time: it may have changed
-            old = self.kept(name, requested, [tool.name])
-            if old is not None:
-                return old
+        old = self.kept(name, requested, [tool.name])
+        if old is not None:
+            return old
         resolved = bins.resolve_bin(
             tool,
             project_dir=self.spec.project_dir,

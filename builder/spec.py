@@ -72,6 +72,9 @@ class BinaryTool:
     path: str | None = None
     binary: str | None = None
     auth_env: str | None = None
+    # sha256 of the `path` archive, read when the spec is loaded, so a replaced archive
+    # makes the lock stale just like a changed spec does.
+    file_sha256: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,7 +158,7 @@ def load_spec(path: Path) -> Spec:
         base=_base(base_table),
         system_packages=system.str_list("packages", check=patterns.apt_package) if system else (),
         runtimes=_runtimes(root.table("runtimes")),
-        tools=_tools(root.table("tools")),
+        tools=_tools(root.table("tools"), path.parent),
         deps=_deps(root.table("deps"), path.parent),
         sandbox=_sandbox(root.table("sandbox")),
     )
@@ -235,7 +238,7 @@ def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
     return tuple(found)
 
 
-def _tools(t: Table | None) -> ToolsSpec:
+def _tools(t: Table | None, project: Path) -> ToolsSpec:
     if t is None:
         return ToolsSpec()
     t.check_keys(["pip", "npm", "bin"])
@@ -249,10 +252,10 @@ def _tools(t: Table | None) -> ToolsSpec:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             t.source.fail(t.key(manager), f"{twice[0]!r} is listed twice", "Keep one entry")
-    return ToolsSpec(pip=pip, npm=npm, bin=_binaries(t.table("bin")))
+    return ToolsSpec(pip=pip, npm=npm, bin=_binaries(t.table("bin"), project))
 
 
-def _binaries(t: Table | None) -> tuple[BinaryTool, ...]:
+def _binaries(t: Table | None, project: Path) -> tuple[BinaryTool, ...]:
     if t is None:
         return ()
     tools = []
@@ -265,14 +268,16 @@ def _binaries(t: Table | None) -> tuple[BinaryTool, ...]:
         bt.check_keys(["version", "url", "path", "bin", "auth_env"])
         if ("url" in bt.data) == ("path" in bt.data):
             bt.source.fail(bt.path, "needs exactly one of `url` or `path`", "")
+        rel = bt.optional_string("path", check=patterns.relative_path)
         tools.append(
             BinaryTool(
                 name=name,
                 version=bt.string("version", check=patterns.loose_version),
                 url=bt.optional_string("url", check=patterns.download_url),
-                path=bt.optional_string("path", check=patterns.relative_path),
+                path=rel,
                 binary=bt.optional_string("bin", check=patterns.tool_name),
                 auth_env=bt.optional_string("auth_env", check=patterns.env_name),
+                file_sha256=_project_file_sha256(bt, project, rel) if rel else None,
             )
         )
     return tuple(tools)
@@ -315,6 +320,23 @@ def _deps(t: Table | None, project: Path) -> tuple[DepSpec, ...]:
             )
         )
     return tuple(found)
+
+
+def _project_file_sha256(t: Table, project: Path, rel: str) -> str:
+    """sha256 of a project file a tool is built from; the file must exist inside the project."""
+    try:
+        path = (project / rel).resolve()
+        if not path.is_relative_to(project.resolve()):
+            t.source.fail(
+                t.key("path"), f"{rel!r} leaves the project", "Keep it inside the project"
+            )
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        t.source.fail(
+            t.key("path"),
+            f"{rel!r} cannot be read ({exc.strerror})",
+            "Put the archive there or fix the path",
+        )
 
 
 def _check_project_files(t: Table, project: Path, rel: str, needed: tuple[str, ...]) -> None:

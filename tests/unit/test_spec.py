@@ -241,6 +241,8 @@ def test_runtime_table_with_pypi_provider_and_mirror(tmp_path: Path) -> None:
 
 
 def test_binary_tool_from_a_project_path_with_its_own_binary_name(tmp_path: Path) -> None:
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "helm.tar.gz").write_bytes(b"archive")
     path = write_spec(
         tmp_path,
         VALID + '[tools.bin.helm]\nversion = "3.15.2"\npath = "vendor/helm.tar.gz"\n'
@@ -254,8 +256,22 @@ def test_binary_tool_from_a_project_path_with_its_own_binary_name(tmp_path: Path
             path="vendor/helm.tar.gz",
             binary="helm",
             auth_env="HELM_TOKEN",
+            file_sha256=hashlib.sha256(b"archive").hexdigest(),
         ),
     )
+
+
+def test_a_missing_or_replaced_project_archive(tmp_path: Path) -> None:
+    spec = VALID + '[tools.bin.helm]\nversion = "3.15.2"\npath = "vendor/helm.tar.gz"\n'
+    path = write_spec(tmp_path, spec)
+    message = spec_error(path)
+    assert "`tools.bin.helm.path`" in message
+    assert "cannot be read" in message
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "helm.tar.gz").write_bytes(b"one")
+    before = load_spec(path).spec_hash()
+    (tmp_path / "vendor" / "helm.tar.gz").write_bytes(b"two")
+    assert load_spec(path).spec_hash() != before
 
 
 def test_deps_of_each_manager_with_their_lockfiles(tmp_path: Path) -> None:
