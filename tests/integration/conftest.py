@@ -149,3 +149,46 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield address
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def second_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DOCKER_HOST of a second, clean Docker daemon (DESIGN.md §9), for "another machine".
+
+    It gets its own bridge (docker1): starting one with --bridge=none deletes the first
+    daemon's docker0. Its data root is a temp folder, so it starts with no images at all.
+    """
+    folder = tmp_path_factory.mktemp("dockerd2")
+    socket_path = folder / "docker.sock"
+    if subprocess.run(["ip", "link", "show", "docker1"], capture_output=True).returncode != 0:
+        for command in (
+            ["ip", "link", "add", "docker1", "type", "bridge"],
+            ["ip", "addr", "add", "172.29.0.1/16", "dev", "docker1"],
+            ["ip", "link", "set", "docker1", "up"],
+        ):
+            subprocess.run(command, check=True, capture_output=True)
+    with (folder / "dockerd.log").open("w") as log:
+        daemon = subprocess.Popen(
+            [
+                "dockerd",
+                "--data-root", str(folder / "data"),
+                "--exec-root", str(folder / "exec"),
+                "-H", f"unix://{socket_path}",
+                "--pidfile", str(folder / "dockerd.pid"),
+                "--bridge=docker1",
+            ],
+            stdout=log,
+            stderr=log,
+        )  # fmt: skip
+    host = f"unix://{socket_path}"
+    deadline = time.monotonic() + 60
+    while subprocess.run(
+        ["docker", "-H", host, "info"], capture_output=True, check=False
+    ).returncode:
+        if time.monotonic() > deadline or daemon.poll() is not None:
+            daemon.kill()
+            pytest.fail(f"second dockerd did not start; see {folder / 'dockerd.log'}")
+        time.sleep(0.5)
+    yield host
+    daemon.terminate()
+    daemon.wait(timeout=30)
