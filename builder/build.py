@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import assemble
+from builder import assemble, history
 from builder.cache import Cache
 from builder.engine import Engine
 from builder.errors import LockError
-from builder.execute import Executor, NodeOutcome, load_image
+from builder.execute import Executor, NodeOutcome, Remote, load_image
+from builder.export import deps_mounts
 from builder.keys import sha256_of
 from builder.lockfile import Lock
 from builder.locking import host_platform
 from builder.overlay import make_overlay, write_overlay
 from builder.plan import make_plan
 from builder.progress import Progress
+from builder.publish import RegistryCache, publish
+from builder.registry import Registry
 from builder.spec import Spec
 
 LABEL_PREFIX = "dev.sandbox-builder"
@@ -54,6 +57,13 @@ class BuildResult:
         }
 
 
+def remote_for(spec: Spec, cache: Cache) -> Remote | None:
+    """The team cache: nodes published to [image].registry, if one is set."""
+    if not spec.image.registry:
+        return None
+    return RegistryCache(Registry(spec.image.registry), name=spec.image.name, cache=cache)
+
+
 def check_fresh(spec: Spec, lock: Lock, lock_file: Path) -> None:
     if lock.spec_hash != spec.spec_hash():
         msg = (
@@ -72,6 +82,8 @@ def build_project(
     progress: Progress,
     jobs: int,
     overlay_path: Path,
+    remote: Remote | None = None,
+    push: bool = False,
 ) -> BuildResult:
     platform = host_platform()
     nodes = lock.nodes(platform)
@@ -84,6 +96,7 @@ def build_project(
         epoch=lock.source_date_epoch,
         progress=progress,
         project_dir=spec.project_dir,
+        remote=remote,
     )
     outcomes = executor.run(plan, jobs=jobs)
     entries = [o.entry for o in outcomes]
@@ -113,10 +126,29 @@ def build_project(
         layers=[layer for _, layer in layers],
         tags=tags,
     )
-    write_overlay(make_overlay(image_ref=config.image_id, sandbox=spec.sandbox), overlay_path)
+    ref = config.image_id
+    if push:
+        progress.say(f"  pushing   {spec.image.name} to {spec.image.registry} ...")
+        pushed = publish(
+            host=spec.image.registry,
+            name=spec.image.name,
+            tags=[t.rsplit(":", 1)[1] for t in tags],
+            config=config,
+            layers=[layer for _, layer in layers],
+            nodes=nodes,
+            cache=cache,
+        )
+        ref = pushed.ref
+        progress.say(f"  pushed    {ref} ({pushed.uploaded} new blobs)")
+    mounts = deps_mounts(deps=spec.deps, entries={o.name: o.entry for o in outcomes}, cache=cache)
+    overlay = make_overlay(image_ref=ref, sandbox=spec.sandbox, deps_mounts=mounts)
+    write_overlay(overlay, overlay_path)
+    history.save(
+        cache, spec.path, image_id=config.image_id, image_name=spec.image.name, nodes=nodes
+    )
     return BuildResult(
         image_id=config.image_id,
-        ref=config.image_id,
+        ref=ref,
         tags=tags,
         nodes=outcomes,
         overlay_path=overlay_path,

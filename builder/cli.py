@@ -7,6 +7,7 @@ code (DESIGN.md §10); `--verbose` adds the traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -20,10 +21,12 @@ from typing import Annotated
 
 import typer
 
-from builder import proc
+from builder import history, proc
 from builder.cache import Cache, default_cache_dir
 from builder.engine import Engine
-from builder.errors import BuilderError, LockError, SpecError
+from builder.errors import BuilderError, LockError, OverlayError, SpecError
+from builder.plan import BuildPlan
+from builder.risoluto import EXAMPLE_URL, TOKEN_ENV, ApplyResult
 from builder.spec import Spec, load_spec
 
 app = typer.Typer(
@@ -37,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-overlay_app = typer.Typer(help="Show the orchestrator overlay of the last build.")
+overlay_app = typer.Typer(help="Show the orchestrator overlay of the last build, or apply it.")
 app.add_typer(overlay_app, name="overlay")
 
 
@@ -198,37 +201,98 @@ def build(
     overlay: Annotated[
         Path | None, typer.Option(help="Also write the overlay here [default: cache/overlay.json].")
     ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Then publish to [image].registry (see `publish`).")
+    ] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="First say why each node rebuilds (what changed).")
+    ] = False,
+    apply: Annotated[
+        str | None,
+        typer.Option(
+            "--apply",
+            metavar="URL",
+            help=f"Then PUT the overlay to Risoluto at URL and confirm it (token: ${TOKEN_ENV}).",
+        ),
+    ] = None,
 ) -> None:
-    """Build the image from sandbox.lock, reusing every layer whose inputs did not change."""
-    from builder import lockfile
-    from builder.build import build_project, check_fresh
-    from builder.progress import Progress
+    """Build the image from sandbox.lock, reusing every layer whose inputs did not change.
 
+    With [image].registry set, nodes a teammate published are pulled instead of built.
+    """
+    _run_build(as_json=as_json, jobs=jobs, overlay=overlay, push=push, explain=explain, apply=apply)
+
+
+@app.command()
+def publish(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout (DESIGN.md §12).")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Nodes built at once.")] = 2,
+) -> None:
+    """Build (normally all cached) and push to [image].registry: every node under its key, so
+    teammates pull instead of building, and the image, pinned in the overlay by digest."""
+    _run_build(as_json=as_json, jobs=jobs, overlay=None, push=True, explain=False, apply=None)
+
+
+def _run_build(
+    *,
+    as_json: bool,
+    jobs: int,
+    overlay: Path | None,
+    push: bool,
+    explain: bool,
+    apply: str | None,
+) -> None:
+    from builder import lockfile
+    from builder.build import build_project, check_fresh, remote_for
+    from builder.explain import reasons
+    from builder.locking import host_platform
+    from builder.plan import make_plan
+    from builder.progress import Progress
+    from builder.risoluto import check_url
+
+    if apply is not None:
+        check_url(apply)  # a typo fails now, not after the build
     spec = _options.spec()
     path = lockfile.lock_path(spec.path)
     lock_ = lockfile.read(path)
     check_fresh(spec, lock_, path)
     cache = _options.cache()
     started = time.monotonic()
+    progress = Progress()
     with _cache_lock(cache, "build"):
+        if explain:
+            nodes = lock_.nodes(host_platform())
+            plan = make_plan(nodes, cache.entry)
+            _print_plan(plan, reasons(nodes, history.load(cache, spec.path)), err=True)
         result = build_project(
             spec=spec,
             lock=lock_,
             cache=cache,
             engine=EngineFactory(),
-            progress=Progress(),
+            progress=progress,
             jobs=jobs,
             overlay_path=overlay.absolute() if overlay else cache.root / "overlay.json",
+            remote=remote_for(spec, cache),
+            push=push,
         )
+    progress.summary(result.nodes, time.monotonic() - started)
+    applied = None
+    if apply is not None:
+        applied = _apply_overlay(result.overlay_path, apply, after_build=True)
     if as_json:
-        typer.echo(json.dumps(result.to_json(), indent=2))
+        out = result.to_json()
+        if applied is not None:
+            out["applied"] = applied.to_json()
+        typer.echo(json.dumps(out, indent=2))
         return
-    built = sum(1 for n in result.nodes if n.status == "built")
     typer.echo(
-        f"image {result.image_id}\n  tags: {', '.join(result.tags)}\n"
-        f"  overlay: {result.overlay_path}\n"
-        f"{built} of {len(result.nodes)} nodes built in {time.monotonic() - started:.1f}s"
+        f"image {result.image_id}\n  ref: {result.ref}\n  tags: {', '.join(result.tags)}\n"
+        f"  overlay: {result.overlay_path}"
     )
+    if applied is not None:
+        typer.echo(_applied_line(result.overlay_path, applied))
 
 
 class GraphFormat(StrEnum):
@@ -252,6 +316,7 @@ def status() -> None:
     """What `build` would do, from the lock and the cache alone (no Docker, no network)."""
     from builder import lockfile
     from builder.build import check_fresh
+    from builder.explain import reasons
     from builder.locking import host_platform
     from builder.plan import make_plan
 
@@ -260,11 +325,59 @@ def status() -> None:
     lock_ = lockfile.read(path)
     check_fresh(spec, lock_, path)
     cache = Cache(_options.cache_dir or default_cache_dir(spec.path))
-    plan = make_plan(lock_.nodes(host_platform()), cache.entry)
-    for step in plan.steps:
-        typer.echo(f"  {step.action.value:<7} {step.node.name:<24} {step.node.key[:19]}")
+    nodes = lock_.nodes(host_platform())
+    plan = make_plan(nodes, cache.entry)
+    _print_plan(plan, reasons(nodes, history.load(cache, spec.path)))
     todo = plan.to_build()
     typer.echo(f"{len(todo)} of {len(plan.steps)} nodes to build" if todo else "up to date")
+
+
+def _print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False) -> None:
+    """One line per node: cached, or build and which inputs changed since the last build."""
+    for step in plan.steps:
+        name = step.node.name
+        if step.action.value == "cached":
+            typer.echo(f"  cached  {name}", err=err)
+            continue
+        lines = why.get(name) or ["not in the cache"]
+        typer.echo(f"  build   {name:<24} {lines[0]}", err=err)
+        for line in lines[1:]:
+            typer.echo(f"          {'':<24} {line}", err=err)
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be removed.")
+    ] = False,
+) -> None:
+    """Remove cache entries, layers and images that no current build uses.
+
+    Keeps this project's locked nodes and every other project's last build in the same cache
+    dir; removes older images of this project, build-environment images and step containers
+    left by killed builds.
+    """
+    from builder import lockfile
+    from builder.gc import collect
+    from builder.progress import human_size
+
+    spec = _options.spec()
+    lock_ = lockfile.read(lockfile.lock_path(spec.path))
+    cache = _options.cache()
+    with _cache_lock(cache, "gc"):
+        result = collect(
+            cache=cache,
+            spec_path=spec.path,
+            image_name=spec.image.name,
+            lock=lock_,
+            engine=EngineFactory()(),
+            dry_run=dry_run,
+        )
+    verb = "would free" if dry_run else "freed"
+    typer.echo(
+        f"{verb} {human_size(result.freed)}: {result.entries} cache entries, "
+        f"{result.layers} layers, {len(result.images)} images, {result.containers} containers"
+    )
 
 
 @app.command()
@@ -288,6 +401,46 @@ def overlay_show() -> None:
         msg = f"{path}: no overlay yet. Run `sandbox build` first"
         raise LockError(msg)
     typer.echo(path.read_text(), nl=False)
+
+
+@overlay_app.command("apply")
+def overlay_apply(
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help=f"Risoluto's address, e.g. {EXAMPLE_URL}.")
+    ],
+) -> None:
+    """PUT the last build's overlay to Risoluto at URL and read it back to confirm.
+
+    Its other settings stay. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write token.
+    """
+    path = (_options.cache_dir or default_cache_dir(_options.spec_file)) / "overlay.json"
+    typer.echo(_applied_line(path, _apply_overlay(path, url, after_build=False)))
+
+
+def _apply_overlay(path: Path, url: str, *, after_build: bool) -> ApplyResult:
+    from builder.risoluto import apply_overlay, read_overlay
+
+    token = os.environ.get(TOKEN_ENV)
+    try:
+        return apply_overlay(read_overlay(path), url, token=token)
+    except OverlayError as exc:
+        if not after_build:
+            raise
+        stop = "" if str(exc).endswith((".", "?")) else "."
+        msg = (
+            f"{exc}{stop} The image is built and {path} written: once that is fixed, "
+            f"`sandbox overlay apply {url}` applies it"
+        )
+        raise OverlayError(msg) from exc
+
+
+def _applied_line(path: Path, applied: ApplyResult) -> str:
+    what = "applied" if applied.updated else "already applied (unchanged)"
+    image = f"image {applied.image}, " if applied.image else ""
+    return (
+        f"{what}: {path} to Risoluto at {applied.url} "
+        f"({image}{len(applied.confirmed)} keys confirmed)"
+    )
 
 
 def main() -> None:

@@ -62,6 +62,15 @@ class Engine(Protocol):
     def commit(self, container: str) -> str: ...
     def remove_container(self, container: str) -> None: ...
     def remove_image(self, image: str) -> None: ...
+    def images(self, label: str) -> list[ImageInfo]: ...
+    def containers(self, label: str) -> list[str]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    id: str
+    tags: tuple[str, ...]
+    size: int
 
 
 class DockerEngine:
@@ -176,6 +185,21 @@ class DockerEngine:
     def remove_image(self, image: str) -> None:
         with contextlib.suppress(self._errors.NotFound):
             self._client.api.remove_image(image, force=True, noprune=False)
+
+    def images(self, label: str) -> list[ImageInfo]:
+        """Images carrying `label` (a key, or key=value)."""
+        found = self._client.api.images(filters={"label": label})
+        return [
+            ImageInfo(id=i["Id"], tags=tuple(i.get("RepoTags") or ()), size=int(i.get("Size", 0)))
+            for i in found
+        ]
+
+    def containers(self, label: str) -> list[str]:
+        """IDs of stopped containers carrying `label` (a running one belongs to a build)."""
+        found = self._client.api.containers(
+            all=True, filters={"label": label, "status": ["exited", "created", "dead"]}
+        )
+        return [c["Id"] for c in found]
 
 
 @contextlib.contextmanager

@@ -14,24 +14,33 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from builder import assemble, recipes
 from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import Engine
+from builder.errors import RegistryError
 from builder.lockfile import NodeLock
 from builder.plan import BuildPlan, ancestors, stack
 from builder.progress import Progress
 
 STAGE_REPO = "sandbox-stage"
+STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by
 
 
 @dataclass(frozen=True, kw_only=True)
 class NodeOutcome:
     name: str
     key: str
-    status: str  # cached | built
+    status: str  # cached | pulled | built
     seconds: float
     entry: NodeEntry
+
+
+class Remote(Protocol):
+    """Where published nodes come from (publish.RegistryCache)."""
+
+    def fetch(self, node: NodeLock) -> NodeEntry | None: ...
 
 
 class Executor:
@@ -47,8 +56,10 @@ class Executor:
         epoch: int,
         progress: Progress,
         project_dir: Path,
+        remote: Remote | None = None,
     ) -> None:
         self._nodes = nodes
+        self._remote = remote
         self._project_dir = project_dir
         self._cache = cache
         self._engine = engine
@@ -87,8 +98,15 @@ class Executor:
         return [outcomes[name] for name in stack(self._nodes) if name in outcomes]
 
     def _build(self, node: NodeLock) -> NodeOutcome:
-        self._progress.start(node.name)
         started = time.monotonic()
+        pulled = self._pull(node)
+        if pulled is not None:
+            seconds = round(time.monotonic() - started, 1)
+            self._progress.done(node.name, "pulled", seconds, pulled)
+            return NodeOutcome(
+                name=node.name, key=node.key, status="pulled", seconds=seconds, entry=pulled
+            )
+        self._progress.start(node.name)
         ctx = recipes.StepContext(
             cache=self._cache,
             engine=self._engine,
@@ -116,13 +134,27 @@ class Executor:
             name=node.name, key=node.key, status="built", seconds=seconds, entry=entry
         )
 
+    def _pull(self, node: NodeLock) -> NodeEntry | None:
+        """The node from the team cache, if a teammate published it; else build it here."""
+        if self._remote is None:
+            return None
+        try:
+            return self._remote.fetch(node)
+        except RegistryError as exc:
+            self._progress.say(f"  warning   {node.name}: team cache unusable ({exc}); building")
+            return None
+
     def stage(self, names: list[str]) -> str:
         """The image ID of `names`' layers stacked, loaded into the engine if it lacks it."""
         entries = [self._entry(n) for n in stack({n: self._nodes[n] for n in names})]
         layers = [(e.name, layer) for e in entries for layer in e.layers]
         env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
         config = assemble.image_config(
-            layers=layers, env=env, platform=self._platform, epoch=self._epoch
+            layers=layers,
+            env=env,
+            platform=self._platform,
+            epoch=self._epoch,
+            labels={STAGE_LABEL: "1"},
         )
         with self._stage_lock:
             load_image(

@@ -8,6 +8,7 @@ local image ID.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,13 @@ from builder.lockfile import write_atomic
 from builder.spec import SandboxSpec
 
 
-def make_overlay(*, image_ref: str, sandbox: SandboxSpec) -> dict[str, Any]:
+def make_overlay(
+    *, image_ref: str, sandbox: SandboxSpec, deps_mounts: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The overlay; `deps_mounts` are the read-only trees `[deps] mount` exported."""
     settings: dict[str, Any] = {"image": image_ref}
-    if sandbox.extra_mounts:
-        settings["extra_mounts"] = list(sandbox.extra_mounts)
+    if sandbox.extra_mounts or deps_mounts:
+        settings["extra_mounts"] = [*sandbox.extra_mounts, *deps_mounts]
     if sandbox.env_passthrough:
         settings["env_passthrough"] = list(sandbox.env_passthrough)
     if sandbox.egress_allowlist:

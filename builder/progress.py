@@ -9,9 +9,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from builder.cache import NodeEntry
+
+if TYPE_CHECKING:
+    from builder.execute import NodeOutcome
 
 
 def human_size(size: int) -> str:
@@ -47,3 +50,16 @@ class Progress:
 
     def failed(self, node: str, seconds: float) -> None:
         self.say(f"  FAILED    {node:<24} {seconds:6.1f}s")
+
+    def summary(self, nodes: list[NodeOutcome], seconds: float) -> None:
+        """A table of every node: what happened, how long it took, how big its layers are."""
+        width = max((len(n.name) for n in nodes), default=4)
+        lines = [f"  {'node':<{width}}  {'status':<7}  {'time':>7}  {'size':>9}"]
+        for n in nodes:
+            size = human_size(sum(layer.size for layer in n.entry.layers))
+            timing = f"{n.seconds:6.1f}s" if n.status != "cached" else "      -"
+            lines.append(f"  {n.name:<{width}}  {n.status:<7}  {timing:>7}  {size:>9}")
+        counts = {s: sum(1 for n in nodes if n.status == s) for s in ("built", "pulled", "cached")}
+        done = ", ".join(f"{c} {s}" for s, c in counts.items() if c)
+        lines.append(f"{len(nodes)} nodes ({done}) in {seconds:.1f}s")
+        self.say("\n".join(lines))

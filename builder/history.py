@@ -1,0 +1,86 @@
+"""The last successful build of each project using a cache dir.
+
+`build --explain` and `status` compare a node's pins with the ones it had then, to say which
+input changed; `gc` keeps every entry and image some project's last build still uses. One
+small JSON file per project, named by a hash of the spec's absolute path, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.cache import Cache
+from builder.lockfile import NodeLock, write_atomic
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRecord:
+    spec: str
+    image_id: str
+    image_name: str
+    nodes: Mapping[str, Mapping[str, Any]]  # name -> {key, parents, inputs}
+
+
+def _folder(cache: Cache) -> Path:
+    return cache.root / "builds"
+
+
+def _path(cache: Cache, spec_path: Path) -> Path:
+    digest = hashlib.sha256(str(spec_path.resolve()).encode()).hexdigest()[:16]
+    return _folder(cache) / f"{digest}.json"
+
+
+def save(
+    cache: Cache,
+    spec_path: Path,
+    *,
+    image_id: str,
+    image_name: str,
+    nodes: Mapping[str, NodeLock],
+) -> None:
+    record = {
+        "version": RECORD_VERSION,
+        "spec": str(spec_path.resolve()),
+        "image_id": image_id,
+        "image_name": image_name,
+        "nodes": {
+            name: {"key": n.key, "parents": list(n.parents), "inputs": n.inputs}
+            for name, n in sorted(nodes.items())
+        },
+    }
+    write_atomic(_path(cache, spec_path), json.dumps(record, indent=1, sort_keys=True).encode())
+
+
+def load(cache: Cache, spec_path: Path) -> BuildRecord | None:
+    return _read(_path(cache, spec_path))
+
+
+def all_records(cache: Cache) -> list[BuildRecord]:
+    folder = _folder(cache)
+    if not folder.is_dir():
+        return []
+    found = [_read(path) for path in sorted(folder.glob("*.json"))]
+    return [r for r in found if r is not None]
+
+
+def _read(path: Path) -> BuildRecord | None:
+    """A record, or None when there is none or it cannot be read (it is only advice)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
+        return None
+    return BuildRecord(
+        spec=data["spec"],
+        image_id=data["image_id"],
+        image_name=data["image_name"],
+        nodes=data["nodes"],
+    )

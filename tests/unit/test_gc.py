@@ -1,0 +1,112 @@
+"""`sandbox gc` keeps what current builds use and removes the rest, on a real cache dir.
+
+The engine is a recording fake: images and containers are listed from fixed data and every
+removal is recorded, so the test sees exactly what gc asks Docker to delete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder import history
+from builder.cache import Cache, Layer, NodeEntry
+from builder.engine import ImageInfo
+from builder.execute import STAGE_LABEL
+from builder.gc import collect
+from builder.lockfile import Lock, NodeLock
+
+
+class RecordingEngine:
+    def __init__(self, images: dict[str, list[ImageInfo]], containers: list[str]) -> None:
+        self._images = images
+        self._containers = containers
+        self.removed_images: list[str] = []
+        self.removed_containers: list[str] = []
+
+    def images(self, label: str) -> list[ImageInfo]:
+        return self._images.get(label, [])
+
+    def containers(self, label: str) -> list[str]:
+        return self._containers if label == "sandbox-builder=step" else []
+
+    def remove_image(self, image: str) -> None:
+        self.removed_images.append(image)
+
+    def remove_container(self, container: str) -> None:
+        self.removed_containers.append(container)
+
+
+def _entry(cache: Cache, key: str, diff_id: str, size: int) -> None:
+    (cache.root / "layers" / f"{diff_id}.tar").write_bytes(b"x" * size)
+    cache.put(
+        NodeEntry(
+            name="system",
+            key=f"sha256:{key}",
+            layers=(Layer(diff_id=f"sha256:{diff_id}", size=size),),
+        )
+    )
+
+
+def _lock(key: str) -> Lock:
+    node = NodeLock(name="system", kind="system", key=f"sha256:{key}", parents=(), inputs={})
+    return Lock(
+        spec_hash="sha256:s", source_date_epoch=0, platforms={"linux/amd64": {"system": node}}
+    )
+
+
+def test_gc_keeps_current_and_other_projects_and_removes_the_rest(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    _entry(cache, "a" * 64, "1" * 64, 100)  # this project's current node
+    _entry(cache, "b" * 64, "2" * 64, 300)  # this project's node before a bump
+    _entry(cache, "c" * 64, "3" * 64, 50)  # another project's last build
+    spec, other = tmp_path / "p" / "sandbox.toml", tmp_path / "q" / "sandbox.toml"
+    current = _lock("a" * 64)
+    history.save(
+        cache, spec, image_id="sha256:new", image_name="t/p", nodes=current.nodes("linux/amd64")
+    )
+    history.save(
+        cache,
+        other,
+        image_id="sha256:theirs",
+        image_name="t/q",
+        nodes=_lock("c" * 64).nodes("linux/amd64"),
+    )
+    engine = RecordingEngine(
+        images={
+            "dev.sandbox-builder.lock": [
+                ImageInfo(id="sha256:new", tags=("t/p:new", "t/p:latest"), size=1),
+                ImageInfo(id="sha256:old", tags=("t/p:old",), size=1),
+                ImageInfo(id="sha256:theirs", tags=("t/q:latest",), size=1),
+                ImageInfo(id="sha256:shared", tags=("t/p:x", "t/q:y"), size=1),
+            ],
+            STAGE_LABEL: [ImageInfo(id="sha256:stage", tags=("sandbox-stage:1",), size=1)],
+        },
+        containers=["dead-step"],
+    )
+
+    old_entry = cache.root / "nodes" / f"{'b' * 64}.json"
+    expected_freed = 300 + old_entry.stat().st_size
+
+    result = collect(cache=cache, spec_path=spec, image_name="t/p", lock=current, engine=engine)
+
+    assert (result.entries, result.layers, result.freed) == (1, 1, expected_freed)
+    assert cache.entry("sha256:" + "a" * 64) is not None
+    assert cache.entry("sha256:" + "c" * 64) is not None
+    assert cache.entry("sha256:" + "b" * 64) is None
+    assert not (cache.root / "layers" / f"{'2' * 64}.tar").exists()
+    assert engine.removed_images == ["sha256:old", "sha256:stage"]
+    assert engine.removed_containers == ["dead-step"]
+
+
+def test_dry_run_removes_nothing(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    _entry(cache, "b" * 64, "2" * 64, 300)
+    result = collect(
+        cache=cache, spec_path=tmp_path / "sandbox.toml", image_name="t/p", lock=_lock("a" * 64),
+        engine=None, dry_run=True,
+    )  # fmt: skip
+    assert (result.entries, result.layers) == (1, 1)
+    assert result.freed >= 300
+    assert cache.entry("sha256:" + "b" * 64) is not None

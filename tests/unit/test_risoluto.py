@@ -1,0 +1,467 @@
+"""Applying the overlay (builder/risoluto.py) to a real server that behaves as Risoluto does.
+
+No mocks: tests.integration.risoluto_server runs Risoluto's config API contract (DESIGN.md
+§7) on a free port, and the CLI tests drive `python -m builder` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder import risoluto
+from builder.errors import OverlayError
+from builder.risoluto import apply_overlay, check_url
+from tests.integration.risoluto_server import RisolutoServer, start
+
+IMAGE = "sha256:" + "4f" * 32
+TOKEN = "tok-3f9a1c7e5b2d"
+OVERLAY: dict[str, Any] = {
+    "codex": {
+        "sandbox": {
+            "image": IMAGE,
+            "egress_allowlist": ["registry.npmjs.org"],
+            "extra_mounts": ["/srv/cache/pip:/home/agent/.cache/pip:ro"],
+            "security": {"gvisor": False},
+        }
+    }
+}
+
+Started = tuple[str, RisolutoServer]
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(risoluto, "BACKOFF", (0.05, 0.1))
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Started]]:
+    """Start servers with `start(...)`'s arguments; all are stopped after the test."""
+    stops: list[Callable[[], None]] = []
+
+    def serve(token: str | None = None, **kwargs: Any) -> Started:
+        url, server, stop = start(token, **kwargs)
+        stops.append(stop)
+        return url, server
+
+    yield serve
+    for stop in stops:
+        stop()
+
+
+def sandbox_of(config: dict[str, Any]) -> Any:
+    return config["codex"]["sandbox"]
+
+
+# -- applying ----------------------------------------------------------------------------------
+
+
+def test_apply_pins_the_image_and_confirms_it_from_the_effective_config(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve()
+
+    result = apply_overlay(OVERLAY, url, token=None)
+
+    assert sandbox_of(server.overlay)["image"] == IMAGE
+    assert sandbox_of(server.effective())["image"] == IMAGE
+    assert result.url == url
+    assert result.updated
+    assert result.image == IMAGE
+    assert "codex.sandbox.image" in result.confirmed
+    assert "codex.sandbox.security.gvisor" in result.confirmed
+    assert result.to_json() == {"url": url, "ok": True}
+    put, get = server.requests
+    assert (put.method, put.path, get.method, get.path) == (
+        "PUT",
+        "/api/v1/config/overlay",
+        "GET",
+        "/api/v1/config",
+    )
+    assert put.headers["Content-Type"] == "application/json"
+    assert "Authorization" not in put.headers
+
+
+def test_apply_merges_into_the_servers_config_instead_of_replacing_it(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve(
+        config={"codex": {"model": "gpt-5"}, "tracker": {"kind": "linear"}},
+        overlay={
+            "server": {"port": 4001},
+            "codex": {
+                "approval_policy": "never",
+                "sandbox": {"network": "agents", "image": "old:latest", "extra_mounts": ["/a:/b"]},
+            },
+        },
+    )
+
+    apply_overlay(OVERLAY, url, token=None)
+
+    assert server.overlay["server"] == {"port": 4001}
+    assert server.overlay["codex"]["approval_policy"] == "never"
+    settings = sandbox_of(server.overlay)
+    assert settings["network"] == "agents"  # a sandbox key we did not send stays
+    assert settings["image"] == IMAGE
+    assert settings["extra_mounts"] == OVERLAY["codex"]["sandbox"]["extra_mounts"]  # replaced
+    effective = server.effective()
+    assert effective["codex"]["model"] == "gpt-5"
+    assert effective["tracker"] == {"kind": "linear"}
+
+
+def test_applying_again_changes_nothing_and_says_so(serve: Callable[..., Started]) -> None:
+    url, _ = serve()
+    apply_overlay(OVERLAY, url, token=None)
+
+    again = apply_overlay(OVERLAY, url, token=None)
+
+    assert not again.updated
+
+
+def test_a_value_the_server_redacts_in_its_echo_still_confirms(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve()
+    mount = "/srv/keys:/home/agent/keys:ro"  # "keys:" looks like a secret assignment to it
+    overlay = {"codex": {"sandbox": {"image": IMAGE, "extra_mounts": [mount]}}}
+
+    result = apply_overlay(overlay, url, token=None)
+
+    assert "codex.sandbox.extra_mounts" in result.confirmed
+    assert sandbox_of(server.overlay)["extra_mounts"] == [mount]
+
+
+def test_a_config_the_server_rejects_is_a_mismatch_naming_the_key(
+    serve: Callable[..., Started],
+) -> None:
+    before = {"codex": {"sandbox": {**OVERLAY["codex"]["sandbox"], "image": "sha256:" + "0a" * 32}}}
+    url, server = serve(overlay=before)
+    server.accepts = lambda config: sandbox_of(config)["image"] != IMAGE
+
+    with pytest.raises(OverlayError) as caught:
+        apply_overlay(OVERLAY, url, token=None)
+
+    message = str(caught.value)
+    assert caught.value.exit_code == 8
+    assert "codex.sandbox.image" in message
+    assert IMAGE in message
+    assert "0a0a" in message
+    assert "codex.sandbox.security.gvisor" not in message  # only what differs
+
+
+# -- the write token -----------------------------------------------------------------------------
+
+
+def test_the_token_is_sent_as_a_bearer_header(serve: Callable[..., Started]) -> None:
+    url, server = serve(TOKEN)
+
+    apply_overlay(OVERLAY, url, token=TOKEN)
+
+    assert sandbox_of(server.overlay)["image"] == IMAGE
+    assert {r.headers.get("Authorization") for r in server.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_a_wrong_token_is_exit_8_and_the_message_never_shows_it(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve(TOKEN)
+    wrong = "wrong-7c1e0b9d"
+
+    with pytest.raises(OverlayError) as caught:
+        apply_overlay(OVERLAY, url, token=wrong)
+
+    message = str(caught.value)
+    assert caught.value.exit_code == 8
+    assert "token missing or wrong: set RISOLUTO_WRITE_TOKEN" in message
+    assert "401" in message
+    assert wrong not in message
+    assert TOKEN not in message
+    assert server.overlay == {}
+
+
+def test_no_token_when_the_server_requires_one_is_exit_8(serve: Callable[..., Started]) -> None:
+    url, server = serve(TOKEN)
+
+    with pytest.raises(OverlayError, match="RISOLUTO_WRITE_TOKEN is not set") as caught:
+        apply_overlay(OVERLAY, url, token=None)
+
+    assert caught.value.exit_code == 8
+    assert server.overlay == {}
+
+
+def test_a_token_no_header_can_carry_is_refused_without_showing_it() -> None:
+    with pytest.raises(OverlayError) as caught:
+        apply_overlay(OVERLAY, "http://127.0.0.1:9", token="abc\ndef")
+
+    assert "abc" not in str(caught.value)
+
+
+def own_address() -> str:
+    """This host's address on a non-loopback interface (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the outgoing interface
+        address = str(probe.getsockname()[0])
+    if address.startswith("127."):
+        pytest.fail("this host has no non-loopback IPv4 address to test remote writes with")
+    return address
+
+
+def test_writes_from_another_host_need_the_servers_token(serve: Callable[..., Started]) -> None:
+    url, server = serve(host="0.0.0.0")
+    remote = url.replace("127.0.0.1", own_address())
+
+    with pytest.raises(OverlayError) as caught:
+        apply_overlay(OVERLAY, remote, token=None)
+
+    assert caught.value.exit_code == 8
+    assert "403" in str(caught.value)
+    assert "RISOLUTO_WRITE_TOKEN" in str(caught.value)
+    assert server.overlay == {}
+
+
+def test_with_a_token_writes_and_reads_from_another_host_pass(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve(TOKEN, host="0.0.0.0")
+
+    apply_overlay(OVERLAY, url.replace("127.0.0.1", own_address()), token=TOKEN)
+
+    assert sandbox_of(server.effective())["image"] == IMAGE
+
+
+# -- unreachable, failing and unexpected servers ---------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_refused_port_is_exit_8_asking_whether_risoluto_runs() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(OverlayError) as caught:
+        apply_overlay(OVERLAY, url, token=TOKEN)
+
+    message = str(caught.value)
+    assert caught.value.exit_code == 8
+    assert f"is risoluto running at {url}?" in message.lower()
+    assert "3 attempts" in message
+    assert TOKEN not in message
+
+
+def test_an_unknown_host_is_exit_8_asking_whether_risoluto_runs() -> None:
+    with pytest.raises(
+        OverlayError, match=r"Is Risoluto running at http://no-such-host\.invalid:4000\?"
+    ):
+        apply_overlay(OVERLAY, "http://no-such-host.invalid:4000", token=None)
+
+
+def test_a_5xx_is_retried(serve: Callable[..., Started]) -> None:
+    url, server = serve()
+    server.fail_next = [503]
+
+    apply_overlay(OVERLAY, url, token=None)
+
+    assert [r.method for r in server.requests] == ["PUT", "PUT", "GET"]
+    assert sandbox_of(server.overlay)["image"] == IMAGE
+
+
+def test_a_server_failing_every_attempt_is_exit_8(serve: Callable[..., Started]) -> None:
+    url, server = serve()
+    server.fail_next = [500, 500, 500]
+
+    with pytest.raises(OverlayError, match="failed PUT /api/v1/config/overlay 3 times") as caught:
+        apply_overlay(OVERLAY, url, token=None)
+
+    assert "Internal server error" in str(caught.value)
+    assert len(server.requests) == 3
+
+
+def test_a_400_shows_the_servers_message(serve: Callable[..., Started]) -> None:
+    url, server = serve()
+    # a `patch` body is unwrapped and its dotted keys expanded; this one is refused
+    overlay = {**OVERLAY, "patch": {"codex.__proto__.polluted": True}}
+
+    with pytest.raises(OverlayError) as caught:
+        apply_overlay(overlay, url, token=None)
+
+    message = str(caught.value)
+    assert caught.value.exit_code == 8
+    assert "HTTP 400" in message
+    assert "Refusing to traverse dangerous key: __proto__ (service_validation_error)" in message
+    assert server.overlay == {}
+
+
+def test_a_url_that_is_not_risoluto_is_exit_8(serve: Callable[..., Started]) -> None:
+    url, _ = serve()
+
+    with pytest.raises(OverlayError, match="HTTP 404: Cannot PUT") as caught:
+        apply_overlay(OVERLAY, f"{url}/elsewhere", token=None)
+
+    assert "Risoluto's address" in str(caught.value)
+
+
+class _HtmlPage(http.server.BaseHTTPRequestHandler):
+    """Another service: answers everything 200 with a web page."""
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        page = b"<html><body>Welcome to nginx!</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_reply_that_is_not_json_is_exit_8() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(OverlayError, match="not JSON") as caught:
+            apply_overlay(OVERLAY, url, token=None)
+        assert "Welcome to nginx" in str(caught.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+# -- the URL -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        ("http://127.0.0.1:4000", "http://127.0.0.1:4000"),
+        ("https://risoluto.example.com/", "https://risoluto.example.com"),
+        ("http://127.0.0.1:4000/api/v1/config/overlay", "http://127.0.0.1:4000"),
+        ("http://[::1]:4000/", "http://[::1]:4000"),
+    ],
+)
+def test_check_url_normalizes_a_base_address(given: str, base: str) -> None:
+    assert check_url(given) == base
+
+
+@pytest.mark.parametrize(
+    "given", ["ftp://127.0.0.1:4000", "127.0.0.1:4000", "http://", "http://h:99999", "http://h/?x"]
+)
+def test_check_url_refuses_anything_but_http_and_https(given: str) -> None:
+    with pytest.raises(OverlayError) as caught:
+        check_url(given)
+    assert caught.value.exit_code == 8
+
+
+def test_check_url_refuses_credentials_without_showing_them() -> None:
+    with pytest.raises(OverlayError, match="RISOLUTO_WRITE_TOKEN") as caught:
+        check_url("http://admin:hunter2@127.0.0.1:4000")
+    assert "hunter2" not in str(caught.value)
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def sandbox(
+    tmp_path: Path, *args: str, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    spec = tmp_path / "sandbox.toml"
+    spec.write_text('[image]\nname = "acme/sandbox"\n[base]\nimage = "debian:bookworm-slim"\n')
+    env = {k: v for k, v in os.environ.items() if k != risoluto.TOKEN_ENV}
+    env["SANDBOX_CACHE_DIR"] = str(tmp_path / "cache")
+    if token is not None:
+        env[risoluto.TOKEN_ENV] = token
+    return subprocess.run(
+        [sys.executable, "-m", "builder", "-f", str(spec), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+def write_overlay(tmp_path: Path) -> Path:
+    path = tmp_path / "cache" / "overlay.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(OVERLAY, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def test_cli_overlay_apply_puts_the_last_builds_overlay(
+    tmp_path: Path, serve: Callable[..., Started]
+) -> None:
+    url, server = serve(TOKEN)
+    path = write_overlay(tmp_path)
+
+    done = sandbox(tmp_path, "overlay", "apply", url, token=TOKEN)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"applied: {path} to Risoluto at {url} (image {IMAGE}, 4 keys confirmed)"
+    ]
+    assert sandbox_of(server.effective())["image"] == IMAGE
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_cli_wrong_token_exits_8_without_printing_it(
+    tmp_path: Path, serve: Callable[..., Started]
+) -> None:
+    url, server = serve(TOKEN)
+    write_overlay(tmp_path)
+
+    done = sandbox(tmp_path, "overlay", "apply", url, token="not-the-token-91b2")
+
+    assert done.returncode == 8
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: Risoluto at ")
+    assert "token missing or wrong: set RISOLUTO_WRITE_TOKEN" in done.stderr
+    assert "not-the-token-91b2" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert server.overlay == {}
+
+
+def test_cli_overlay_apply_before_any_build_says_to_build(
+    tmp_path: Path, serve: Callable[..., Started]
+) -> None:
+    url, server = serve()
+
+    done = sandbox(tmp_path, "overlay", "apply", url)
+
+    assert done.returncode == 8
+    assert "Run `sandbox build` first" in done.stderr
+    assert server.requests == []
+
+
+def test_cli_overlay_apply_refuses_a_bad_url(tmp_path: Path) -> None:
+    write_overlay(tmp_path)
+
+    done = sandbox(tmp_path, "overlay", "apply", "ftp://127.0.0.1:4000")
+
+    assert done.returncode == 8
+    assert "http:// or https://" in done.stderr
+
+
+def test_cli_build_checks_the_apply_url_before_building(tmp_path: Path) -> None:
+    done = sandbox(tmp_path, "build", "--apply", "localhost:4000")
+
+    assert done.returncode == 8
+    assert "http:// or https://" in done.stderr
+    assert not (tmp_path / "cache").exists()  # nothing was built
