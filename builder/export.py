@@ -91,3 +91,10 @@ def _members_under(tar: tarfile.TarFile, folder: str) -> Iterator[tarfile.TarInf
                 member.offset_data = source.offset_data
         member.name = name.removeprefix(start)
         yield member
+
+
+def stale_exports(cache: Cache, keep_keys: set[str]) -> list[Path]:
+    """Exported trees of nodes no kept key names: what `sandbox gc` may remove."""
+    kept = {key.removeprefix("sha256:")[:12] for key in keep_keys}
+    folders = (cache.root / "deps").glob("*/*")
+    return sorted(p for p in folders if p.is_dir() and p.name not in kept)

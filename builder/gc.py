@@ -9,6 +9,7 @@ Downloads are kept: they are shared by content and cheap to keep.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +18,7 @@ from builder import history
 from builder.cache import Cache
 from builder.engine import ImageInfo
 from builder.execute import STAGE_LABEL
+from builder.export import stale_exports
 from builder.lockfile import Lock
 
 
@@ -66,6 +68,8 @@ def collect(
         if path.stem not in keep_layers:
             result.layers += 1
             result.freed += _remove(path, dry_run)
+    for tree in stale_exports(cache, keep_keys):  # deps trees exported for `mount` mode
+        result.freed += _remove_tree(tree, dry_run)
     if engine is not None:
         _collect_images(engine, cache, mine, image_name, lock, others, result, dry_run)
     return result
@@ -100,6 +104,13 @@ def _collect_images(
         result.containers += 1
         if not dry_run:
             engine.remove_container(container)
+
+
+def _remove_tree(folder: Path, dry_run: bool) -> int:
+    size = sum(p.lstat().st_size for p in folder.rglob("*"))
+    if not dry_run:
+        shutil.rmtree(folder, ignore_errors=True)
+    return size
 
 
 def _remove(path: Path, dry_run: bool) -> int:

@@ -304,6 +304,7 @@ class _Locker:
             update=self.wanted(name, [dep.name, dep.manager]),
             platform=self.platform,
             downloads=self.cache.downloads,
+            project_dir=self.spec.project_dir,
         )
         self.progress.say(f"  resolved  {name} ({dep.manager}, {dep.mode})")
         return inputs

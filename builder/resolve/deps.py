@@ -46,12 +46,12 @@ def lock_dep(
     update: bool,
     platform: str,
     downloads: Path,
-    project_dir: Path | None = None,
+    project_dir: Path,
 ) -> dict[str, Any]:
     """The locked inputs of node `deps.<name>` (see the module docstring for what is pinned).
 
-    `project_dir` is the folder holding sandbox.toml; when the caller does not pass it, the
-    current folder is tried, and the files' hashes prove it is the right one.
+    `project_dir` is the folder holding sandbox.toml; the files' hashes, read when the spec
+    was loaded, prove they did not change since.
     """
     folder = _project_folder(dep, project_dir)
     _check_mode(dep)
@@ -82,27 +82,19 @@ def lock_dep(
     return inputs
 
 
-def _project_folder(dep: DepSpec, project_dir: Path | None) -> Path:
-    folder = (project_dir or Path.cwd()) / dep.path
+def _project_folder(dep: DepSpec, project_dir: Path) -> Path:
+    folder = project_dir / dep.path
     for name, expected in dep.files.items():
         try:
             actual = hashlib.sha256((folder / name).read_bytes()).hexdigest()
         except OSError:
             actual = ""
-        if actual == expected:
-            continue
-        if project_dir is None:
-            msg = (
-                f"[deps.{dep.name}]: {folder / name} is not the file sandbox.toml names: "
-                "this sandbox-builder reads [deps] folders from the current folder. Run "
-                "`sandbox lock` in the folder holding sandbox.toml"
-            )
-        else:
+        if actual != expected:
             msg = (
                 f"[deps.{dep.name}]: {folder / name} changed (or vanished) while locking. "
                 "Leave the project's files alone, then run `sandbox lock` again"
             )
-        raise ResolutionError(msg)
+            raise ResolutionError(msg)
     return folder
 
 
