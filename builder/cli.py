@@ -229,10 +229,14 @@ def publish(
         bool, typer.Option("--json", help="Print one JSON object on stdout (DESIGN.md §12).")
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Nodes built at once.")] = 2,
+    apply: Annotated[
+        str | None,
+        typer.Option("--apply", metavar="URL", help="Then apply the overlay to Risoluto at URL."),
+    ] = None,
 ) -> None:
     """Build (normally all cached) and push to [image].registry: every node under its key, so
     teammates pull instead of building, and the image, pinned in the overlay by digest."""
-    _run_build(as_json=as_json, jobs=jobs, overlay=None, push=True, explain=False, apply=None)
+    _run_build(as_json=as_json, jobs=jobs, overlay=None, push=True, explain=False, apply=apply)
 
 
 def _run_build(

@@ -83,6 +83,8 @@ class Executor:
                 )
                 self._progress.done(step.node.name, "cached", 0.0, entry)
         pending = [s.node for s in plan.steps if s.node.name not in outcomes]
+        for node in pending:
+            self._progress.queued(node.name, [p for p in node.parents if p not in outcomes])
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             running: dict[Future[NodeOutcome], str] = {}
             while pending or running:

@@ -1,7 +1,8 @@
 """What a person watching a build sees: one line per node on stderr.
 
 stdout stays free for `--json`. Lines are plain text (no cursor tricks), so they read the same
-in a terminal, a CI log and a pipe.
+in a terminal, a CI log and a pipe: a node is queued, then building, then built, pulled or
+cached; a long step says every HEARTBEAT seconds that it is still running, with its time.
 """
 
 from __future__ import annotations
@@ -26,29 +27,58 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+HEARTBEAT = 30.0
+
+
 class Progress:
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, quiet: bool = False, heartbeat: float = HEARTBEAT
+    ) -> None:
         self._out = stream or sys.stderr
         self._quiet = quiet
         self._lock = threading.Lock()
         self._started: dict[str, float] = {}
+        self._heartbeat = heartbeat
+        self._ticker: threading.Thread | None = None
 
     def say(self, text: str) -> None:
         if not self._quiet:
             with self._lock:
                 print(text, file=self._out, flush=True)
 
+    def queued(self, node: str, waits_for: list[str]) -> None:
+        after = f" (after {', '.join(waits_for)})" if waits_for else ""
+        self.say(f"  queued    {node}{after}")
+
     def start(self, node: str) -> None:
-        self._started[node] = time.monotonic()
+        with self._lock:
+            self._started[node] = time.monotonic()
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, daemon=True)
+                self._ticker.start()
         self.say(f"  building  {node} ...")
 
+    def _tick(self) -> None:
+        """Say which nodes are still building, every `heartbeat` seconds, while any is."""
+        while True:
+            time.sleep(self._heartbeat)
+            now = time.monotonic()
+            with self._lock:
+                running = sorted(self._started.items(), key=lambda item: item[1])
+            for node, since in running:
+                self.say(f"  building  {node:<24} {now - since:6.0f}s ...")
+
     def done(self, node: str, status: str, seconds: float, entry: NodeEntry) -> None:
+        with self._lock:
+            self._started.pop(node, None)
         size = human_size(sum(layer.size for layer in entry.layers))
         layer = entry.layers[-1].diff_id[:19] if entry.layers else "-"
         timing = f"{seconds:6.1f}s" if status != "cached" else "       "
         self.say(f"  {status:<8}  {node:<24} {timing}  {size:>9}  {layer}")
 
     def failed(self, node: str, seconds: float) -> None:
+        with self._lock:
+            self._started.pop(node, None)
         self.say(f"  FAILED    {node:<24} {seconds:6.1f}s")
 
     def summary(self, nodes: list[NodeOutcome], seconds: float) -> None:

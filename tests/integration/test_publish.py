@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from tests.integration import risoluto_server
 from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker
@@ -58,9 +59,26 @@ def test_push_then_a_clean_machine_pulls_every_node_and_gets_the_same_image(
     overlay = json.loads((project.cache / "overlay.json").read_text())
     assert overlay["codex"]["sandbox"]["image"] == ref
 
-    # Pushing again uploads nothing new and names the same digest.
-    again = json.loads(project.ok("publish", "--json").out)
-    assert again["image"]["ref"] == ref
+    # Pushing again uploads nothing new and names the same digest; the overlay it writes is
+    # applied to the orchestrator, merged into what the server already had.
+    url, server, stop = risoluto_server.start(
+        token="s3cret", overlay={"codex": {"model": "o3", "sandbox": {"gvisor": True}}}
+    )
+    try:
+        run = project.sandbox(
+            "publish", "--json", "--apply", url, env={"RISOLUTO_WRITE_TOKEN": "s3cret"}
+        )
+        assert run.code == 0, run.err
+        again = json.loads(run.out)
+        assert again["image"]["ref"] == ref
+        assert again["applied"]["ok"] is True
+        assert server.overlay["codex"]["sandbox"]["image"] == ref
+        assert server.overlay["codex"]["model"] == "o3", "apply replaced the server's keys"
+        wrong = project.sandbox("overlay", "apply", url, env={"RISOLUTO_WRITE_TOKEN": "nope"})
+        assert wrong.code == 8, wrong.err
+        assert "nope" not in wrong.err
+    finally:
+        stop()
 
     teammate = Project(root=project.root, cache=tmp_path_factory.mktemp("teammate-cache"))
     run = teammate.sandbox("build", "--json", env={"DOCKER_HOST": second_engine})

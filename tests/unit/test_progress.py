@@ -1,0 +1,59 @@
+"""What a person watching a build sees: queued, building (with a heartbeat), done, summary."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from builder.cache import Layer, NodeEntry
+from builder.execute import NodeOutcome
+from builder.progress import Progress, human_size
+
+
+def _entry(name: str, size: int) -> NodeEntry:
+    return NodeEntry(
+        name=name, key="sha256:k", layers=(Layer(diff_id="sha256:" + "a" * 64, size=size),)
+    )
+
+
+def test_a_long_step_keeps_saying_it_is_building_until_it_is_done() -> None:
+    out = io.StringIO()
+    progress = Progress(out, heartbeat=0.05)
+    progress.queued("tools.npm", ["runtime.node"])
+    progress.start("tools.npm")
+    time.sleep(0.2)
+    progress.done("tools.npm", "built", 0.2, _entry("tools.npm", 2_500_000))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "  queued    tools.npm (after runtime.node)"
+    assert lines[1] == "  building  tools.npm ..."
+    beats = [line for line in lines if line.endswith("s ...") and "tools.npm" in line]
+    assert beats, lines
+    assert "built" in lines[-1]
+    assert "2.5 MB" in lines[-1]
+    time.sleep(0.15)
+    assert out.getvalue().splitlines()[-1] == lines[-1], "heartbeat after the node was done"
+
+
+def test_summary_table_lists_every_node_with_status_time_and_size() -> None:
+    out = io.StringIO()
+    nodes = [
+        NodeOutcome(
+            name="base", key="k1", status="cached", seconds=0.0, entry=_entry("base", 1000)
+        ),
+        NodeOutcome(
+            name="system", key="k2", status="built", seconds=20.4, entry=_entry("system", 5)
+        ),
+    ]
+    Progress(out).summary(nodes, 21.0)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["node", "status", "time", "size"]
+    assert lines[1].split() == ["base", "cached", "-", "1.0", "KB"]
+    assert lines[2].split() == ["system", "built", "20.4s", "5", "B"]
+    assert lines[3] == "2 nodes (1 built, 1 cached) in 21.0s"
+
+
+def test_quiet_progress_says_nothing() -> None:
+    out = io.StringIO()
+    Progress(out, quiet=True).say("hello")
+    assert out.getvalue() == ""
+    assert human_size(1_500_000_000) == "1.5 GB"
