@@ -17,7 +17,7 @@ demo: setup
 # Lint, type-check, the lock of the example, then the whole suite on a real Docker Engine.
 test: setup lint
 	.venv/bin/sandbox lock --check
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q --durations=12
 
 lint:
 	.venv/bin/ruff check builder tests
