@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from builder.errors import CacheError
 from builder.lockfile import write_atomic
 
@@ -74,14 +76,22 @@ def default_cache_dir(spec_path: Path) -> Path:
     return Path(env) if env else spec_path.parent / "cache"
 
 
+def default_download_dir() -> Path:
+    """Downloads are content-addressed, so every project of this user shares them."""
+    env = os.environ.get("SANDBOX_DOWNLOAD_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("sandbox-builder")) / "downloads"
+
+
 class Cache:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, downloads: Path | None = None) -> None:
         self.root = root
+        self._downloads = downloads or default_download_dir()
 
     def ensure(self) -> None:
         try:
-            for sub in ("layers", "nodes", "logs", "tmp", "downloads"):
+            for sub in ("layers", "nodes", "logs", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
+            self.downloads.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             msg = f"cache dir {self.root} is not writable ({exc.strerror}). Fix its permissions "
             msg += "or choose another with --cache-dir"
@@ -89,8 +99,9 @@ class Cache:
 
     @property
     def downloads(self) -> Path:
-        """Content-addressed downloads and the package managers' caches, shared by builds."""
-        return self.root / "downloads"
+        """Content-addressed downloads and the package managers' caches, shared by all the
+        user's projects (writes are atomic: temp file, then rename)."""
+        return self._downloads
 
     @property
     def lock_file(self) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,31 @@ def test_an_unwritable_cache_is_a_cache_error(web: Web, tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(CacheError, match="download cache"):
         fetch(url, sha256=None, dest_dir=blocker / "dl", what="tool")
+
+
+_FETCH_MANY = """
+import sys
+from pathlib import Path
+from builder.downloads import fetch
+url, digest, dest = sys.argv[1:4]
+for round in range(8):
+    path = fetch(url, sha256=digest if round % 2 else None, dest_dir=Path(dest), what="tool")
+    assert path.read_bytes().startswith(b"big"), path
+"""
+
+
+def test_projects_sharing_the_download_dir_at_once_never_corrupt_it(
+    web: Web, tmp_path: Path
+) -> None:
+    """Four processes (say, builds of four projects) fetch into one download dir together."""
+    big = b"big" + bytes(range(256)) * 20_000  # 5 MB, so the writes really overlap
+    url = web.put("big.tar.gz", big)
+    digest = hashlib.sha256(big).hexdigest()
+    dest = tmp_path / "shared"
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _FETCH_MANY, url, digest, str(dest)])
+        for _ in range(4)
+    ]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0, 0]
+    assert sorted(p.name for p in dest.iterdir()) == [digest], "a partial file was left"
+    assert hashlib.sha256((dest / digest).read_bytes()).hexdigest() == digest
