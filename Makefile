@@ -9,6 +9,7 @@ demo: setup
 	.venv/bin/sandbox doctor
 	.venv/bin/sandbox lock
 	.venv/bin/sandbox build
+	.venv/bin/sandbox check
 	@echo "--- image"
 	@docker image inspect sandbox-builder/dev-sandbox:latest --format '{{.Id}} user={{.Config.User}}'
 	@echo "--- overlay (cache/overlay.json)"

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,6 +28,9 @@ from builder.errors import BuilderError, LockError, OverlayError, SpecError
 from builder.plan import BuildPlan
 from builder.risoluto import EXAMPLE_URL, TOKEN_ENV, ApplyResult
 from builder.spec import Spec, load_spec
+
+if TYPE_CHECKING:
+    from builder.lockfile import Lock
 
 app = typer.Typer(
     help=(
@@ -160,7 +163,9 @@ def lock(
         msg = f"names go with --update, e.g. `sandbox lock --update {names[0]}`"
         raise typer.BadParameter(msg)
     if check:
-        check_fresh(spec, lockfile.read(path), path)
+        current = lockfile.read(path)
+        _warn_floating(spec, current)
+        check_fresh(spec, current, path)
         typer.echo(f"{path.name} is up to date")
         return
     from builder.locking import lock_project
@@ -169,7 +174,7 @@ def lock(
     old = None
     if path.exists():
         try:
-            old = lockfile.read(path)
+            old = lockfile.read(path, older_recipes_ok=True)
         except LockError:
             if not update:
                 raise
@@ -190,6 +195,17 @@ def lock(
         lockfile.write_atomic(path, text.encode())
     state = "wrote" if changed else "unchanged:"
     typer.echo(f"{state} {path} ({time.monotonic() - started:.1f}s)", err=True)
+    _warn_floating(spec, new)
+
+
+def _warn_floating(spec: Spec, lock_: Lock) -> None:
+    """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway): stderr only."""
+    from builder.locking import host_platform
+    from builder.pinning import floating
+
+    nodes = lock_.platforms.get(host_platform()) or next(iter(lock_.platforms.values()), {})
+    for warning in floating(spec, nodes):
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command()
@@ -382,6 +398,65 @@ def gc(
         f"{verb} {human_size(result.freed)}: {result.entries} cache entries, "
         f"{result.layers} layers, {len(result.images)} images, {result.containers} containers"
     )
+
+
+@app.command()
+def check(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list of {check, ok, detail} on stdout.")
+    ] = False,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image", metavar="REF", help="Check this image [default: the last build's]."
+        ),
+    ] = None,
+) -> None:
+    """Prove the built image runs as the orchestrator runs it and meets the security baseline.
+
+    Runs bash, base64, git, each runtime and tool as uid 12345 with every capability dropped,
+    and checks: non-root user, no exposed port, no setuid file but [image].allow_setuid, no
+    host CA certificate, .netrc or credential in any layer. Exits 5 when a check fails.
+    """
+    from builder import lockfile
+    from builder.build import check_fresh
+    from builder.check import check_project
+    from builder.errors import CheckError
+    from builder.locking import host_platform
+    from builder.report import render_table
+
+    spec = _options.spec()
+    path = lockfile.lock_path(spec.path)
+    lock_ = lockfile.read(path)
+    check_fresh(spec, lock_, path)
+    cache = _options.cache()
+    with _cache_lock(cache, "sandbox command"):
+        report = check_project(
+            spec=spec,
+            nodes=lock_.nodes(host_platform()),
+            cache=cache,
+            engine=EngineFactory()(),
+            image=image,
+            environ=os.environ,
+        )
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in report.results], indent=2))
+    else:
+        typer.echo(f"image {report.image}")
+        typer.echo(render_table(report.results), nl=False)
+    for result in report.results:
+        if result.warning:
+            typer.echo(
+                f"warning: {result.check}: {result.detail.removeprefix('warning: ')}", err=True
+            )
+    if report.failed:
+        names = ", ".join(r.check for r in report.failed)
+        msg = (
+            f"{len(report.failed)} of {len(report.results)} checks failed in {report.image}: "
+            f"{names}. Each line above says why; fix sandbox.toml or the build and rebuild"
+        )
+        raise CheckError(msg)
+    typer.echo(f"all {len(report.results)} checks passed ({report.seconds:.1f}s)", err=True)
 
 
 @app.command()

@@ -60,6 +60,20 @@ class Engine(Protocol):
         network: bool,
     ) -> RunResult: ...
     def commit(self, container: str) -> str: ...
+    def inspect(self, ref: str) -> dict[str, Any]: ...
+    def runtimes(self) -> list[str]: ...
+    def run_confined(
+        self,
+        *,
+        image: str,
+        script: str,
+        user: str,
+        env: Mapping[str, str],
+        tmpfs: Mapping[str, str],
+        mounts: list[Mount],
+        runtime: str | None,
+        timeout: float,
+    ) -> tuple[int, str]: ...
     def remove_container(self, container: str) -> None: ...
     def remove_image(self, image: str) -> None: ...
     def images(self, label: str) -> list[ImageInfo]: ...
@@ -177,6 +191,68 @@ class DockerEngine:
 
     def commit(self, container: str) -> str:
         return str(self._client.api.commit(container)["Id"])
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """`docker image inspect` of `ref`; a missing image is a BuildError saying so."""
+        try:
+            found: dict[str, Any] = self._client.api.inspect_image(ref)
+        except self._errors.ImageNotFound:
+            msg = f"no image {ref} in the engine. Check the name, or run `sandbox build`"
+            raise BuildError(msg) from None
+        return found
+
+    def runtimes(self) -> list[str]:
+        """The OCI runtimes the daemon offers (runc, and runsc when gVisor is installed)."""
+        return sorted(self._client.info().get("Runtimes") or {})
+
+    def run_confined(
+        self,
+        *,
+        image: str,
+        script: str,
+        user: str,
+        env: Mapping[str, str],
+        tmpfs: Mapping[str, str],
+        mounts: list[Mount],
+        runtime: str | None,
+        timeout: float,
+    ) -> tuple[int, str]:
+        """Run `script` with /bin/sh as an agent runs: as `user`, every capability dropped,
+        no-new-privileges, no network. Returns its exit code and output; removes it."""
+        from requests.exceptions import ConnectionError as Unanswered
+        from requests.exceptions import ReadTimeout
+
+        api = self._client.api
+        host_config = api.create_host_config(
+            binds={
+                m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts
+            },
+            tmpfs=dict(tmpfs),
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            network_mode="none",
+            runtime=runtime,
+        )
+        container = api.create_container(
+            image,
+            entrypoint=["/bin/sh", "-c"],
+            command=[script],
+            environment=dict(env),
+            user=user,
+            host_config=host_config,
+            labels={"sandbox-builder": "step"},
+        )
+        cid = str(container["Id"])
+        try:
+            api.start(cid)
+            try:
+                code = int(api.wait(cid, timeout=timeout)["StatusCode"])
+            except (ReadTimeout, Unanswered):
+                msg = f"the checks in {image} did not finish within {timeout:.0f}s"
+                raise BuildError(msg) from None
+            return code, api.logs(cid).decode(errors="replace")
+        finally:
+            self.remove_container(cid)
 
     def remove_container(self, container: str) -> None:
         with contextlib.suppress(self._errors.NotFound):

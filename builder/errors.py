@@ -35,6 +35,15 @@ class BuildError(BuilderError):
     exit_code = 5
 
 
+class CheckError(BuildError):
+    """The built image failed `sandbox check` (or there is no image to check).
+
+    The security baseline and "every declared tool runs" are properties of a build's result
+    (DESIGN.md §5), so a failed check exits like a build whose result broke a rule (5): CI
+    treats `sandbox build && sandbox check` as one gate, and §10's codes stay as documented.
+    """
+
+
 class CacheError(BuilderError):
     """The cache directory is unusable or holds a corrupt entry."""
 

@@ -7,6 +7,11 @@ A node's key is the sha256 of canonical JSON (sorted keys, no whitespace) of exa
 - `platform`: the target platform, e.g. "linux/amd64".
 Nothing else: no timestamps, no paths of this machine. Changing what a recipe does, or what is
 hashed, means bumping that kind's recipe version here, which rebuilds every node of the kind.
+The versions a kind had before stay listed in PREVIOUS, so a lock keyed with one is told apart
+from a hand-edited lock: `sandbox lock` re-keys it and keeps every pin.
+
+- system/2: clears setuid/setgid bits on every file but `[image].allow_setuid` (which joined
+  the system node's inputs), base-layer files included.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from typing import Any
 # Bump a kind's version whenever its build step changes what lands in the layer.
 RECIPES = {
     "base": "base/1",
-    "system": "system/1",
+    "system": "system/2",
     "runtime": "runtime/1",
     "tools": "tools/1",
     "deps": "deps/1",
 }
+
+# Earlier versions of each kind's recipe, newest first.
+PREVIOUS = {"system": ("system/1",)}
 
 
 def canonical_json(obj: Any) -> str:
@@ -36,8 +44,32 @@ def sha256_of(obj: Any) -> str:
 
 
 def node_key(
-    *, kind: str, inputs: Mapping[str, Any], parents: Mapping[str, str], platform: str
+    *,
+    kind: str,
+    inputs: Mapping[str, Any],
+    parents: Mapping[str, str],
+    platform: str,
+    recipe: str | None = None,
 ) -> str:
+    """The key of a node; `recipe` overrides the kind's current recipe version."""
     return sha256_of(
-        {"recipe": RECIPES[kind], "inputs": inputs, "parents": dict(parents), "platform": platform}
+        {
+            "recipe": recipe or RECIPES[kind],
+            "inputs": inputs,
+            "parents": dict(parents),
+            "platform": platform,
+        }
     )
+
+
+def older_recipe(
+    *, kind: str, key: str, inputs: Mapping[str, Any], parents: Mapping[str, str], platform: str
+) -> str | None:
+    """The earlier recipe version of `kind` that `key` was computed with, if any."""
+    for recipe in PREVIOUS.get(kind, ()):
+        candidate = node_key(
+            kind=kind, inputs=inputs, parents=parents, platform=platform, recipe=recipe
+        )
+        if candidate == key:
+            return recipe
+    return None

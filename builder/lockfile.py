@@ -18,7 +18,7 @@ import tomlkit
 from tomlkit.items import Array, InlineTable
 
 from builder.errors import LockError
-from builder.keys import node_key
+from builder.keys import RECIPES, node_key, older_recipe
 from builder.tomlread import read_toml
 
 LOCK_VERSION = 1
@@ -119,8 +119,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def read(path: Path) -> Lock:
-    """Parse and check sandbox.lock; any damage is a LockError naming file and key."""
+def read(path: Path, *, older_recipes_ok: bool = False) -> Lock:
+    """Parse and check sandbox.lock; any damage is a LockError naming file and key.
+
+    A node keyed with an earlier recipe version (before an upgrade of this tool) is refused
+    too, with a note that `sandbox lock` re-keys it; `older_recipes_ok` lets `lock` read it.
+    """
     if not path.exists():
         msg = f"{path}: no lock file. Run `sandbox lock` to create it"
         raise LockError(msg)
@@ -151,11 +155,11 @@ def read(path: Path) -> Lock:
             )
         platforms[platform] = nodes
     lock = Lock(spec_hash=spec_hash, source_date_epoch=epoch, platforms=platforms)
-    verify_keys(lock, path)
+    verify_keys(lock, path, older_recipes_ok=older_recipes_ok)
     return lock
 
 
-def verify_keys(lock: Lock, path: Path) -> None:
+def verify_keys(lock: Lock, path: Path, *, older_recipes_ok: bool = False) -> None:
     """Recompute every key from its inputs; a mismatch means the lock was edited by hand."""
     for platform, nodes in lock.platforms.items():
         for node in nodes.values():
@@ -170,13 +174,25 @@ def verify_keys(lock: Lock, path: Path) -> None:
                     f"{exc}. Run `sandbox lock` to rewrite the lock"
                 )
                 raise LockError(msg) from None
-            if expected != node.key:
+            if expected == node.key:
+                continue
+            older = older_recipe(
+                kind=node.kind, key=node.key, inputs=node.inputs, parents=parents, platform=platform
+            )
+            if older is not None and older_recipes_ok:
+                continue
+            msg = (
+                f"{path}: platforms.{platform}.nodes.{node.name}: its key does not match "
+                "its pins (was the lock edited by hand?). Run `sandbox lock --update "
+                f"{node.name}` or revert the edit"
+            )
+            if older is not None:
                 msg = (
-                    f"{path}: platforms.{platform}.nodes.{node.name}: its key does not match "
-                    "its pins (was the lock edited by hand?). Run `sandbox lock --update "
-                    f"{node.name}` or revert the edit"
+                    f"{path}: platforms.{platform}.nodes.{node.name} was keyed with recipe "
+                    f"{older}; this sandbox-builder builds {RECIPES[node.kind]}, which changed "
+                    "what the layer holds. Run `sandbox lock` to re-key it (every pin stays)"
                 )
-                raise LockError(msg)
+            raise LockError(msg)
 
 
 def _expect(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:

@@ -157,6 +157,9 @@ class _Locker:
             "uid": spec.image.uid,
             "workdir": spec.image.workdir,
         }
+        # Not part of the request compared below: it changes the layer, not the apt closure,
+        # so a lock made before it existed keeps its pins.
+        setuid = {"allow_setuid": sorted(spec.image.allow_setuid)}
         old_base, old = self.previous.get("base"), self.previous.get("system")
         old_names = [p["name"] for p in old.inputs["packages"]] if old else []
         same_request = (
@@ -167,7 +170,7 @@ class _Locker:
         )
         if old and same_request and not self.wanted("system", old_names):
             self.progress.say(f"  kept      system ({len(old_names)} packages)")
-            return old.inputs
+            return {**old.inputs, **setuid}
         keep: dict[str, str] = {}
         if old and same_request and self.update:
             keep = {
@@ -187,7 +190,7 @@ class _Locker:
             )
             _check_apt_runtimes(spec, packages)
         self.progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
-        return {**request_inputs, "packages": packages}
+        return {**request_inputs, **setuid, "packages": packages}
 
     # -- runtimes, tools, deps ---------------------------------------------------------------
 

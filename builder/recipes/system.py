@@ -1,7 +1,14 @@
-"""The system layer: the locked apt closure installed, checked, and the image's user made."""
+"""The system layer: the locked apt closure installed, checked, and the image's user made.
+
+It also clears the setuid/setgid bits of every file but those in `[image].allow_setuid`
+(DESIGN.md §5): the agent runs with no-new-privileges anyway, but an image that is safe only
+under one runtime flag is not. The base's own files (passwd, su, mount) are covered too: this
+step runs on top of the base, so a chmod copies them up into this layer with the bits cleared.
+"""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from builder.engine import kept_container, require_success
@@ -33,6 +40,7 @@ if ! getent passwd {shlex.quote(user)} >/dev/null; then
 fi
 mkdir -p {shlex.quote(workdir)}
 chown {uid}:{uid} {shlex.quote(workdir)}
+{strip_setuid(node.inputs.get("allow_setuid", []))}
 """
     log = ctx.cache.log_path(node.name)
     env = {**APT_ENV, "SOURCE_DATE_EPOCH": str(ctx.epoch)}
@@ -53,6 +61,17 @@ chown {uid}:{uid} {shlex.quote(workdir)}
         verify_installed(got, packages, node=node.name)
         layer = capture(ctx, engine, result.container, node)
     return StepResult(layers=[layer], env={})
+
+
+def strip_setuid(allowed: list[str]) -> str:
+    """Shell clearing setuid/setgid on every file of the root filesystem but `allowed`."""
+    keep = "".join(f" ! -path {shlex.quote(_find_literal(path))}" for path in sorted(allowed))
+    return f"find / -xdev -type f -perm /6000{keep} -exec chmod ug-s {{}} +"
+
+
+def _find_literal(path: str) -> str:
+    """`path` as a find -path pattern matching only itself (glob characters escaped)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
 
 
 def _missing(log_text: str) -> str:

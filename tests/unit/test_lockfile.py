@@ -9,7 +9,7 @@ import pytest
 
 from builder import lockfile
 from builder.errors import LockError
-from builder.keys import node_key
+from builder.keys import PREVIOUS, node_key
 from builder.lockfile import Lock, NodeLock
 
 PLATFORM = "linux/amd64"
@@ -148,6 +148,32 @@ def test_hand_edited_parent_key_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(LockError, match=r"nodes\.base"):
         lockfile.read(path)
+
+
+def test_lock_keyed_by_an_older_recipe_says_to_re_key_not_that_it_was_edited(
+    tmp_path: Path,
+) -> None:
+    """After a recipe bump (keys.py), an untouched lock is told apart from a hand edit."""
+    lock = make_lock()
+    system = lock.platforms[PLATFORM]["system"]
+    old_key = node_key(
+        kind="system",
+        inputs=system.inputs,
+        parents={"base": lock.platforms[PLATFORM]["base"].key},
+        platform=PLATFORM,
+        recipe=PREVIOUS["system"][0],
+    )
+    path = tmp_path / "sandbox.lock"
+    path.write_text(lockfile.dumps(lock).replace(system.key, old_key))
+
+    with pytest.raises(LockError) as caught:
+        lockfile.read(path)
+
+    message = str(caught.value)
+    assert f"keyed with recipe {PREVIOUS['system'][0]}" in message
+    assert "Run `sandbox lock` to re-key it (every pin stays)" in message
+    assert "edited by hand" not in message
+    assert lockfile.read(path, older_recipes_ok=True).platforms[PLATFORM]["system"].key == old_key
 
 
 def test_equal_edit_in_a_new_lock_is_accepted(tmp_path: Path) -> None:

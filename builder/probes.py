@@ -1,0 +1,252 @@
+"""What `sandbox check` runs inside the image, running it, and reading back what happened.
+
+One container runs one shell script: a probe per declared program, each under `timeout`, its
+exit code and first lines of output printed between markers. Which programs: bash, base64 and
+git (what every agent needs), each declared runtime with the flag it answers to, the npm
+tools' executables (the `bin` of each top-level package in the lock), every executable pip
+put on PATH (found in the image, so a broken link shows), each `[tools.bin]` executable, and
+what the overlay relies on (iptables, getent, awk for an egress allowlist). A tool is run with
+`--version`, else `--help`: some answer only one of them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from builder.cache import Cache
+from builder.engine import Mount
+from builder.errors import CheckError
+from builder.lockfile import NodeLock
+from builder.patterns import npm_name
+from builder.report import CheckResult
+from builder.spec import Spec
+
+PIP_BIN = "/opt/sandbox/tools/pip/bin"
+TIMEOUT = 60
+CHECK_UID = 12345
+HOME = "/home/agent"  # where the orchestrator puts HOME, whatever the image's user is called
+RUNTIME_COMMANDS = {
+    "node": ("node", "--version"),
+    "python": ("python3", "--version"),
+    "go": ("go", "version"),
+    "java": ("java", "-version"),
+    "rust": ("rustc", "--version"),
+}
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_LINES = 3
+
+# Probes run in HOME (the fresh volume), never in the read-only workspace: some tools write
+# to their working folder even for --version (mypyc makes ./build).
+_PRELUDE = f"""cd "$HOME" 2>/dev/null || cd /
+T=
+command -v timeout >/dev/null 2>&1 && T="timeout {TIMEOUT}"
+emit() {{ printf '@@probe %s %s\\n' "$1" "$2"; printf '%s\\n' "$3" | head -n {_LINES} \
+| sed 's/^/@@out /'; }}
+run() {{ name=$1; shift; out=$($T "$@" </dev/null 2>&1); emit "$?" "$name" "$out"; }}
+tool() {{
+  name=$1; shift; out=$($T "$@" --version </dev/null 2>&1); rc=$?
+  if [ $rc -ne 0 ] && [ $rc -ne 126 ] && [ $rc -ne 127 ]; then
+    out=$($T "$@" --help </dev/null 2>&1); rc=$?
+  fi
+  emit "$rc" "$name" "$out"
+}}
+"""
+_PIP_LOOP = f"""for exe in {PIP_BIN}/*; do
+  [ -e "$exe" ] || [ -L "$exe" ] || continue
+  name=${{exe##*/}}; target=$(readlink "$exe"); owner=${{target#../}}; owner=${{owner%%/*}}
+  printf '@@pip %s %s\\n' "$owner" "$name"
+  tool "tools.pip $name" "$name"
+done
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe:
+    check: str  # what the report calls it, e.g. "runtime.node" or "tools.npm tsc"
+    argv: tuple[str, ...]
+    tool: bool = False  # run as `argv --version`, else `argv --help`
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    check: str
+    code: int
+    output: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    probes: tuple[Probe, ...]
+    pip_tools: tuple[str, ...]  # locked pip tools; their executables are found in the image
+    refused: tuple[str, ...]  # npm bin names too odd to put in a command, as checks
+
+
+def plan_probes(spec: Spec, nodes: Mapping[str, NodeLock]) -> Plan:
+    probes = [Probe(check=name, argv=(name, "--version")) for name in ("bash", "base64", "git")]
+    for runtime in spec.runtimes:
+        probes.append(Probe(check=f"runtime.{runtime.name}", argv=RUNTIME_COMMANDS[runtime.name]))
+    refused = []
+    npm = nodes.get("tools.npm")
+    for exe in npm_bins(npm.inputs) if npm else []:
+        if _SAFE.fullmatch(exe):
+            probes.append(Probe(check=f"tools.npm {exe}", argv=(exe,), tool=True))
+        else:
+            refused.append(f"tools.npm {exe!r}")
+    for tool in spec.tools.bin:
+        exe = tool.binary or tool.name
+        probes.append(Probe(check=f"tools.bin.{tool.name}", argv=(exe,), tool=True))
+    if spec.sandbox.egress_allowlist:
+        probes += [
+            Probe(check="overlay iptables", argv=("iptables", "--version")),
+            Probe(check="overlay getent", argv=("getent", "--version")),
+            Probe(check="overlay awk", argv=("awk", 'BEGIN { print "awk runs" }')),
+        ]
+    pip = nodes.get("tools.pip")
+    pip_tools = tuple(sorted(pip.inputs["tools"])) if pip else ()
+    return Plan(probes=tuple(probes), pip_tools=pip_tools, refused=tuple(refused))
+
+
+def npm_bins(inputs: Mapping[str, Any]) -> list[str]:
+    """The executables of the top-level npm tools, from their package-lock entries' `bin`."""
+    names = {npm_name(spec) for spec in inputs["tools"]}
+    found: set[str] = set()
+    for package in inputs["packages"]:
+        name = package["path"].removeprefix("node_modules/")
+        if name not in names:
+            continue
+        declared = package.get("bin") or {}
+        if isinstance(declared, str):  # `"bin": "cli.js"` names the package's own command
+            found.add(name.rpartition("/")[2])
+        else:
+            found.update(declared)
+    return sorted(found)
+
+
+def script(plan: Plan) -> str:
+    lines = [_PRELUDE]
+    for probe in plan.probes:
+        kind = "tool" if probe.tool else "run"
+        lines.append(f"{kind} {shlex.quote(probe.check)} {shlex.join(probe.argv)}\n")
+    if plan.pip_tools:
+        lines.append(_PIP_LOOP)
+    lines.append("exit 0\n")
+    return "".join(lines)
+
+
+def parse(output: str) -> tuple[list[Outcome], dict[str, list[str]]]:
+    """The probes' outcomes in order, and pip tool -> the executables found for it."""
+    outcomes: list[Outcome] = []
+    pip: dict[str, list[str]] = {}
+    current: tuple[str, int] | None = None
+    lines: list[str] = []
+
+    def close() -> None:
+        if current is not None:
+            outcomes.append(Outcome(check=current[0], code=current[1], output=tuple(lines)))
+
+    for line in output.splitlines():
+        if line.startswith("@@probe "):
+            close()
+            code, _, name = line.removeprefix("@@probe ").partition(" ")
+            current, lines = (name, int(code) if code.isdigit() else -1), []
+        elif line.startswith("@@out ") and current is not None:
+            text = line.removeprefix("@@out ").strip()
+            if text:
+                lines.append(text)
+        elif line.startswith("@@pip "):
+            owner, _, exe = line.removeprefix("@@pip ").partition(" ")
+            pip.setdefault(owner, []).append(exe)
+    close()
+    return outcomes, pip
+
+
+class Prober(Protocol):
+    """The part of the engine the probes need (a fake in unit tests)."""
+
+    def runtimes(self) -> list[str]: ...
+    def run_confined(
+        self,
+        *,
+        image: str,
+        script: str,
+        user: str,
+        env: Mapping[str, str],
+        tmpfs: Mapping[str, str],
+        mounts: list[Mount],
+        runtime: str | None,
+        timeout: float,
+    ) -> tuple[int, str]: ...
+
+
+def run_probes(
+    *, engine: Prober, cache: Cache, spec: Spec, nodes: Mapping[str, NodeLock], ref: str
+) -> list[CheckResult]:
+    plan = plan_probes(spec, nodes)
+    results = []
+    runtime = None
+    if spec.sandbox.gvisor:
+        if "runsc" in engine.runtimes():
+            runtime = "runsc"
+        else:
+            detail = (
+                "warning: gvisor = true but `docker info` lists no runsc runtime; the "
+                "orchestrator cannot start this sandbox here. Install gVisor, or checks ran on runc"
+            )
+            results.append(CheckResult(check="gvisor", ok=True, detail=detail, warning=True))
+    workspace = cache.scratch("check-workspace-")
+    try:
+        workspace.chmod(0o755)
+        code, output = engine.run_confined(
+            image=ref,
+            script=script(plan),
+            user=f"{CHECK_UID}:{CHECK_UID}",
+            env={"HOME": HOME},
+            tmpfs={HOME: f"uid={CHECK_UID},gid={CHECK_UID}"},
+            mounts=[Mount(source=str(workspace), target=spec.image.workdir)],
+            runtime=runtime,
+            timeout=60.0 + 2 * TIMEOUT * (len(plan.probes) + 4 * len(plan.pip_tools)),
+        )
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    outcomes, pip = parse(output)
+    if code != 0 or not outcomes:
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        msg = f"the check script could not run in {ref} as uid {CHECK_UID} (exit {code}): {tail}"
+        raise CheckError(msg)
+    results += [_interpret(o, pip) for o in outcomes]
+    results += [
+        CheckResult(
+            check=f"tools.pip {tool}",
+            ok=False,
+            detail=f"no executable of {tool} in {PIP_BIN}; rebuild the image",
+        )
+        for tool in plan.pip_tools
+        if tool not in pip
+    ]
+    results += [
+        CheckResult(check=name, ok=False, detail="its bin name is not a plain file name")
+        for name in plan.refused
+    ]
+    return results
+
+
+def _interpret(outcome: Outcome, pip: Mapping[str, list[str]]) -> CheckResult:
+    check = outcome.check
+    if check.startswith("tools.pip "):
+        exe = check.removeprefix("tools.pip ")
+        owner = next((tool for tool, exes in pip.items() if exe in exes), exe)
+        check += f" ({owner})" if owner != exe else ""
+    first = outcome.output[0][:100] if outcome.output else ""
+    if outcome.code == 0:
+        return CheckResult(check=check, ok=True, detail=first or "ran")
+    hint = {
+        124: f"timed out after {TIMEOUT}s",
+        126: f"not executable by uid {CHECK_UID}",
+        127: "not found on PATH",
+    }.get(outcome.code, f"exit {outcome.code}")
+    return CheckResult(check=check, ok=False, detail=f"{hint}: {first}" if first else hint)

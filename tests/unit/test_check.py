@@ -1,0 +1,455 @@
+"""`sandbox check` without Docker: layer scans on synthetic tars, probes, the report.
+
+Covers builder/check.py with the modules it is made of: scan.py, certs.py, probes.py and
+report.py (one feature, so one test file); the engine is a recording fake.
+
+The layers are real tar files written here, stacked the way the engine stacks them (whiteouts
+included); the certificates are real self-signed ones (made once with openssl and pasted).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import ssl
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from builder import certs, probes, scan
+from builder.cache import Cache
+from builder.check import config_checks, leak_checks, setuid_check
+from builder.errors import CheckError
+from builder.lockfile import NodeLock
+from builder.probes import run_probes
+from builder.report import CheckResult, render_table
+from builder.scan import LayerRef
+from builder.spec import (
+    BaseSpec,
+    BinaryTool,
+    ImageSpec,
+    RuntimeSpec,
+    SandboxSpec,
+    Spec,
+    ToolsSpec,
+)
+
+PROXY_CA = """-----BEGIN CERTIFICATE-----
+MIIBqzCCAVGgAwIBAgIUD/ZtZnY+Q57AyFGhXbBL7MIa7D0wCgYIKoZIzj0EAwIw
+KjEQMA4GA1UECgwHRXhhbXBsZTEWMBQGA1UEAwwNdGVzdC1wcm94eS1jYTAgFw0y
+NjExMjIxNzM1MDRaGA8yMTI2MTAyOTE3MzUwNFowKjEQMA4GA1UECgwHRXhhbXBs
+ZTEWMBQGA1UEAwwNdGVzdC1wcm94eS1jYTBZMBMGByqGSM49AgEGCCqGSM49AwEH
+A0IABI5M9N/4sTvQpb5JQbIVE/L+FRM15gPftOjIW3QD8bO4gYfjMA/Wdpjs+UIq
+URjV5ZLgaQanMhBAO5adsmz8DY+jUzBRMB0GA1UdDgQWBBSYCp9qIzgMkzxQIId0
+gWUSYviRtTAfBgNVHSMEGDAWgBSYCp9qIzgMkzxQIId0gWUSYviRtTAPBgNVHRMB
+Af8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQC5cAMGYP4Q2/tbv9jMYK1rgmW0
+qUULF7Zrt6BOdbEZMgIgLktmelmZ5FpUUQVwy8W8sEYtH2lruPKLWxLir6jrmvU=
+-----END CERTIFICATE-----
+"""
+PUBLIC_ROOT = """-----BEGIN CERTIFICATE-----
+MIIBsTCCAVegAwIBAgIUZS7JCBpqAdPmrPPQAmVMesqTTZYwCgYIKoZIzj0EAwIw
+LTEQMA4GA1UECgwHRXhhbXBsZTEZMBcGA1UEAwwQdGVzdC1wdWJsaWMtcm9vdDAg
+Fw0yNjExMjIxNzM1MDRaGA8yMTI2MTAyOTE3MzUwNFowLTEQMA4GA1UECgwHRXhh
+bXBsZTEZMBcGA1UEAwwQdGVzdC1wdWJsaWMtcm9vdDBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABKpqxmeqTDo7Xk+RfetNLtwNda+4UVCSwTe2uaYM3sr9ScmmZ4Du
+7Jhve4DhvyQlFnHE6GAXJJuQaf3Qcoxfd6mjUzBRMB0GA1UdDgQWBBQSDVGTorw4
+2a7ocCeffF0Lxj32OTAfBgNVHSMEGDAWgBQSDVGTorw42a7ocCeffF0Lxj32OTAP
+BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQDzPBLu57/VhJ7cWtd+
+vwjR7wxKyBeXy1W4SG6FcMfo0AIgBUpI8RYi6+DELZOhV1NKNQBALiqK09JO9tx2
+TsEigvY=
+-----END CERTIFICATE-----
+"""
+PROXY_DER = ssl.PEM_cert_to_DER_cert(PROXY_CA)
+PUBLIC_DER = ssl.PEM_cert_to_DER_cert(PUBLIC_ROOT)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    data: bytes = b""
+    mode: int = 0o644
+    kind: bytes = tarfile.REGTYPE
+
+
+def layer(tmp_path: Path, name: str, *entries: Entry) -> LayerRef:
+    path = tmp_path / f"{name}.tar"
+    with tarfile.open(path, "w") as tar:
+        for entry in entries:
+            info = tarfile.TarInfo(entry.name)
+            info.type, info.mode = entry.kind, entry.mode
+            info.size = len(entry.data) if entry.kind == tarfile.REGTYPE else 0
+            tar.addfile(info, io.BytesIO(entry.data) if info.size else None)
+    return LayerRef(name=name, path=path)
+
+
+def folder(name: str) -> Entry:
+    return Entry(name=name, mode=0o755, kind=tarfile.DIRTYPE)
+
+
+# -- setuid files: judged on the stacked image ------------------------------------------------
+
+
+def test_setuid_files_are_those_left_after_stacking_the_layers(tmp_path: Path) -> None:
+    base = layer(
+        tmp_path,
+        "base",
+        Entry("usr/bin/passwd", b"x", 0o4755),
+        Entry("usr/bin/su", b"x", 0o4755),
+        Entry("usr/bin/wall", b"x", 0o2755),
+        Entry("usr/bin/mount", b"x", 0o4755),
+        Entry("usr/lib/helper/setuid-helper", b"x", 0o4755),
+        folder("var/mail"),  # a setgid folder is not a file
+    )
+    system = layer(
+        tmp_path,
+        "system",
+        Entry("usr/bin/passwd", b"x", 0o755),  # bits cleared: copied up without them
+        Entry("usr/bin/.wh.su"),  # deleted
+        Entry("usr/lib/helper/.wh..wh..opq"),  # folder emptied
+        Entry("usr/bin/sudo", b"x", 0o4755),  # added setuid
+    )
+    tools = layer(tmp_path, "tools.npm", Entry("opt/sandbox/tools/npm/bin/x", b"x", 0o6755))
+
+    found = scan.survey([base, system, tools]).setuid
+
+    assert found == {
+        "/opt/sandbox/tools/npm/bin/x": "tools.npm",
+        "/usr/bin/mount": "base",
+        "/usr/bin/sudo": "system",
+        "/usr/bin/wall": "base",
+    }
+
+
+def test_a_file_replacing_a_folder_hides_what_was_under_it(tmp_path: Path) -> None:
+    base = layer(tmp_path, "base", folder("opt/x"), Entry("opt/x/tool", b"x", 0o4755))
+    upper = layer(tmp_path, "system", Entry("opt/x", b"not a folder any more"))
+
+    assert scan.survey([base, upper]).setuid == {}
+
+
+def test_setuid_check_passes_allowed_paths_and_names_the_others() -> None:
+    found = {"/usr/bin/sudo": "system", "/usr/bin/mount": "base"}
+
+    [allowed] = setuid_check({"/usr/bin/sudo": "system"}, ("/usr/bin/sudo",))
+    [bad] = setuid_check(found, ("/usr/bin/sudo",))
+
+    assert allowed.ok
+    assert allowed.detail == "only allowed: /usr/bin/sudo"
+    assert not bad.ok
+    assert "/usr/bin/mount (from base)" in bad.detail
+    assert "/usr/bin/sudo" not in bad.detail
+    assert "allow_setuid" in bad.detail
+
+
+# -- leaks: judged on every layer -------------------------------------------------------------
+
+
+def test_host_only_certificates_are_those_no_public_set_holds() -> None:
+    bundle = (PUBLIC_ROOT + PROXY_CA + PROXY_CA).encode()
+
+    own = certs.host_only(bundle, {PUBLIC_DER})
+
+    assert own == [PROXY_DER]
+    assert certs.describe(PROXY_DER) == "CN=test-proxy-ca"
+    assert certs.describe(b"\x30\x03garbage").startswith("sha256:")
+
+
+def test_public_certs_come_from_the_images_mozilla_folder(tmp_path: Path) -> None:
+    system = layer(
+        tmp_path,
+        "system",
+        Entry("usr/share/ca-certificates/mozilla/Root.crt", PUBLIC_ROOT.encode()),
+        Entry("etc/ssl/certs/ca-certificates.crt", (PUBLIC_ROOT + PROXY_CA).encode()),
+    )
+
+    assert scan.survey([system]).public == {PUBLIC_DER}
+
+
+def test_leaks_are_found_in_any_layer_with_layer_and_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scan, "_WINDOW", 4096)  # needles straddle window edges below
+    monkeypatch.setattr(scan, "_OVERLAP", 1024)
+    token = b"s3cr3t-t0ken-value"
+    rewrapped = PROXY_CA.replace("\n", "").replace("-----MII", "-----\nMII")  # one long line
+    base = layer(tmp_path, "base", Entry("etc/ssl/certs/public.pem", PUBLIC_ROOT.encode()))
+    system = layer(
+        tmp_path,
+        "system",
+        Entry("root/.netrc", b"machine example.com login me password pw"),
+        Entry("etc/ssl/certs/ca-certificates.crt", (PUBLIC_ROOT + PROXY_CA).encode()),
+    )
+    tools = layer(
+        tmp_path,
+        "tools.pip",
+        Entry("opt/sandbox/tools/pip/x/cacert.pem", b"#\n" * 3000 + rewrapped.encode()),
+        Entry("opt/sandbox/tools/pip/x/keystore", b"\0" * 4090 + PROXY_DER + b"\0" * 10),
+        Entry("opt/sandbox/tools/pip/x/config", b"a" * 4090 + token + b"b"),
+        Entry("opt/sandbox/tools/pip/x/.wh.gone"),
+    )
+
+    hits = scan.find_leaks(
+        [base, system, tools], ca={PROXY_DER: "CN=test-proxy-ca"}, secrets={"$TOKEN": token}
+    )
+
+    assert [(h.layer, h.path, h.what) for h in hits] == [
+        ("system", "/etc/ssl/certs/ca-certificates.crt", "host CA certificate CN=test-proxy-ca"),
+        ("system", "/root/.netrc", ".netrc file"),
+        (
+            "tools.pip",
+            "/opt/sandbox/tools/pip/x/cacert.pem",
+            "host CA certificate CN=test-proxy-ca",
+        ),
+        ("tools.pip", "/opt/sandbox/tools/pip/x/config", "$TOKEN"),
+        ("tools.pip", "/opt/sandbox/tools/pip/x/keystore", "host CA certificate CN=test-proxy-ca"),
+    ]
+
+
+def test_leak_checks_report_each_kind_and_say_what_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(certs, "HOST_PUBLIC", tmp_path / "no-such-folder")
+    bundle = tmp_path / "host-bundle.crt"
+    bundle.write_text(PUBLIC_ROOT + PROXY_CA)
+    clean = layer(
+        tmp_path,
+        "system",
+        Entry("usr/share/ca-certificates/mozilla/Root.crt", PUBLIC_ROOT.encode()),
+    )
+    leaky = layer(tmp_path, "tools.pip", Entry("opt/ca.pem", PROXY_CA.encode()))
+    spec = _spec(
+        tools=ToolsSpec(
+            bin=(
+                BinaryTool(name="sdk", version="1", url="https://x/sdk", auth_env="SDK_TOKEN"),
+                BinaryTool(name="cli", version="1", url="https://x/cli", auth_env="CLI_TOKEN"),
+            )
+        )
+    )
+    env = {"SDK_TOKEN": "long-enough-token"}
+
+    public = scan.survey([clean]).public
+    passed = leak_checks([clean], public=public, spec=spec, environ=env, host_bundle=bundle)
+    failed = leak_checks([clean, leaky], public=public, spec=spec, environ=env, host_bundle=bundle)
+
+    assert [(r.check, r.ok) for r in passed] == [
+        ("host CA certificates", True),
+        (".netrc files", True),
+        ("credentials", True),
+    ]
+    assert "CN=test-proxy-ca" in passed[0].detail
+    assert "$SDK_TOKEN of tools.bin.sdk" in passed[2].detail
+    assert "$CLI_TOKEN of tools.bin.cli is not set" in passed[2].detail
+    assert not failed[0].ok
+    assert "CN=test-proxy-ca at /opt/ca.pem in layer tools.pip" in failed[0].detail
+
+
+def test_without_any_public_set_the_ca_check_warns_instead_of_guessing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(certs, "HOST_PUBLIC", tmp_path / "no-such-folder")
+    bundle = tmp_path / "host-bundle.crt"
+    bundle.write_text(PUBLIC_ROOT)
+    image = layer(tmp_path, "system", Entry("etc/x", b"x"))
+
+    [ca, netrc] = leak_checks([image], public=set(), spec=_spec(), environ={}, host_bundle=bundle)
+
+    assert ca.ok
+    assert ca.warning
+    assert netrc.ok
+
+
+# -- probes ------------------------------------------------------------------------------------
+
+
+def _spec(**changes: object) -> Spec:
+    args: dict[str, object] = {
+        "path": Path("/p/sandbox.toml"),
+        "image": ImageSpec(name="t/t"),
+        "base": BaseSpec(image="debian:bookworm"),
+    }
+    args.update(changes)
+    return Spec(**args)  # type: ignore[arg-type]
+
+
+def _nodes() -> dict[str, NodeLock]:
+    npm = {
+        "tools": ["typescript@5", "@openai/codex"],
+        "packages": [
+            {"path": "node_modules/typescript", "bin": {"tsc": "bin/tsc", "tsserver": "x"}},
+            {"path": "node_modules/@openai/codex", "bin": "bin/codex.js"},
+            {"path": "node_modules/other", "bin": {"not-a-tool": "x"}},
+            {"path": "node_modules/typescript/node_modules/x", "bin": {"nested": "x"}},
+        ],
+    }
+    pip: dict[str, object] = {"tools": {"ruff": {}, "mypy": {}}}
+    return {
+        name: NodeLock(name=name, kind="tools", key="k", parents=(), inputs=inputs)
+        for name, inputs in (("tools.npm", npm), ("tools.pip", pip))
+    }
+
+
+def test_probes_cover_the_basics_runtimes_tools_and_the_overlays_needs() -> None:
+    spec = _spec(
+        runtimes=(
+            RuntimeSpec(name="java", version="21"),
+            RuntimeSpec(name="node", version="22", provider="pypi"),
+        ),
+        tools=ToolsSpec(bin=(BinaryTool(name="kubectl", version="1", url="https://x/k"),)),
+        sandbox=SandboxSpec(egress_allowlist=("registry.npmjs.org",)),
+    )
+
+    plan = probes.plan_probes(spec, _nodes())
+
+    assert [(p.check, p.argv) for p in plan.probes] == [
+        ("bash", ("bash", "--version")),
+        ("base64", ("base64", "--version")),
+        ("git", ("git", "--version")),
+        ("runtime.java", ("java", "-version")),
+        ("runtime.node", ("node", "--version")),
+        ("tools.npm codex", ("codex",)),
+        ("tools.npm tsc", ("tsc",)),
+        ("tools.npm tsserver", ("tsserver",)),
+        ("tools.bin.kubectl", ("kubectl",)),
+        ("overlay iptables", ("iptables", "--version")),
+        ("overlay getent", ("getent", "--version")),
+        ("overlay awk", ("awk", 'BEGIN { print "awk runs" }')),
+    ]
+    assert plan.pip_tools == ("mypy", "ruff")
+    assert "overlay" not in str(probes.plan_probes(_spec(), {}).probes)
+
+
+def test_an_npm_bin_name_that_is_not_a_plain_name_is_never_put_in_the_script() -> None:
+    nodes = _nodes()
+    npm = nodes["tools.npm"]
+    evil = {"tools": ["x"], "packages": [{"path": "node_modules/x", "bin": {"$(rm -rf ~)": "a"}}]}
+    nodes["tools.npm"] = NodeLock(name=npm.name, kind="tools", key="k", parents=(), inputs=evil)
+
+    plan = probes.plan_probes(_spec(), nodes)
+
+    assert plan.refused == ("tools.npm '$(rm -rf ~)'",)
+    assert "rm -rf" not in probes.script(plan)
+
+
+def test_script_output_is_parsed_into_outcomes_and_pip_owners() -> None:
+    output = (
+        "@@probe 0 bash\n@@out GNU bash, version 5.2.15\n@@out more\n"
+        "@@pip ruff ruff\n@@probe 127 tools.pip ruff\n@@out timeout: failed to run 'ruff'\n"
+        "@@pip mypy dmypy\n@@probe 0 tools.pip dmypy\n@@out \n@@out dmypy 1.13\n"
+    )
+
+    outcomes, pip = probes.parse(output)
+
+    assert [(o.check, o.code, o.output) for o in outcomes] == [
+        ("bash", 0, ("GNU bash, version 5.2.15", "more")),
+        ("tools.pip ruff", 127, ("timeout: failed to run 'ruff'",)),
+        ("tools.pip dmypy", 0, ("dmypy 1.13",)),
+    ]
+    assert pip == {"ruff": ["ruff"], "mypy": ["dmypy"]}
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def test_config_checks_refuse_root_and_exposed_ports() -> None:
+    good = config_checks({"User": "agent"})
+    bad = config_checks({"User": "0:0", "ExposedPorts": {"8080/tcp": {}}})
+
+    assert all(r.ok for r in good)
+    assert [r.ok for r in bad] == [False, False]
+    assert "8080/tcp" in bad[1].detail
+    assert not config_checks({})[0].ok, "no User means root"
+
+
+def test_table_and_json_say_what_passed() -> None:
+    results = [
+        CheckResult(check="git", ok=True, detail="git version 2.39.5"),
+        CheckResult(check="tools.pip ruff", ok=False, detail="not found on PATH"),
+        CheckResult(check="gvisor", ok=True, detail="warning: no runsc", warning=True),
+    ]
+
+    table = render_table(results)
+
+    assert table.splitlines() == [
+        "  ok    git             git version 2.39.5",
+        "  FAIL  tools.pip ruff  not found on PATH",
+        "  warn  gvisor          warning: no runsc",
+    ]
+    assert json.loads(json.dumps([r.to_json() for r in results]))[1] == {
+        "check": "tools.pip ruff",
+        "ok": False,
+        "detail": "not found on PATH",
+    }
+
+
+class FakeProber:
+    def __init__(self, output: str, runtimes: tuple[str, ...] = ("runc",)) -> None:
+        self.output = output
+        self._runtimes = runtimes
+        self.calls: list[dict[str, object]] = []
+
+    def runtimes(self) -> list[str]:
+        return list(self._runtimes)
+
+    def run_confined(self, **kwargs: object) -> tuple[int, str]:
+        self.calls.append(kwargs)
+        return 0, self.output
+
+
+def test_probes_run_as_the_orchestrator_and_name_what_failed(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    fake = FakeProber(
+        "@@probe 0 bash\n@@out GNU bash\n"
+        "@@probe 126 git\n@@out sh: git: Permission denied\n"
+        "@@pip mypy dmypy\n@@probe 0 tools.pip dmypy\n@@out dmypy 1.13\n"
+        "@@probe 124 tools.npm tsc\n",
+        runtimes=("runc",),
+    )
+    spec = _spec(sandbox=SandboxSpec(gvisor=True))
+
+    results = run_probes(engine=fake, cache=cache, spec=spec, nodes=_nodes(), ref="img")
+
+    assert [(r.check, r.ok, r.detail) for r in results] == [
+        ("gvisor", True, results[0].detail),
+        ("bash", True, "GNU bash"),
+        ("git", False, "not executable by uid 12345: sh: git: Permission denied"),
+        ("tools.pip dmypy (mypy)", True, "dmypy 1.13"),
+        ("tools.npm tsc", False, "timed out after 60s"),
+        ("tools.pip ruff", False, results[-1].detail),
+    ]
+    assert results[0].warning
+    assert "runsc" in results[0].detail
+    assert "no executable of ruff" in results[-1].detail
+    [call] = fake.calls
+    assert call["user"] == "12345:12345"
+    assert call["env"] == {"HOME": "/home/agent"}
+    assert call["runtime"] is None
+    assert [m.target for m in call["mounts"]] == ["/workspace"]  # type: ignore[attr-defined]
+    assert list(cache.root.joinpath("tmp").iterdir()) == [], "the workspace folder is removed"
+
+
+def test_gvisor_checks_run_under_runsc_when_the_engine_has_it(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    fake = FakeProber("@@probe 0 bash\n", runtimes=("runc", "runsc"))
+
+    results = run_probes(
+        engine=fake, cache=cache, spec=_spec(sandbox=SandboxSpec(gvisor=True)), nodes={}, ref="i"
+    )
+
+    assert fake.calls[0]["runtime"] == "runsc"
+    assert not any(r.warning for r in results)
+
+
+def test_a_script_that_cannot_run_is_a_check_error(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    fake = FakeProber("exec /bin/sh: no such file or directory\n")
+
+    with pytest.raises(CheckError) as caught:
+        run_probes(engine=fake, cache=cache, spec=_spec(), nodes={}, ref="img")
+
+    assert "no such file" in str(caught.value)
+    assert caught.value.exit_code == 5
