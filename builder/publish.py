@@ -5,9 +5,11 @@ their diff ID) and the image config this tool wrote, in an OCI manifest serializ
 canonically. So the manifest digest depends on the lock alone: two machines that build the
 same lock push the same bytes, and `<registry>/<name>@sha256:...` names the same image.
 
-Node layers go to `<name>/nodes:<key>` as small OCI artifacts whose config is the node's
-cache entry; a teammate's `build` with the same lock fetches them (`RegistryCache.fetch`)
-instead of building. Blobs the registry already has are never uploaded again.
+Each node goes to `<name>:node-sha256-<key hex>` as a small OCI artifact whose config is the
+node's cache entry. It lives in the image's own repository, so the image's layers and the
+nodes' are the same blobs and are uploaded once. A teammate's `build` with the same lock
+fetches them (`RegistryCache.fetch`) instead of building. Blobs the registry already has are
+never uploaded again.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ class Pushed:
 
 
 def node_repo(image_name: str) -> str:
-    return f"{image_name}/nodes"
+    return image_name
 
 
 def node_tag(key: str) -> str:
-    return key.replace(":", "-")
+    return "node-" + key.replace(":", "-")
 
 
 def manifest(config_digest: str, config_size: int, config_type: str, layers: list[Layer]) -> bytes:
