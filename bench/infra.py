@@ -1,0 +1,228 @@
+"""The real things the benchmark runs against: a registry, a byte-counting proxy, a CA server.
+
+- `LocalRegistry`: Debian's `docker-registry` (the CNCF distribution server) on a free port of
+  127.0.0.1 with its storage in a folder; `wipe()` restarts it empty on the same port.
+- `CountingProxy`: a TCP forwarder in front of it that counts the bytes clients send. Both
+  `sandbox publish` and `docker push` talk to the registry through it, so "bytes a push
+  uploads" is measured on the wire, headers included; the registry's storage growth (blobs
+  not there before) is measured as well, as a cross-check.
+- `CAServer`: serves the host's CA bundle over HTTP on the docker0 bridge, for the
+  Dockerfile's RUN steps (see bench/dockerfile.py for why not COPY).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class BenchError(Exception):
+    """A step of the benchmark failed; the message says which and where its log is."""
+
+
+def sh(
+    args: Sequence[str],
+    *,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> str:
+    """Run a command; stdout is returned, stderr (and stdout) appended to `log` if given."""
+    done = subprocess.run(list(args), capture_output=True, text=True, env=env, check=False)
+    if log is not None:
+        with log.open("a") as out:
+            out.write(f"$ {' '.join(args)}\n{done.stdout}{done.stderr}\n")
+    if check and done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        where = f" (log: {log})" if log else ""
+        msg = f"`{' '.join(args[:4])} ...` exited {done.returncode}{where}:\n{tail}"
+        raise BenchError(msg)
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalRegistry:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self._server: subprocess.Popen[bytes] | None = None
+
+    @property
+    def storage(self) -> Path:
+        return self.folder / "data"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+        with (self.folder / "registry.log").open("a") as log:
+            self._server = subprocess.Popen(
+                ["docker-registry", "serve", str(config)], stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self._server.poll() is not None:
+                    msg = f"docker-registry did not start; see {self.folder / 'registry.log'}"
+                    raise BenchError(msg) from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.terminate()
+            self._server.wait(timeout=30)
+            self._server = None
+
+    def wipe(self) -> None:
+        """Restart empty: nothing pushed before is there any more."""
+        self.stop()
+        shutil.rmtree(self.storage, ignore_errors=True)
+        self.start()
+
+    def blobs(self) -> dict[str, int]:
+        """digest -> size of every blob the registry stores."""
+        root = self.storage / "docker/registry/v2/blobs/sha256"
+        if not root.is_dir():
+            return {}
+        return {data.parent.name: data.stat().st_size for data in root.glob("*/*/data")}
+
+
+class CountingProxy:
+    """127.0.0.1:<port> forwarding to `upstream`, counting what clients send through it."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream = ("127.0.0.1", upstream_port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._lock = threading.Lock()
+        self._sent = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def sent(self) -> int:
+        with self._lock:
+            return self._sent
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self._upstream)
+        except OSError:
+            client.close()
+            return
+        back = threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True)
+        back.start()
+        self._pump(client, upstream, True)
+        back.join()
+        client.close()
+        upstream.close()
+
+    def _pump(self, source: socket.socket, dest: socket.socket, count: bool) -> None:
+        try:
+            while chunk := source.recv(1 << 20):
+                dest.sendall(chunk)
+                if count:
+                    with self._lock:
+                        self._sent += len(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dest.shutdown(socket.SHUT_WR)
+
+
+class CAServer:
+    """Serves one file, the CA bundle, at http://<docker0 gateway>:<port>/ca.crt."""
+
+    def __init__(self, bundle: Path) -> None:
+        data = bundle.read_bytes()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/ca.crt":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer((bridge_gateway(), 0), Handler)
+        host, port = self._httpd.server_address[:2]
+        self.url = f"http://{host!s}:{port}/ca.crt"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def bridge_gateway() -> str:
+    """The host's address on Docker's default bridge, where build containers reach it."""
+    out = sh(["docker", "network", "inspect", "bridge"])
+    config = json.loads(out)[0]["IPAM"]["Config"]
+    return str(config[0]["Gateway"])
+
+
+def image_ids(*filters: str, repo: str = "") -> set[str]:
+    args = ["docker", "images", "-q", "--no-trunc", *(f"--filter={f}" for f in filters)]
+    return set(sh([*args, repo] if repo else args).split())
+
+
+def remove_images(ids: set[str]) -> None:
+    """`docker rmi -f` each (untagged parents, i.e. the classic builder's cache, go too)."""
+    for image in sorted(ids):
+        sh(["docker", "rmi", "-f", image], check=False)
+
+
+def image_size(ref: str) -> int:
+    return int(sh(["docker", "image", "inspect", "-f", "{{.Size}}", ref]).strip())
+
+
+def image_layers(ids: set[str]) -> dict[str, list[str]]:
+    """image ID -> its diff IDs, bottom first."""
+    if not ids:
+        return {}
+    found = json.loads(sh(["docker", "image", "inspect", *sorted(ids)], check=False) or "[]")
+    return {i["Id"]: list(i["RootFS"].get("Layers") or []) for i in found}
+
+
+def suite_running() -> bool:
+    """Whether a pytest run (such as the project's test suite) is using this machine."""
+    done = subprocess.run(["pgrep", "-f", "pytest"], capture_output=True, check=False)
+    return done.returncode == 0
