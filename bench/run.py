@@ -316,8 +316,9 @@ def run_repeat(bench: Bench, repeat: int, *, wait_quiet: bool) -> list[report.Sa
 
 
 def builder_version() -> str:
-    """The commit of this checkout, and the builder files changed since (what was measured)."""
-    commit = sh(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False).strip()
+    """The last commit that changed builder/, and its files changed since (what is measured)."""
+    last = ["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "builder"]
+    commit = sh(last, check=False).strip()
     changed = sh(["git", "-C", str(REPO), "status", "--short", "builder"], check=False).split()
     dirty = sorted({p for p in changed if p.startswith("builder/")})
     return f"{commit or '?'}" + (f" + changes to {', '.join(dirty)}" if dirty else "")
