@@ -13,6 +13,18 @@ sandbox.toml):
 Every write is atomic (a temp file then `os.replace`), so a killed build leaves either a
 whole entry or none. An entry is written only after its layers, so an entry never names a
 missing layer.
+
+The user-wide store (`default_store_dir()`: `SANDBOX_STORE_DIR`, else `store/` in the user's
+cache dir beside the downloads) is a second level with the same `layers/` and `nodes/`.
+Keys are content hashes, so a node built by one project is the same node in every other:
+`put` also links the entry's layers into the store and then writes its entry there, and
+`entry` falls back to the store when the project cache lacks a key, linking the layers in
+(hard links on one filesystem, else a copy to a temp file under the destination's `tmp/`
+and a rename) and then writing the project's entry. The same atomic writes and order apply
+to the store, so builds of several projects at once never tear it. Sharing is best effort:
+a store that cannot be read or written is skipped silently and the build goes on from the
+project cache alone. Nothing ever deletes from the store (`sandbox gc` works on the project
+cache only); removing the folder clears it.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +46,7 @@ from builder.errors import CacheError
 from builder.lockfile import write_atomic
 
 ENTRY_VERSION = 1
+_STALE_TEMP = 3600.0  # seconds after which a store temp file is left over from a killed copy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +76,64 @@ class NodeEntry:
         }
 
 
+def _load_entry(path: Path) -> NodeEntry | None:
+    """The entry stored at `path`; None when there is none or it has another version.
+
+    Raises OSError or ValueError when the file cannot be read or is not a whole entry.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict):
+        msg = "not a JSON object"
+        raise ValueError(msg)
+    if data.get("version") != ENTRY_VERSION:
+        return None
+    try:
+        return NodeEntry(
+            name=data["name"],
+            key=data["key"],
+            layers=tuple(Layer(diff_id=la["diff_id"], size=la["size"]) for la in data["layers"]),
+            env=data.get("env", {}),
+            seconds=data.get("seconds", 0.0),
+        )
+    except (KeyError, TypeError) as exc:
+        msg = f"missing or malformed field {exc}"
+        raise ValueError(msg) from None
+
+
+def _entry_bytes(entry: NodeEntry) -> bytes:
+    return json.dumps(entry.to_json(), indent=1).encode()
+
+
+def _link_or_copy(src: Path, dest: Path, *, scratch: Path) -> None:
+    """Give `dest` the bytes of `src`: a hard link when both are on one filesystem, else a
+    copy into `scratch` (on dest's filesystem) renamed into place. Layers are named by their
+    content, so a file already at `dest` is the same and is kept."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except FileExistsError:
+        return
+    except OSError:
+        pass  # another filesystem (EXDEV), or links not allowed here: copy instead
+    else:
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as data:
+            shutil.copyfileobj(data, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _mounts_under(folder: Path) -> list[str]:
     try:
         lines = Path("/proc/self/mounts").read_text().splitlines()
@@ -82,10 +154,19 @@ def default_download_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir("sandbox-builder")) / "downloads"
 
 
+def default_store_dir() -> Path:
+    """Built nodes shared by all the user's projects (a node's key is a content hash)."""
+    env = os.environ.get("SANDBOX_STORE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("sandbox-builder")) / "store"
+
+
 class Cache:
-    def __init__(self, root: Path, downloads: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, downloads: Path | None = None, store: Path | None = None
+    ) -> None:
         self.root = root
         self._downloads = downloads or default_download_dir()
+        self._store = store or default_store_dir()
 
     def ensure(self) -> None:
         try:
@@ -102,6 +183,11 @@ class Cache:
         """Content-addressed downloads and the package managers' caches, shared by all the
         user's projects (writes are atomic: temp file, then rename)."""
         return self._downloads
+
+    @property
+    def store(self) -> Path:
+        """The user-wide store of built nodes this cache shares with the user's other projects."""
+        return self._store
 
     @property
     def lock_file(self) -> Path:
@@ -141,30 +227,89 @@ class Cache:
         return dest
 
     def entry(self, key: str) -> NodeEntry | None:
-        """The entry for `key`, or None when it is missing or any of its layers is gone."""
+        """The entry for `key`, or None when it is missing or any of its layers is gone.
+
+        When this cache lacks it (or one of its layers), the user-wide store is asked: a hit
+        there is linked into this cache, layers first, then the entry.
+        """
         path = self._entry_path(key)
         try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
+            entry = _load_entry(path)
         except (OSError, ValueError) as exc:
             msg = f"corrupt cache entry {path} ({exc}). Delete it; the node will rebuild"
             raise CacheError(msg) from None
-        if data.get("version") != ENTRY_VERSION:
-            return None
-        entry = NodeEntry(
-            name=data["name"],
-            key=data["key"],
-            layers=tuple(Layer(diff_id=la["diff_id"], size=la["size"]) for la in data["layers"]),
-            env=data.get("env", {}),
-            seconds=data.get("seconds", 0.0),
-        )
-        if not all(self.layer_path(la.diff_id).exists() for la in entry.layers):
-            return None
-        return entry
+        if entry is not None and all(self.layer_path(la.diff_id).exists() for la in entry.layers):
+            return entry
+        return self._from_store(key)
 
     def put(self, entry: NodeEntry) -> None:
-        write_atomic(self._entry_path(entry.key), json.dumps(entry.to_json(), indent=1).encode())
+        """Record a node whose layers are in place here, and share it through the store."""
+        write_atomic(self._entry_path(entry.key), _entry_bytes(entry))
+        self._share(entry)
 
     def _entry_path(self, key: str) -> Path:
         return self.root / "nodes" / (key.removeprefix("sha256:") + ".json")
+
+    def _store_entry_path(self, key: str) -> Path:
+        return self.store / "nodes" / (key.removeprefix("sha256:") + ".json")
+
+    def _store_layer_path(self, diff_id: str) -> Path:
+        return self.store / "layers" / (diff_id.removeprefix("sha256:") + ".tar")
+
+    def _sharing(self) -> bool:
+        try:
+            return self.store.resolve() != self.root.resolve()
+        except OSError:
+            return False
+
+    def _from_store(self, key: str) -> NodeEntry | None:
+        """The store's entry for `key`, linked into this cache; None on a miss.
+
+        A store entry that is damaged, names a missing or truncated layer, or cannot be
+        linked in is a miss: the node builds here and its `put` rewrites the store's entry.
+        """
+        if not self._sharing():
+            return None
+        try:
+            entry = _load_entry(self._store_entry_path(key))
+            if entry is None or entry.key != key:
+                return None
+            for layer in entry.layers:
+                dest = self.layer_path(layer.diff_id)
+                if dest.exists():
+                    continue
+                src = self._store_layer_path(layer.diff_id)
+                if src.stat().st_size != layer.size:
+                    return None
+                _link_or_copy(src, dest, scratch=self.root / "tmp")
+            write_atomic(self._entry_path(key), _entry_bytes(entry))
+        except (OSError, ValueError):
+            return None
+        return entry
+
+    def _share(self, entry: NodeEntry) -> None:
+        """Put `entry` and its layers in the store too; silently skipped when it fails."""
+        if not self._sharing():
+            return
+        scratch = self.store / "tmp"
+        try:
+            _sweep(scratch)
+            for layer in entry.layers:
+                src = self.layer_path(layer.diff_id)
+                _link_or_copy(src, self._store_layer_path(layer.diff_id), scratch=scratch)
+            write_atomic(self._store_entry_path(entry.key), _entry_bytes(entry))
+        except OSError:
+            return
+
+
+def _sweep(scratch: Path) -> None:
+    """Remove temp files a killed copy left in the store (those older than an hour)."""
+    if not scratch.is_dir():
+        return
+    cutoff = time.time() - _STALE_TEMP
+    for leftover in scratch.glob(".*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except OSError:
+            continue

@@ -67,4 +67,18 @@ def run_checks(
         )
     except (BuilderError, OSError) as exc:
         checks.append(Check(name="cache", ok=False, detail=str(exc)))
+    checks.append(store_check(cache.store))
     return checks
+
+
+def store_check(store: Path) -> Check:
+    """The user-wide store of built nodes: optional, so never a failure, only a note."""
+    try:
+        (store / "tmp").mkdir(parents=True, exist_ok=True)
+        probe = store / "tmp" / f".doctor-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        detail = f"{store} not writable ({exc.strerror}): builds work but share no layers"
+        return Check(name="store", ok=True, detail=f"{detail}; set SANDBOX_STORE_DIR")
+    return Check(name="store", ok=True, detail=f"{store} shared by all your projects")

@@ -34,7 +34,9 @@ packages = ["jq", "less"]
 def _start_build(project: Project, cache: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "builder", "-f", str(project.spec), "build", "--json"],
-        env={**os.environ, "SANDBOX_CACHE_DIR": str(cache)},
+        # Each cache gets its own user-wide store: a node one trial built must not be found
+        # there by the next trial, which has to build (and be killed) again.
+        env={**os.environ, "SANDBOX_CACHE_DIR": str(cache), "SANDBOX_STORE_DIR": f"{cache}-store"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
