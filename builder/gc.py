@@ -4,7 +4,9 @@ Kept: the nodes of this project's current lock, the nodes of every other project
 build recorded in the same cache dir (`history`), the layers those nodes use, and the images
 of those builds. Removed: every other node entry and layer file, this project's older images,
 build-environment ("stage") images, and step containers a killed build left behind.
-Downloads are kept: they are shared by content and cheap to keep.
+Downloads are kept: they are shared by content and cheap to keep. The user-wide store of
+built nodes (`cache.default_store_dir`) is never touched: it belongs to all the user's
+projects, and a node dropped here comes back from it on the next build.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from builder import history
+from builder.blobs import BlobStore
 from builder.cache import Cache
 from builder.engine import ImageInfo
 from builder.execute import STAGE_LABEL
@@ -68,6 +71,8 @@ def collect(
         if path.stem not in keep_layers:
             result.layers += 1
             result.freed += _remove(path, dry_run)
+    for path in BlobStore(cache.root).unneeded(keep_layers):  # gzip blobs of dropped layers
+        result.freed += _remove(path, dry_run)
     for tree in stale_exports(cache, keep_keys):  # deps trees exported for `mount` mode
         result.freed += _remove_tree(tree, dry_run)
     if engine is not None:

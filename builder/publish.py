@@ -1,26 +1,40 @@
 """Publishing to `[image].registry`: the image by digest, and every node under its key.
 
-Everything is pushed as it sits in the cache: uncompressed normalized layers (their digest is
-their diff ID) and the image config this tool wrote, in an OCI manifest serialized
-canonically. So the manifest digest depends on the lock alone: two machines that build the
-same lock push the same bytes, and `<registry>/<name>@sha256:...` names the same image.
+Layers are pushed as gzip blobs (`builder/blobs.py`), compressed deterministically, once per
+layer (the blob is kept in the cache), several layers at a time; the image config, written by
+this tool, keeps the uncompressed diff IDs, so the image ID does not depend on compression.
+The OCI manifest is serialized canonically: two machines that build the same lock (with the
+same zlib) push the same bytes, and `<registry>/<name>@sha256:...` names the same image.
 
 Each node goes to `<name>:node-sha256-<key hex>` as a small OCI artifact whose config is the
 node's cache entry. It lives in the image's own repository, so the image's layers and the
 nodes' are the same blobs and are uploaded once. A teammate's `build` with the same lock
-fetches them (`RegistryCache.fetch`) instead of building. Blobs the registry already has are
-never uploaded again.
+fetches them (`RegistryCache.fetch`) instead of building; it reads gzip blobs and, from older
+publishes, uncompressed ones. Blobs the registry already has are never uploaded again, and a
+layer whose blob digest the cache already knows is not even compressed to find that out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from builder.assemble import ImageConfig
+from builder.blobs import (
+    GZIP_LAYER,
+    GZIP_LAYER_TYPES,
+    TAR_LAYER_TYPES,
+    Blob,
+    BlobStore,
+    gunzip_layer,
+)
 from builder.cache import Cache, Layer, NodeEntry
 from builder.errors import RegistryError
 from builder.lockfile import NodeLock
@@ -28,7 +42,7 @@ from builder.registry import Registry
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
-LAYER = "application/vnd.oci.image.layer.v1.tar"
+LAYER = GZIP_LAYER
 NODE_CONFIG = "application/vnd.sandbox-builder.node.v1+json"
 
 
@@ -47,14 +61,52 @@ def node_tag(key: str) -> str:
     return "node-" + key.replace(":", "-")
 
 
-def manifest(config_digest: str, config_size: int, config_type: str, layers: list[Layer]) -> bytes:
+def manifest(config_digest: str, config_size: int, config_type: str, layers: list[Blob]) -> bytes:
     document = {
         "schemaVersion": 2,
         "mediaType": MANIFEST,
         "config": {"mediaType": config_type, "digest": config_digest, "size": config_size},
-        "layers": [{"mediaType": LAYER, "digest": la.diff_id, "size": la.size} for la in layers],
+        "layers": [{"mediaType": LAYER, "digest": b.digest, "size": b.size} for b in layers],
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+class LayerPusher:
+    """Pushes layers to one repository as gzip blobs, each at most once, `workers` at a time.
+
+    A layer whose blob digest the cache's index knows is first looked up in the registry
+    (HEAD): when it is there, nothing is compressed or sent. Otherwise the cached blob is
+    sent, compressed first if the cache lacks it.
+    """
+
+    def __init__(
+        self, registry: Registry, *, repo: str, cache: Cache, workers: int | None = None
+    ) -> None:
+        self._registry, self._repo, self._cache = registry, repo, cache
+        self._store = BlobStore(cache.root)
+        self._workers = workers or os.cpu_count() or 1
+        self._blobs: dict[str, Blob] = {}  # diff ID -> its blob, in the registry
+        self.uploaded = 0  # blobs sent (the others were already there)
+
+    def push(self, layers: Iterable[Layer]) -> list[Blob]:
+        """The blobs of `layers` (in order), every one of them in the registry."""
+        layers = list(layers)
+        todo = [la for la in _unique(layers) if la.diff_id not in self._blobs]
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(self._workers, len(todo))) as pool:
+                for blob, sent in pool.map(self._push_one, todo):
+                    self._blobs[blob.diff_id] = blob
+                    self.uploaded += sent
+        return [self._blobs[la.diff_id] for la in layers]
+
+    def _push_one(self, layer: Layer) -> tuple[Blob, bool]:
+        blob = self._store.known(layer.diff_id)
+        if blob is not None and self._registry.has_blob(self._repo, blob.digest):
+            return blob, False
+        if blob is None or not self._store.path(blob.digest).exists():
+            blob = self._store.compress(self._cache.layer_path(layer.diff_id), layer.diff_id)
+        sent = self._registry.push_blob(self._repo, blob.digest, self._store.path(blob.digest))
+        return blob, sent
 
 
 def push_image(
@@ -66,11 +118,16 @@ def push_image(
     config: ImageConfig,
     layers: list[Layer],
     cache: Cache,
+    pusher: LayerPusher | None = None,
 ) -> Pushed:
-    """Push the image (layers, config, manifest under each tag); its reference by digest."""
-    uploaded = sum(
-        registry.push_blob(name, la.diff_id, cache.layer_path(la.diff_id)) for la in _unique(layers)
-    )
+    """Push the image (layers, config, manifest under each tag); its reference by digest.
+
+    `uploaded` counts only the blobs this call sent (not those `pusher` sent before).
+    """
+    pusher = pusher or LayerPusher(registry, repo=name, cache=cache)
+    before = pusher.uploaded
+    blobs = pusher.push(layers)
+    uploaded = pusher.uploaded - before
     work = cache.scratch("push-")
     try:
         config_file = work / "config.json"
@@ -78,7 +135,7 @@ def push_image(
         uploaded += registry.push_blob(name, config.image_id, config_file)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    body = manifest(config.image_id, len(config.data), IMAGE_CONFIG, layers)
+    body = manifest(config.image_id, len(config.data), IMAGE_CONFIG, blobs)
     digest = ""
     for tag in tags:
         digest = registry.put_manifest(name, tag, body, MANIFEST)
@@ -86,32 +143,42 @@ def push_image(
 
 
 def push_nodes(
-    registry: Registry, *, name: str, nodes: Mapping[str, NodeLock], cache: Cache
+    registry: Registry,
+    *,
+    name: str,
+    nodes: Mapping[str, NodeLock],
+    cache: Cache,
+    pusher: LayerPusher | None = None,
 ) -> int:
     """Publish every node's layers under its key; returns how many blobs were uploaded."""
     repo = node_repo(name)
+    pusher = pusher or LayerPusher(registry, repo=repo, cache=cache)
+    before = pusher.uploaded
+    missing: list[NodeEntry] = []
+    for node in nodes.values():
+        if registry.get_manifest(repo, node_tag(node.key), [MANIFEST]) is not None:
+            continue
+        entry = cache.entry(node.key)
+        if entry is None:
+            msg = f"{node.name} is not in the cache; run `sandbox build` before publishing"
+            raise RegistryError(msg)
+        missing.append(entry)
+    pusher.push(la for entry in missing for la in entry.layers)  # all at once, in parallel
     uploaded = 0
     work = cache.scratch("push-nodes-")
     try:
-        for node in nodes.values():
-            if registry.get_manifest(repo, node_tag(node.key), [MANIFEST]) is not None:
-                continue
-            entry = cache.entry(node.key)
-            if entry is None:
-                msg = f"{node.name} is not in the cache; run `sandbox build` before publishing"
-                raise RegistryError(msg)
-            for layer in entry.layers:
-                uploaded += registry.push_blob(repo, layer.diff_id, cache.layer_path(layer.diff_id))
+        for entry in missing:
+            blobs = pusher.push(entry.layers)  # known by now: no request
             data = json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode()
             config_file = work / "entry.json"
             config_file.write_bytes(data)
             config_digest = sha256_of_bytes(data)
             uploaded += registry.push_blob(repo, config_digest, config_file)
-            body = manifest(config_digest, len(data), NODE_CONFIG, list(entry.layers))
-            registry.put_manifest(repo, node_tag(node.key), body, MANIFEST)
+            body = manifest(config_digest, len(data), NODE_CONFIG, blobs)
+            registry.put_manifest(repo, node_tag(entry.key), body, MANIFEST)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return uploaded
+    return uploaded + pusher.uploaded - before
 
 
 class RegistryCache:
@@ -121,6 +188,7 @@ class RegistryCache:
         self._registry = registry
         self._repo = node_repo(name)
         self._cache = cache
+        self._store = BlobStore(cache.root)
 
     def fetch(self, node: NodeLock) -> NodeEntry | None:
         """The node's entry, its layers pulled and checked; None when nobody published it."""
@@ -146,23 +214,59 @@ class RegistryCache:
             if data.get("key") != node.key:
                 msg = f"{self._repo}:{node_tag(node.key)} holds another node ({data.get('key')})"
                 raise RegistryError(msg)
-            for layer in entry.layers:
-                if self._cache.layer_path(layer.diff_id).exists():
-                    continue
-                tar = work / "layer.tar"
-                self._registry.pull_blob(self._repo, layer.diff_id, tar)  # checks the digest
-                self._cache.store_layer(tar, layer.diff_id)
+            described = document.get("layers") or []
+            if len(described) != len(entry.layers):
+                msg = (
+                    f"{self._repo}:{node_tag(node.key)} lists {len(described)} layer blobs for "
+                    f"{len(entry.layers)} layers; publish that node again"
+                )
+                raise RegistryError(msg)
+            for layer, blob in zip(entry.layers, described, strict=True):
+                if not self._cache.layer_path(layer.diff_id).exists():
+                    self._pull_layer(node, layer, blob, work)
             self._cache.put(entry)
             return entry
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _pull_layer(
+        self, node: NodeLock, layer: Layer, blob: Mapping[str, Any], work: Path
+    ) -> None:
+        """Download one layer's blob, check it, and store the layer (uncompressed) in the cache.
+
+        Which kind of blob it is comes from the manifest: gzip (what this tool pushes) or a
+        plain tar (what it pushed before), whose digest is the diff ID itself.
+        """
+        media_type, digest = str(blob.get("mediaType", "")), str(blob.get("digest", ""))
+        where = f"{self._repo}:{node_tag(node.key)}"
+        tar = work / "layer.tar"
+        if media_type in TAR_LAYER_TYPES:
+            if digest != layer.diff_id:
+                msg = f"{where} names blob {digest} for layer {layer.diff_id}; publish it again"
+                raise RegistryError(msg)
+            self._registry.pull_blob(self._repo, digest, tar)  # checks the digest
+            self._cache.store_layer(tar, layer.diff_id)
+            return
+        if media_type not in GZIP_LAYER_TYPES:
+            msg = (
+                f"{where}: layer blob {digest} has media type {media_type!r}, which this tool "
+                "cannot read (it reads gzip and plain tar); publish that node again with it"
+            )
+            raise RegistryError(msg)
+        gz = work / "layer.tar.gz"
+        self._registry.pull_blob(self._repo, digest, gz)  # checks the digest
+        what = f"registry {self._registry.host}: blob {digest} of {where}"
+        gunzip_layer(gz, tar, diff_id=layer.diff_id, size=layer.size, what=what)
+        self._cache.store_layer(tar, layer.diff_id)
+        # Kept, so publishing from this cache neither compresses nor uploads the layer.
+        self._store.adopt(gz, Blob(diff_id=layer.diff_id, digest=digest, size=gz.stat().st_size))
 
 
 def sha256_of_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _unique(layers: list[Layer]) -> list[Layer]:
+def _unique(layers: Sequence[Layer]) -> list[Layer]:
     seen: dict[str, Layer] = {}
     for layer in layers:
         seen.setdefault(layer.diff_id, layer)
@@ -184,8 +288,16 @@ def publish(
         msg = 'nowhere to publish: set [image].registry in sandbox.toml (e.g. "127.0.0.1:5000")'
         raise RegistryError(msg)
     registry = Registry(host)
-    node_blobs = push_nodes(registry, name=name, nodes=nodes, cache=cache)
+    pusher = LayerPusher(registry, repo=name, cache=cache)  # node_repo(name) is the same repo
+    node_blobs = push_nodes(registry, name=name, nodes=nodes, cache=cache, pusher=pusher)
     pushed = push_image(
-        registry, host=host, name=name, tags=tags, config=config, layers=layers, cache=cache
+        registry,
+        host=host,
+        name=name,
+        tags=tags,
+        config=config,
+        layers=layers,
+        cache=cache,
+        pusher=pusher,
     )
     return Pushed(ref=pushed.ref, digest=pushed.digest, uploaded=pushed.uploaded + node_blobs)

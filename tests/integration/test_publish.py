@@ -8,7 +8,10 @@ cache dir and the same sandbox.lock.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import urllib.request
+from typing import Any, cast
 
 import pytest
 
@@ -16,6 +19,7 @@ from tests.integration import risoluto_server
 from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 SPEC = """
 [image]
@@ -43,6 +47,26 @@ def _skopeo_digest(ref: str) -> str:
     return str(json.loads(done.stdout)["Digest"])
 
 
+def _skopeo_raw(ref: str, *, config: bool = False) -> dict[str, Any]:
+    """The manifest (or image config) of `ref`, as the registry holds it."""
+    extra = ["--config"] if config else []
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", *extra, f"docker://{ref}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return cast(dict[str, Any], json.loads(done.stdout))
+
+
+def _blob_head(registry: str, repo: str, digest: str) -> bytes:
+    """The first bytes of a blob, read through the registry API."""
+    url = f"http://{registry}/v2/{repo}/blobs/{digest}"
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with no_proxy.open(url, timeout=30) as response:
+        return bytes(response.read(10))
+
+
 def test_push_then_a_clean_machine_pulls_every_node_and_gets_the_same_image(
     project: Project,
     base_image: str,
@@ -58,6 +82,17 @@ def test_push_then_a_clean_machine_pulls_every_node_and_gets_the_same_image(
     assert _skopeo_digest(ref) == ref.split("@", 1)[1]
     overlay = json.loads((project.cache / "overlay.json").read_text())
     assert overlay["codex"]["sandbox"]["image"] == ref
+
+    # Layers travel gzip-compressed, deterministically (mtime 0, no name, OS "unknown"), while
+    # the image config still names the uncompressed diff IDs.
+    pushed_manifest = _skopeo_raw(ref)
+    layer_types = {la["mediaType"] for la in pushed_manifest["layers"]}
+    assert layer_types == {"application/vnd.oci.image.layer.v1.tar+gzip"}
+    first = pushed_manifest["layers"][0]["digest"]
+    assert _blob_head(registry, "sandbox-test/published", first) == GZIP_HEADER
+    diff_ids = _skopeo_raw(ref, config=True)["rootfs"]["diff_ids"]
+    assert {n["layer"] for n in pushed["nodes"]} <= set(diff_ids)
+    assert not {la["digest"] for la in pushed_manifest["layers"]} & set(diff_ids)
 
     # Pushing again uploads nothing new and names the same digest; the overlay it writes is
     # applied to the orchestrator, merged into what the server already had.
@@ -81,11 +116,24 @@ def test_push_then_a_clean_machine_pulls_every_node_and_gets_the_same_image(
         stop()
 
     teammate = Project(root=project.root, cache=tmp_path_factory.mktemp("teammate-cache"))
-    run = teammate.sandbox("build", "--json", env={"DOCKER_HOST": second_engine})
+    # Another machine: its own daemon, cache dir and user-wide node store.
+    elsewhere = {
+        "DOCKER_HOST": second_engine,
+        "SANDBOX_STORE_DIR": str(tmp_path_factory.mktemp("teammate-store")),
+    }
+    run = teammate.sandbox("build", "--json", env=elsewhere)
     assert run.code == 0, run.err
     theirs = json.loads(run.out)
     assert {n["status"] for n in theirs["nodes"]} == {"pulled"}, theirs["nodes"]
     assert theirs["image"]["id"] == pushed["image"]["id"]
+
+    # The teammate's cache compresses the same layers to the same blobs: publishing from it
+    # uploads nothing and names the same manifest.
+    shutil.rmtree(teammate.cache / "blobs")  # as if it had built the layers itself
+    run = teammate.sandbox("publish", "--json", env=elsewhere)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["image"]["ref"] == ref
+    assert "(0 new blobs)" in run.err, run.err
 
     # The pushed image itself is what Docker pulls by digest, with the same image ID.
     docker("-H", second_engine, "pull", ref)

@@ -42,7 +42,10 @@ def test_two_clean_daemons_build_the_same_image_id(
     first = json.loads(project.ok("build", "--json").out)
 
     elsewhere = Project(root=project.root, cache=tmp_path_factory.mktemp("cache-elsewhere"))
-    run = elsewhere.sandbox("build", "--json", env={"DOCKER_HOST": second_engine})
+    store = str(tmp_path_factory.mktemp("store-elsewhere"))  # nor its user-wide node store
+    run = elsewhere.sandbox(
+        "build", "--json", env={"DOCKER_HOST": second_engine, "SANDBOX_STORE_DIR": store}
+    )
     assert run.code == 0, run.err
     second = json.loads(run.out)
     assert all(n["status"] == "built" for n in second["nodes"]), "the second cache was not empty"

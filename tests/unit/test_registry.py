@@ -77,7 +77,7 @@ def blob(folder: Path, data: bytes, name: str = "blob") -> tuple[Path, str]:
 
 
 def image(folder: Path) -> tuple[list[tuple[Path, str]], bytes]:
-    """An uncompressed one-layer image, as publishing pushes it: its blobs and its manifest."""
+    """A one-layer image, its layer a plain tar (the client moves any bytes): blobs, manifest."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("etc/greeting")
