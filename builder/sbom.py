@@ -1,0 +1,397 @@
+"""The software bill of materials of an image, made from its sandbox.lock alone.
+
+Every pin of every node becomes one package: apt packages of base and system
+(`pkg:deb/debian/<name>@<version>?arch=..&distro=<suite>`), runtimes (`pkg:generic` with the
+archive's URL, or `pkg:pypi` for a wheel), each pip tool's closure (one per tool venv), the npm
+tools' closure (`pkg:npm`, its integrity as checksum), binary tools, and for `deps.<name>` its
+package manager and the project's lockfiles (the lock pins those files, not their packages).
+Each package names the layer it lives in: SPDX by a CONTAINS relationship from a package named
+after the node, plus a comment with the node's key; CycloneDX by `sandbox:node` and
+`sandbox:key` properties.
+
+Deterministic, like the lock: no wall clock (the creation time is the lock's
+source_date_epoch), identifiers derived from the pins, and the namespace (SPDX) and serial
+number (CycloneDX) from the lock digest, the `dev.sandbox-builder.lock` label of the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from builder import __version__
+from builder.keys import sha256_of
+from builder.lockfile import Lock, NodeLock, write_atomic
+from builder.plan import stack
+
+FILE_NAME = "sbom.spdx.json"  # what `sandbox build` writes into the cache dir
+NAMESPACE = "https://sandbox-builder.dev/sbom"
+TOOL = f"sandbox-builder-{__version__}"
+FORMATS = ("spdx", "cyclonedx")
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+_SRI = {"sha1": ("SHA1", 20), "sha256": ("SHA256", 32), "sha384": ("SHA384", 48)}
+_SRI["sha512"] = ("SHA512", 64)
+_CDX_ALG = {"SHA1": "SHA-1", "SHA256": "SHA-256", "SHA384": "SHA-384", "SHA512": "SHA-512"}
+_SPDX_PURPOSE = {
+    "library": "LIBRARY",
+    "application": "APPLICATION",
+    "container": "CONTAINER",
+    "file": "FILE",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Package:
+    """One pinned thing in one layer of the image."""
+
+    node: str
+    key: str  # the node's key
+    ref: str  # unique in the document: SPDXID and bom-ref suffix
+    name: str
+    version: str  # "" when the pin has none (a lockfile)
+    purl: str
+    kind: str  # library | application | container | file
+    checksums: tuple[tuple[str, str], ...]  # (SHA256, hex), ...
+    url: str = ""  # where the build downloads it, when the lock says
+    note: str = ""  # where in the layer, e.g. "venv of pip tool mypy"
+
+
+def purl(kind: str, name: str, version: str = "", *, namespace: str = "", **qualifiers: str) -> str:
+    """A package URL as the purl spec (and packageurl-python) writes it."""
+    text = f"pkg:{kind}/" + (f"{_quote(namespace)}/" if namespace else "") + _quote(name)
+    if version:
+        text += "@" + _quote(version)
+    pairs = [f"{k}={_quote(v)}" for k, v in sorted(qualifiers.items()) if v]
+    return text + ("?" + "&".join(pairs) if pairs else "")
+
+
+def _quote(text: str) -> str:
+    return quote(text, safe="/:")
+
+
+def lock_digest(nodes: Mapping[str, NodeLock]) -> str:
+    """The digest the image carries as its `dev.sandbox-builder.lock` label."""
+    return sha256_of({name: node.key for name, node in sorted(nodes.items())})
+
+
+def packages(nodes: Mapping[str, NodeLock], platform: str) -> list[Package]:
+    """Every package of every node, nodes in image stack order, each node's sorted."""
+    arch = platform.split("/")[-1]
+    base = nodes["base"].inputs if "base" in nodes else {}
+    suite = str(base.get("bootstrap", {}).get("suite", ""))
+    found: list[Package] = []
+    taken: set[str] = set()
+    for name in stack(nodes):
+        node = nodes[name]
+        items = sorted(_node_items(node, arch=arch, suite=suite), key=lambda i: i[0])
+        for ident, item in items:
+            ref = _ID_UNSAFE.sub("-", f"{name}-{ident}").strip("-")
+            if ref in taken:  # two pins that differ only in characters IDs cannot hold
+                ref += "-" + hashlib.sha256(f"{name}\0{ident}".encode()).hexdigest()[:8]
+            taken.add(ref)
+            found.append(Package(node=name, key=node.key, ref=ref, **item))
+    return found
+
+
+def _node_items(node: NodeLock, *, arch: str, suite: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(identity, Package fields) of each pin of `node`; the identity is unique in the node."""
+    inputs = node.inputs
+    if node.kind in ("base", "system"):
+        if "pinned" in inputs:  # a base image, pinned by digest or local image ID
+            yield from _image(inputs)
+        for pin in inputs.get("packages", []):
+            yield f"{pin['name']}-{pin['version']}", _deb(pin, arch=arch, suite=suite)
+    elif node.kind == "runtime":
+        yield inputs["runtime"], _runtime(inputs)
+    elif node.name == "tools.pip":
+        for tool, closure in sorted(inputs.get("tools", {}).items()):
+            for pin in closure["packages"]:
+                yield f"{tool}-{pin['name']}-{pin['version']}", _pypi(pin, tool)
+    elif node.name == "tools.npm":
+        for pin in inputs.get("packages", []):
+            yield pin["path"].replace("node_modules/", ""), _npm(pin)
+    elif node.name.startswith("tools.bin."):
+        yield inputs["name"], _bin(inputs)
+    elif node.kind == "deps":
+        yield from _deps(inputs)
+
+
+def _deb(pin: Mapping[str, Any], *, arch: str, suite: str) -> dict[str, Any]:
+    return {
+        "name": pin["name"],
+        "version": pin["version"],
+        "purl": purl(
+            "deb", pin["name"], pin["version"], namespace="debian", arch=arch, distro=suite
+        ),
+        "kind": "library",
+        "checksums": (("SHA256", pin["sha256"]),),
+    }
+
+
+def _image(inputs: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A base image: by manifest digest from its registry, or by the local image ID."""
+    reference, _, digest = str(inputs["pinned"]).rpartition("@")
+    repo = reference or str(inputs["image"]).rsplit(":", 1)[0]
+    yield (
+        "image",
+        {
+            "name": repo,
+            "version": digest,
+            "purl": purl("oci", repo.rsplit("/", 1)[-1], digest, repository_url=reference),
+            "kind": "container",
+            "checksums": (("SHA256", digest.removeprefix("sha256:")),),
+            "note": f"base image {inputs['image']}",
+        },
+    )
+
+
+def _runtime(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    url = str(inputs["url"])
+    if inputs["provider"] == "pypi":  # the runtime is a wheel's payload
+        project = urlsplit(url).path.rsplit("/", 1)[-1].split("-", 1)[0]
+        ident = purl("pypi", _pep503(project), inputs["version"])
+    else:
+        ident = purl("generic", inputs["runtime"], inputs["version"], download_url=url)
+    return {
+        "name": inputs["runtime"],
+        "version": inputs["version"],
+        "purl": ident,
+        "kind": "application",
+        "checksums": (("SHA256", inputs["sha256"]),),
+        "url": url,
+        "note": f"runtime {inputs['runtime']} from {inputs['provider']}",
+    }
+
+
+def _pypi(pin: Mapping[str, Any], tool: str) -> dict[str, Any]:
+    return {
+        "name": pin["name"],
+        "version": pin["version"],
+        "purl": purl("pypi", _pep503(pin["name"]), pin["version"]),
+        "kind": "library",
+        "checksums": (("SHA256", pin["sha256"]),),
+        "note": f"venv of pip tool {tool}",
+    }
+
+
+def _npm(pin: Mapping[str, Any]) -> dict[str, Any]:
+    name = str(pin.get("name") or pin["path"].rsplit("node_modules/", 1)[-1])
+    scope, _, bare = name.rpartition("/")
+    version = str(pin.get("version", ""))
+    return {
+        "name": name,
+        "version": version,
+        "purl": purl("npm", bare, version, namespace=scope),
+        "kind": "library",
+        "checksums": tuple(_sri(str(pin.get("integrity", "")))),
+        "url": str(pin.get("resolved", "")) if "://" in str(pin.get("resolved", "")) else "",
+        "note": f"npm tools: {pin['path']}",
+    }
+
+
+def _sri(integrity: str) -> Iterator[tuple[str, str]]:
+    """npm's subresource-integrity strings (`sha512-<base64>`) as (algorithm, hex)."""
+    for item in integrity.split():
+        alg, _, b64 = item.partition("-")
+        if alg not in _SRI:
+            continue
+        try:
+            digest = base64.b64decode(b64, validate=True)
+        except binascii.Error:
+            continue
+        name, size = _SRI[alg]
+        if len(digest) == size:  # a damaged entry gives no checksum rather than a wrong one
+            yield name, digest.hex()
+
+
+def _bin(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    url = str(inputs.get("url", ""))
+    return {
+        "name": inputs["name"],
+        "version": inputs["version"],
+        "purl": purl("generic", inputs["name"], inputs["version"], download_url=url),
+        "kind": "application",
+        "checksums": (("SHA256", inputs["sha256"]),),
+        "url": url,
+        "note": f"binary tool from {url or inputs.get('path', '?')}",
+    }
+
+
+def _deps(inputs: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for file, sha in sorted(inputs.get("files", {}).items()):
+        path = f"{inputs['path']}/{file}"
+        yield (
+            f"file-{file}",
+            {
+                "name": path,
+                "version": "",
+                "purl": purl("generic", file, checksum=f"sha256:{sha}"),
+                "kind": "file",
+                "checksums": (("SHA256", sha),),
+                "note": f"{inputs['manager']} project file; the packages it pins are not listed",
+            },
+        )
+    for manager, kind in (("pnpm", "npm"), ("uv", "pypi")):
+        pin = inputs.get(manager)
+        if pin:
+            yield (
+                manager,
+                {
+                    "name": manager,
+                    "version": pin["version"],
+                    "purl": purl(kind, manager, pin["version"]),
+                    "kind": "application",
+                    "checksums": (("SHA256", pin["sha256"]),),
+                    "url": pin["url"],
+                    "note": f"package manager of {inputs['path']}",
+                },
+            )
+
+
+def _pep503(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _created(lock: Lock) -> str:
+    return datetime.fromtimestamp(lock.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def spdx_document(lock: Lock, *, image: str, platform: str) -> dict[str, Any]:
+    """An SPDX 2.3 JSON document: image, its layers (one per node), their packages."""
+    nodes = lock.nodes(platform)
+    digest = lock_digest(nodes)
+    layer_ids = {name: "SPDXRef-Layer-" + _ID_UNSAFE.sub("-", name) for name in stack(nodes)}
+    found = packages(nodes, platform)
+    image_pkg = {
+        "SPDXID": "SPDXRef-Image",
+        "name": image,
+        "versionInfo": digest,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "primaryPackagePurpose": "CONTAINER",
+        "comment": f"the image sandbox.lock describes for {platform} (lock digest {digest})",
+    }
+    layers = [
+        {
+            "SPDXID": layer_ids[name],
+            "name": name,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": False,
+            "primaryPackagePurpose": "ARCHIVE",
+            "comment": f"the image layer of node {name} (key {nodes[name].key})",
+        }
+        for name in stack(nodes)
+    ]
+    relationships = [_relation("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image")]
+    relationships += [_relation("SPDXRef-Image", "CONTAINS", layer_ids[n]) for n in stack(nodes)]
+    for name in stack(nodes):
+        for parent in sorted(nodes[name].parents):
+            relationships.append(_relation(layer_ids[name], "DEPENDS_ON", layer_ids[parent]))
+    relationships += [_relation(layer_ids[p.node], "CONTAINS", f"SPDXRef-{p.ref}") for p in found]
+    return {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": f"{image} ({platform})",
+        "documentNamespace": f"{NAMESPACE}/{quote(image)}/{digest.removeprefix('sha256:')}",
+        "creationInfo": {"created": _created(lock), "creators": [f"Tool: {TOOL}"]},
+        "packages": [image_pkg, *layers, *(_spdx_package(p) for p in found)],
+        "relationships": relationships,
+    }
+
+
+def _relation(element: str, kind: str, related: str) -> dict[str, str]:
+    return {"spdxElementId": element, "relationshipType": kind, "relatedSpdxElement": related}
+
+
+def _spdx_package(p: Package) -> dict[str, Any]:
+    out: dict[str, Any] = {"SPDXID": f"SPDXRef-{p.ref}", "name": p.name}
+    if p.version:
+        out["versionInfo"] = p.version
+    out["downloadLocation"] = p.url or "NOASSERTION"
+    out["filesAnalyzed"] = False
+    out["primaryPackagePurpose"] = _SPDX_PURPOSE[p.kind]
+    if p.checksums:
+        out["checksums"] = [{"algorithm": a, "checksumValue": v} for a, v in p.checksums]
+    ref = {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl"}
+    out["externalRefs"] = [{**ref, "referenceLocator": p.purl}]
+    note = f"; {p.note}" if p.note else ""
+    out["comment"] = f"in layer {p.node} (node key {p.key}){note}"
+    return out
+
+
+def cyclonedx_document(lock: Lock, *, image: str, platform: str) -> dict[str, Any]:
+    """A CycloneDX 1.5 JSON BOM: the image as metadata.component, every package a component."""
+    nodes = lock.nodes(platform)
+    digest = lock_digest(nodes)
+    import uuid  # CycloneDX only: a build (SPDX) does not pay for the import
+
+    serial = uuid.uuid5(uuid.NAMESPACE_URL, f"{NAMESPACE}/{image}/{digest}")
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{serial}",
+        "version": 1,
+        "metadata": {
+            "timestamp": _created(lock),
+            "tools": {
+                "components": [
+                    {"type": "application", "name": "sandbox-builder", "version": __version__}
+                ]
+            },
+            "component": {
+                "type": "container",
+                "bom-ref": "image",
+                "name": image,
+                "version": digest,
+                "properties": [{"name": "sandbox:platform", "value": platform}],
+            },
+        },
+        "components": [_cdx_component(p) for p in packages(nodes, platform)],
+    }
+
+
+def _cdx_component(p: Package) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": p.kind, "bom-ref": p.ref, "name": p.name}
+    if p.version:
+        out["version"] = p.version
+    if p.checksums:
+        out["hashes"] = [{"alg": _CDX_ALG[a], "content": v} for a, v in p.checksums]
+    out["purl"] = p.purl
+    if p.url:
+        out["externalReferences"] = [{"type": "distribution", "url": p.url}]
+    properties = {"sandbox:node": p.node, "sandbox:key": p.key, "sandbox:note": p.note}
+    out["properties"] = [{"name": k, "value": v} for k, v in properties.items() if v]
+    return out
+
+
+def make_sbom(lock: Lock, *, image: str, platform: str, fmt: str = "spdx") -> dict[str, Any]:
+    """The document in `fmt` (one of FORMATS)."""
+    if fmt == "cyclonedx":
+        return cyclonedx_document(lock, image=image, platform=platform)
+    return spdx_document(lock, image=image, platform=platform)
+
+
+def render(document: Mapping[str, Any]) -> bytes:
+    """The bytes written and printed: compact JSON (C-encoded: a no-op build renders it to
+    label the image, and indenting takes the pure-Python encoder, 10x slower), fixed key
+    order, a final newline. `jq .` shows it indented."""
+    return (json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def digest_of(data: bytes) -> str:
+    """`sha256:<hex>` of the document's bytes: the image's `dev.sandbox-builder.sbom` label."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_sbom(data: bytes, path: Path) -> None:
+    write_atomic(path, data)
