@@ -28,7 +28,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import zlib
@@ -42,15 +41,14 @@ if TYPE_CHECKING:
 # (module, class or None, names) whose time the cold profile adds up.
 TIMED = [
     ("builder.engine", "DockerEngine", ["run", "commit", "save", "load", "remove_image"]),
-    ("builder.layers", None, ["normalize_tar", "top_layer_of_saved_image", "tar_directory"]),
-    ("builder.assemble", None, ["write_archive"]),
+    ("builder.layers", None, ["normalize_tar", "tar_overlay_upper", "tar_directory"]),
     ("builder.downloads", None, ["fetch"]),
     ("builder.unpack", None, ["unpack"]),
     ("builder.recipes", None, ["build"]),
     ("builder.recipes.common", None, ["capture"]),
     ("builder.execute", None, ["load_image"]),
 ]
-HEAVY = ("networkx", "docker", "typer", "rich", "click", "requests", "tomlkit", "filelock")
+HEAVY = ("networkx", "docker", "typer", "rich", "click", "requests", "tomlkit")
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 
@@ -157,7 +155,7 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
     from builder import assemble, lockfile
     from builder.cache import Cache
     from builder.engine import DockerEngine
-    from builder.locking import host_platform
+    from builder.platforms import host_platform
 
     cache = Cache(bench.cache)
     lock = lockfile.read(bench.project / "sandbox.lock")
@@ -177,22 +175,18 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
                 labels={"dev.sandbox-bench.load-test": str(attempt)},
             )
             for kind in seconds:
-                archive = work / f"{kind}.tar"
                 started = time.monotonic()
-                if kind == "full":
-                    assemble.write_archive(
+                engine.load(
+                    assemble.archive_chunks(
                         config=config,
                         layers=[la for _, la in layers],
                         cache=cache,
                         tags=[],
-                        dest=archive,
+                        present=0 if kind == "full" else len(layers),
                     )
-                else:
-                    _manifest_only(archive, config, [la.diff_id for _, la in layers])
-                engine.load(archive)
+                )
                 seconds[kind].append(time.monotonic() - started)
                 engine.remove_image(config.image_id)
-                archive.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     size = sum(la.size for _, la in layers)
@@ -200,20 +194,6 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
         "layers_mb": round(size / 1e6, 1),
         **{f"{k}_s": round(statistics.median(v), 2) for k, v in seconds.items()},
     }
-
-
-def _manifest_only(dest: Path, config: Any, diff_ids: list[str]) -> None:
-    hex_id = config.image_id.removeprefix("sha256:")
-    names = [f"{d.removeprefix('sha256:')}/layer.tar" for d in diff_ids]
-    manifest = [{"Config": f"{hex_id}.json", "RepoTags": [], "Layers": names}]
-    with tarfile.open(dest, "w") as out:
-        for name, data in (
-            (f"{hex_id}.json", config.data),
-            ("manifest.json", json.dumps(manifest).encode()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            out.addfile(info, io.BytesIO(data))
 
 
 def layer_sizes(bench: Bench) -> dict[str, dict[str, int]]:

@@ -7,10 +7,11 @@ node's major changed. Each has its Dockerfile generated from its sandbox.lock
 (bench/dockerfile.py). Per repeat, on the same daemon, the two contenders alternate (the first
 one swaps every repeat) through the scenarios:
 
-- cold: our cache dir emptied and our images removed; the Dockerfile's images removed and
-  `docker builder prune -af`; the registry emptied. Kept: the shared base both start from:
-  the base node's debootstrapped layer, as the image `FROM` names and as the base node in
-  our cache (whose build environments, this layer included, are our images: removed).
+- cold: our cache dir and user-wide store of nodes emptied and our images removed; the
+  Dockerfile's images removed and `docker builder prune -af`; the registry emptied. Kept:
+  the shared base both start from: the base node's debootstrapped layer, as the image `FROM`
+  names and as the base node in our cache (whose build environments, this layer included,
+  are our images: removed).
 - noop: rebuild, nothing changed.
 - bump-npm-tool: v1's sandbox.toml and sandbox.lock in place (re-locked beforehand), rebuild.
 - bump-runtime: v2's, rebuild.
@@ -44,7 +45,7 @@ from builder.cache import Cache, Layer
 from builder.doctor import ca_bundle
 from builder.engine import DockerEngine
 from builder.execute import STAGE_LABEL, load_image
-from builder.locking import host_platform
+from builder.platforms import host_platform
 from builder.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,6 +114,11 @@ class Bench:
         return self.work / "cache"
 
     @property
+    def store(self) -> Path:
+        """The user-wide store of built nodes, the benchmark's own (emptied by `cold`)."""
+        return self.work / "store"
+
+    @property
     def logs(self) -> Path:
         return self.work / "logs"
 
@@ -120,7 +126,11 @@ class Bench:
         return self.work / "variants" / name
 
     def sandbox(self, *args: str, log: str) -> str:
-        env = {**os.environ, "SANDBOX_CACHE_DIR": str(self.cache)}
+        env = {
+            **os.environ,
+            "SANDBOX_CACHE_DIR": str(self.cache),
+            "SANDBOX_STORE_DIR": str(self.store),
+        }
         spec = str(self.project / "sandbox.toml")
         return sh([*SANDBOX, "-f", spec, *args], log=self.logs / log, env=env)
 
@@ -221,6 +231,7 @@ class Bench:
         }
         infra.remove_images(ours | infra.image_ids(repo=OURS_NAME))
         shutil.rmtree(self.cache, ignore_errors=True)
+        shutil.rmtree(self.store, ignore_errors=True)
         shutil.copytree(self.work / "base-snapshot", self.cache, copy_function=os.link)
         label = f"label={dockerfile.LABEL}=docker"
         infra.remove_images(self.docker_ids | infra.image_ids(label) - {self.base_image})

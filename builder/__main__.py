@@ -1,5 +1,5 @@
 """`python -m builder`: the same as the `sandbox` command."""
 
-from builder.cli import main
+from builder.entry import main
 
 main()

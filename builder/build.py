@@ -12,20 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import assemble, history
+from builder import assemble, history, sbom
 from builder.cache import Cache
 from builder.engine import Engine
 from builder.errors import LockError
-from builder.execute import Executor, NodeOutcome, Remote, load_image
+from builder.execute import IMAGE_LABEL, Executor, NodeOutcome, Remote, load_image
 from builder.export import deps_mounts
 from builder.keys import sha256_of
 from builder.lockfile import Lock
-from builder.locking import host_platform
 from builder.overlay import make_overlay, write_overlay
 from builder.plan import make_plan
+from builder.platforms import host_platform
 from builder.progress import Progress
-from builder.publish import RegistryCache, publish
-from builder.registry import Registry
 from builder.spec import Spec
 
 LABEL_PREFIX = "dev.sandbox-builder"
@@ -61,6 +59,9 @@ def remote_for(spec: Spec, cache: Cache) -> Remote | None:
     """The team cache: nodes published to [image].registry, if one is set."""
     if not spec.image.registry:
         return None
+    from builder.publish import RegistryCache
+    from builder.registry import Registry
+
     return RegistryCache(Registry(spec.image.registry), name=spec.image.name, cache=cache)
 
 
@@ -102,10 +103,13 @@ def build_project(
     entries = [o.entry for o in outcomes]
     env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
     env.update(spec.image.env)
+    # The SBOM comes from the lock alone, so its digest can label the image it describes.
+    sbom_data = sbom.render(sbom.spdx_document(lock, image=spec.image.name, platform=platform))
     labels = {
         "org.opencontainers.image.title": spec.image.name,
-        f"{LABEL_PREFIX}.lock": sha256_of({name: node.key for name, node in sorted(nodes.items())}),
+        IMAGE_LABEL: sha256_of({name: node.key for name, node in sorted(nodes.items())}),
         **{f"{LABEL_PREFIX}.node.{o.name}": o.key for o in outcomes},
+        f"{LABEL_PREFIX}.sbom": sbom.digest_of(sbom_data),
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
     config = assemble.image_config(
@@ -129,6 +133,8 @@ def build_project(
     ref = config.image_id
     if push:
         progress.say(f"  pushing   {spec.image.name} to {spec.image.registry} ...")
+        from builder.publish import publish
+
         pushed = publish(
             host=spec.image.registry,
             name=spec.image.name,
@@ -143,6 +149,7 @@ def build_project(
     mounts = deps_mounts(deps=spec.deps, entries={o.name: o.entry for o in outcomes}, cache=cache)
     overlay = make_overlay(image_ref=ref, sandbox=spec.sandbox, deps_mounts=mounts)
     write_overlay(overlay, overlay_path)
+    sbom.write_sbom(sbom_data, cache.root / sbom.FILE_NAME)
     history.save(
         cache, spec.path, image_id=config.image_id, image_name=spec.image.name, nodes=nodes
     )

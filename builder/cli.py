@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -22,11 +19,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from builder import history, proc
+from builder.buildrun import (
+    BuildRequest,
+    EngineFactory,
+    run_build,
+)
+from builder.buildrun import applied_line as _applied_line
+from builder.buildrun import apply_overlay as _apply_overlay
+from builder.buildrun import cache_lock as _cache_lock
+from builder.buildrun import print_plan as _print_plan
 from builder.cache import Cache, default_cache_dir
-from builder.engine import Engine
-from builder.errors import BuilderError, LockError, OverlayError, SpecError
-from builder.plan import BuildPlan
-from builder.risoluto import EXAMPLE_URL, TOKEN_ENV, ApplyResult
+from builder.errors import BuilderError, LockError, SpecError
+from builder.risoluto import EXAMPLE_URL, TOKEN_ENV
 from builder.spec import Spec, load_spec
 
 if TYPE_CHECKING:
@@ -88,40 +92,6 @@ def _main(
     proc.VERBOSE = verbose
 
 
-class EngineFactory:
-    """Connects to Docker on first use only (graph, status and lock --check never do)."""
-
-    def __init__(self) -> None:
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Engine:
-        with self._lock:
-            if self._engine is None:
-                from builder.engine import DockerEngine
-
-                self._engine = DockerEngine()
-            return self._engine
-
-
-@contextmanager
-def _cache_lock(cache: Cache, what: str) -> Iterator[None]:
-    """Hold the cache's file lock, telling the user when another build holds it."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(cache.lock_file)
-    try:
-        lock.acquire(timeout=0.1)
-    except Timeout:
-        typer.echo(f"waiting for another {what} using {cache.root} ...", err=True)
-        lock.acquire(timeout=-1)
-    try:
-        cache.clear_scratch()
-        yield
-    finally:
-        lock.release()
-
-
 @app.command()
 def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing sandbox.toml.")] = False,
@@ -148,11 +118,19 @@ def lock(
         typer.Option("--update", help="Re-resolve NAMES (a package, tool or runtime), or all."),
     ] = False,
     names: Annotated[list[str] | None, typer.Argument(help="What --update re-resolves.")] = None,
+    security: Annotated[
+        bool,
+        typer.Option(
+            "--security",
+            help="With --update: move just the apt packages with a pending security update.",
+        ),
+    ] = False,
 ) -> None:
     """Resolve sandbox.toml into sandbox.lock: every version and digest pinned.
 
     A node whose request did not change keeps its pins; `--update jq` moves just jq,
-    `--update` alone re-resolves everything.
+    `--update` alone re-resolves everything, `--update --security` just the Debian packages
+    that `sandbox outdated` flags as security updates.
     """
     from builder import lockfile
     from builder.build import check_fresh
@@ -161,6 +139,9 @@ def lock(
     path = lockfile.lock_path(spec.path)
     if names and not update:
         msg = f"names go with --update, e.g. `sandbox lock --update {names[0]}`"
+        raise typer.BadParameter(msg)
+    if security and (names or not update):
+        msg = "--security goes with --update alone: `sandbox lock --update --security`"
         raise typer.BadParameter(msg)
     if check:
         current = lockfile.read(path)
@@ -181,6 +162,11 @@ def lock(
     cache = _options.cache()
     started = time.monotonic()
     with _cache_lock(cache, "sandbox command"):
+        if security:
+            names = _security_names(spec, path, cache)
+            if not names:
+                typer.echo(f"no pending security updates; {path} unchanged", err=True)
+                return
         new = lock_project(
             spec=spec,
             old=old,
@@ -198,10 +184,27 @@ def lock(
     _warn_floating(spec, new)
 
 
+def _security_names(spec: Spec, path: Path, cache: Cache) -> list[str]:
+    """The apt packages `lock --update --security` moves (those `outdated` flags)."""
+    from builder import lockfile
+    from builder.build import check_fresh
+    from builder.outdated import pending_security
+    from builder.progress import Progress
+
+    current = lockfile.read(path)
+    check_fresh(spec, current, path)
+    names = pending_security(
+        spec=spec, lock=current, cache=cache, engine=EngineFactory(), progress=Progress()
+    )
+    if names:
+        typer.echo(f"security updates pending for: {', '.join(names)}", err=True)
+    return names
+
+
 def _warn_floating(spec: Spec, lock_: Lock) -> None:
     """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway): stderr only."""
-    from builder.locking import host_platform
     from builder.pinning import floating
+    from builder.platforms import host_platform
 
     nodes = lock_.platforms.get(host_platform()) or next(iter(lock_.platforms.values()), {})
     for warning in floating(spec, nodes):
@@ -264,55 +267,18 @@ def _run_build(
     explain: bool,
     apply: str | None,
 ) -> None:
-    from builder import lockfile
-    from builder.build import build_project, check_fresh, remote_for
-    from builder.explain import reasons
-    from builder.locking import host_platform
-    from builder.plan import make_plan
-    from builder.progress import Progress
-    from builder.risoluto import check_url
-
-    if apply is not None:
-        check_url(apply)  # a typo fails now, not after the build
-    spec = _options.spec()
-    path = lockfile.lock_path(spec.path)
-    lock_ = lockfile.read(path)
-    check_fresh(spec, lock_, path)
-    cache = _options.cache()
-    started = time.monotonic()
-    progress = Progress()
-    with _cache_lock(cache, "build"):
-        if explain:
-            nodes = lock_.nodes(host_platform())
-            plan = make_plan(nodes, cache.entry)
-            _print_plan(plan, reasons(nodes, history.load(cache, spec.path)), err=True)
-        result = build_project(
-            spec=spec,
-            lock=lock_,
-            cache=cache,
-            engine=EngineFactory(),
-            progress=progress,
+    run_build(
+        BuildRequest(
+            spec_file=_options.spec_file,
+            cache_dir=_options.cache_dir,
+            as_json=as_json,
             jobs=jobs,
-            overlay_path=overlay.absolute() if overlay else cache.root / "overlay.json",
-            remote=remote_for(spec, cache),
+            overlay=overlay,
             push=push,
+            explain=explain,
+            apply=apply,
         )
-    progress.summary(result.nodes, time.monotonic() - started)
-    applied = None
-    if apply is not None:
-        applied = _apply_overlay(result.overlay_path, apply, after_build=True)
-    if as_json:
-        out = result.to_json()
-        if applied is not None:
-            out["applied"] = applied.to_json()
-        typer.echo(json.dumps(out, indent=2))
-        return
-    typer.echo(
-        f"image {result.image_id}\n  ref: {result.ref}\n  tags: {', '.join(result.tags)}\n"
-        f"  overlay: {result.overlay_path}"
     )
-    if applied is not None:
-        typer.echo(_applied_line(result.overlay_path, applied))
 
 
 class GraphFormat(StrEnum):
@@ -337,8 +303,8 @@ def status() -> None:
     from builder import lockfile
     from builder.build import check_fresh
     from builder.explain import reasons
-    from builder.locking import host_platform
     from builder.plan import make_plan
+    from builder.platforms import host_platform
 
     spec = _options.spec()
     path = lockfile.lock_path(spec.path)
@@ -352,17 +318,82 @@ def status() -> None:
     typer.echo(f"{len(todo)} of {len(plan.steps)} nodes to build" if todo else "up to date")
 
 
-def _print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False) -> None:
-    """One line per node: cached, or build and which inputs changed since the last build."""
-    for step in plan.steps:
-        name = step.node.name
-        if step.action.value == "cached":
-            typer.echo(f"  cached  {name}", err=err)
-            continue
-        lines = why.get(name) or ["not in the cache"]
-        typer.echo(f"  build   {name:<24} {lines[0]}", err=err)
-        for line in lines[1:]:
-            typer.echo(f"          {'':<24} {line}", err=err)
+@app.command()
+def outdated(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print one JSON object: {"updates": [...], "security": N}.'),
+    ] = False,
+    every: Annotated[bool, typer.Option("--all", help="List every pin, not just updates.")] = False,
+) -> None:
+    """List the pins of sandbox.lock that have newer versions, and which are security fixes.
+
+    For each pin: the newest version the spec allows and the newest overall, read from the
+    sources `sandbox lock` uses. Exits 1 while a security update of a Debian package is
+    pending (`sandbox lock --update --security` takes them), else 0.
+    """
+    from builder import lockfile
+    from builder.build import check_fresh
+    from builder.outdated import outdated_project
+    from builder.progress import Progress
+
+    spec = _options.spec()
+    path = lockfile.lock_path(spec.path)
+    lock_ = lockfile.read(path)
+    check_fresh(spec, lock_, path)
+    cache = _options.cache()
+    with _cache_lock(cache, "sandbox command"):
+        report = outdated_project(
+            spec=spec, lock=lock_, cache=cache, engine=EngineFactory(), progress=Progress()
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_json(every=every), indent=2))
+    else:
+        typer.echo(report.table(every=every), nl=False)
+        typer.echo(report.summary())
+    if report.security:
+        raise typer.Exit(1)
+
+
+class SbomFormat(StrEnum):
+    spdx = "spdx"
+    cyclonedx = "cyclonedx"
+
+
+@app.command()
+def sbom(
+    fmt: Annotated[
+        SbomFormat,
+        typer.Option("--format", help="spdx: SPDX 2.3 JSON; cyclonedx: CycloneDX 1.5 JSON."),
+    ] = SbomFormat.spdx,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", metavar="PATH", help="Write it to PATH, not stdout."),
+    ] = None,
+) -> None:
+    """Print the bill of materials of the image sandbox.lock describes (no Docker needed).
+
+    Every pinned package of every layer: apt packages, runtimes, pip and npm tools' full
+    closures, binary tools, deps lockfiles, each with version, purl, checksum and the node
+    (and key) of its layer. Same lock, same bytes. `sandbox build` also writes the SPDX one
+    to cache/sbom.spdx.json and labels the image dev.sandbox-builder.sbom with its digest.
+    Example: `sandbox sbom --format cyclonedx -o bom.cdx.json`.
+    """
+    from builder import lockfile
+    from builder.build import check_fresh
+    from builder.platforms import host_platform
+    from builder.sbom import make_sbom, render, write_sbom
+
+    spec = _options.spec()
+    path = lockfile.lock_path(spec.path)
+    lock_ = lockfile.read(path)
+    check_fresh(spec, lock_, path)
+    data = render(make_sbom(lock_, image=spec.image.name, platform=host_platform(), fmt=fmt.value))
+    if output is None:
+        typer.echo(data.decode(), nl=False)
+        return
+    write_sbom(data, output.absolute())
+    typer.echo(f"wrote {output} ({fmt.value})", err=True)
 
 
 @app.command()
@@ -375,7 +406,9 @@ def gc(
 
     Keeps this project's locked nodes and every other project's last build in the same cache
     dir; removes older images of this project, build-environment images and step containers
-    left by killed builds.
+    left by killed builds. The user-wide store shared by all your projects
+    ($SANDBOX_STORE_DIR, else ~/.cache/sandbox-builder/store) is left alone: delete that
+    folder to clear it.
     """
     from builder import lockfile
     from builder.gc import collect
@@ -422,7 +455,7 @@ def check(
     from builder.build import check_fresh
     from builder.check import check_project
     from builder.errors import CheckError
-    from builder.locking import host_platform
+    from builder.platforms import host_platform
     from builder.report import render_table
 
     spec = _options.spec()
@@ -461,7 +494,7 @@ def check(
 
 @app.command()
 def doctor() -> None:
-    """Check the machine: Docker, debootstrap, the CA bundle, the cache dir."""
+    """Check the machine: Docker, debootstrap, the CA bundle, the cache dir, the store."""
     from builder.doctor import run_checks
 
     checks = run_checks(_options.spec_file, _options.cache_dir, EngineFactory())
@@ -494,32 +527,6 @@ def overlay_apply(
     """
     path = (_options.cache_dir or default_cache_dir(_options.spec_file)) / "overlay.json"
     typer.echo(_applied_line(path, _apply_overlay(path, url, after_build=False)))
-
-
-def _apply_overlay(path: Path, url: str, *, after_build: bool) -> ApplyResult:
-    from builder.risoluto import apply_overlay, read_overlay
-
-    token = os.environ.get(TOKEN_ENV)
-    try:
-        return apply_overlay(read_overlay(path), url, token=token)
-    except OverlayError as exc:
-        if not after_build:
-            raise
-        stop = "" if str(exc).endswith((".", "?")) else "."
-        msg = (
-            f"{exc}{stop} The image is built and {path} written: once that is fixed, "
-            f"`sandbox overlay apply {url}` applies it"
-        )
-        raise OverlayError(msg) from exc
-
-
-def _applied_line(path: Path, applied: ApplyResult) -> str:
-    what = "applied" if applied.updated else "already applied (unchanged)"
-    image = f"image {applied.image}, " if applied.image else ""
-    return (
-        f"{what}: {path} to Risoluto at {applied.url} "
-        f"({image}{len(applied.confirmed)} keys confirmed)"
-    )
 
 
 def main() -> None:

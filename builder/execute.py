@@ -7,25 +7,27 @@ first, then the node's entry, so an interrupted build leaves nothing half-writte
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from builder import assemble, recipes
+from builder import assemble
 from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import Engine
-from builder.errors import RegistryError
+from builder.errors import BuildError, RegistryError
 from builder.lockfile import NodeLock
 from builder.plan import BuildPlan, ancestors, stack
 from builder.progress import Progress
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
 STAGE_REPO = "sandbox-stage"
 STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by
+IMAGE_LABEL = "dev.sandbox-builder.lock"  # every image `sandbox build` makes carries it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +87,16 @@ class Executor:
         pending = [s.node for s in plan.steps if s.node.name not in outcomes]
         for node in pending:
             self._progress.queued(node.name, [p for p in node.parents if p not in outcomes])
+        if pending:
+            self._build_all(pending, outcomes, jobs=jobs)
+        return [outcomes[name] for name in stack(self._nodes) if name in outcomes]
+
+    def _build_all(
+        self, pending: list[NodeLock], outcomes: dict[str, NodeOutcome], *, jobs: int
+    ) -> None:
+        """Build `pending`, each once its parents are done, `jobs` at a time."""
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             running: dict[Future[NodeOutcome], str] = {}
             while pending or running:
@@ -97,7 +109,6 @@ class Executor:
                     del running[future]
                     outcome = future.result()  # re-raises the node's failure
                     outcomes[outcome.name] = outcome
-        return [outcomes[name] for name in stack(self._nodes) if name in outcomes]
 
     def _build(self, node: NodeLock) -> NodeOutcome:
         started = time.monotonic()
@@ -109,6 +120,8 @@ class Executor:
                 name=node.name, key=node.key, status="pulled", seconds=seconds, entry=pulled
             )
         self._progress.start(node.name)
+        from builder import recipes  # only when something builds: a no-op never imports it
+
         ctx = recipes.StepContext(
             cache=self._cache,
             engine=self._engine,
@@ -186,16 +199,50 @@ def load_image(
     layers: list[Layer],
     tags: list[str],
 ) -> None:
-    """Make sure the engine has the image of `config` with `tags`; load it when missing."""
+    """Make sure the engine has the image of `config` with `tags`; load it when missing.
+
+    Only the layers above the longest stack the engine already holds (from an earlier stage
+    or image) are written into the archive; should the engine refuse that, the full archive
+    is loaded instead.
+    """
     if engine.image_id(config.image_id) is None:
-        work = cache.scratch("load-")
+        present = _layers_present(engine, [layer.diff_id for layer in layers])
         try:
-            archive = assemble.write_archive(
-                config=config, layers=layers, cache=cache, tags=tags, dest=work / "image.tar"
-            )
-            engine.load(archive)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            _load(engine, cache, config, layers, tags, present=present)
+        except BuildError:
+            if not present:
+                raise
+            _load(engine, cache, config, layers, tags, present=0)
     for tag in tags:
         repo, _, name = tag.rpartition(":")
         engine.tag(config.image_id, repo, name)
+
+
+def _layers_present(engine: Engine, diff_ids: list[str]) -> int:
+    """How many bottom layers of `diff_ids` an image this tool made already has, in order."""
+    best = 0
+    for label in (STAGE_LABEL, IMAGE_LABEL):
+        for theirs_all in engine.layer_stacks(label):
+            same = 0
+            for mine, theirs in zip(diff_ids, theirs_all, strict=False):
+                if mine != theirs:
+                    break
+                same += 1
+            best = max(best, same)
+    return best
+
+
+def _load(
+    engine: Engine,
+    cache: Cache,
+    config: assemble.ImageConfig,
+    layers: list[Layer],
+    tags: list[str],
+    *,
+    present: int,
+) -> None:
+    engine.load(
+        assemble.archive_chunks(
+            config=config, layers=layers, cache=cache, tags=tags, present=present
+        )
+    )

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from builder.cache import Cache, NodeEntry
 from builder.errors import BuildError
-from builder.recipes.deps import PREFIX, TREES
+from builder.layout import DEPS_PREFIX as PREFIX
+from builder.layout import TREES
 from builder.spec import DepSpec
 
 

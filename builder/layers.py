@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,6 +87,54 @@ def top_layer_of_saved_image(archive: Path, dest: Path) -> Path:
     return dest
 
 
+def tar_overlay_upper(upper: Path, dest: Path) -> Path:
+    """The diff of a container as `docker commit` would record it, read straight from its
+    overlay2 upper dir: overlay whiteouts (0/0 character devices) become `.wh.<name>` entries,
+    opaque folders get a `.wh..wh..opq` entry, extended attributes (file capabilities) are
+    kept as SCHILY.xattr records. Not normalized: `normalize_tar` does that next."""
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
+        for path in _walk_sorted(upper):
+            name = path.relative_to(upper).as_posix()
+            st = path.lstat()
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                folder, _, base = name.rpartition("/")
+                _add_empty(out, f"{folder}/.wh.{base}".lstrip("/"), st)
+                continue
+            info = out.gettarinfo(str(path), arcname=name)
+            info.pax_headers = _xattrs(path)
+            if info.isreg():
+                with path.open("rb") as data:
+                    out.addfile(info, data)
+            else:
+                out.addfile(info)
+            if path.is_dir() and not path.is_symlink() and _opaque(path):
+                _add_empty(out, f"{name}/.wh..wh..opq", st)
+    return dest
+
+
+def _xattrs(path: Path) -> dict[str, str]:
+    found = {}
+    for key in os.listxattr(path, follow_symlinks=False):
+        if key.startswith("trusted.overlay."):
+            continue
+        value = os.getxattr(path, key, follow_symlinks=False)
+        found[f"SCHILY.xattr.{key}"] = value.decode("utf-8", "surrogateescape")
+    return found
+
+
+def _opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _add_empty(out: tarfile.TarFile, name: str, st: os.stat_result) -> None:
+    info = tarfile.TarInfo(name)
+    info.mtime = int(st.st_mtime)
+    out.addfile(info)
+
+
 def layers_of_saved_image(archive: Path, dest_dir: Path) -> list[Path]:
     """Extract every layer of a `docker save` archive, bottom first."""
     paths = []
@@ -137,13 +186,14 @@ def normalize_tar(
     return layer_file(dest)
 
 
-def tar_directory(root: Path, dest: Path, *, epoch: int) -> LayerFile:
-    """A normalized layer holding the tree at `root` (a debootstrapped rootfs)."""
+def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None) -> LayerFile:
+    """A normalized layer holding the tree at `root` (a debootstrapped rootfs); with `only`
+    (a folder relative to `root`), just that folder's tree and the folders above it."""
     seen: dict[tuple[int, int], str] = {}
     with _writer(dest) as out:
         for path in _walk_sorted(root):
             name = path.relative_to(root).as_posix()
-            if is_scratch(name):
+            if is_scratch(name) or (only is not None and not _on_path_of(name, only)):
                 continue
             info = tarfile.TarInfo(name)
             st = path.lstat()
@@ -171,6 +221,11 @@ def tar_directory(root: Path, dest: Path, *, epoch: int) -> LayerFile:
     return layer_file(dest)
 
 
+def _on_path_of(name: str, folder: str) -> bool:
+    """Whether `name` is `folder`, lies under it, or is a folder above it."""
+    return (name + "/").startswith(folder + "/") or (folder + "/").startswith(name + "/")
+
+
 def _walk_sorted(root: Path) -> Iterator[Path]:
     """Every path under `root` in the order a sorted tar lists them."""
     entries = []
@@ -182,15 +237,26 @@ def _walk_sorted(root: Path) -> Iterator[Path]:
 
 
 def _check_prefix(members: list[tarfile.TarInfo], prefix: str | None, node: str) -> None:
-    if prefix is None:
-        return
+    if prefix is not None:
+        _refuse_outside([(_clean(m.name), m.isdir()) for m in members], prefix, node)
+
+
+def check_changes(changes: list[str], prefix: str, node: str) -> None:
+    """Refuse what a container changed outside the node's prefix (paths as `docker diff`
+    lists them). Scratch and the folders above it (/tmp, /root for /root/.npm) are allowed,
+    as are the folders above the prefix, which the engine creates for the prefix's mount."""
+    names = [_clean(c.lstrip("/")) for c in changes]
+    kept = [(n, True) for n in names if n and not is_scratch(n) and not _holds_scratch(n)]
+    _refuse_outside(kept, prefix, node)
+
+
+def _refuse_outside(entries: list[tuple[str, bool]], prefix: str, node: str) -> None:
     inside = prefix.strip("/")
     allowed_dirs = {"/".join(inside.split("/")[:i]) for i in range(1, inside.count("/") + 1)}
     outside = [
-        _clean(m.name)
-        for m in members
-        if not (_clean(m.name) + "/").startswith(inside + "/")
-        and not (m.isdir() and _clean(m.name) in allowed_dirs)
+        name
+        for name, is_dir in entries
+        if not (name + "/").startswith(inside + "/") and not (is_dir and name in allowed_dirs)
     ]
     if outside:
         shown = ", ".join("/" + p for p in sorted(outside)[:10])

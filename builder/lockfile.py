@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-from tomlkit.items import Array, InlineTable
-
 from builder.errors import LockError
 from builder.keys import RECIPES, node_key, older_recipe
 from builder.tomlread import read_toml
@@ -58,6 +55,8 @@ def lock_path(spec_path: Path) -> Path:
 
 
 def dumps(lock: Lock) -> str:
+    import tomlkit  # writing only: reading a lock (every build) does not need it
+
     doc = tomlkit.document()
     doc.add(tomlkit.comment(HEADER))
     doc["version"] = LOCK_VERSION
@@ -82,15 +81,17 @@ def dumps(lock: Lock) -> str:
 
 def _to_toml(value: Any) -> Any:
     """Tables stay tables; lists of tables become one-per-line arrays of inline tables."""
+    import tomlkit
+
     if isinstance(value, Mapping):
         table = tomlkit.table()
         for k in sorted(value):
             table[k] = _to_toml(value[k])
         return table
     if isinstance(value, list | tuple) and value and isinstance(value[0], Mapping):
-        array: Array = tomlkit.array()
+        array = tomlkit.array()
         for item in value:
-            inline: InlineTable = tomlkit.inline_table()
+            inline = tomlkit.inline_table()
             inline.update({k: item[k] for k in item})
             array.append(inline)
         return array.multiline(True)

@@ -11,7 +11,6 @@ on the way.
 
 from __future__ import annotations
 
-import platform as host
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from builder.graph import LayerGraph, build_graph
 from builder.keys import node_key
 from builder.lockfile import Lock, NodeLock
 from builder.plan import ancestors, make_plan
+from builder.platforms import host_platform
 from builder.progress import Progress
 from builder.recipes.common import StepContext
 from builder.resolve.apt import APT_RUNTIMES, resolve_system, system_request
@@ -33,11 +33,6 @@ from builder.resolve.base import resolve_base
 from builder.resolve.deps import lock_dep
 from builder.resolve.tools import resolve_npm_tools, resolve_pip_tools
 from builder.spec import Spec
-
-
-def host_platform() -> str:
-    machine = host.machine().lower()
-    return "linux/arm64" if machine in ("aarch64", "arm64") else "linux/amd64"
 
 
 def lock_project(
@@ -162,13 +157,16 @@ class _Locker:
         setuid = {"allow_setuid": sorted(spec.image.allow_setuid)}
         old_base, old = self.previous.get("base"), self.previous.get("system")
         old_names = [p["name"] for p in old.inputs["packages"]] if old else []
+        # `--update NAME` of a package the base installed (a security fix, say): the system
+        # layer upgrades it, so the base's pins stay as debootstrap resolved them.
+        upgrades = _base_upgrades(self.nodes["base"], self.update, request)
         same_request = (
             old is not None
             and old_base is not None
             and self.nodes["base"].key == old_base.key
             and _same(old.inputs, request_inputs)
         )
-        if old and same_request and not self.wanted("system", old_names):
+        if old and same_request and not self.wanted("system", old_names + upgrades):
             self.progress.say(f"  kept      system ({len(old_names)} packages)")
             return {**old.inputs, **setuid}
         keep: dict[str, str] = {}
@@ -179,10 +177,10 @@ class _Locker:
                 if p["name"] not in self.update and p["name"] not in request
             }
         packages: list[dict[str, Any]] = []
-        if request:
+        if request or upgrades:
             self.progress.say(f"  resolving system ({len(request)} requested) ...")
             packages = resolve_system(
-                request,
+                request + upgrades,
                 keep=keep,
                 engine=self.engine(),
                 image=self._stage(["base"]),
@@ -355,6 +353,12 @@ class _Locker:
             stage=lambda _: image,
             project_dir=self.spec.project_dir,
         )
+
+
+def _base_upgrades(base: NodeLock, update: list[str] | None, taken: list[str]) -> list[str]:
+    """Names in `update` that the base's package set holds and `taken` does not request."""
+    installed = {p["name"] for p in base.inputs.get("packages", [])}
+    return sorted(n for n in update or [] if n in installed and n not in taken)
 
 
 def _npm_path_of(path: str, names: list[str]) -> bool:

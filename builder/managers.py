@@ -77,6 +77,40 @@ def npm_package_lock(
     return _json({"name": name, "lockfileVersion": 3, "requires": True, "packages": tree})
 
 
+def npm_closure(packages: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
+    """The pins one top-level package needs, from a package-lock's pins (`npm_packages_from_
+    lock`): it, and every dependency found the way node does, in the nearest `node_modules`
+    from the dependent's own folder up to the root. Paths stay as they are, so the subset is
+    itself a valid package-lock tree for a project depending on `name` alone."""
+    by_path = {str(pkg["path"]): pkg for pkg in packages}
+    wanted, todo = set(), [f"node_modules/{name}"]
+    while todo:
+        path = todo.pop()
+        if path in wanted or path not in by_path:
+            continue
+        wanted.add(path)
+        pkg = by_path[path]
+        for field in ("dependencies", "optionalDependencies", "peerDependencies"):
+            for dep in pkg.get(field) or {}:
+                found = _resolve_from(by_path, path, dep)
+                if found is not None:
+                    todo.append(found)
+    return [by_path[path] for path in sorted(wanted)]
+
+
+def _resolve_from(by_path: Mapping[str, Any], path: str, dep: str) -> str | None:
+    """Where node finds `dep` when required from the package at `path`."""
+    folder = path
+    while True:
+        candidate = f"{folder}/node_modules/{dep}" if folder else f"node_modules/{dep}"
+        if candidate in by_path:
+            return candidate
+        if not folder:
+            return None
+        head, sep, _ = folder.rpartition("/node_modules/")
+        folder = head if sep else ""
+
+
 def pip_requirements(packages: Sequence[Mapping[str, Any]]) -> str:
     """A `--require-hashes` requirements file pinning every package of a closure."""
     lines = []

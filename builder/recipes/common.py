@@ -1,10 +1,13 @@
 """What every recipe shares: the step's context, its result, and how a layer is captured.
 
-Two ways make a layer. A container step runs a script in a container of the node's ancestors
-(`run_in_stage`), then its diff is committed, normalized and checked against the node's prefix
+Three ways make a layer. A container step runs a script in a container of the node's ancestors
+(`run_in_stage`). When the node owns one prefix (tools, deps), that prefix is a host folder
+mounted into the container (`run_into_prefix`): the container's own changes are checked to lie
+in scratch only, and the folder is packed on the host, with no commit and no `docker save`.
+The system node writes all over `/`, so its container is committed and its diff normalized
 (`capture`). A host step fills a folder with files it fetched and checked itself (runtime
 archives, binaries) and packs it (`host_layer`). Build-time-only inputs, such as the host's CA
-bundle and download caches, are mounts: they are never part of a captured diff.
+bundle and download caches, are mounts: they are never part of a layer.
 """
 
 from __future__ import annotations
@@ -14,12 +17,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from builder.cache import Cache
 from builder.doctor import ca_bundle
 from builder.engine import Engine, Mount, RunResult, kept_container, require_success
 from builder.errors import BuilderError, BuildError
-from builder.layers import LayerFile, normalize_tar, tar_directory, top_layer_of_saved_image
+from builder.layers import (
+    LayerFile,
+    check_changes,
+    normalize_tar,
+    tar_directory,
+    tar_overlay_upper,
+    top_layer_of_saved_image,
+)
 from builder.lockfile import NodeLock
 from builder.resolve.debian import parse_stanzas
 
@@ -115,19 +126,30 @@ def run_in_stage(
 
 
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:
-    """Commit the step's container and keep its diff as a normalized layer."""
+    """Keep the step container's diff as a normalized layer.
+
+    The diff is read from the container's overlay2 upper dir when the engine keeps it on
+    this machine (no commit, no `docker save` of every layer below); else the container is
+    committed and the top layer of its `docker save` archive taken.
+    """
     work = ctx.cache.scratch(f"{node.name}-")
-    committed = engine.commit(container)
     try:
-        engine.save(committed, work / "image.tar")
-        raw = top_layer_of_saved_image(work / "image.tar", work / "diff.tar")
-        (work / "image.tar").unlink()
+        upper = engine.upper_dir(container)
+        if upper is not None:
+            raw = tar_overlay_upper(upper, work / "diff.tar")
+        else:
+            committed = engine.commit(container)
+            try:
+                engine.save(committed, work / "image.tar")
+            finally:
+                engine.remove_image(committed)
+            raw = top_layer_of_saved_image(work / "image.tar", work / "diff.tar")
+            (work / "image.tar").unlink()
         layer = normalize_tar(
             raw, work / "layer.tar", epoch=ctx.epoch, prefix=prefix_of(node), node=node.name
         )
         return store(ctx.cache, layer)
     finally:
-        engine.remove_image(committed)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -138,6 +160,49 @@ def prefix_of(node: NodeLock) -> str | None:
     return "/opt/sandbox/" + node.name.replace(".", "/") + "/"
 
 
+class Capture(Protocol):
+    def __call__(self, sub: str | None = None) -> LayerFile: ...
+
+
+@contextmanager
+def run_into_prefix(
+    ctx: StepContext,
+    node: NodeLock,
+    script: str,
+    *,
+    what: str,
+    env: dict[str, str] | None = None,
+    mounts: list[Mount] | None = None,
+    files: dict[str, str] | None = None,
+) -> Iterator[Capture]:
+    """`run_in_stage` with the node's prefix a host folder mounted read-write; yields
+    `capture(sub)`, which checks that the container changed nothing but scratch outside the
+    prefix and packs the folder (or just its subfolder `sub`) into a layer."""
+    prefix = prefix_of(node)
+    assert prefix is not None, f"{node.name} owns no prefix"
+    with _prefix_tree(ctx, node, prefix) as root:
+        out = Mount(
+            source=str(root / prefix.strip("/")), target=prefix.rstrip("/"), read_only=False
+        )
+        with run_in_stage(
+            ctx,
+            node.name,
+            script,
+            what=what,
+            env=env,
+            mounts=[*(mounts or []), out],
+            files=files,
+        ) as result:
+
+            def pack(sub: str | None = None) -> LayerFile:
+                check_changes(ctx.engine().changes(result.container), prefix, node.name)
+                only = prefix.strip("/") + (f"/{sub}" if sub else "")
+                tar = root.parent / "layer.tar"
+                return store(ctx.cache, tar_directory(root, tar, epoch=ctx.epoch, only=only))
+
+            yield pack
+
+
 def host_layer(
     ctx: StepContext, node: NodeLock, fill: Callable[[Path], dict[str, str]]
 ) -> StepResult:
@@ -145,18 +210,29 @@ def host_layer(
     in the image) and returns the env the node contributes."""
     prefix = prefix_of(node)
     assert prefix is not None
+    with _prefix_tree(ctx, node, prefix) as root:
+        env = fill(root / prefix.strip("/"))
+        for path in [root, *root.rglob("*")]:
+            if not path.is_symlink():  # readable (and folders enterable) by any user
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
+        layer = tar_directory(root, root.parent / "layer.tar", epoch=ctx.epoch)
+        return StepResult(layers=[store(ctx.cache, layer)], env=env)
+
+
+@contextmanager
+def _prefix_tree(ctx: StepContext, node: NodeLock, prefix: str) -> Iterator[Path]:
+    """A scratch root holding the empty folders down to `prefix` (mode 755), removed after."""
     work = ctx.cache.scratch(f"{node.name}-")
     try:
         root = work / "root"
         folder = root / prefix.strip("/")
         folder.mkdir(parents=True)
-        env = fill(folder)
-        for path in [root, *root.rglob("*")]:
-            if not path.is_symlink():  # readable (and folders enterable) by any user
-                mode = path.stat().st_mode
-                path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
-        layer = tar_directory(root, work / "layer.tar", epoch=ctx.epoch)
-        return StepResult(layers=[store(ctx.cache, layer)], env=env)
+        for path in [root, *folder.parents]:
+            if path.is_relative_to(root):
+                path.chmod(0o755)
+        folder.chmod(0o755)
+        yield root
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -34,20 +34,18 @@ from typing import Any
 from builder import downloads
 from builder.engine import Mount
 from builder.errors import BuildError
+from builder.layout import DEPS_PREFIX, TREES
 from builder.lockfile import NodeLock
 from builder.recipes.common import (
     INPUT_DIR,
     StepContext,
     StepResult,
-    capture,
     download_cache_mount,
-    run_in_stage,
+    run_into_prefix,
 )
 from builder.unpack import unpack
 
-PREFIX = "/opt/sandbox/deps"
-# The folder each manager's tree is in, under the node's prefix (what `mount` exports).
-TREES = {"pnpm": "node_modules", "npm": "node_modules", "pip": "venv", "uv": "venv"}
+PREFIX = DEPS_PREFIX
 TOOL_DIR = "/tmp/sandbox-builder-tool"  # pnpm's package or uv's binaries, read-only
 WORK = "/tmp/sandbox-builder-work"  # a scratch project for store steps; dropped
 _QUIET = {
@@ -126,17 +124,17 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
     ]
     with (
         _tool(ctx, node) as tool_mounts,
-        run_in_stage(
+        run_into_prefix(
             ctx,
-            node.name,
+            node,
             "\n".join(lines) + "\n",
             what=f"{node.name}: {manager} ({inputs['mode']})",
             env={**_QUIET, **step_env},
             files=files,
             mounts=[*tool_mounts, *mounts],
-        ) as result,
+        ) as capture,
     ):
-        layer = capture(ctx, ctx.engine(), result.container, node)
+        layer = capture()
     return StepResult(layers=[layer], env=_env(manager, prefix, mode=str(inputs["mode"])))
 
 

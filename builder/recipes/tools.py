@@ -2,24 +2,29 @@
 
 pip: each tool gets its own venv under /opt/sandbox/tools/pip/<tool>, installed from the
 lock's closure with `--require-hashes --no-deps`, and its own executables linked into
-/opt/sandbox/tools/pip/bin. npm: one tree under /opt/sandbox/tools/npm installed by `npm ci`
-from a package-lock rendered from the lock; executables are node_modules/.bin.
+/opt/sandbox/tools/pip/bin. npm: each tool gets its own tree, and its own layer, under
+/opt/sandbox/tools/npm/<tool>, installed by `npm ci` from a package-lock holding the tool's
+closure out of the lock's; executables are <tool>/node_modules/.bin.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
+from typing import Any
 
 from builder import managers
+from builder.cache import Layer, NodeEntry
 from builder.errors import BuildError
+from builder.keys import RECIPES, sha256_of
+from builder.layers import LayerFile
 from builder.lockfile import NodeLock
 from builder.recipes.common import (
     INPUT_DIR,
     StepContext,
     StepResult,
-    capture,
     download_cache_mount,
-    run_in_stage,
+    run_into_prefix,
     verify_installed,
 )
 
@@ -62,11 +67,11 @@ def build_pip_tools(ctx: StepContext, node: NodeLock) -> StepResult:
             f"{shlex.quote(venv)} {PIP_PREFIX}/bin",
         ]
     mounts = [download_cache_mount(ctx.cache, "pip", "/root/.cache/pip")]
-    with run_in_stage(
-        ctx, node.name, "\n".join(lines), what="tools.pip: pip install", files=files, mounts=mounts
-    ) as result:
+    with run_into_prefix(
+        ctx, node, "\n".join(lines), what="tools.pip: pip install", files=files, mounts=mounts
+    ) as capture:
         _verify_pip(ctx.cache.log_path(node.name).read_text(errors="replace"), tools)
-        layer = capture(ctx, ctx.engine(), result.container, node)
+        layer = capture()
     return StepResult(layers=[layer], env={"PATH": f"{PIP_PREFIX}/bin"})
 
 
@@ -95,22 +100,69 @@ def _normalize(name: str) -> str:
 
 
 def build_npm_tools(ctx: StepContext, node: NodeLock) -> StepResult:
+    """One layer per npm tool, each its own tree under NPM_PREFIX/<tool>.
+
+    A tool's layer depends only on its closure and the image it is installed in, so a tool
+    that did not change keeps its layer (a cache entry under a key of exactly those) when
+    another tool moves: only the changed tool installs, and only its layer is new to a
+    registry.
+    """
     specs, packages = node.inputs["tools"], node.inputs["packages"]
     if not packages:
         msg = "tools.npm: the lock holds no packages; run `sandbox lock --update tools.npm`"
         raise BuildError(msg)
-    files = {
-        "package.json": managers.npm_package_json(specs),
-        "package-lock.json": managers.npm_package_lock(specs, packages),
-    }
-    script = f"""mkdir -p {NPM_PREFIX}
-cp {INPUT_DIR}/package.json {INPUT_DIR}/package-lock.json {NPM_PREFIX}/
-cd {NPM_PREFIX}
-npm ci --no-audit --no-fund --loglevel=warn
-"""
+    stage = ctx.stage(node.name)
+    layers: dict[str, LayerFile] = {}
+    todo: dict[str, tuple[str, list[Mapping[str, Any]], str]] = {}
+    for spec in specs:
+        name, _ = managers.npm_dependency(spec)
+        folder = npm_folder(name)
+        closure = managers.npm_closure(packages, name)
+        key = sha256_of({"recipe": RECIPES["tools"], "npm": spec, "closure": closure, "in": stage})
+        entry = ctx.cache.entry(key)
+        if entry is None:
+            todo[folder] = (spec, closure, key)
+        else:
+            (la,) = entry.layers
+            layers[folder] = LayerFile(
+                diff_id=la.diff_id, path=ctx.cache.layer_path(la.diff_id), size=la.size
+            )
+    if todo:
+        layers.update(_install_npm_tools(ctx, node, todo))
+    folders = sorted(layers)
+    path = ":".join(f"{NPM_PREFIX}/{f}/node_modules/.bin" for f in folders)
+    return StepResult(layers=[layers[f] for f in folders], env={"PATH": path})
+
+
+def npm_folder(name: str) -> str:
+    """The folder of npm tool `name` under NPM_PREFIX: `@openai/codex` -> `@openai+codex`."""
+    return name.replace("/", "+")
+
+
+def _install_npm_tools(
+    ctx: StepContext, node: NodeLock, todo: dict[str, tuple[str, list[Mapping[str, Any]], str]]
+) -> dict[str, LayerFile]:
+    """`npm ci` each tool of `todo` (folder -> spec, closure, key) in its own folder, in one
+    container; each folder becomes a layer, kept in the cache under the tool's key."""
+    files: dict[str, str] = {}
+    lines = []
+    for folder, (spec, closure, _) in sorted(todo.items()):
+        files[f"{folder}.package.json"] = managers.npm_package_json([spec])
+        files[f"{folder}.package-lock.json"] = managers.npm_package_lock([spec], closure)
+        where, given = shlex.quote(f"{NPM_PREFIX}/{folder}"), shlex.quote(f"{INPUT_DIR}/{folder}")
+        lines += [
+            f"mkdir -p {where}",
+            f"cp {given}.package.json {where}/package.json",
+            f"cp {given}.package-lock.json {where}/package-lock.json",
+            f"(cd {where} && npm ci --no-audit --no-fund --loglevel=warn)",
+        ]
     mounts = [download_cache_mount(ctx.cache, "npm", "/root/.npm")]
-    with run_in_stage(
-        ctx, node.name, script, what="tools.npm: npm ci", files=files, mounts=mounts
-    ) as result:
-        layer = capture(ctx, ctx.engine(), result.container, node)
-    return StepResult(layers=[layer], env={"PATH": f"{NPM_PREFIX}/node_modules/.bin"})
+    built: dict[str, LayerFile] = {}
+    with run_into_prefix(
+        ctx, node, "\n".join(lines) + "\n", what="tools.npm: npm ci", files=files, mounts=mounts
+    ) as capture:
+        for folder, (_, _, key) in sorted(todo.items()):
+            layer = built[folder] = capture(folder)
+            piece = Layer(diff_id=layer.diff_id, size=layer.size)
+            ctx.cache.put(NodeEntry(name=f"{node.name}/{folder}", key=key, layers=(piece,)))
+    return built

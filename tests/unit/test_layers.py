@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import tarfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuildError
-from builder.layers import LayerFile, normalize_tar, tar_directory
+from builder.layers import LayerFile, normalize_tar, tar_directory, tar_overlay_upper
 
 EPOCH = 1_700_000_000
 FUTURE = EPOCH + 86_400
@@ -372,3 +373,39 @@ def test_tar_directory_same_tree_gives_the_same_diff_id(tmp_path: Path) -> None:
     third = tar_directory(tree, tmp_path / "3.tar", epoch=EPOCH)
 
     assert first.diff_id == second.diff_id == third.diff_id
+
+
+def test_an_overlay_upper_dir_becomes_the_diff_docker_would_commit(tmp_path: Path) -> None:
+    """Whiteouts (0/0 character devices), opaque folders, hard links and file capabilities,
+    made the way overlayfs records them (needs root, as the build itself does)."""
+    upper = tmp_path / "upper"
+    (upper / "etc" / "gone-dir").mkdir(parents=True)
+    (upper / "usr" / "bin").mkdir(parents=True)
+    os.mknod(upper / "etc" / "removed", 0o600 | 0o020000, os.makedev(0, 0))
+    os.setxattr(upper / "etc" / "gone-dir", "trusted.overlay.opaque", b"y")
+    (upper / "usr" / "bin" / "ping").write_bytes(b"ping")
+    cap_net_raw = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)  # vfs_cap_data, rev. 2
+    os.setxattr(upper / "usr" / "bin" / "ping", "security.capability", cap_net_raw)
+    os.link(upper / "usr" / "bin" / "ping", upper / "usr" / "bin" / "ping6")
+    raw = tar_overlay_upper(upper, tmp_path / "diff.tar")
+    with tarfile.open(raw) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert set(members) == {
+        "etc",
+        "etc/.wh.removed",
+        "etc/gone-dir",
+        "etc/gone-dir/.wh..wh..opq",
+        "usr",
+        "usr/bin",
+        "usr/bin/ping",
+        "usr/bin/ping6",
+    }
+    assert members["etc/.wh.removed"].isreg()
+    assert members["usr/bin/ping6"].islnk()
+    assert members["usr/bin/ping6"].linkname == "usr/bin/ping"
+    capability = members["usr/bin/ping"].pax_headers["SCHILY.xattr.security.capability"]
+    assert capability.encode("utf-8", "surrogateescape") == cap_net_raw
+    assert not any("trusted.overlay" in k for m in members.values() for k in m.pax_headers)
+    layer = normalize_tar(raw, tmp_path / "layer.tar", epoch=0, prefix=None, node="system")
+    with tarfile.open(layer.path) as tar:
+        assert "etc/.wh.removed" in tar.getnames()

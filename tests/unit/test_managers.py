@@ -83,3 +83,28 @@ def test_pip_requirements_pin_every_package_with_its_hash() -> None:
 def test_pip_requirements_refuse_anything_but_a_pin(pin: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="not a pin"):
         managers.pip_requirements([pin])
+
+
+def test_a_tools_closure_follows_nodes_lookup_and_nothing_else() -> None:
+    def pin(path: str, **deps: str) -> dict[str, object]:
+        return {"path": path, "version": "1.0.0", "dependencies": deps}
+
+    packages = [
+        pin("node_modules/@s/tool-a", shared="^1", x="^2"),
+        pin("node_modules/@s/tool-a/node_modules/x", deep="^1"),  # nested: a's own x@2
+        pin("node_modules/deep"),
+        pin("node_modules/shared"),
+        pin("node_modules/tool-b", shared="^1", x="^1"),
+        pin("node_modules/x"),  # x@1, b's
+        pin("node_modules/unused"),
+    ]
+    closure_a = [p["path"] for p in managers.npm_closure(packages, "@s/tool-a")]
+    assert closure_a == [
+        "node_modules/@s/tool-a",
+        "node_modules/@s/tool-a/node_modules/x",
+        "node_modules/deep",
+        "node_modules/shared",
+    ]
+    closure_b = [p["path"] for p in managers.npm_closure(packages, "tool-b")]
+    assert closure_b == ["node_modules/shared", "node_modules/tool-b", "node_modules/x"]
+    assert managers.npm_closure(packages, "missing") == []

@@ -1,0 +1,179 @@
+"""`sandbox build` and `sandbox publish` from parsed options to printed result, without typer.
+
+The CLI (cli.py, typer) and the quick entry point (entry.py, which runs a plain
+`sandbox build` without importing typer) both call `run_build`, so the two paths cannot
+drift apart. Also here: what several commands share around a build (the engine, the cache
+lock, the plan printout, applying the overlay after a build). Output goes to stdout/stderr
+with `print`, never through typer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder.cache import Cache, default_cache_dir
+from builder.errors import OverlayError
+
+if TYPE_CHECKING:
+    from builder.engine import Engine
+    from builder.plan import BuildPlan
+    from builder.risoluto import ApplyResult
+
+
+class EngineFactory:
+    """Connects to Docker on first use only (graph, status and lock --check never do)."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                from builder.engine import DockerEngine
+
+                self._engine = DockerEngine()
+            return self._engine
+
+
+def open_cache(spec_file: Path, cache_dir: Path | None) -> Cache:
+    cache = Cache(cache_dir or default_cache_dir(spec_file))
+    cache.ensure()
+    return cache
+
+
+@contextmanager
+def cache_lock(cache: Cache, what: str) -> Iterator[None]:
+    """Hold the cache's lock (flock(2) on cache/.lock, released by the kernel however the
+    process ends), telling the user when another build holds it."""
+    with cache.lock_file.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another {what} using {cache.root} ...", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            cache.clear_scratch()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    spec_file: Path
+    cache_dir: Path | None = None
+    as_json: bool = False
+    jobs: int = 2
+    overlay: Path | None = None
+    push: bool = False
+    explain: bool = False
+    apply: str | None = None
+
+
+def run_build(request: BuildRequest) -> None:
+    """Build (and with `push`, publish), then print the result: JSON or a few lines."""
+    from builder import history, lockfile
+    from builder.build import build_project, check_fresh, remote_for
+    from builder.progress import Progress
+    from builder.spec import load_spec
+
+    if request.apply is not None:
+        from builder.risoluto import check_url
+
+        check_url(request.apply)  # a typo fails now, not after the build
+    spec = load_spec(request.spec_file)
+    path = lockfile.lock_path(spec.path)
+    lock = lockfile.read(path)
+    check_fresh(spec, lock, path)
+    cache = open_cache(request.spec_file, request.cache_dir)
+    started = time.monotonic()
+    progress = Progress()
+    with cache_lock(cache, "build"):
+        if request.explain:
+            from builder.explain import reasons
+            from builder.plan import make_plan
+            from builder.platforms import host_platform
+
+            nodes = lock.nodes(host_platform())
+            plan = make_plan(nodes, cache.entry)
+            print_plan(plan, reasons(nodes, history.load(cache, spec.path)), err=True)
+        result = build_project(
+            spec=spec,
+            lock=lock,
+            cache=cache,
+            engine=EngineFactory(),
+            progress=progress,
+            jobs=request.jobs,
+            overlay_path=(
+                request.overlay.absolute() if request.overlay else cache.root / "overlay.json"
+            ),
+            remote=remote_for(spec, cache),
+            push=request.push,
+        )
+    progress.summary(result.nodes, time.monotonic() - started)
+    applied = None
+    if request.apply is not None:
+        applied = apply_overlay(result.overlay_path, request.apply, after_build=True)
+    if request.as_json:
+        out = result.to_json()
+        if applied is not None:
+            out["applied"] = applied.to_json()
+        print(json.dumps(out, indent=2))
+        return
+    print(
+        f"image {result.image_id}\n  ref: {result.ref}\n  tags: {', '.join(result.tags)}\n"
+        f"  overlay: {result.overlay_path}"
+    )
+    if applied is not None:
+        print(applied_line(result.overlay_path, applied))
+
+
+def print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False) -> None:
+    """One line per node: cached, or build and which inputs changed since the last build."""
+    out = sys.stderr if err else sys.stdout
+    for step in plan.steps:
+        name = step.node.name
+        if step.action.value == "cached":
+            print(f"  cached  {name}", file=out)
+            continue
+        lines = why.get(name) or ["not in the cache"]
+        print(f"  build   {name:<24} {lines[0]}", file=out)
+        for line in lines[1:]:
+            print(f"          {'':<24} {line}", file=out)
+
+
+def apply_overlay(path: Path, url: str, *, after_build: bool) -> ApplyResult:
+    from builder.risoluto import TOKEN_ENV, read_overlay
+    from builder.risoluto import apply_overlay as apply
+
+    try:
+        return apply(read_overlay(path), url, token=os.environ.get(TOKEN_ENV))
+    except OverlayError as exc:
+        if not after_build:
+            raise
+        stop = "" if str(exc).endswith((".", "?")) else "."
+        msg = (
+            f"{exc}{stop} The image is built and {path} written: once that is fixed, "
+            f"`sandbox overlay apply {url}` applies it"
+        )
+        raise OverlayError(msg) from exc
+
+
+def applied_line(path: Path, applied: ApplyResult) -> str:
+    what = "applied" if applied.updated else "already applied (unchanged)"
+    image = f"image {applied.image}, " if applied.image else ""
+    return (
+        f"{what}: {path} to Risoluto at {applied.url} "
+        f"({image}{len(applied.confirmed)} keys confirmed)"
+    )
