@@ -375,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work: Path = (args.work or out / "work").absolute()
     shutil.rmtree(work, ignore_errors=True)
+    os.environ["SANDBOX_STORE_DIR"] = str(work / "store")  # in-process Cache objects too
     registry = infra.LocalRegistry(work / "registry")
     registry.start()
     proxy = infra.CountingProxy(registry.port)
