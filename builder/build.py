@@ -19,7 +19,7 @@ from builder.errors import LockError
 from builder.execute import IMAGE_LABEL, Executor, NodeOutcome, Remote, load_image
 from builder.export import deps_mounts
 from builder.keys import sha256_of
-from builder.lockfile import Lock
+from builder.lockfile import Lock, lock_path, read
 from builder.overlay import make_overlay, write_overlay
 from builder.plan import make_plan
 from builder.platforms import host_platform
@@ -63,6 +63,14 @@ def remote_for(spec: Spec, cache: Cache) -> Remote | None:
     from builder.registry import Registry
 
     return RegistryCache(Registry(spec.image.registry), name=spec.image.name, cache=cache)
+
+
+def fresh_lock(spec: Spec) -> Lock:
+    """The sandbox.lock beside `spec`, refused (exit 3) when missing or stale."""
+    path = lock_path(spec.path)
+    lock = read(path)
+    check_fresh(spec, lock, path)
+    return lock
 
 
 def check_fresh(spec: Spec, lock: Lock, lock_file: Path) -> None:

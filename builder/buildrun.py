@@ -83,8 +83,8 @@ class BuildRequest:
 
 def run_build(request: BuildRequest) -> None:
     """Build (and with `push`, publish), then print the result: JSON or a few lines."""
-    from builder import history, lockfile
-    from builder.build import build_project, check_fresh, remote_for
+    from builder import history
+    from builder.build import build_project, fresh_lock, remote_for
     from builder.progress import Progress
     from builder.spec import load_spec
 
@@ -93,9 +93,7 @@ def run_build(request: BuildRequest) -> None:
 
         check_url(request.apply)  # a typo fails now, not after the build
     spec = load_spec(request.spec_file)
-    path = lockfile.lock_path(spec.path)
-    lock = lockfile.read(path)
-    check_fresh(spec, lock, path)
+    lock = fresh_lock(spec)
     cache = open_cache(request.spec_file, request.cache_dir)
     started = time.monotonic()
     progress = Progress()

@@ -43,7 +43,7 @@ from typing import Any
 import platformdirs
 
 from builder.errors import CacheError
-from builder.lockfile import write_atomic
+from builder.lockfile import atomic_file, write_atomic
 
 ENTRY_VERSION = 1
 _STALE_TEMP = 3600.0  # seconds after which a store temp file is left over from a killed copy
@@ -121,17 +121,8 @@ def _link_or_copy(src: Path, dest: Path, *, scratch: Path) -> None:
     else:
         return
     scratch.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as data:
-            shutil.copyfileobj(data, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(dest, scratch=scratch) as out, src.open("rb") as data:
+        shutil.copyfileobj(data, out, 1 << 20)
 
 
 def _mounts_under(folder: Path) -> list[str]:

@@ -133,7 +133,6 @@ def lock(
     that `sandbox outdated` flags as security updates.
     """
     from builder import lockfile
-    from builder.build import check_fresh
 
     spec = _options.spec()
     path = lockfile.lock_path(spec.path)
@@ -144,6 +143,8 @@ def lock(
         msg = "--security goes with --update alone: `sandbox lock --update --security`"
         raise typer.BadParameter(msg)
     if check:
+        from builder.build import check_fresh
+
         current = lockfile.read(path)
         _warn_floating(spec, current)
         check_fresh(spec, current, path)
@@ -163,7 +164,7 @@ def lock(
     started = time.monotonic()
     with _cache_lock(cache, "sandbox command"):
         if security:
-            names = _security_names(spec, path, cache)
+            names = _security_names(spec, cache)
             if not names:
                 typer.echo(f"no pending security updates; {path} unchanged", err=True)
                 return
@@ -184,15 +185,13 @@ def lock(
     _warn_floating(spec, new)
 
 
-def _security_names(spec: Spec, path: Path, cache: Cache) -> list[str]:
+def _security_names(spec: Spec, cache: Cache) -> list[str]:
     """The apt packages `lock --update --security` moves (those `outdated` flags)."""
-    from builder import lockfile
-    from builder.build import check_fresh
+    from builder.build import fresh_lock
     from builder.outdated import pending_security
     from builder.progress import Progress
 
-    current = lockfile.read(path)
-    check_fresh(spec, current, path)
+    current = fresh_lock(spec)
     names = pending_security(
         spec=spec, lock=current, cache=cache, engine=EngineFactory(), progress=Progress()
     )
@@ -300,16 +299,13 @@ def graph(
 @app.command()
 def status() -> None:
     """What `build` would do, from the lock and the cache alone (no Docker, no network)."""
-    from builder import lockfile
-    from builder.build import check_fresh
+    from builder.build import fresh_lock
     from builder.explain import reasons
     from builder.plan import make_plan
     from builder.platforms import host_platform
 
     spec = _options.spec()
-    path = lockfile.lock_path(spec.path)
-    lock_ = lockfile.read(path)
-    check_fresh(spec, lock_, path)
+    lock_ = fresh_lock(spec)
     cache = Cache(_options.cache_dir or default_cache_dir(spec.path))
     nodes = lock_.nodes(host_platform())
     plan = make_plan(nodes, cache.entry)
@@ -332,15 +328,12 @@ def outdated(
     sources `sandbox lock` uses. Exits 1 while a security update of a Debian package is
     pending (`sandbox lock --update --security` takes them), else 0.
     """
-    from builder import lockfile
-    from builder.build import check_fresh
+    from builder.build import fresh_lock
     from builder.outdated import outdated_project
     from builder.progress import Progress
 
     spec = _options.spec()
-    path = lockfile.lock_path(spec.path)
-    lock_ = lockfile.read(path)
-    check_fresh(spec, lock_, path)
+    lock_ = fresh_lock(spec)
     cache = _options.cache()
     with _cache_lock(cache, "sandbox command"):
         report = outdated_project(
@@ -379,15 +372,12 @@ def sbom(
     to cache/sbom.spdx.json and labels the image dev.sandbox-builder.sbom with its digest.
     Example: `sandbox sbom --format cyclonedx -o bom.cdx.json`.
     """
-    from builder import lockfile
-    from builder.build import check_fresh
+    from builder.build import fresh_lock
     from builder.platforms import host_platform
     from builder.sbom import make_sbom, render, write_sbom
 
     spec = _options.spec()
-    path = lockfile.lock_path(spec.path)
-    lock_ = lockfile.read(path)
-    check_fresh(spec, lock_, path)
+    lock_ = fresh_lock(spec)
     data = render(make_sbom(lock_, image=spec.image.name, platform=host_platform(), fmt=fmt.value))
     if output is None:
         typer.echo(data.decode(), nl=False)
@@ -451,17 +441,14 @@ def check(
     and checks: non-root user, no exposed port, no setuid file but [image].allow_setuid, no
     host CA certificate, .netrc or credential in any layer. Exits 5 when a check fails.
     """
-    from builder import lockfile
-    from builder.build import check_fresh
+    from builder.build import fresh_lock
     from builder.check import check_project
     from builder.errors import CheckError
     from builder.platforms import host_platform
     from builder.report import render_table
 
     spec = _options.spec()
-    path = lockfile.lock_path(spec.path)
-    lock_ = lockfile.read(path)
-    check_fresh(spec, lock_, path)
+    lock_ = fresh_lock(spec)
     cache = _options.cache()
     with _cache_lock(cache, "sandbox command"):
         report = check_project(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from builder.errors import LockError
 from builder.keys import RECIPES, node_key, older_recipe
@@ -107,10 +108,20 @@ def write(lock: Lock, path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with atomic_file(path) as out:
+        out.write(data)
+
+
+@contextmanager
+def atomic_file(path: Path, *, scratch: Path | None = None) -> Iterator[BinaryIO]:
+    """A file to write that appears at `path` whole (synced, mode 644) when the block ends,
+    and not at all if it fails. The temp file is made in `scratch` (default: path's folder),
+    which must be on path's filesystem."""
+    folder = scratch or path.parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         Path(tmp).chmod(0o644)
