@@ -11,10 +11,16 @@ from __future__ import annotations
 import re
 import shlex
 
-from builder.engine import kept_container, require_success
+from builder.engine import Mount, kept_container, require_success
 from builder.errors import BuildError
 from builder.lockfile import NodeLock
-from builder.recipes.common import StepContext, StepResult, capture, verify_installed
+from builder.recipes.common import (
+    StepContext,
+    StepResult,
+    capture,
+    download_cache_mount,
+    verify_installed,
+)
 from builder.resolve.apt import APT_ENV, UPDATE
 
 
@@ -27,8 +33,6 @@ def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
         pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
         install = f"""{UPDATE}
 apt-get install -y -qq --no-install-recommends {pins}
-apt-get clean
-rm -rf /var/lib/apt/lists/*
 """
     script = f"""dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/before
 {install}dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/after
@@ -44,8 +48,9 @@ chown {uid}:{uid} {shlex.quote(workdir)}
 """
     log = ctx.cache.log_path(node.name)
     env = {**APT_ENV, "SOURCE_DATE_EPOCH": str(ctx.epoch)}
+    stage = ctx.stage(node.name)
     result = engine.run(
-        image=ctx.stage(node.name), script=script, log=log, env=env, mounts=[], network=True
+        image=stage, script=script, log=log, env=env, mounts=apt_mounts(ctx, stage), network=True
     )
     with kept_container(engine, result):
         text = log.read_text(errors="replace")
@@ -61,6 +66,19 @@ chown {uid}:{uid} {shlex.quote(workdir)}
         verify_installed(got, packages, node=node.name)
         layer = capture(ctx, engine, result.container, node)
     return StepResult(layers=[layer], env={})
+
+
+def apt_mounts(ctx: StepContext, stage: str) -> list[Mount]:
+    """apt's downloaded packages and package lists, kept in the user-wide downloads folder so
+    a rebuild (of any project) fetches only what changed. Lists depend on the sources of the
+    image below, so they are kept per build environment; .deb files are named by package,
+    version and architecture, so all share them. Mounts never reach the layer, so nothing
+    needs cleaning."""
+    lists = f"apt/lists/{stage.removeprefix('sha256:')[:12]}"
+    return [
+        download_cache_mount(ctx.cache, "apt/archives", "/var/cache/apt/archives"),
+        download_cache_mount(ctx.cache, lists, "/var/lib/apt/lists"),
+    ]
 
 
 def strip_setuid(allowed: list[str]) -> str:
