@@ -107,6 +107,13 @@ def write(lock: Lock, path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """`data` at `path`, whole or not at all; a file that already holds exactly `data` is
+    left alone (a no-op build rewrites nothing, and pays no fsync)."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass  # missing or unreadable: write it
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as out:
         out.write(data)
