@@ -32,15 +32,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import platformdirs
 
 from builder.errors import CacheError
 from builder.lockfile import atomic_file, write_atomic
@@ -142,13 +139,19 @@ def default_cache_dir(spec_path: Path) -> Path:
 def default_download_dir() -> Path:
     """Downloads are content-addressed, so every project of this user shares them."""
     env = os.environ.get("SANDBOX_DOWNLOAD_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("sandbox-builder")) / "downloads"
+    return Path(env) if env else _user_cache() / "downloads"
 
 
 def default_store_dir() -> Path:
     """Built nodes shared by all the user's projects (a node's key is a content hash)."""
     env = os.environ.get("SANDBOX_STORE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("sandbox-builder")) / "store"
+    return Path(env) if env else _user_cache() / "store"
+
+
+def _user_cache() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("sandbox-builder"))
 
 
 class Cache:
@@ -156,14 +159,14 @@ class Cache:
         self, root: Path, downloads: Path | None = None, store: Path | None = None
     ) -> None:
         self.root = root
-        self._downloads = downloads or default_download_dir()
-        self._store = store or default_store_dir()
+        # Resolved on first use: a no-op build needs neither (nor platformdirs' import).
+        self._downloads = downloads
+        self._store = store
 
     def ensure(self) -> None:
         try:
             for sub in ("layers", "nodes", "logs", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            self.downloads.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             msg = f"cache dir {self.root} is not writable ({exc.strerror}). Fix its permissions "
             msg += "or choose another with --cache-dir"
@@ -173,11 +176,24 @@ class Cache:
     def downloads(self) -> Path:
         """Content-addressed downloads and the package managers' caches, shared by all the
         user's projects (writes are atomic: temp file, then rename)."""
+        if self._downloads is None:
+            folder = default_download_dir()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                msg = (
+                    f"download cache {folder} is not writable ({exc.strerror}). Fix its "
+                    "permissions or point SANDBOX_DOWNLOAD_DIR elsewhere"
+                )
+                raise CacheError(msg) from None
+            self._downloads = folder
         return self._downloads
 
     @property
     def store(self) -> Path:
         """The user-wide store of built nodes this cache shares with the user's other projects."""
+        if self._store is None:
+            self._store = default_store_dir()
         return self._store
 
     @property
@@ -198,6 +214,8 @@ class Cache:
         """
         tmp = (self.root / "tmp").resolve()
         for mount in sorted(_mounts_under(tmp), reverse=True):
+            import subprocess  # only after a killed debootstrap: rare
+
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         if _mounts_under(tmp):
             return  # still mounted: leave it rather than delete through a mount

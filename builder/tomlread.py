@@ -7,7 +7,6 @@ an error can point at it. Used by `spec.py` (sandbox.toml) and `lockfile.py` (sa
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Callable, Iterable
@@ -122,6 +121,8 @@ class Table:
             if name in known:
                 continue
             snake = _CAMEL.sub("_", name).lower().replace("-", "_")
+            import difflib  # only to suggest a fix for a mistyped key
+
             close = difflib.get_close_matches(name, known, n=1)
             if snake in known:
                 fix = f"Keys are snake_case: write `{snake}`"

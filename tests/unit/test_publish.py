@@ -51,9 +51,7 @@ def running(tmp_path: Path) -> Iterator[RunningRegistry]:
 
 def a_cache(folder: Path) -> Cache:
     """A cache on a machine of its own: its user-wide node store is its own too."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SANDBOX_STORE_DIR", str(folder / "store"))
-        cache = Cache(folder, downloads=folder / "downloads")
+    cache = Cache(folder, downloads=folder / "downloads", store=folder / "store")
     cache.ensure()
     return cache
 
