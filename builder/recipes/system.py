@@ -31,8 +31,10 @@ def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
     install = ""
     if packages:
         pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
-        install = f"""{UPDATE}
+        install = f"""{APT_CACHE_LOCK}
+{UPDATE}
 apt-get install -y -qq --no-install-recommends {pins}
+flock -u 9 2>/dev/null || true
 """
     script = f"""dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/before
 {install}dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/after
@@ -66,6 +68,12 @@ chown {uid}:{uid} {shlex.quote(workdir)}
         verify_installed(got, packages, node=node.name)
         layer = capture(ctx, engine, result.container, node)
     return StepResult(layers=[layer], env={})
+
+
+# apt refuses, rather than waits, when another apt holds the shared cache's lock: steps of
+# concurrent builds take turns on this lock first (flock is in util-linux, which is Essential).
+APT_CACHE_LOCK = """exec 9>/var/cache/apt/archives/sandbox-builder.lock
+if command -v flock >/dev/null; then flock 9; fi"""
 
 
 def apt_mounts(ctx: StepContext, stage: str) -> list[Mount]:

@@ -51,18 +51,33 @@ for d in md.distributions(path=[p for p in sys.path if p.startswith(venv)]):
 """
 
 
+# Prints the pip wheel the image's python makes venvs with (Debian keeps it apart from the
+# stdlib); each tool's venv is made without pip and that wheel's pip installs into it, which
+# spares 3 s and 25 MB (pip + setuptools) per tool.
+_PIP_WHEEL = r"""
+import ensurepip, glob, os
+bundled = os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl")
+found = sorted(glob.glob("/usr/share/python-wheels/pip-*.whl")) or sorted(glob.glob(bundled))
+print(found[-1] if found else "")
+"""
+
+
 def build_pip_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     tools = node.inputs["tools"]
-    files = {"link.py": _LINK_AND_LIST}
-    lines = [f"mkdir -p {PIP_PREFIX}/bin"]
+    files = {"link.py": _LINK_AND_LIST, "pip_wheel.py": _PIP_WHEEL}
+    lines = [
+        f"mkdir -p {PIP_PREFIX}/bin",
+        f"PIP_WHEEL=$(python3 {INPUT_DIR}/pip_wheel.py)",
+        '[ -n "$PIP_WHEEL" ] || { echo "python3 has no pip wheel for venvs" >&2; exit 1; }',
+    ]
     for tool in sorted(tools):
         venv = f"{PIP_PREFIX}/{tool}"
         files[f"{tool}.txt"] = managers.pip_requirements(tools[tool]["packages"])
         lines += [
             f"echo @@tool {shlex.quote(tool)}",
-            f"python3 -m venv {shlex.quote(venv)}",
-            f"{shlex.quote(venv)}/bin/pip install --quiet --disable-pip-version-check "
-            f"--no-deps --require-hashes -r {INPUT_DIR}/{tool}.txt",
+            f"python3 -m venv --without-pip {shlex.quote(venv)}",
+            f'{shlex.quote(venv)}/bin/python "$PIP_WHEEL/pip" install --quiet '
+            f"--disable-pip-version-check --no-deps --require-hashes -r {INPUT_DIR}/{tool}.txt",
             f"{shlex.quote(venv)}/bin/python {INPUT_DIR}/link.py {shlex.quote(tool)} "
             f"{shlex.quote(venv)} {PIP_PREFIX}/bin",
         ]
