@@ -1,4 +1,4 @@
-"""The SBOM of a lock (builder/sbom.py): complete, valid for the reference validators, stable.
+"""The SBOM of a lock (builder/sbom/): complete, valid for the reference validators, stable.
 
 The lock is built here with every kind of node: a bootstrapped base, a system closure, a
 runtime from its publisher and one from PyPI, pip tools sharing a package, npm tools (a scoped

@@ -1,17 +1,11 @@
-"""The software bill of materials of an image, made from its sandbox.lock alone.
+"""What an SBOM takes from sandbox.lock: every pin of every node as one `Package`.
 
-Every pin of every node becomes one package: apt packages of base and system
-(`pkg:deb/debian/<name>@<version>?arch=..&distro=<suite>`), runtimes (`pkg:generic` with the
-archive's URL, or `pkg:pypi` for a wheel), each pip tool's closure (one per tool venv), the npm
-tools' closure (`pkg:npm`, its integrity as checksum), binary tools, and for `deps.<name>` its
-package manager and the project's lockfiles (the lock pins those files, not their packages).
-Each package names the layer it lives in: SPDX by a CONTAINS relationship from a package named
-after the node, plus a comment with the node's key; CycloneDX by `sandbox:node` and
-`sandbox:key` properties.
-
-Deterministic, like the lock: no wall clock (the creation time is the lock's
-source_date_epoch), identifiers derived from the pins, and the namespace (SPDX) and serial
-number (CycloneDX) from the lock digest, the `dev.sandbox-builder.lock` label of the image.
+Apt packages of base and system (`pkg:deb/debian/<name>@<version>?arch=..&distro=<suite>`),
+runtimes (`pkg:generic` with the archive's URL, or `pkg:pypi` for a wheel), each pip tool's
+closure (one per tool venv), the npm tools' closure (`pkg:npm`, its integrity as checksum),
+binary tools, and for `deps.<name>` its package manager and the project's lockfiles (the lock
+pins those files, not their packages). Also what ties a document to its lock: the lock
+digest and the creation time (the lock's source_date_epoch, never the wall clock).
 """
 
 from __future__ import annotations
@@ -19,34 +13,21 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from builder import __version__
 from builder.keys import sha256_of
-from builder.lockfile import Lock, NodeLock, write_atomic
+from builder.lockfile import Lock, NodeLock
 from builder.plan import stack
 
-FILE_NAME = "sbom.spdx.json"  # what `sandbox build` writes into the cache dir
 NAMESPACE = "https://sandbox-builder.dev/sbom"
-TOOL = f"sandbox-builder-{__version__}"
-FORMATS = ("spdx", "cyclonedx")
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")  # what SPDX IDs and bom-refs cannot hold
 _SRI = {"sha1": ("SHA1", 20), "sha256": ("SHA256", 32), "sha384": ("SHA384", 48)}
 _SRI["sha512"] = ("SHA512", 64)
-_CDX_ALG = {"SHA1": "SHA-1", "SHA256": "SHA-256", "SHA384": "SHA-384", "SHA512": "SHA-512"}
-_SPDX_PURPOSE = {
-    "library": "LIBRARY",
-    "application": "APPLICATION",
-    "container": "CONTAINER",
-    "file": "FILE",
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +64,11 @@ def lock_digest(nodes: Mapping[str, NodeLock]) -> str:
     return sha256_of({name: node.key for name, node in sorted(nodes.items())})
 
 
+def creation_time(lock: Lock) -> str:
+    """The documents' creation time: the lock's source_date_epoch, as ISO 8601 UTC."""
+    return datetime.fromtimestamp(lock.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def packages(nodes: Mapping[str, NodeLock], platform: str) -> list[Package]:
     """Every package of every node, nodes in image stack order, each node's sorted."""
     arch = platform.split("/")[-1]
@@ -94,7 +80,7 @@ def packages(nodes: Mapping[str, NodeLock], platform: str) -> list[Package]:
         node = nodes[name]
         items = sorted(_node_items(node, arch=arch, suite=suite), key=lambda i: i[0])
         for ident, item in items:
-            ref = _ID_UNSAFE.sub("-", f"{name}-{ident}").strip("-")
+            ref = ID_UNSAFE.sub("-", f"{name}-{ident}").strip("-")
             if ref in taken:  # two pins that differ only in characters IDs cannot hold
                 ref += "-" + hashlib.sha256(f"{name}\0{ident}".encode()).hexdigest()[:8]
             taken.add(ref)
@@ -259,139 +245,3 @@ def _deps(inputs: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _pep503(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _created(lock: Lock) -> str:
-    return datetime.fromtimestamp(lock.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def spdx_document(lock: Lock, *, image: str, platform: str) -> dict[str, Any]:
-    """An SPDX 2.3 JSON document: image, its layers (one per node), their packages."""
-    nodes = lock.nodes(platform)
-    digest = lock_digest(nodes)
-    layer_ids = {name: "SPDXRef-Layer-" + _ID_UNSAFE.sub("-", name) for name in stack(nodes)}
-    found = packages(nodes, platform)
-    image_pkg = {
-        "SPDXID": "SPDXRef-Image",
-        "name": image,
-        "versionInfo": digest,
-        "downloadLocation": "NOASSERTION",
-        "filesAnalyzed": False,
-        "primaryPackagePurpose": "CONTAINER",
-        "comment": f"the image sandbox.lock describes for {platform} (lock digest {digest})",
-    }
-    layers = [
-        {
-            "SPDXID": layer_ids[name],
-            "name": name,
-            "downloadLocation": "NOASSERTION",
-            "filesAnalyzed": False,
-            "primaryPackagePurpose": "ARCHIVE",
-            "comment": f"the image layer of node {name} (key {nodes[name].key})",
-        }
-        for name in stack(nodes)
-    ]
-    relationships = [_relation("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image")]
-    relationships += [_relation("SPDXRef-Image", "CONTAINS", layer_ids[n]) for n in stack(nodes)]
-    for name in stack(nodes):
-        for parent in sorted(nodes[name].parents):
-            relationships.append(_relation(layer_ids[name], "DEPENDS_ON", layer_ids[parent]))
-    relationships += [_relation(layer_ids[p.node], "CONTAINS", f"SPDXRef-{p.ref}") for p in found]
-    return {
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": f"{image} ({platform})",
-        "documentNamespace": f"{NAMESPACE}/{quote(image)}/{digest.removeprefix('sha256:')}",
-        "creationInfo": {"created": _created(lock), "creators": [f"Tool: {TOOL}"]},
-        "packages": [image_pkg, *layers, *(_spdx_package(p) for p in found)],
-        "relationships": relationships,
-    }
-
-
-def _relation(element: str, kind: str, related: str) -> dict[str, str]:
-    return {"spdxElementId": element, "relationshipType": kind, "relatedSpdxElement": related}
-
-
-def _spdx_package(p: Package) -> dict[str, Any]:
-    out: dict[str, Any] = {"SPDXID": f"SPDXRef-{p.ref}", "name": p.name}
-    if p.version:
-        out["versionInfo"] = p.version
-    out["downloadLocation"] = p.url or "NOASSERTION"
-    out["filesAnalyzed"] = False
-    out["primaryPackagePurpose"] = _SPDX_PURPOSE[p.kind]
-    if p.checksums:
-        out["checksums"] = [{"algorithm": a, "checksumValue": v} for a, v in p.checksums]
-    ref = {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl"}
-    out["externalRefs"] = [{**ref, "referenceLocator": p.purl}]
-    note = f"; {p.note}" if p.note else ""
-    out["comment"] = f"in layer {p.node} (node key {p.key}){note}"
-    return out
-
-
-def cyclonedx_document(lock: Lock, *, image: str, platform: str) -> dict[str, Any]:
-    """A CycloneDX 1.5 JSON BOM: the image as metadata.component, every package a component."""
-    nodes = lock.nodes(platform)
-    digest = lock_digest(nodes)
-    import uuid  # CycloneDX only: a build (SPDX) does not pay for the import
-
-    serial = uuid.uuid5(uuid.NAMESPACE_URL, f"{NAMESPACE}/{image}/{digest}")
-    return {
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.5",
-        "serialNumber": f"urn:uuid:{serial}",
-        "version": 1,
-        "metadata": {
-            "timestamp": _created(lock),
-            "tools": {
-                "components": [
-                    {"type": "application", "name": "sandbox-builder", "version": __version__}
-                ]
-            },
-            "component": {
-                "type": "container",
-                "bom-ref": "image",
-                "name": image,
-                "version": digest,
-                "properties": [{"name": "sandbox:platform", "value": platform}],
-            },
-        },
-        "components": [_cdx_component(p) for p in packages(nodes, platform)],
-    }
-
-
-def _cdx_component(p: Package) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": p.kind, "bom-ref": p.ref, "name": p.name}
-    if p.version:
-        out["version"] = p.version
-    if p.checksums:
-        out["hashes"] = [{"alg": _CDX_ALG[a], "content": v} for a, v in p.checksums]
-    out["purl"] = p.purl
-    if p.url:
-        out["externalReferences"] = [{"type": "distribution", "url": p.url}]
-    properties = {"sandbox:node": p.node, "sandbox:key": p.key, "sandbox:note": p.note}
-    out["properties"] = [{"name": k, "value": v} for k, v in properties.items() if v]
-    return out
-
-
-def make_sbom(lock: Lock, *, image: str, platform: str, fmt: str = "spdx") -> dict[str, Any]:
-    """The document in `fmt` (one of FORMATS)."""
-    if fmt == "cyclonedx":
-        return cyclonedx_document(lock, image=image, platform=platform)
-    return spdx_document(lock, image=image, platform=platform)
-
-
-def render(document: Mapping[str, Any]) -> bytes:
-    """The bytes written and printed: compact JSON (C-encoded: a no-op build renders it to
-    label the image, and indenting takes the pure-Python encoder, 10x slower), fixed key
-    order, a final newline. `jq .` shows it indented."""
-    return (json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
-
-def digest_of(data: bytes) -> str:
-    """`sha256:<hex>` of the document's bytes: the image's `dev.sandbox-builder.sbom` label."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def write_sbom(data: bytes, path: Path) -> None:
-    write_atomic(path, data)

@@ -1,0 +1,95 @@
+"""Where `sandbox outdated` reads newer versions from: the `Sources` interface, and the live
+sources (`apt-cache madison` in a container of the locked base, registries, release indexes)
+the CLI uses. Tests pass recording fakes instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.cache import Cache
+from builder.engine import Engine
+from builder.errors import ResolutionError
+from builder.lockfile import NodeLock
+from builder.progress import Progress
+from builder.resolve.madison import madison
+from builder.spec import RuntimeSpec, Spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sources:
+    """Where newer versions are read from: live ones for the CLI, recording fakes in tests."""
+
+    madison: Callable[[list[str]], str]  # package names -> `apt-cache madison` output
+    get_json: Callable[[str], Any]  # URL -> parsed JSON document
+    image_pin: Callable[[str], str]  # base image reference -> what lock would pin it to now
+    runtime: Callable[[RuntimeSpec], tuple[str, str]]  # -> (allowed, latest) versions
+
+
+def live_sources(
+    *,
+    spec: Spec,
+    nodes: Mapping[str, NodeLock],
+    cache: Cache,
+    engine: Callable[[], Engine],
+    progress: Progress,
+    platform: str,
+) -> Sources:
+    """The sources `sandbox lock` uses, reached from this machine."""
+    from builder import downloads
+    from builder.resolve.base import resolve_image
+
+    def apt(names: list[str]) -> str:
+        progress.say(f"  listing   {len(names)} Debian packages (apt-cache madison) ...")
+        image = base_stage(
+            nodes,
+            cache=cache,
+            engine=engine,
+            progress=progress,
+            platform=platform,
+            project_dir=spec.project_dir,
+        )
+        return madison(names, engine=engine(), image=image, log_dir=cache.root / "logs")
+
+    def get_json(url: str) -> Any:
+        return downloads.get_json(url, what=url, error=ResolutionError)
+
+    def image_pin(ref: str) -> str:
+        return str(resolve_image(ref, platform=platform, engine=engine())["pinned"])
+
+    def runtime(runtime: RuntimeSpec) -> tuple[str, str]:
+        from builder.resolve.listing import runtime_versions
+
+        return runtime_versions(runtime, platform=platform)
+
+    return Sources(madison=apt, get_json=get_json, image_pin=image_pin, runtime=runtime)
+
+
+def base_stage(
+    nodes: Mapping[str, NodeLock],
+    *,
+    cache: Cache,
+    engine: Callable[[], Engine],
+    progress: Progress,
+    platform: str,
+    project_dir: Path,
+) -> str:
+    """The image of the locked base node, built (or taken from the cache) as lock does."""
+    from builder.execute import Executor
+    from builder.plan import make_plan
+
+    base = {"base": nodes["base"]}
+    executor = Executor(
+        nodes=base,
+        cache=cache,
+        engine=engine,
+        platform=platform,
+        epoch=int(nodes["base"].inputs.get("epoch", 0)),
+        progress=progress,
+        project_dir=project_dir,
+    )
+    executor.run(make_plan(base, cache.entry), jobs=1)
+    return executor.stage(["base"])
