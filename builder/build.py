@@ -7,20 +7,22 @@ already has it (a no-op rebuild) nothing is loaded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import assemble, history, sbom
+from builder import assemble, history
 from builder.cache import Cache, NodeEntry
 from builder.engine import Engine
 from builder.errors import LockError
 from builder.execute import IMAGE_LABEL, Executor, NodeOutcome, Remote, load_image
 from builder.export import deps_mounts
 from builder.keys import sha256_of
-from builder.lockfile import Lock, NodeLock, lock_path, read
+from builder.lockfile import Lock, NodeLock, lock_path, read, write_atomic
 from builder.overlay import make_overlay, write_overlay
 from builder.plan import make_plan
 from builder.platforms import host_platform
@@ -130,12 +132,12 @@ def build_project(
     env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
     env.update(spec.image.env)
     # The SBOM comes from the lock alone, so its digest can label the image it describes.
-    sbom_data = sbom.render(sbom.spdx_document(lock, image=spec.image.name, platform=platform))
+    sbom_digest = write_sbom(lock, image=spec.image.name, platform=platform, cache=cache)
     labels = {
         "org.opencontainers.image.title": spec.image.name,
         IMAGE_LABEL: sha256_of({name: node.key for name, node in sorted(nodes.items())}),
         **{f"{LABEL_PREFIX}.node.{o.name}": o.key for o in outcomes},
-        f"{LABEL_PREFIX}.sbom": sbom.digest_of(sbom_data),
+        f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
     config = assemble.image_config(
@@ -175,7 +177,6 @@ def build_project(
     mounts = deps_mounts(deps=spec.deps, entries={o.name: o.entry for o in outcomes}, cache=cache)
     overlay = make_overlay(image_ref=ref, sandbox=spec.sandbox, deps_mounts=mounts)
     write_overlay(overlay, overlay_path)
-    sbom.write_sbom(sbom_data, cache.root / sbom.FILE_NAME)
     history.save(
         cache, spec.path, image_id=config.image_id, image_name=spec.image.name, nodes=nodes
     )
@@ -186,3 +187,46 @@ def build_project(
         nodes=outcomes,
         overlay_path=overlay_path,
     )
+
+
+SBOM_FILE = "sbom.spdx.json"  # in the cache dir, beside overlay.json
+
+
+def write_sbom(lock: Lock, *, image: str, platform: str, cache: Cache) -> str:
+    """Write the SPDX SBOM of the build to cache/sbom.spdx.json; its `sha256:` digest.
+
+    The document is a function of the lock's nodes, its epoch, the image name, the platform
+    and the code of builder/sbom/, so a stamp of those beside it (with the file's digest)
+    lets a build whose SBOM did not change, a no-op for one, skip making it again.
+    """
+    path = cache.root / SBOM_FILE
+    stamp_path = path.with_name(f"{SBOM_FILE}.stamp")
+    made_of = sha256_of(
+        {
+            "nodes": {name: node.key for name, node in sorted(lock.nodes(platform).items())},
+            "epoch": lock.source_date_epoch,
+            "image": image,
+            "platform": platform,
+            "code": _sbom_code(),
+        }
+    )
+    try:
+        stamp = json.loads(stamp_path.read_text())
+        digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        if stamp == {"made_of": made_of, "digest": digest}:
+            return digest
+    except (OSError, ValueError):
+        pass  # no stamp or no file yet: make it
+    from builder import sbom
+
+    data = sbom.render(sbom.spdx_document(lock, image=image, platform=platform))
+    digest = sbom.digest_of(data)
+    sbom.write_sbom(data, path)
+    write_atomic(stamp_path, json.dumps({"made_of": made_of, "digest": digest}).encode())
+    return digest
+
+
+def _sbom_code() -> str:
+    """A digest of the modules that write the SBOM: changing them invalidates every stamp."""
+    files = sorted((Path(__file__).parent / "sbom").glob("*.py"))
+    return sha256_of({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files})

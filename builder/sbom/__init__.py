@@ -23,7 +23,6 @@ from builder.sbom.inventory import NAMESPACE, Package, lock_digest, packages, pu
 from builder.sbom.spdx import TOOL, spdx_document
 
 __all__ = [
-    "FILE_NAME",
     "FORMATS",
     "NAMESPACE",
     "TOOL",
@@ -39,7 +38,6 @@ __all__ = [
     "write_sbom",
 ]
 
-FILE_NAME = "sbom.spdx.json"  # what `sandbox build` writes into the cache dir
 FORMATS = ("spdx", "cyclonedx")
 
 
