@@ -204,6 +204,27 @@ def image_ids(*filters: str, repo: str = "") -> set[str]:
     return set(sh([*args, repo] if repo else args).split())
 
 
+def built_on(base: str) -> set[str]:
+    """Every image whose chain of parents reaches `base`: what the classic builder keeps as
+    its cache (intermediate images of every step). A final image removed while another
+    image still holds its parents leaves them behind, and a later "cold" build would find
+    its steps cached."""
+    ids = sh(["docker", "images", "-a", "-q", "--no-trunc"]).split()
+    if not ids:
+        return set()
+    out = sh(["docker", "image", "inspect", "-f", "{{.Id}} {{.Parent}}", *ids])
+    parent = dict([*line.split(), ""][:2] for line in out.splitlines() if line.strip())
+    found = set()
+    for image in parent:
+        step = parent.get(image, "")
+        while step:
+            if step == base:
+                found.add(image)
+                break
+            step = parent.get(step, "")
+    return found
+
+
 def remove_images(ids: set[str]) -> None:
     """`docker rmi -f` each (untagged parents, i.e. the classic builder's cache, go too)."""
     for image in sorted(ids):

@@ -234,7 +234,10 @@ class Bench:
         shutil.rmtree(self.store, ignore_errors=True)
         shutil.copytree(self.work / "base-snapshot", self.cache, copy_function=os.link)
         label = f"label={dockerfile.LABEL}=docker"
-        infra.remove_images(self.docker_ids | infra.image_ids(label) - {self.base_image})
+        leftovers = infra.built_on(self.base_image)  # from earlier runs too
+        infra.remove_images(
+            (self.docker_ids | infra.image_ids(label) | leftovers) - {self.base_image}
+        )
         self.docker_ids.clear()
         sh(["docker", "builder", "prune", "-af"], log=self.logs / "docker.log")
         self.registry.wipe()
