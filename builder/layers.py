@@ -191,9 +191,9 @@ def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None
     (a folder relative to `root`), just that folder's tree and the folders above it."""
     seen: dict[tuple[int, int], str] = {}
     with _writer(dest) as out:
-        for path in _walk_sorted(root):
+        for path in _walk_sorted(root) if only is None else _walk_only(root, only):
             name = path.relative_to(root).as_posix()
-            if is_scratch(name) or (only is not None and not _on_path_of(name, only)):
+            if is_scratch(name):
                 continue
             info = tarfile.TarInfo(name)
             st = path.lstat()
@@ -221,9 +221,13 @@ def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None
     return layer_file(dest)
 
 
-def _on_path_of(name: str, folder: str) -> bool:
-    """Whether `name` is `folder`, lies under it, or is a folder above it."""
-    return (name + "/").startswith(folder + "/") or (folder + "/").startswith(name + "/")
+def _walk_only(root: Path, folder: str) -> list[Path]:
+    """The folders above `folder`, `folder` and its tree, in the order a sorted tar lists
+    them; only that tree is walked (packing one npm tool never reads its siblings)."""
+    parts = folder.strip("/").split("/")
+    above = [root.joinpath(*parts[:i]) for i in range(1, len(parts) + 1)]
+    entries = above + list(_walk_sorted(root / folder))
+    return sorted(entries, key=lambda p: p.relative_to(root).as_posix())
 
 
 def _walk_sorted(root: Path) -> Iterator[Path]:

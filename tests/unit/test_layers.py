@@ -409,3 +409,19 @@ def test_an_overlay_upper_dir_becomes_the_diff_docker_would_commit(tmp_path: Pat
     layer = normalize_tar(raw, tmp_path / "layer.tar", epoch=0, prefix=None, node="system")
     with tarfile.open(layer.path) as tar:
         assert "etc/.wh.removed" in tar.getnames()
+
+
+def test_only_packs_one_folder_with_the_folders_above_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for tool in ("a+tool", "b"):
+        (root / "opt" / "npm" / tool / "node_modules").mkdir(parents=True)
+        (root / "opt" / "npm" / tool / "node_modules" / "x.js").write_text(tool)
+    layer = tar_directory(root, tmp_path / "layer.tar", epoch=0, only="opt/npm/b")
+    with tarfile.open(layer.path) as tar:
+        assert tar.getnames() == [
+            "opt",
+            "opt/npm",
+            "opt/npm/b",
+            "opt/npm/b/node_modules",
+            "opt/npm/b/node_modules/x.js",
+        ]
