@@ -24,7 +24,6 @@ import json
 import os
 import pstats
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -164,31 +163,27 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
     layers = [(e.name, la) for e in entries if e is not None for la in e.layers]
     engine = DockerEngine()
     seconds: dict[str, list[float]] = {"full": [], "manifest_only": []}
-    work = cache.scratch("load-test-")
-    try:
-        for attempt in range(times):
-            config = assemble.image_config(
-                layers=layers,
-                env={},
-                platform=host_platform(),
-                epoch=lock.source_date_epoch,
-                labels={"dev.sandbox-bench.load-test": str(attempt)},
-            )
-            for kind in seconds:
-                started = time.monotonic()
-                engine.load(
-                    assemble.archive_chunks(
-                        config=config,
-                        layers=[la for _, la in layers],
-                        cache=cache,
-                        tags=[],
-                        present=0 if kind == "full" else len(layers),
-                    )
+    for attempt in range(times):
+        config = assemble.image_config(
+            layers=layers,
+            env={},
+            platform=host_platform(),
+            epoch=lock.source_date_epoch,
+            labels={"dev.sandbox-bench.load-test": str(attempt)},
+        )
+        for kind in seconds:
+            started = time.monotonic()
+            engine.load(
+                assemble.archive_chunks(
+                    config=config,
+                    layers=[la for _, la in layers],
+                    cache=cache,
+                    tags=[],
+                    present=0 if kind == "full" else len(layers),
                 )
-                seconds[kind].append(time.monotonic() - started)
-                engine.remove_image(config.image_id)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            )
+            seconds[kind].append(time.monotonic() - started)
+            engine.remove_image(config.image_id)
     size = sum(la.size for _, la in layers)
     return {
         "layers_mb": round(size / 1e6, 1),
