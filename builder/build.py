@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,16 @@ class BuildResult:
     tags: list[str]
     nodes: list[NodeOutcome]
     overlay_path: Path
+    # What else the build wrote or reused (cache entries and layers, SBOM, overlay, history,
+    # exported trees): a no-op replay (noop.py) checks these are still as they were.
+    files: tuple[Path, ...] = ()
+
+    def as_noop(self) -> BuildResult:
+        """This result as the next build with nothing changed reports it: every node cached."""
+        return replace(
+            self,
+            nodes=[replace(n, status="cached", seconds=0.0) for n in self.nodes],
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The object `build --json` prints (DESIGN.md §12)."""
@@ -56,6 +66,13 @@ class BuildResult:
             ],
             "overlay": str(self.overlay_path),
         }
+
+    def text(self) -> str:
+        """What `build` prints on stdout without --json."""
+        return (
+            f"image {self.image_id}\n  ref: {self.ref}\n  tags: {', '.join(self.tags)}\n"
+            f"  overlay: {self.overlay_path}"
+        )
 
 
 def remote_for(spec: Spec, cache: Cache) -> Remote | None:
@@ -180,12 +197,21 @@ def build_project(
     history.save(
         cache, spec.path, image_id=config.image_id, image_name=spec.image.name, nodes=nodes
     )
+    sbom_file = cache.root / SBOM_FILE
     return BuildResult(
         image_id=config.image_id,
         ref=ref,
         tags=tags,
         nodes=outcomes,
         overlay_path=overlay_path,
+        files=(
+            *(path for e in entries for path in cache.entry_files(e)),
+            sbom_file,
+            sbom_file.with_name(f"{SBOM_FILE}.stamp"),
+            overlay_path,
+            history.path_of(cache, spec.path),
+            *(Path(mount.split(":", 1)[0]) for mount in mounts),
+        ),
     )
 
 

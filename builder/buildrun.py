@@ -10,6 +10,7 @@ with `print`, never through typer.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import sys
@@ -21,13 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.cache import Cache, default_cache_dir
+from builder.cache import Cache
 from builder.errors import OverlayError
+from builder.layout import default_cache_dir
 
 if TYPE_CHECKING:
+    from builder.build import BuildResult
     from builder.engine import Engine
     from builder.plan import BuildPlan
     from builder.risoluto import ApplyResult
+    from builder.spec import Spec
 
 
 class EngineFactory:
@@ -120,6 +124,8 @@ def run_build(request: BuildRequest) -> None:
             push=request.push,
         )
     progress.summary(result.nodes, time.monotonic() - started)
+    if not (request.push or request.overlay or request.apply):
+        _record_noop(request, spec, cache, result)
     applied = None
     if request.apply is not None:
         applied = apply_overlay(result.overlay_path, request.apply, after_build=True)
@@ -129,12 +135,33 @@ def run_build(request: BuildRequest) -> None:
             out["applied"] = applied.to_json()
         print(json.dumps(out, indent=2))
         return
-    print(
-        f"image {result.image_id}\n  ref: {result.ref}\n  tags: {', '.join(result.tags)}\n"
-        f"  overlay: {result.overlay_path}"
-    )
+    print(result.text())
     if applied is not None:
         print(applied_line(result.overlay_path, applied))
+
+
+def _record_noop(request: BuildRequest, spec: Spec, cache: Cache, result: BuildResult) -> None:
+    """What the next plain build prints if nothing changes, for `noop.replay` to print."""
+    from builder import noop
+    from builder.lockfile import lock_path
+    from builder.progress import Progress, summary_table
+
+    again = result.as_noop()
+    lines = io.StringIO()
+    said = Progress(lines)
+    for n in again.nodes:
+        said.done(n.name, n.status, n.seconds, n.entry)
+    noop.record(
+        spec_file=request.spec_file,
+        cache_dir=cache.root,
+        inputs=[*spec.files(), lock_path(spec.path)],
+        outputs=result.files,
+        image_id=result.image_id,
+        tags=result.tags,
+        stderr=lines.getvalue() + summary_table(again.nodes),
+        text=again.text(),
+        as_json=again.to_json(),
+    )
 
 
 def print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False) -> None:

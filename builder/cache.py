@@ -131,11 +131,6 @@ def _mounts_under(folder: Path) -> list[str]:
     return [p for p in points if p.startswith(str(folder) + "/")]
 
 
-def default_cache_dir(spec_path: Path) -> Path:
-    env = os.environ.get("SANDBOX_CACHE_DIR")
-    return Path(env) if env else spec_path.parent / "cache"
-
-
 def default_download_dir() -> Path:
     """Downloads are content-addressed, so every project of this user shares them."""
     env = os.environ.get("SANDBOX_DOWNLOAD_DIR")
@@ -255,6 +250,10 @@ class Cache:
         """Record a node whose layers are in place here, and share it through the store."""
         write_atomic(self._entry_path(entry.key), _entry_bytes(entry))
         self._share(entry)
+
+    def entry_files(self, entry: NodeEntry) -> list[Path]:
+        """The files of this cache `entry` stands for: its own, then its layers'."""
+        return [self._entry_path(entry.key)] + [self.layer_path(la.diff_id) for la in entry.layers]
 
     def _entry_path(self, key: str) -> Path:
         return self.root / "nodes" / (key.removeprefix("sha256:") + ".json")

@@ -28,8 +28,9 @@ from builder.buildrun import applied_line as _applied_line
 from builder.buildrun import apply_overlay as _apply_overlay
 from builder.buildrun import cache_lock as _cache_lock
 from builder.buildrun import print_plan as _print_plan
-from builder.cache import Cache, default_cache_dir
+from builder.cache import Cache
 from builder.errors import BuilderError, LockError, SpecError
+from builder.layout import default_cache_dir
 from builder.risoluto import EXAMPLE_URL, TOKEN_ENV
 from builder.spec import Spec, load_spec
 

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.cache import Cache, default_cache_dir
+from builder.cache import Cache
 from builder.engine import Engine
 from builder.errors import BuilderError
+from builder.layout import default_cache_dir
 
 CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 

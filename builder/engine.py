@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+from builder import dockersock
+from builder.dockersock import local_socket
 from builder.errors import (
     BuilderError,
     BuildError,
@@ -134,21 +135,13 @@ class DockerEngine:
         self._errors = docker.errors
 
     def _request(self, method: str, path: str) -> tuple[int, bytes]:
-        """One HTTP/1.0 request over the local socket: (status, body). HTTP/1.0 makes the
-        daemon send a plain body and close, so no HTTP library (and its import) is needed."""
+        """One request over the local socket: (status, body)."""
         assert self._socket is not None
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(60)
-                conn.connect(self._socket)
-                conn.sendall(f"{method} {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-                reply = b"".join(iter(lambda: conn.recv(1 << 16), b""))
+            return dockersock.request(self._socket, method, path)
         except OSError as exc:
             msg = f"Docker Engine unreachable ({self._socket}: {_short(exc)}). {START_HINT}"
             raise EngineUnavailableError(msg) from None
-        head, _, body = reply.partition(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1:2]
-        return (int(status[0]) if status and status[0].isdigit() else 0), body
 
     def ping(self) -> str:
         version: dict[str, Any] = self._client.version()
@@ -366,12 +359,6 @@ class DockerEngine:
             all=True, filters={"label": label, "status": ["exited", "created", "dead"]}
         )
         return [c["Id"] for c in found]
-
-
-def local_socket() -> str | None:
-    """The daemon's unix socket when DOCKER_HOST names one or is unset, else None."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    return host.removeprefix("unix://") if host.startswith("unix://") else None
 
 
 @contextlib.contextmanager

@@ -5,8 +5,11 @@ takes. So the command lines a CI job or a pre-commit hook runs over and over,
 
     sandbox [-f FILE] [--cache-dir DIR] build [--json] [-j N]
 
-go straight to `buildrun.run_build`, the function the typer command calls too. Every other
-command line, `--help` included, goes to the typer app (cli.py), which parses and explains.
+first try `noop.replay` (the recorded answer of a build with nothing to do, checked against
+the files and the daemon), then go to `buildrun.run_build`, the function the typer command
+calls too. Every other command line, `--help` included, goes to the typer app (cli.py), which
+parses and explains. Until the replay has had its chance, nothing heavier than the standard
+library's basics is imported.
 """
 
 from __future__ import annotations
@@ -15,21 +18,33 @@ import os
 import sys
 from pathlib import Path
 
-from builder.buildrun import BuildRequest
+from builder.layout import default_cache_dir
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (2.5 ms)
+
+if TYPE_CHECKING:
+    from builder.buildrun import BuildRequest
 
 
 def main() -> None:
-    request = quick_build(sys.argv[1:])
-    if request is None:
+    options = build_options(sys.argv[1:])
+    if options is None:
         from builder.cli import main as full
 
         full()
+        return
+    from builder import noop
+
+    spec_file = Path(options.get("file", "sandbox.toml")).absolute()
+    cache = options.get("cache_dir")
+    cache_dir = Path(cache).absolute() if cache else default_cache_dir(spec_file)
+    if noop.replay(spec_file=spec_file, cache_dir=cache_dir, as_json="json" in options):
         return
     from builder.buildrun import run_build
     from builder.errors import BuilderError
 
     try:
-        run_build(request)
+        run_build(_request(options))
     except BuilderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -40,15 +55,21 @@ def main() -> None:
 
 def quick_build(argv: list[str]) -> BuildRequest | None:
     """The request of a plain `sandbox build` command line, or None for anything else."""
+    options = build_options(argv)
+    return None if options is None else _request(options)
+
+
+def build_options(argv: list[str]) -> dict[str, str] | None:
+    """The options of a plain `sandbox build` command line (`file`, `cache_dir`, `jobs`,
+    `json`; the environment's SANDBOX_CACHE_DIR filled in), or None for anything else."""
     values: dict[str, str] = {}
-    flags: set[str] = set()
     words = iter(argv)
     command = None
     for word in words:
         name, eq, inline = word.partition("=")
         allowed = _BUILD_OPTIONS if command else _GLOBAL_OPTIONS
         if word in _BUILD_FLAGS and command:
-            flags.add(word)
+            values[_BUILD_FLAGS[word]] = ""
         elif name in allowed:
             value = inline if eq else next(words, None)
             if value is None or value.startswith("-"):
@@ -60,18 +81,26 @@ def quick_build(argv: list[str]) -> BuildRequest | None:
             return None
     if command is None:
         return None
-    cache_dir = values.get("cache_dir") or os.environ.get("SANDBOX_CACHE_DIR")
     jobs = values.get("jobs", "2")
     if not jobs.isdigit() or int(jobs) < 1:
         return None  # typer explains the mistake
+    if "cache_dir" not in values and os.environ.get("SANDBOX_CACHE_DIR"):
+        values["cache_dir"] = os.environ["SANDBOX_CACHE_DIR"]
+    return values
+
+
+def _request(options: dict[str, str]) -> BuildRequest:
+    from builder.buildrun import BuildRequest
+
+    cache_dir = options.get("cache_dir")
     return BuildRequest(
-        spec_file=Path(values.get("file", "sandbox.toml")).absolute(),
+        spec_file=Path(options.get("file", "sandbox.toml")).absolute(),
         cache_dir=Path(cache_dir).absolute() if cache_dir else None,
-        as_json="--json" in flags,
-        jobs=int(jobs),
+        as_json="json" in options,
+        jobs=int(options.get("jobs", "2")),
     )
 
 
 _GLOBAL_OPTIONS = {"-f": "file", "--file": "file", "--cache-dir": "cache_dir"}
 _BUILD_OPTIONS = {"-j": "jobs", "--jobs": "jobs"}
-_BUILD_FLAGS = {"--json"}
+_BUILD_FLAGS = {"--json": "json"}

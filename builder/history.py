@@ -32,7 +32,8 @@ def _folder(cache: Cache) -> Path:
     return cache.root / "builds"
 
 
-def _path(cache: Cache, spec_path: Path) -> Path:
+def path_of(cache: Cache, spec_path: Path) -> Path:
+    """Where the record of `spec_path`'s last build is kept."""
     digest = hashlib.sha256(str(spec_path.resolve()).encode()).hexdigest()[:16]
     return _folder(cache) / f"{digest}.json"
 
@@ -58,11 +59,11 @@ def save(
     # Compact: json's C encoder (indenting takes the pure-Python one, 10x slower on a lock's
     # npm closures, and a no-op build saves this record every time).
     data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
-    write_atomic(_path(cache, spec_path), data)
+    write_atomic(path_of(cache, spec_path), data)
 
 
 def load(cache: Cache, spec_path: Path) -> BuildRecord | None:
-    return _read(_path(cache, spec_path))
+    return _read(path_of(cache, spec_path))
 
 
 def all_records(cache: Cache) -> list[BuildRecord]:

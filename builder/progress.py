@@ -83,13 +83,18 @@ class Progress:
 
     def summary(self, nodes: list[NodeOutcome], seconds: float) -> None:
         """A table of every node: what happened, how long it took, how big its layers are."""
-        width = max((len(n.name) for n in nodes), default=4)
-        lines = [f"  {'node':<{width}}  {'status':<7}  {'time':>7}  {'size':>9}"]
-        for n in nodes:
-            size = human_size(sum(layer.size for layer in n.entry.layers))
-            timing = f"{n.seconds:6.1f}s" if n.status != "cached" else "      -"
-            lines.append(f"  {n.name:<{width}}  {n.status:<7}  {timing:>7}  {size:>9}")
-        counts = {s: sum(1 for n in nodes if n.status == s) for s in ("built", "pulled", "cached")}
-        done = ", ".join(f"{c} {s}" for s, c in counts.items() if c)
-        lines.append(f"{len(nodes)} nodes ({done}) in {seconds:.1f}s")
-        self.say("\n".join(lines))
+        self.say(f"{summary_table(nodes)} in {seconds:.1f}s")
+
+
+def summary_table(nodes: list[NodeOutcome]) -> str:
+    """The summary of a build but its total time: a line per node, then the counts."""
+    width = max((len(n.name) for n in nodes), default=4)
+    lines = [f"  {'node':<{width}}  {'status':<7}  {'time':>7}  {'size':>9}"]
+    for n in nodes:
+        size = human_size(sum(layer.size for layer in n.entry.layers))
+        timing = f"{n.seconds:6.1f}s" if n.status != "cached" else "      -"
+        lines.append(f"  {n.name:<{width}}  {n.status:<7}  {timing:>7}  {size:>9}")
+    counts = {s: sum(1 for n in nodes if n.status == s) for s in ("built", "pulled", "cached")}
+    done = ", ".join(f"{c} {s}" for s, c in counts.items() if c)
+    lines.append(f"{len(nodes)} nodes ({done})")
+    return "\n".join(lines)

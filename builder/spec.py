@@ -126,6 +126,14 @@ class Spec:
     def project_dir(self) -> Path:
         return self.path.parent
 
+    def files(self) -> list[Path]:
+        """Every file the spec was read from: sandbox.toml and the project files it hashes."""
+        project = self.project_dir
+        found = [self.path]
+        found += [project / dep.path / name for dep in self.deps for name in dep.files]
+        found += [project / bt.path for bt in self.tools.bin if bt.path]
+        return found
+
     def locking_inputs(self) -> dict[str, Any]:
         """The parts of the spec that change what `lock` resolves or the node keys it writes."""
         data = asdict(self)
