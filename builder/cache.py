@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder import scratch
 from builder.errors import CacheError
 from builder.lockfile import atomic_file, write_atomic
 
@@ -157,6 +158,7 @@ class Cache:
         # Resolved on first use: a no-op build needs neither (nor platformdirs' import).
         self._downloads = downloads
         self._store = store
+        self._trees: Path | None = None
 
     def ensure(self) -> None:
         try:
@@ -214,7 +216,8 @@ class Cache:
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         if _mounts_under(tmp):
             return  # still mounted: leave it rather than delete through a mount
-        for leftover in tmp.iterdir():
+        trees = scratch.tree_root(self.root)
+        for leftover in [*tmp.iterdir(), *(trees.iterdir() if trees and trees.is_dir() else [])]:
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
@@ -223,6 +226,14 @@ class Cache:
     def scratch(self, prefix: str) -> Path:
         """A fresh folder under tmp/ for one piece of work; the caller removes it."""
         return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=prefix))
+
+    def tree_scratch(self, prefix: str) -> Path:
+        """A fresh folder for a tree that is packed into a layer and removed: in memory when
+        the machine has room (scratch.py), else under tmp/; the caller removes it."""
+        if self._trees is None:
+            self._trees = scratch.tree_root(self.root) or self.root / "tmp"
+            self._trees.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return Path(tempfile.mkdtemp(dir=self._trees, prefix=prefix))
 
     def store_layer(self, tar: Path, diff_id: str) -> Path:
         """Move a finished layer tar into place (atomic: same filesystem)."""

@@ -8,6 +8,7 @@ touch Docker (`graph`, `status`, a `lock --check`) stay fast.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -253,8 +254,19 @@ class DockerEngine:
 
     def changes(self, container: str) -> list[str]:
         """The paths a container added, changed or deleted in its own filesystem (what
-        `docker diff` lists; bind mounts are not part of it)."""
-        return sorted(str(c["Path"]) for c in self._client.api.diff(container) or [])
+        `docker diff` lists; bind mounts are not part of it).
+
+        Read from the container's overlay2 upper dir when it is on this machine, as the
+        daemon does itself, which saves the ~0.7 s the API call takes for a container with
+        a big image below it. A deletion is a whiteout there under the deleted name; a
+        folder deleted and made again (opaque) hides which names below it went away, so
+        then the daemon is asked after all.
+        """
+        upper = self.upper_dir(container)
+        found: list[str] | None = None if upper is None else _upper_changes(upper)
+        if found is None:
+            return sorted(str(c["Path"]) for c in self._client.api.diff(container) or [])
+        return found
 
     def upper_dir(self, container: str) -> Path | None:
         """The folder holding what the container wrote (overlay2's upper dir), when the
@@ -359,6 +371,22 @@ class DockerEngine:
             all=True, filters={"label": label, "status": ["exited", "created", "dead"]}
         )
         return [c["Id"] for c in found]
+
+
+def _upper_changes(upper: Path) -> list[str] | None:
+    """Every path in an overlay2 upper dir, as `docker diff` names them; None when a folder
+    there is opaque (or its marker cannot be read)."""
+    found = []
+    for folder, dirs, files in os.walk(upper):
+        try:
+            if folder != str(upper) and os.getxattr(folder, "trusted.overlay.opaque") == b"y":
+                return None
+        except OSError as exc:
+            if exc.errno not in (errno.ENODATA, errno.ENOTSUP):
+                return None
+        base = "/" + os.path.relpath(folder, upper).removeprefix(".").strip("/")
+        found += [f"{base.rstrip('/')}/{name}" for name in [*dirs, *files]]
+    return sorted(found)
 
 
 @contextlib.contextmanager

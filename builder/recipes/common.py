@@ -180,7 +180,7 @@ def run_into_prefix(
     prefix and packs the folder (or just its subfolder `sub`) into a layer."""
     prefix = prefix_of(node)
     assert prefix is not None, f"{node.name} owns no prefix"
-    with _prefix_tree(ctx, node, prefix) as root:
+    with _prefix_tree(ctx, node, prefix) as (root, tar):
         out = Mount(
             source=str(root / prefix.strip("/")), target=prefix.rstrip("/"), read_only=False
         )
@@ -193,11 +193,14 @@ def run_into_prefix(
             mounts=[*(mounts or []), out],
             files=files,
         ) as result:
+            checked = False
 
             def pack(sub: str | None = None) -> LayerFile:
-                check_changes(ctx.engine().changes(result.container), prefix, node.name)
+                nonlocal checked
+                if not checked:  # once per container: `docker diff` takes ~0.7 s
+                    check_changes(ctx.engine().changes(result.container), prefix, node.name)
+                    checked = True
                 only = prefix.strip("/") + (f"/{sub}" if sub else "")
-                tar = root.parent / "layer.tar"
                 return store(ctx.cache, tar_directory(root, tar, epoch=ctx.epoch, only=only))
 
             yield pack
@@ -210,20 +213,23 @@ def host_layer(
     in the image) and returns the env the node contributes."""
     prefix = prefix_of(node)
     assert prefix is not None
-    with _prefix_tree(ctx, node, prefix) as root:
+    with _prefix_tree(ctx, node, prefix) as (root, tar):
         env = fill(root / prefix.strip("/"))
         for path in [root, *root.rglob("*")]:
             if not path.is_symlink():  # readable (and folders enterable) by any user
                 mode = path.stat().st_mode
                 path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
-        layer = tar_directory(root, root.parent / "layer.tar", epoch=ctx.epoch)
+        layer = tar_directory(root, tar, epoch=ctx.epoch)
         return StepResult(layers=[store(ctx.cache, layer)], env=env)
 
 
 @contextmanager
-def _prefix_tree(ctx: StepContext, node: NodeLock, prefix: str) -> Iterator[Path]:
-    """A scratch root holding the empty folders down to `prefix` (mode 755), removed after."""
-    work = ctx.cache.scratch(f"{node.name}-")
+def _prefix_tree(ctx: StepContext, node: NodeLock, prefix: str) -> Iterator[tuple[Path, Path]]:
+    """A scratch root holding the empty folders down to `prefix` (mode 755), in memory when
+    the machine has room (`Cache.tree_scratch`), and where to write its layer tar (under the
+    cache's tmp/, so storing it is a rename); both removed after."""
+    work = ctx.cache.tree_scratch(f"{node.name}-")
+    out = ctx.cache.scratch(f"{node.name}-layer-")
     try:
         root = work / "root"
         folder = root / prefix.strip("/")
@@ -232,9 +238,10 @@ def _prefix_tree(ctx: StepContext, node: NodeLock, prefix: str) -> Iterator[Path
             if path.is_relative_to(root):
                 path.chmod(0o755)
         folder.chmod(0o755)
-        yield root
+        yield root, out / "layer.tar"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def verify_installed(got: dict[str, str], locked: dict[str, str], *, node: str) -> None:

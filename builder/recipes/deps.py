@@ -322,7 +322,7 @@ def _tool(ctx: StepContext, node: NodeLock) -> Iterator[list[Mount]]:
     archive = downloads.fetch(
         pin["url"], sha256=pin["sha256"], dest_dir=ctx.cache.downloads, what=node.name
     )
-    work = ctx.cache.scratch(f"{node.name}-tool-")
+    work = ctx.cache.tree_scratch(f"{node.name}-tool-")
     try:
         if manager == "pnpm":
             unpack(archive, work / "tool", fmt="tgz", root="package")
