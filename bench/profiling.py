@@ -45,7 +45,7 @@ TIMED = [
     ("builder.unpack", None, ["unpack"]),
     ("builder.recipes", None, ["build"]),
     ("builder.recipes.common", None, ["capture"]),
-    ("builder.execute", None, ["load_image"]),
+    ("builder.loading", None, ["load_image"]),
 ]
 HEAVY = ("networkx", "docker", "typer", "rich", "click", "requests", "tomlkit")
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")

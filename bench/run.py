@@ -44,7 +44,7 @@ from builder.assemble import ImageConfig, compose_env, image_config
 from builder.cache import Cache, Layer
 from builder.doctor import ca_bundle
 from builder.engine import DockerEngine
-from builder.execute import STAGE_LABEL, load_image
+from builder.loading import STAGE_LABEL, load_image
 from builder.platforms import host_platform
 from builder.spec import load_spec
 

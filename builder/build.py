@@ -19,11 +19,12 @@ from builder import assemble, history
 from builder.cache import Cache, NodeEntry
 from builder.engine import Engine
 from builder.errors import LockError
-from builder.execute import IMAGE_LABEL, Executor, NodeOutcome, Remote, load_image
+from builder.execute import Executor, NodeOutcome, Remote
 from builder.export import deps_mounts
 from builder.keys import sha256_of
+from builder.loading import IMAGE_LABEL, load_image
 from builder.lockfile import Lock, NodeLock, lock_path, read, write_atomic
-from builder.overlay import make_overlay, write_overlay
+from builder.overlay import make_overlay, overlay_text, write_overlay
 from builder.plan import make_plan
 from builder.platforms import host_platform
 from builder.progress import Progress
@@ -39,14 +40,19 @@ class BuildResult:
     tags: list[str]
     nodes: list[NodeOutcome]
     overlay_path: Path
-    # What else the build wrote or reused (cache entries and layers, SBOM, overlay, history,
-    # exported trees): a no-op replay (noop.py) checks these are still as they were.
+    # What a no-op replay (noop.py) needs: the files the build wrote or reused besides the
+    # overlay (cache entries and layers, SBOM, history, exported trees), which must still be
+    # as they were, and the overlay a plain build writes (the image pinned by its ID).
     files: tuple[Path, ...] = ()
+    plain_overlay: str = ""
 
-    def as_noop(self) -> BuildResult:
-        """This result as the next build with nothing changed reports it: every node cached."""
+    def as_noop(self, overlay_path: Path) -> BuildResult:
+        """This result as the next plain build reports it if nothing changed: every node
+        cached, the image pinned by its ID in the overlay at `overlay_path`."""
         return replace(
             self,
+            ref=self.image_id,
+            overlay_path=overlay_path,
             nodes=[replace(n, status="cached", seconds=0.0) for n in self.nodes],
         )
 
@@ -208,9 +214,11 @@ def build_project(
             *(path for e in entries for path in cache.entry_files(e)),
             sbom_file,
             sbom_file.with_name(f"{SBOM_FILE}.stamp"),
-            overlay_path,
             history.path_of(cache, spec.path),
             *(Path(mount.split(":", 1)[0]) for mount in mounts),
+        ),
+        plain_overlay=overlay_text(
+            make_overlay(image_ref=config.image_id, sandbox=spec.sandbox, deps_mounts=mounts)
         ),
     )
 

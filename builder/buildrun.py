@@ -124,8 +124,7 @@ def run_build(request: BuildRequest) -> None:
             push=request.push,
         )
     progress.summary(result.nodes, time.monotonic() - started)
-    if not (request.push or request.overlay or request.apply):
-        _record_noop(request, spec, cache, result)
+    _record_noop(request, spec, cache, result)
     applied = None
     if request.apply is not None:
         applied = apply_overlay(result.overlay_path, request.apply, after_build=True)
@@ -141,12 +140,17 @@ def run_build(request: BuildRequest) -> None:
 
 
 def _record_noop(request: BuildRequest, spec: Spec, cache: Cache, result: BuildResult) -> None:
-    """What the next plain build prints if nothing changes, for `noop.replay` to print."""
+    """What the next plain build prints if nothing changes, for `noop.replay` to print.
+
+    Whatever this build was (a publish, another overlay path), the record is of a plain
+    build: the overlay it would write is kept in the record, and the replay writes it back
+    if this build (or anybody) left another there."""
     from builder import noop
     from builder.lockfile import lock_path
     from builder.progress import Progress, summary_table
 
-    again = result.as_noop()
+    overlay = cache.root / "overlay.json"
+    again = result.as_noop(overlay)
     lines = io.StringIO()
     said = Progress(lines)
     for n in again.nodes:
@@ -156,6 +160,7 @@ def _record_noop(request: BuildRequest, spec: Spec, cache: Cache, result: BuildR
         cache_dir=cache.root,
         inputs=[*spec.files(), lock_path(spec.path)],
         outputs=result.files,
+        overlay=(overlay, result.plain_overlay),
         image_id=result.image_id,
         tags=result.tags,
         stderr=lines.getvalue() + summary_table(again.nodes),

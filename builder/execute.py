@@ -17,17 +17,14 @@ from typing import TYPE_CHECKING, Protocol
 from builder import assemble
 from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import Engine
-from builder.errors import BuildError, RegistryError
+from builder.errors import RegistryError
+from builder.loading import STAGE_LABEL, STAGE_REPO, load_image
 from builder.lockfile import NodeLock
 from builder.plan import BuildPlan, ancestors, stack
 from builder.progress import Progress
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-
-STAGE_REPO = "sandbox-stage"
-STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by
-IMAGE_LABEL = "dev.sandbox-builder.lock"  # every image `sandbox build` makes carries it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,60 +186,3 @@ class Executor:
         entry = self._cache.entry(self._nodes[name].key)
         assert entry is not None, f"{name} is not built yet"
         return entry
-
-
-def load_image(
-    *,
-    engine: Engine,
-    cache: Cache,
-    config: assemble.ImageConfig,
-    layers: list[Layer],
-    tags: list[str],
-) -> None:
-    """Make sure the engine has the image of `config` with `tags`; load it when missing.
-
-    Only the layers above the longest stack the engine already holds (from an earlier stage
-    or image) are written into the archive; should the engine refuse that, the full archive
-    is loaded instead.
-    """
-    if engine.image_id(config.image_id) is None:
-        present = _layers_present(engine, [layer.diff_id for layer in layers])
-        try:
-            _load(engine, cache, config, layers, tags, present=present)
-        except BuildError:
-            if not present:
-                raise
-            _load(engine, cache, config, layers, tags, present=0)
-    for tag in tags:
-        repo, _, name = tag.rpartition(":")
-        engine.tag(config.image_id, repo, name)
-
-
-def _layers_present(engine: Engine, diff_ids: list[str]) -> int:
-    """How many bottom layers of `diff_ids` an image this tool made already has, in order."""
-    best = 0
-    for label in (STAGE_LABEL, IMAGE_LABEL):
-        for theirs_all in engine.layer_stacks(label):
-            same = 0
-            for mine, theirs in zip(diff_ids, theirs_all, strict=False):
-                if mine != theirs:
-                    break
-                same += 1
-            best = max(best, same)
-    return best
-
-
-def _load(
-    engine: Engine,
-    cache: Cache,
-    config: assemble.ImageConfig,
-    layers: list[Layer],
-    tags: list[str],
-    *,
-    present: int,
-) -> None:
-    engine.load(
-        assemble.archive_chunks(
-            config=config, layers=layers, cache=cache, tags=tags, present=present
-        )
-    )

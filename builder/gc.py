@@ -20,8 +20,8 @@ from builder import history
 from builder.blobs import BlobStore
 from builder.cache import Cache
 from builder.engine import ImageInfo
-from builder.execute import STAGE_LABEL
 from builder.export import stale_exports
+from builder.loading import STAGE_LABEL
 from builder.lockfile import Lock
 
 

@@ -2,15 +2,18 @@
 
 Even with nothing to build, the real path reads sandbox.toml and its project files, the 76 KB
 lock, every cache entry, and asks Docker a few questions: ~50 ms of imports and ~15 ms of work
-on top of Python's own start. Docker's no-op build takes ~70 ms in all. So every plain build
-(no --push, --overlay or --apply) records in cache/noop.json what the next one would print
-if nothing changed (every node `cached`; rendered by the same code from the same result),
+on top of Python's own start. Docker's no-op build takes ~70 ms in all. So every build
+records in cache/noop.json what the next plain `sandbox build` would print if nothing
+changed (every node `cached`; rendered by the same code from the same result),
 together with a stat (size, mtime, inode) of every file that answer depends on: sandbox.toml,
 sandbox.lock, the project files the spec hashes, the cache entries and layers, the SBOM, the
-overlay, the build record, exported trees, and builder's own code.
+build record, exported trees, and builder's own code. The overlay a plain build writes is
+kept in the record itself and written back when the file differs (after a publish, which pins
+the registry digest there).
 
 `replay` checks all of them, then asks the daemon whether it still has the image under both
-tags (one request over the unix socket), and only then prints the recorded answer. Anything
+tags (one request over the unix socket), puts the overlay back if needed, and only then
+prints the recorded answer. Anything
 missing, different or unreadable, another build holding the cache, a remote daemon: it
 returns False and the real build runs (and records anew). It imports nothing of the spec,
 lock or engine machinery, which is the point.
@@ -60,6 +63,7 @@ def replay(*, spec_file: Path, cache_dir: Path, as_json: bool) -> bool:
                 return False
             if not _engine_has(socket_path, record["image"], record["tags"]):
                 return False
+            _restore(Path(record["overlay"]), record["overlay_text"])
     except (OSError, KeyError, TypeError):
         return False
     sys.stderr.write(f"{record['stderr']} in {time.monotonic() - started:.1f}s\n")
@@ -74,6 +78,7 @@ def record(
     cache_dir: Path,
     inputs: list[Path],
     outputs: Iterable[Path],
+    overlay: tuple[Path, str],
     image_id: str,
     tags: list[str],
     stderr: str,
@@ -83,7 +88,9 @@ def record(
     """Write cache/noop.json for the next build to replay (the caller holds the cache lock).
 
     `inputs` are the files a person edits (spec, lock, project files): a record is only kept
-    when all of them are older than it. `outputs` are what the build wrote or reused.
+    when all of them are older than it. `outputs` are what the build wrote or reused. The
+    overlay (path, text) is not checked but written back by the replay when it differs: a
+    publish pins the registry digest there, and the plain build after it, the image ID.
     """
     from builder.lockfile import write_atomic
 
@@ -98,6 +105,8 @@ def record(
         "files": stats,
         "image": image_id,
         "tags": tags,
+        "overlay": str(overlay[0]),
+        "overlay_text": overlay[1],
         "stderr": stderr,
         "text": text,
         "json": json.dumps(as_json, indent=2),
@@ -106,6 +115,18 @@ def record(
     written = path.stat().st_mtime_ns
     if any((stats[str(p)] or [0, written])[1] >= written for p in inputs):
         path.unlink(missing_ok=True)  # edited in the record's clock tick: cannot tell
+
+
+def _restore(path: Path, text: str) -> None:
+    """Give the file at `path` this text (atomically) unless it has it already."""
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, ValueError):
+        pass
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text)
+    temp.replace(path)
 
 
 def _context(spec_file: Path, cache_dir: Path) -> list[str]:

@@ -42,5 +42,10 @@ def make_overlay(
     return {"codex": {"sandbox": settings}}
 
 
+def overlay_text(overlay: dict[str, Any]) -> str:
+    """The overlay as its file holds it."""
+    return json.dumps(overlay, indent=2, sort_keys=True) + "\n"
+
+
 def write_overlay(overlay: dict[str, Any], path: Path) -> None:
-    write_atomic(path, (json.dumps(overlay, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(path, overlay_text(overlay).encode())

@@ -11,8 +11,8 @@ from pathlib import Path
 from builder import history
 from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import ImageInfo
-from builder.execute import STAGE_LABEL
 from builder.gc import collect
+from builder.loading import STAGE_LABEL
 from builder.lockfile import Lock, NodeLock
 
 

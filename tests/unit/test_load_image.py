@@ -16,7 +16,7 @@ import pytest
 from builder import assemble
 from builder.cache import Cache, Layer
 from builder.errors import BuildError
-from builder.execute import IMAGE_LABEL, STAGE_LABEL, load_image
+from builder.loading import IMAGE_LABEL, STAGE_LABEL, load_image
 
 
 class RecordingEngine:

@@ -20,6 +20,7 @@ from builder import noop
 
 IMAGE = "sha256:" + "ab" * 32
 TAGS = ["team/agent:abababababab", "team/agent:latest"]
+OVERLAY = json.dumps({"codex": {"sandbox": {"image": IMAGE}}}) + "\n"
 
 
 class FakeDaemon(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -75,7 +76,8 @@ def _record(root: Path) -> None:
         spec_file=root / "sandbox.toml",
         cache_dir=root / "cache",
         inputs=[root / "sandbox.toml", root / "sandbox.lock"],
-        outputs=[root / "cache/layers/aa.tar", root / "cache/overlay.json"],
+        outputs=[root / "cache/layers/aa.tar"],
+        overlay=(root / "cache/overlay.json", OVERLAY),
         image_id=IMAGE,
         tags=TAGS,
         stderr="  cached    base\n1 nodes (1 cached)",
@@ -107,7 +109,6 @@ def test_a_recorded_noop_is_printed_as_recorded(
         pytest.param(lambda root: (root / "sandbox.toml").write_text("edited"), id="spec edited"),
         pytest.param(lambda root: os.utime(root / "sandbox.lock"), id="lock touched"),
         pytest.param(lambda root: (root / "cache/layers/aa.tar").unlink(), id="layer gone"),
-        pytest.param(lambda root: (root / "cache/overlay.json").unlink(), id="overlay gone"),
         pytest.param(lambda root: (root / "cache/noop.json").write_text("{"), id="torn record"),
     ],
 )
@@ -158,6 +159,20 @@ def test_an_input_changed_in_the_records_clock_tick_drops_the_record(project: Pa
 
 
 def test_a_missing_file_records_nothing(project: Path) -> None:
-    (project / "cache/overlay.json").unlink()
+    (project / "cache/layers/aa.tar").unlink()
     _record(project)
     assert not (project / "cache" / "noop.json").exists()
+
+
+@pytest.mark.parametrize("overlay", ['{"codex": {"sandbox": {"image": "reg/x@sha256:1"}}}', None])
+def test_the_replay_writes_back_the_overlay_a_plain_build_writes(
+    project: Path, daemon: FakeDaemon, overlay: str | None
+) -> None:
+    _record(project)
+    path = project / "cache/overlay.json"
+    if overlay is None:
+        path.unlink()
+    else:
+        path.write_text(overlay)  # a publish pinned the registry digest
+    assert _replay(project)
+    assert path.read_text() == OVERLAY
