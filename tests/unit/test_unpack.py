@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,27 @@ def test_a_corrupt_archive_is_a_build_error(tmp_path: Path) -> None:
     broken.write_bytes(b"not xz at all")
     with pytest.raises(BuildError, match="cannot extract it"):
         unpack(broken, tmp_path / "out", fmt="tar.xz")
+
+
+def test_a_folder_reached_through_a_symlink_is_checked_every_time(tmp_path: Path) -> None:
+    """`s -> t` makes `s/sub` lead to `t/sub`; once `t` is a link that resolves out of the tree
+    (each link alone looks inside it), writing `s/sub/c` must be refused, however often
+    `s/sub` was written to before."""
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("t/sub/a", "x")
+        _zip_symlink(zf, "s", "t")
+        zf.writestr("s/sub/b", "x")
+        _zip_symlink(zf, "d1/l", "..")  # dest itself
+        _zip_symlink(zf, "t", "d1/l/..")  # reads as d1, resolves to dest's parent
+        zf.writestr("s/sub/c", "escaped")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(BuildError, match="leaves the tree"):
+        unpack(archive, tmp_path / "dest", fmt="zip")
+    assert not (tmp_path / "sub" / "c").exists()
+
+
+def _zip_symlink(zf: zipfile.ZipFile, name: str, target: str) -> None:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    zf.writestr(info, target)
