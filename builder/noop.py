@@ -18,10 +18,10 @@ missing, different or unreadable, another build holding the cache, a remote daem
 returns False and the real build runs (and records anew). It imports nothing of the spec,
 lock or engine machinery, which is the point.
 
-Like git's index, a stat is only trusted for a file last changed before the record was
-written: an input whose mtime is not older than the record could have been edited in the
-same clock tick after it was read, so such a record is not kept (the next build records
-again).
+A stat is only trusted for an input last changed well before it was taken (RECENT_NS): an
+input edited within the filesystem's timestamp granularity of the stat could change again
+without its mtime moving (git's "racy" files), so then no record is kept and the next build
+records instead.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 RECORD = "noop.json"  # in the cache dir
 VERSION = 1
+RECENT_NS = 2_000_000_000  # coarser than any filesystem's mtime granularity (FAT: 2 s)
 
 
 def replay(*, spec_file: Path, cache_dir: Path, as_json: bool) -> bool:
@@ -95,8 +96,10 @@ def record(
     from builder.lockfile import write_atomic
 
     path = cache_dir / RECORD
+    checked_at = time.time_ns()
     stats = _stats([*inputs, *outputs, *_code_files()])
-    if None in stats.values():
+    recent = [p for p in inputs if (stats[str(p)] or [0, checked_at])[1] > checked_at - RECENT_NS]
+    if None in stats.values() or recent:
         path.unlink(missing_ok=True)
         return
     data = {
@@ -112,9 +115,6 @@ def record(
         "json": json.dumps(as_json, indent=2),
     }
     write_atomic(path, json.dumps(data).encode())
-    written = path.stat().st_mtime_ns
-    if any((stats[str(p)] or [0, written])[1] >= written for p in inputs):
-        path.unlink(missing_ok=True)  # edited in the record's clock tick: cannot tell
 
 
 def _restore(path: Path, text: str) -> None:
