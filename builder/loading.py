@@ -8,14 +8,18 @@ already holds (a stage or an earlier build), found through the labels below.
 
 from __future__ import annotations
 
+import json
+
 from builder import assemble
 from builder.cache import Cache, Layer
 from builder.engine import Engine
 from builder.errors import BuildError
+from builder.lockfile import write_atomic
 
 STAGE_REPO = "sandbox-stage"
 STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by
 IMAGE_LABEL = "dev.sandbox-builder.lock"  # every image `sandbox build` makes carries it
+STACKS_FILE = "stacks.json"  # in the cache dir: the layer stacks of the engine's images
 
 
 def load_image(
@@ -33,7 +37,7 @@ def load_image(
     is loaded instead.
     """
     if engine.image_id(config.image_id) is None:
-        present = _layers_present(engine, [layer.diff_id for layer in layers])
+        present = _layers_present(engine, cache, [layer.diff_id for layer in layers])
         try:
             _load(engine, cache, config, layers, tags, present=present)
         except BuildError:
@@ -45,17 +49,30 @@ def load_image(
         engine.tag(config.image_id, repo, name)
 
 
-def _layers_present(engine: Engine, diff_ids: list[str]) -> int:
-    """How many bottom layers of `diff_ids` an image this tool made already has, in order."""
-    best = 0
+def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:
+    """How many bottom layers of `diff_ids` an image this tool made already has, in order.
+
+    The layer stacks of the engine's images are remembered in cache/stacks.json (image ID
+    -> diff IDs, which never change), so only images new since the last load are inspected.
+    """
+    memo = cache.root / STACKS_FILE
+    try:
+        known = {k: tuple(v) for k, v in json.loads(memo.read_bytes()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        known = {}  # none yet, or unreadable: ask the engine about every image
+    stacks: dict[str, tuple[str, ...]] = {}
     for label in (STAGE_LABEL, IMAGE_LABEL):
-        for theirs_all in engine.layer_stacks(label):
-            same = 0
-            for mine, theirs in zip(diff_ids, theirs_all, strict=False):
-                if mine != theirs:
-                    break
-                same += 1
-            best = max(best, same)
+        stacks.update(engine.layer_stacks(label, known))
+    if stacks != known:
+        write_atomic(memo, json.dumps(stacks, sort_keys=True, separators=(",", ":")).encode())
+    best = 0
+    for theirs_all in stacks.values():
+        same = 0
+        for mine, theirs in zip(diff_ids, theirs_all, strict=False):
+            if mine != theirs:
+                break
+            same += 1
+        best = max(best, same)
     return best
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -24,13 +24,17 @@ class RecordingEngine:
         self._stacks = stacks
         self._refuse_partial = refuse_partial
         self.loaded: list[list[str]] = []
+        self.inspected: list[tuple[str, ...]] = []
         self.tagged: list[str] = []
 
     def image_id(self, ref: str) -> str | None:
         return None
 
-    def layer_stacks(self, label: str) -> list[tuple[str, ...]]:
-        return self._stacks.get(label, [])
+    def layer_stacks(
+        self, label: str, known: Mapping[str, tuple[str, ...]]
+    ) -> dict[str, tuple[str, ...]]:
+        self.inspected += [s for s in self._stacks.get(label, []) if _id(s) not in known]
+        return {_id(stack): stack for stack in self._stacks.get(label, [])}
 
     def load(self, archive: Iterable[bytes]) -> None:
         with tarfile.open(fileobj=io.BytesIO(b"".join(archive))) as tar:
@@ -42,6 +46,11 @@ class RecordingEngine:
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         self.tagged.append(f"{repository}:{tag}")
+
+
+def _id(stack: tuple[str, ...]) -> str:
+    """A made-up image ID for a stack (the fake's images are their stacks)."""
+    return "sha256:" + str(abs(hash(stack)))
 
 
 def _layers(cache: Cache) -> list[Layer]:
@@ -90,3 +99,15 @@ def test_a_refused_full_archive_is_an_error(cache: Cache) -> None:
     engine = RecordingEngine({}, refuse_partial=True)
     with pytest.raises(BuildError, match="refused"):
         _load(engine, cache, layers)
+
+
+def test_an_image_is_inspected_once_for_all_loads(cache: Cache) -> None:
+    layers = _layers(cache)
+    ids = tuple(la.diff_id for la in layers)
+    engine = RecordingEngine({STAGE_LABEL: [ids[:1]], IMAGE_LABEL: [ids[:2]]}, refuse_partial=False)
+    _load(engine, cache, layers)
+    assert sorted(engine.inspected) == sorted([ids[:1], ids[:2]])
+    engine.inspected.clear()
+    _load(engine, cache, layers)
+    assert engine.inspected == [], "the stacks are remembered in cache/stacks.json"
+    assert engine.loaded[-1] == [f"{'3' * 64}/layer.tar"]
