@@ -15,6 +15,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -93,8 +94,8 @@ def tar_overlay_upper(upper: Path, dest: Path) -> Path:
     opaque folders get a `.wh..wh..opq` entry, extended attributes (file capabilities) are
     kept as SCHILY.xattr records. Not normalized: `normalize_tar` does that next."""
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
-        for path in _walk_sorted(upper):
-            name = path.relative_to(upper).as_posix()
+        for name, where in _walk_sorted(str(upper)):
+            path = Path(where)
             st = path.lstat()
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 folder, _, base = name.rpartition("/")
@@ -168,7 +169,7 @@ def normalize_tar(
         _check_prefix(members, prefix, node)
         by_name = {_clean(m.name): m for m in members}
         holder_of, data_of = _hardlink_holders(members)
-        with _writer(dest) as out:
+        with _writer(dest) as (out, written):
             for name in sorted(by_name):
                 member, holder = by_name[name], holder_of.get(name)
                 data_from = member
@@ -183,26 +184,26 @@ def normalize_tar(
                     info = _normalized(member, name, epoch)
                 data = src.extractfile(data_from) if info.isreg() else None
                 out.addfile(info, data)
-    return layer_file(dest)
+    return written.layer(dest)
 
 
 def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None) -> LayerFile:
     """A normalized layer holding the tree at `root` (a debootstrapped rootfs); with `only`
     (a folder relative to `root`), just that folder's tree and the folders above it."""
     seen: dict[tuple[int, int], str] = {}
-    with _writer(dest) as out:
-        for path in _walk_sorted(root) if only is None else _walk_only(root, only):
-            name = path.relative_to(root).as_posix()
+    entries = _walk_sorted(str(root)) if only is None else _walk_only(str(root), only)
+    with _writer(dest) as (out, written):
+        for name, path in entries:
             if is_scratch(name):
                 continue
             info = tarfile.TarInfo(name)
-            st = path.lstat()
+            st = os.lstat(path)
             info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
-            if path.is_symlink():
-                info.type, info.linkname = tarfile.SYMTYPE, str(path.readlink())
-            elif path.is_dir():
+            if stat.S_ISLNK(st.st_mode):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)  # noqa: PTH115
+            elif stat.S_ISDIR(st.st_mode):
                 info.type = tarfile.DIRTYPE
-            elif path.is_file():
+            elif stat.S_ISREG(st.st_mode):
                 inode = (st.st_dev, st.st_ino)
                 if st.st_nlink > 1 and inode in seen:
                     info.type, info.linkname = tarfile.LNKTYPE, seen[inode]
@@ -214,30 +215,34 @@ def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None
             info.mtime = min(int(st.st_mtime), epoch)
             info.uname = info.gname = ""
             if info.isreg():
-                with path.open("rb") as data:
+                with open(path, "rb") as data:  # noqa: PTH123 (str paths: ~6k files a tree)
                     out.addfile(info, data)
             else:
                 out.addfile(info)
-    return layer_file(dest)
+    return written.layer(dest)
 
 
-def _walk_only(root: Path, folder: str) -> list[Path]:
+def _walk_only(root: str, folder: str) -> list[tuple[str, str]]:
     """The folders above `folder`, `folder` and its tree, in the order a sorted tar lists
     them; only that tree is walked (packing one npm tool never reads its siblings)."""
     parts = folder.strip("/").split("/")
-    above = [root.joinpath(*parts[:i]) for i in range(1, len(parts) + 1)]
-    entries = above + list(_walk_sorted(root / folder))
-    return sorted(entries, key=lambda p: p.relative_to(root).as_posix())
+    above = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    entries = [(name, f"{root}/{name}") for name in above]
+    entries += [(f"{above[-1]}/{name}", path) for name, path in _walk_sorted(f"{root}/{above[-1]}")]
+    return sorted(entries)
 
 
-def _walk_sorted(root: Path) -> Iterator[Path]:
-    """Every path under `root` in the order a sorted tar lists them."""
+def _walk_sorted(root: str) -> list[tuple[str, str]]:
+    """(name relative to `root`, path) of everything under `root`, in the order a sorted
+    tar lists them."""
     entries = []
+    cut = len(root.rstrip("/")) + 1
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
-            entries.append(Path(folder) / name)
-    entries.sort(key=lambda p: p.relative_to(root).as_posix())
-    yield from entries
+            path = f"{folder}/{name}"
+            entries.append((path[cut:], path))
+    entries.sort()
+    return entries
 
 
 def _check_prefix(members: list[tarfile.TarInfo], prefix: str | None, node: str) -> None:
@@ -313,8 +318,39 @@ def _hardlink_holders(
     return holder_of, data_of
 
 
-def _writer(dest: Path) -> tarfile.TarFile:
-    return tarfile.open(dest, "w", format=tarfile.PAX_FORMAT)
+@contextmanager
+def _writer(dest: Path) -> Iterator[tuple[tarfile.TarFile, _Hashing]]:
+    """A tar being written to `dest`, hashed as it goes (no second read for the diff ID)."""
+    with dest.open("wb") as raw:
+        written = _Hashing(raw)
+        with tarfile.TarFile(
+            fileobj=written,  # type: ignore[arg-type]  # writing needs write() and tell() only
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            copybufsize=1 << 20,
+        ) as out:
+            yield out, written
+
+
+class _Hashing:
+    """The file a layer tar is written to, with the sha256 and size of what went in."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._out.write(data)
+        self._digest.update(data)
+        self._size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._size
+
+    def layer(self, path: Path) -> LayerFile:
+        return LayerFile(diff_id="sha256:" + self._digest.hexdigest(), path=path, size=self._size)
 
 
 def layer_file(path: Path) -> LayerFile:
