@@ -236,9 +236,17 @@ class Cache:
         return Path(tempfile.mkdtemp(dir=self._trees, prefix=prefix))
 
     def store_layer(self, tar: Path, diff_id: str) -> Path:
-        """Move a finished layer tar into place (atomic: same filesystem)."""
+        """Move a finished layer tar into place (atomic: same filesystem).
+
+        A layer already there has the same bytes (it is named by them), so the new tar is
+        dropped instead: renaming over it would make ext4 write the new file out first
+        (its replace-by-rename safeguard), ~0.4 s for codex's 423 MB rebuilt unchanged.
+        """
         dest = self.layer_path(diff_id)
-        tar.replace(dest)
+        if dest.is_file():
+            tar.unlink()
+        else:
+            tar.replace(dest)
         return dest
 
     def entry(self, key: str) -> NodeEntry | None:
