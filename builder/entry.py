@@ -35,10 +35,9 @@ def main() -> None:
         return
     from builder import noop
 
-    spec_file = Path(options.get("file", "sandbox.toml")).absolute()
-    cache = options.get("cache_dir")
-    cache_dir = Path(cache).absolute() if cache else default_cache_dir(spec_file)
-    if noop.replay(spec_file=spec_file, cache_dir=cache_dir, as_json="json" in options):
+    spec_file, cache_dir = _paths(options)
+    cache = cache_dir or default_cache_dir(spec_file)
+    if noop.replay(spec_file=spec_file, cache_dir=cache, as_json="json" in options):
         return
     from builder.buildrun import run_build
     from builder.errors import BuilderError
@@ -92,12 +91,21 @@ def build_options(argv: list[str]) -> dict[str, str] | None:
 def _request(options: dict[str, str]) -> BuildRequest:
     from builder.buildrun import BuildRequest
 
-    cache_dir = options.get("cache_dir")
+    spec_file, cache_dir = _paths(options)
     return BuildRequest(
-        spec_file=Path(options.get("file", "sandbox.toml")).absolute(),
-        cache_dir=Path(cache_dir).absolute() if cache_dir else None,
+        spec_file=spec_file,
+        cache_dir=cache_dir,
         as_json="json" in options,
         jobs=int(options.get("jobs", "2")),
+    )
+
+
+def _paths(options: dict[str, str]) -> tuple[Path, Path | None]:
+    """The spec file and the cache dir the options name (absolute; None: the default)."""
+    cache_dir = options.get("cache_dir")
+    return (
+        Path(options.get("file", "sandbox.toml")).absolute(),
+        Path(cache_dir).absolute() if cache_dir else None,
     )
 
 
