@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from builder.atomic import write_atomic
 from builder.errors import CacheError, RegistryError
-from builder.lockfile import write_atomic
 
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 GZIP_LAYER_TYPES = frozenset({GZIP_LAYER, "application/vnd.docker.image.rootfs.diff.tar.gzip"})

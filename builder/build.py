@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import assemble, history
+from builder.atomic import write_atomic
 from builder.cache import Cache, NodeEntry
 from builder.engine import Engine
 from builder.errors import LockError
@@ -23,7 +24,7 @@ from builder.execute import Executor, NodeOutcome, Remote
 from builder.export import deps_mounts
 from builder.keys import sha256_of
 from builder.loading import IMAGE_LABEL, load_image
-from builder.lockfile import Lock, NodeLock, lock_path, read, write_atomic
+from builder.lockfile import Lock, NodeLock, lock_path, read
 from builder.overlay import make_overlay, overlay_text, write_overlay
 from builder.plan import make_plan
 from builder.platforms import host_platform

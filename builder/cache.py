@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from builder import scratch
+from builder.atomic import atomic_file, write_atomic
 from builder.errors import CacheError
-from builder.lockfile import atomic_file, write_atomic
 
 ENTRY_VERSION = 1
 _STALE_TEMP = 3600.0  # seconds after which a store temp file is left over from a killed copy

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from builder import history, proc
+from builder.atomic import write_atomic
 from builder.buildrun import (
     BuildRequest,
     EngineFactory,
@@ -180,7 +181,7 @@ def lock(
     text = lockfile.dumps(new)
     changed = not path.exists() or path.read_text() != text
     if changed:
-        lockfile.write_atomic(path, text.encode())
+        write_atomic(path, text.encode())
     state = "wrote" if changed else "unchanged:"
     typer.echo(f"{state} {path} ({time.monotonic() - started:.1f}s)", err=True)
     _warn_floating(spec, new)

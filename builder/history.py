@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from builder.atomic import write_atomic
 from builder.cache import Cache
-from builder.lockfile import NodeLock, write_atomic
+from builder.lockfile import NodeLock
 
 RECORD_VERSION = 1
 

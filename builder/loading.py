@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 from builder import assemble
+from builder.atomic import write_atomic
 from builder.cache import Cache, Layer
 from builder.engine import Engine
 from builder.errors import BuildError
-from builder.lockfile import write_atomic
 
 STAGE_REPO = "sandbox-stage"
 STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by

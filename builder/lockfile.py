@@ -7,14 +7,12 @@ key from the inputs, so a hand-edited pin is caught before it is used.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from builder.atomic import write_atomic
 from builder.errors import LockError
 from builder.keys import RECIPES, node_key, older_recipe
 from builder.tomlread import read_toml
@@ -104,38 +102,6 @@ def _to_toml(value: Any) -> Any:
 def write(lock: Lock, path: Path) -> None:
     """Write atomically: readers see the old lock or the new one, never half of one."""
     write_atomic(path, dumps(lock).encode())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """`data` at `path`, whole or not at all; a file that already holds exactly `data` is
-    left alone (a no-op build rewrites nothing, and pays no fsync)."""
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
-    except OSError:
-        pass  # missing or unreadable: write it
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as out:
-        out.write(data)
-
-
-@contextmanager
-def atomic_file(path: Path, *, scratch: Path | None = None) -> Iterator[BinaryIO]:
-    """A file to write that appears at `path` whole (synced, mode 644) when the block ends,
-    and not at all if it fails. The temp file is made in `scratch` (default: path's folder),
-    which must be on path's filesystem."""
-    folder = scratch or path.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read(path: Path, *, older_recipes_ok: bool = False) -> Lock:

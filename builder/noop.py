@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from builder import dockersock
+from builder.atomic import write_atomic
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (2.5 ms)
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ def replay(*, spec_file: Path, cache_dir: Path, as_json: bool) -> bool:
                 return False
             if not _engine_has(socket_path, record["image"], record["tags"]):
                 return False
-            _restore(Path(record["overlay"]), record["overlay_text"])
+            # Back to what a plain build writes, if a publish pinned its digest there.
+            write_atomic(Path(record["overlay"]), record["overlay_text"].encode())
     except (OSError, KeyError, TypeError):
         return False
     sys.stderr.write(f"{record['stderr']} in {time.monotonic() - started:.1f}s\n")
@@ -93,8 +95,6 @@ def record(
     overlay (path, text) is not checked but written back by the replay when it differs: a
     publish pins the registry digest there, and the plain build after it, the image ID.
     """
-    from builder.lockfile import write_atomic
-
     path = cache_dir / RECORD
     checked_at = time.time_ns()
     stats = _stats([*inputs, *outputs, *_code_files()])
@@ -103,7 +103,6 @@ def record(
         path.unlink(missing_ok=True)
         return
     data = {
-        "version": VERSION,
         "context": _context(spec_file, cache_dir),
         "files": stats,
         "image": image_id,
@@ -115,18 +114,6 @@ def record(
         "json": json.dumps(as_json, indent=2),
     }
     write_atomic(path, json.dumps(data).encode())
-
-
-def _restore(path: Path, text: str) -> None:
-    """Give the file at `path` this text (atomically) unless it has it already."""
-    try:
-        if path.read_text() == text:
-            return
-    except (OSError, ValueError):
-        pass
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text)
-    temp.replace(path)
 
 
 def _context(spec_file: Path, cache_dir: Path) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from builder.lockfile import write_atomic
+from builder.atomic import write_atomic
 from builder.spec import SandboxSpec
 
 

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from builder.lockfile import Lock, write_atomic
+from builder.atomic import write_atomic
+from builder.lockfile import Lock
 from builder.sbom.cyclonedx import cyclonedx_document
 from builder.sbom.inventory import NAMESPACE, Package, lock_digest, packages, purl
 from builder.sbom.spdx import TOOL, spdx_document
