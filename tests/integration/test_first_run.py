@@ -127,7 +127,7 @@ def test_pinned_requirements_without_hashes_lock_with_hashes_and_install_exactly
     pins = _pins(project, "deps.ds")
     assert pins["numpy"] == "2.2.6"
     assert pins["pandas"] == "2.3.3"
-    assert {"python-dateutil", "pytz", "six", "tzdata"} <= set(pins)
+    assert {"python-dateutil", "pytz", "tzdata"} <= set(pins)  # the closure
     lock = tomllib.loads(project.lock.read_text())
     [platform] = lock["platforms"].values()
     assert all(len(p["sha256"]) == 64 for p in platform["nodes"]["deps.ds"]["inputs"]["pins"])
