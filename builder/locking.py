@@ -31,7 +31,7 @@ from builder.recipes.common import StepContext
 from builder.resolve.apt import APT_RUNTIMES, resolve_system, system_request
 from builder.resolve.base import resolve_base
 from builder.resolve.deps import lock_dep
-from builder.resolve.tools import resolve_npm_tools, resolve_pip_tools
+from builder.resolve.tools import resolve_npm_tools, resolve_pip_closures, resolve_pip_tools
 from builder.spec import Spec
 
 
@@ -267,10 +267,15 @@ class _Locker:
         if todo:
             self.progress.say(f"  resolving tools.pip ({', '.join(sorted(todo))}) ...")
             tools.update(resolve_pip_tools(self._context("tools.pip"), todo))
-        else:
-            self.progress.say("  kept      tools.pip")
         closure = sum(len(t["packages"]) for t in tools.values())
-        self.progress.say(f"  resolved  tools.pip ({len(tools)} tools, {closure} packages)")
+        summary = f"{len(tools)} tools, {closure} packages"
+        if not todo:
+            self.progress.say(f"  kept      tools.pip ({summary})")
+        elif len(todo) < len(tools):
+            kept = ", ".join(sorted(set(tools) - set(todo)))
+            self.progress.say(f"  resolved  tools.pip ({summary}; kept {kept})")
+        else:
+            self.progress.say(f"  resolved  tools.pip ({summary})")
         return {"python": python, "tools": dict(sorted(tools.items()))}
 
     def _lock_npm(self) -> Mapping[str, Any]:
@@ -298,16 +303,32 @@ class _Locker:
         dep = next(d for d in self.spec.deps if f"deps.{d.name}" == name)
         runtime = "node" if dep.manager in ("npm", "pnpm") else "python"
         old = self.previous.get(name)
+
+        def resolve_pip(requirements: str, constraints: str | None) -> list[dict[str, str]]:
+            self.progress.say(f"  resolving {name} (pip: requirements.txt) ...")
+            closures = resolve_pip_closures(
+                self._context(name),
+                name,
+                {dep.name: requirements},
+                what=f"resolving {name}",
+                constraints=constraints,
+            )
+            return closures[dep.name]
+
         inputs = lock_dep(
             dep,
             runtime_version=self._runtime_version(runtime),
             old=old.inputs if old else None,
             update=self.wanted(name, [dep.name, dep.manager]),
+            update_names=self.update,
             platform=self.platform,
             downloads=self.cache.downloads,
             project_dir=self.spec.project_dir,
+            resolve_pip=resolve_pip,
         )
-        self.progress.say(f"  resolved  {name} ({dep.manager}, {dep.mode})")
+        pinned = f", {len(inputs['pins'])} packages pinned" if "pins" in inputs else ""
+        done = "kept    " if old is not None and dict(old.inputs) == inputs else "resolved"
+        self.progress.say(f"  {done}  {name} ({dep.manager}, {dep.mode}{pinned})")
         return inputs
 
     # -- helpers -----------------------------------------------------------------------------

@@ -5,8 +5,15 @@ exit code and first lines of output printed between markers. Which programs: bas
 git (what every agent needs), each declared runtime with the flag it answers to, the npm
 tools' executables (the `bin` of each top-level package in the lock), every executable pip
 put on PATH (found in the image, so a broken link shows), each `[tools.bin]` executable, and
-what the overlay relies on (iptables, getent, awk for an egress allowlist). A tool is run with
-`--version`, else `--help`: some answer only one of them.
+what the overlay relies on (iptables, getent, awk for an egress allowlist), and the Python
+libraries a `[deps]` pip tree installs for the image's python3 (each requested distribution's
+top-level modules imported). A tool is run with `--version`, else `--help`: some answer only
+one of them.
+
+What the user asked for must pass: the pip tool's own program (the executable named like the
+tool; all of its executables when none is), each npm tool's `bin`, each `[tools.bin]`, each
+requested library. Other executables a pip tool brings (mypy's mypyc, stubgen, ...) are run
+too, but a failure there is a warning: the user never asked for them.
 """
 
 from __future__ import annotations
@@ -65,6 +72,28 @@ done
 """
 
 
+# Run by the image's python3 with distribution names: import each one's top-level modules
+# (top_level.txt, else the packages and modules its RECORD installs), the one named like it
+# when there is one.
+_IMPORT = r"""
+import importlib, importlib.metadata as md, re, sys
+for name in sys.argv[1:]:
+    dist = md.distribution(name)
+    tops = (dist.read_text("top_level.txt") or "").split()
+    if not tops:
+        for f in dist.files or []:
+            part = f.parts[0]
+            if len(f.parts) == 1 and part.endswith((".py", ".so")):
+                tops.append(part.split(".")[0])
+            elif len(f.parts) > 1 and f.parts[1] == "__init__.py":
+                tops.append(part)
+    own = [t for t in tops if re.sub(r"[-_.]+", "-", t).lower() == name]
+    for top in own or sorted({t for t in tops if not t.startswith("_")}):
+        importlib.import_module(top)
+        print("imported", top, "from", dist.metadata["Name"], dist.version)
+"""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Probe:
     check: str  # what the report calls it, e.g. "runtime.node" or "tools.npm tsc"
@@ -100,6 +129,11 @@ def plan_probes(spec: Spec, nodes: Mapping[str, NodeLock]) -> Plan:
     for tool in spec.tools.bin:
         exe = tool.binary or tool.name
         probes.append(Probe(check=f"tools.bin.{tool.name}", argv=(exe,), tool=True))
+    for name, node in sorted(nodes.items()):
+        if name.startswith("deps.") and node.inputs.get("mode") != "store":
+            for library in node.inputs.get("requires", []):
+                argv = ("python3", "-c", _IMPORT, library)
+                probes.append(Probe(check=f"{name} import {library}", argv=argv))
     if spec.sandbox.egress_allowlist:
         probes += [
             Probe(check="overlay iptables", argv=("iptables", "--version")),
@@ -218,7 +252,8 @@ def run_probes(
         tail = " | ".join(output.strip().splitlines()[-3:])
         msg = f"the check script could not run in {ref} as uid {CHECK_UID} (exit {code}): {tail}"
         raise CheckError(msg)
-    results += [_interpret(o, pip) for o in outcomes]
+    asked = _asked_for(pip)
+    results += [_interpret(o, pip, asked) for o in outcomes]
     results += [
         CheckResult(
             check=f"tools.pip {tool}",
@@ -235,12 +270,30 @@ def run_probes(
     return results
 
 
-def _interpret(outcome: Outcome, pip: Mapping[str, list[str]]) -> CheckResult:
+def _asked_for(pip: Mapping[str, list[str]]) -> set[str]:
+    """The pip executables the user asked for: each tool's own program (named like the tool),
+    or all of a tool's executables when none is."""
+    asked: set[str] = set()
+    for tool, exes in pip.items():
+        own = [e for e in exes if _canonical(e) == _canonical(tool)]
+        asked.update(own or exes)
+    return asked
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _interpret(
+    outcome: Outcome, pip: Mapping[str, list[str]], asked: set[str] | None = None
+) -> CheckResult:
     check = outcome.check
+    extra = False  # an executable a pip tool brings that nobody asked for
     if check.startswith("tools.pip "):
         exe = check.removeprefix("tools.pip ")
         owner = next((tool for tool, exes in pip.items() if exe in exes), exe)
         check += f" ({owner})" if owner != exe else ""
+        extra = asked is not None and exe not in asked
     first = outcome.output[0][:100] if outcome.output else ""
     if outcome.code == 0:
         return CheckResult(check=check, ok=True, detail=first or "ran")
@@ -249,4 +302,8 @@ def _interpret(outcome: Outcome, pip: Mapping[str, list[str]]) -> CheckResult:
         126: f"not executable by uid {CHECK_UID}",
         127: "not found on PATH",
     }.get(outcome.code, f"exit {outcome.code}")
-    return CheckResult(check=check, ok=False, detail=f"{hint}: {first}" if first else hint)
+    detail = f"{hint}: {first}" if first else hint
+    if extra:
+        detail = f"warning: {detail} (brought by {owner}, not asked for)"
+        return CheckResult(check=check, ok=True, detail=detail, warning=True)
+    return CheckResult(check=check, ok=False, detail=detail)

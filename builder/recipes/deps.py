@@ -3,8 +3,10 @@
 Everything lands under P = /opt/sandbox/deps/<name>. The project's files are checked against
 the sha256 sandbox.lock holds, handed in read-only, and the manager runs in its frozen mode
 (`pnpm install --frozen-lockfile`, `npm ci`, `pip --require-hashes`, `uv sync --frozen`), so
-the tree is exactly the project's lock. pnpm and uv themselves come from sandbox.lock's pins,
-unpacked on the host and copied to P/pnpm (run by P/bin/pnpm) and P/bin/uv.
+the tree is exactly the project's lock; a pip requirements.txt without hashes is installed
+from the closure sandbox.lock pins for it (`pins`, `--no-deps`). pnpm and uv themselves come
+from sandbox.lock's pins, unpacked on the host and copied to P/pnpm (run by P/bin/pnpm) and
+P/bin/uv.
 
 Two things can be built, and the node's env points at them:
 - the tree (modes `install` and `mount`): P/node_modules or P/venv, on PATH (and NODE_PATH
@@ -31,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from builder import downloads
+from builder import downloads, managers
 from builder.engine import Mount
 from builder.errors import BuildError
 from builder.layout import DEPS_PREFIX, TREES
@@ -48,6 +50,7 @@ from builder.unpack import unpack
 PREFIX = DEPS_PREFIX
 TOOL_DIR = "/tmp/sandbox-builder-tool"  # pnpm's package or uv's binaries, read-only
 WORK = "/tmp/sandbox-builder-work"  # a scratch project for store steps; dropped
+LOCKED_REQUIREMENTS = "sandbox-locked-requirements.txt"  # the `pins` of an unhashed file
 _QUIET = {
     "npm_config_update_notifier": "false",
     "npm_config_fund": "false",
@@ -108,6 +111,8 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
     store = inputs["mode"] == "store"
     tree = not store or bool(inputs.get("mount"))
     files = {**_project_files(ctx, node), "pin-times.js": _PIN_TIMES}
+    if "pins" in inputs:  # a plain requirements.txt: install the closure sandbox.lock pins
+        files[LOCKED_REQUIREMENTS] = managers.pip_requirements(inputs["pins"])
     script, step_env, mounts = {
         "pnpm": _pnpm,
         "npm": _npm,
@@ -240,6 +245,8 @@ def _npm(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) 
 
 def _pip(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) -> Script:
     requirements = f"--require-hashes -r {INPUT_DIR}/requirements.txt"
+    if "pins" in inputs:
+        requirements = f"--require-hashes --no-deps -r {INPUT_DIR}/{LOCKED_REQUIREMENTS}"
     lines: list[str] = []
     source = ""
     if how["store"]:

@@ -2,7 +2,10 @@
 
 The project's own lockfile already pins the tree, so sandbox.lock records its files' sha256
 (a changed lockfile makes the node rebuild) and pins only what the build needs besides them:
-the package manager. npm and pip ship with their runtime. pnpm comes from the npm registry:
+the package manager. npm and pip ship with their runtime. A pip `requirements.txt` whose every
+line carries `--hash` is used as it is; one without hashes (plain `==` pins or ranges, what
+most projects have) is resolved here, as `tools.pip` is, and its whole closure pinned with
+sha256 in sandbox.lock (`pins`): the build installs exactly those. pnpm comes from the npm registry:
 the version package.json's `packageManager` names, else the newest release of a major that
 reads the lockfile's `lockfileVersion` and runs on the image's node. uv comes from PyPI as
 the manylinux wheel of the platform: the version `[tool.uv] required-version` pins exactly,
@@ -17,7 +20,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -38,20 +41,27 @@ _LOCKFILE_VERSION = re.compile(r"""^lockfileVersion:\s*['"]?([0-9.]+)""", re.MUL
 _ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 
 
+# requirements file text, constraints file text (or None) -> the closure's pins
+PipResolver = Callable[[str, str | None], list[dict[str, str]]]
+
+
 def lock_dep(
     dep: DepSpec,
     *,
     runtime_version: str,
     old: Mapping[str, Any] | None,
     update: bool,
+    update_names: Sequence[str] | None,
     platform: str,
     downloads: Path,
     project_dir: Path,
+    resolve_pip: PipResolver,
 ) -> dict[str, Any]:
     """The locked inputs of node `deps.<name>` (see the module docstring for what is pinned).
 
     `project_dir` is the folder holding sandbox.toml; the files' hashes, read when the spec
-    was loaded, prove they did not change since.
+    was loaded, prove they did not change since. `update` says `lock --update` names the
+    node; `update_names` are the names it was given (a pinned package among them moves alone).
     """
     folder = _project_folder(dep, project_dir)
     _check_mode(dep)
@@ -64,8 +74,16 @@ def lock_dep(
     }
     if dep.mount:
         inputs["mount"] = dep.mount
-    if dep.manager == "pip":
-        check_hashed(folder / "requirements.txt", dep)
+    if dep.manager == "pip" and not requirements_hashed(folder / "requirements.txt", dep):
+        inputs["requires"] = requirement_names(folder / "requirements.txt")
+        inputs["pins"] = _pip_pins(
+            folder / "requirements.txt",
+            inputs,
+            old=old,
+            update=update,
+            update_names=update_names,
+            resolve=resolve_pip,
+        )
     if dep.manager in ("pnpm", "uv"):
         what = f"deps.{dep.name}"
         if dep.manager == "pnpm":
@@ -111,31 +129,72 @@ def _check_mode(dep: DepSpec) -> None:
 # -- pip ---------------------------------------------------------------------------------------
 
 
-def check_hashed(path: Path, dep: DepSpec) -> None:
-    """Every requirement of `path` must be pinned with `==` and carry `--hash`."""
+def requirements_hashed(path: Path, dep: DepSpec) -> bool:
+    """Whether every requirement of `path` is pinned with `==` and carries `--hash` (the file
+    is installed as it is), or none carries a hash (sandbox lock pins its closure)."""
     where = f"{dep.path}/requirements.txt"
     unhashed: list[str] = []
+    hashed = 0
     for line in _logical_lines(path.read_text(encoding="utf-8", errors="replace")):
         if line.startswith(("-r", "--requirement", "-c", "--constraint")):
             msg = (
                 f"{where}: `{line}` includes another file, which [deps.{dep.name}] does not "
-                "hand to the build. Compile everything into this one file with "
-                "`pip-compile --generate-hashes` or `uv pip compile --generate-hashes`"
+                "hand to the build. Put every requirement into this one file"
             )
             raise ResolutionError(msg)
         if line.startswith("-") and not line.startswith(("-e", "--editable")):
             continue  # an option line: --index-url, --find-links, ...
         requirement = line.split(" -", 1)[0]
-        if not re.search(r"--hash[= ]", line) or not re.search(r"==|@", requirement):
+        if re.search(r"--hash[= ]", line) and re.search(r"==|@", requirement):
+            hashed += 1
+        else:
             unhashed.append(requirement)
-    if unhashed:
+    if hashed and unhashed:
         shown = ", ".join(unhashed[:5]) + (" ..." if len(unhashed) > 5 else "")
         msg = (
-            f"{where}: {len(unhashed)} requirement(s) are not pinned with == and --hash "
-            f"({shown}). [deps.{dep.name}] installs with --require-hashes; regenerate the file "
-            "with `pip-compile --generate-hashes` or `uv pip compile --generate-hashes`"
+            f"{where}: {len(unhashed)} requirement(s) have no --hash ({shown}) while the "
+            f"others do. Either give every line its hashes (`pip-compile --generate-hashes`), "
+            "or drop them all and let `sandbox lock` pin the closure with hashes"
         )
         raise ResolutionError(msg)
+    return hashed > 0
+
+
+def requirement_names(path: Path) -> list[str]:
+    """The distributions a requirements file names (normalized, sorted): what was asked for."""
+    names = set()
+    for line in _logical_lines(path.read_text(encoding="utf-8", errors="replace")):
+        found = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if found and not line.startswith("-"):
+            names.add(re.sub(r"[-_.]+", "-", found[1]).lower())
+    return sorted(names)
+
+
+def _pip_pins(
+    path: Path,
+    inputs: Mapping[str, Any],
+    *,
+    old: Mapping[str, Any] | None,
+    update: bool,
+    update_names: Sequence[str] | None,
+    resolve: PipResolver,
+) -> list[dict[str, str]]:
+    """The closure of an unhashed requirements file: the old pins while the file and python
+    are the same and no update asks; `lock --update <package>` moves that package (and what
+    it needs), the other pins held as constraints; an update of the node moves them all."""
+    before = list(old.get("pins", [])) if old else []
+    same = bool(before) and all(
+        old is not None and old.get(k) == inputs[k] for k in ("files", "runtime")
+    )
+    named = {re.sub(r"[-_.]+", "-", n).lower() for n in update_names or ()}
+    moving = {p["name"] for p in before if p["name"] in named}
+    if same and not update and not moving:
+        return before
+    constraints = None
+    if same and not update:
+        held = [p for p in before if p["name"] not in moving]
+        constraints = "".join(f"{p['name']}=={p['version']}\n" for p in held)
+    return resolve(path.read_text(encoding="utf-8"), constraints)
 
 
 def _logical_lines(text: str) -> list[str]:

@@ -24,7 +24,7 @@ from builder.recipes.common import (
 _PIP_RESOLVE = """python3 -m venv /tmp/resolver
 for req in {names}; do
   /tmp/resolver/bin/pip install --quiet --disable-pip-version-check --dry-run \\
-    --ignore-installed --report /tmp/report.json -r "{input}/$req.txt"
+    --ignore-installed --report /tmp/report.json -r "{input}/$req.txt" {constraints}
   echo "@@report $req"
   cat /tmp/report.json
   echo
@@ -44,30 +44,54 @@ echo @@end
 
 def resolve_pip_tools(ctx: StepContext, requirements: Mapping[str, str]) -> dict[str, Any]:
     """tool -> {requirement, packages: [{name, version, sha256}]} for each requirement."""
-    files = {f"{tool}.txt": req + "\n" for tool, req in requirements.items()}
-    script = _PIP_RESOLVE.format(names=" ".join(sorted(requirements)), input=INPUT_DIR)
-    with run_in_stage(
-        ctx,
-        "tools.pip",
-        script,
-        what="resolving pip tools",
-        files=files,
-        mounts=[download_cache_mount(ctx.cache, "pip", "/root/.cache/pip")],
-        error=ResolutionError,
-    ):
-        log = ctx.cache.log_path("tools.pip").read_text(errors="replace")
-    reports = _sections(log, "@@report ")
+    files = {tool: req + "\n" for tool, req in requirements.items()}
+    closures = resolve_pip_closures(ctx, "tools.pip", files, what="resolving pip tools")
     return {
-        tool: {"requirement": req, "packages": _pip_pins(tool, reports.get(tool, ""))}
+        tool: {"requirement": req, "packages": closures[tool]}
         for tool, req in sorted(requirements.items())
     }
 
 
-def _pip_pins(tool: str, text: str) -> list[dict[str, str]]:
+def resolve_pip_closures(
+    ctx: StepContext,
+    node: str,
+    requirements: Mapping[str, str],
+    *,
+    what: str,
+    constraints: str | None = None,
+) -> dict[str, list[dict[str, str]]]:
+    """key -> the closure pip resolves for requirements file text `requirements[key]`.
+
+    Each file is resolved on its own, in a container of `node`'s parents (the very python the
+    image runs); `constraints` (a constraints file's text) holds pins to keep where they fit.
+    """
+    files = {f"{key}.txt": text for key, text in requirements.items()}
+    extra = ""
+    if constraints is not None:
+        files["constraints.pip"] = constraints
+        extra = f'-c "{INPUT_DIR}/constraints.pip"'
+    script = _PIP_RESOLVE.format(
+        names=" ".join(sorted(requirements)), input=INPUT_DIR, constraints=extra
+    )
+    with run_in_stage(
+        ctx,
+        node,
+        script,
+        what=what,
+        files=files,
+        mounts=[download_cache_mount(ctx.cache, "pip", "/root/.cache/pip")],
+        error=ResolutionError,
+    ):
+        log = ctx.cache.log_path(node).read_text(errors="replace")
+    reports = _sections(log, "@@report ")
+    return {key: _pip_pins(node, key, reports.get(key, "")) for key in sorted(requirements)}
+
+
+def _pip_pins(node: str, tool: str, text: str) -> list[dict[str, str]]:
     try:
         report = json.loads(text)
     except json.JSONDecodeError:
-        msg = f"tools.pip: pip gave no resolution report for {tool}; see the log"
+        msg = f"{node}: pip gave no resolution report for {tool}; see the log"
         raise ResolutionError(msg) from None
     pins = []
     for item in report.get("install", []):
@@ -79,7 +103,7 @@ def _pip_pins(tool: str, text: str) -> list[dict[str, str]]:
         name, version = item["metadata"]["name"], item["metadata"]["version"]
         if not sha:
             msg = (
-                f"tools.pip: {tool} needs {name} {version} from {info.get('url', '?')}, which "
+                f"{node}: {tool} needs {name} {version} from {info.get('url', '?')}, which "
                 "has no sha256 (a VCS or local requirement?). Use a release from the index"
             )
             raise ResolutionError(msg)

@@ -453,3 +453,52 @@ def test_a_script_that_cannot_run_is_a_check_error(tmp_path: Path) -> None:
 
     assert "no such file" in str(caught.value)
     assert caught.value.exit_code == 5
+
+
+def test_a_failing_program_nobody_asked_for_is_a_warning_the_tools_own_a_failure(
+    tmp_path: Path,
+) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    fake = FakeProber(
+        "@@pip mypy mypy\n@@probe 1 tools.pip mypy\n@@out Traceback\n"
+        "@@pip mypy mypyc\n@@probe 1 tools.pip mypyc\n@@out No module named 'setuptools'\n"
+        "@@pip httpie http\n@@probe 2 tools.pip http\n@@out boom\n"
+        "@@pip ruff ruff\n@@probe 0 tools.pip ruff\n@@out ruff 0.6\n"
+    )
+    nodes = _nodes()
+    nodes["tools.pip"] = NodeLock(
+        name="tools.pip",
+        kind="tools",
+        key="k",
+        parents=(),
+        inputs={"tools": {"mypy": {}, "httpie": {}, "ruff": {}}},
+    )
+
+    results = run_probes(engine=fake, cache=cache, spec=_spec(), nodes=nodes, ref="img")
+
+    got = {r.check: (r.ok, r.warning) for r in results}
+    assert got["tools.pip mypy"] == (False, False)  # the program asked for
+    assert got["tools.pip mypyc (mypy)"] == (True, True)  # brought along: a warning
+    assert got["tools.pip http (httpie)"] == (False, False)  # no `httpie` program: all count
+    assert got["tools.pip ruff"] == (True, False)
+    assert "not asked for" in next(r.detail for r in results if r.check.endswith("(mypy)"))
+
+
+def test_libraries_of_an_installed_pip_tree_are_imported_by_the_images_python() -> None:
+    deps = {
+        "deps.ds": {"mode": "install", "requires": ["numpy", "scikit-learn"]},
+        "deps.warm": {"mode": "store", "requires": ["six"]},
+    }
+    nodes = {
+        name: NodeLock(name=name, kind="deps", key="k", parents=(), inputs=inputs)
+        for name, inputs in deps.items()
+    }
+
+    plan = probes.plan_probes(_spec(), nodes)
+
+    imports = [(p.check, p.argv[0], p.argv[-1]) for p in plan.probes if "import" in p.check]
+    assert imports == [
+        ("deps.ds import numpy", "python3", "numpy"),
+        ("deps.ds import scikit-learn", "python3", "scikit-learn"),
+    ]

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -47,15 +48,33 @@ def project(root: Path, manager: str, files: dict[str, str], **spec: Any) -> Dep
     return DepSpec(name="app", manager=manager, path="app", files=digests, **spec)
 
 
+class FakePip:
+    """A pip resolver that records what it was asked and pins each line's name at 1.0."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+
+    def __call__(self, requirements: str, constraints: str | None) -> list[dict[str, str]]:
+        self.calls.append((requirements, constraints))
+        held = dict(line.split("==") for line in (constraints or "").split())
+        names = [re.split(r"[=<>~! ]", line)[0] for line in requirements.splitlines()]
+        return [
+            {"name": n, "version": held.get(n, f"{len(self.calls)}.0"), "sha256": "b" * 64}
+            for n in sorted(names)
+        ]
+
+
 def lock(dep: DepSpec, root: Path, *, old: dict[str, Any] | None = None, **kw: Any) -> Any:
     return deps.lock_dep(
         dep,
         runtime_version=kw.pop("runtime", NODE_18),
         old=old,
         update=kw.pop("update", False),
+        update_names=kw.pop("update_names", None),
         platform=kw.pop("platform", "linux/amd64"),
         downloads=root / "downloads",
         project_dir=root,
+        resolve_pip=kw.pop("resolve_pip", FakePip()),
     )
 
 
@@ -186,16 +205,45 @@ def test_hashed_requirements_lock_without_any_tool_pin(tmp_path: Path) -> None:
         ("-e ./lib", "-e ./lib"),
     ],
 )
-def test_a_requirement_without_pin_and_hash_is_refused(
-    tmp_path: Path, line: str, shown: str
-) -> None:
+def test_hashes_on_some_lines_only_are_refused(tmp_path: Path, line: str, shown: str) -> None:
     dep = project(tmp_path, "pip", {"requirements.txt": HASHED + line + "  # a comment\n"})
     with pytest.raises(ResolutionError) as caught:
         lock(dep, tmp_path)
     message = str(caught.value)
-    assert message.startswith("app/requirements.txt: 1 requirement(s)")
+    assert message.startswith("app/requirements.txt: 1 requirement(s) have no --hash")
     assert shown in message
-    assert "--generate-hashes" in message
+    assert "let `sandbox lock` pin the closure" in message
+
+
+PLAIN = "numpy==2.2.6\npandas>=2.2  # ranges too\n"
+
+
+def test_plain_requirements_are_resolved_and_their_closure_pinned(tmp_path: Path) -> None:
+    dep = project(tmp_path, "pip", {"requirements.txt": PLAIN}, mode="install")
+    pip = FakePip()
+    inputs = lock(dep, tmp_path, runtime="3.11.2-1+b1", resolve_pip=pip)
+    assert pip.calls == [(PLAIN, None)]
+    assert inputs["requires"] == ["numpy", "pandas"]
+    assert [(p["name"], p["version"]) for p in inputs["pins"]] == [
+        ("numpy", "1.0"),
+        ("pandas", "1.0"),
+    ]
+    again = FakePip()
+    assert lock(dep, tmp_path, runtime="3.11.2-1+b1", old=inputs, resolve_pip=again) == inputs
+    assert again.calls == []  # same file, same python: the pins are kept
+
+
+def test_update_of_one_package_holds_the_other_pins(tmp_path: Path) -> None:
+    dep = project(tmp_path, "pip", {"requirements.txt": PLAIN}, mode="install")
+    first = lock(dep, tmp_path, resolve_pip=FakePip())
+    pip = FakePip()
+    pip.calls.append(("", None))  # this resolver pins what moves at 2.0
+    moved = lock(dep, tmp_path, old=first, update_names=["NumPy"], resolve_pip=pip)
+    assert pip.calls[-1] == (PLAIN, "pandas==1.0\n")
+    assert {p["name"]: p["version"] for p in moved["pins"]} == {"numpy": "2.0", "pandas": "1.0"}
+    everything = FakePip()
+    lock(dep, tmp_path, old=first, update=True, update_names=[], resolve_pip=everything)
+    assert everything.calls == [(PLAIN, None)]
 
 
 def test_an_included_requirements_file_is_refused(tmp_path: Path) -> None:
