@@ -136,32 +136,33 @@ class _Locker:
     def _lock_base(self) -> Mapping[str, Any]:
         old_base = self.previous.get("base")
         request = _base_request(self.spec)
-        # An image base locked before its config was recorded is read again.
-        described = old_base is not None and (
-            "bootstrap" in old_base.inputs or "config" in old_base.inputs
-        )
-        if (
-            old_base
-            and described
-            and _same(old_base.inputs, request)
-            and not self.wanted("base", [])
-        ):
-            self.progress.say(f"  kept      base ({_describe_base(old_base.inputs)})")
-            return old_base.inputs
+        if old_base and _same(old_base.inputs, request) and not self.wanted("base", []):
+            if "bootstrap" in old_base.inputs or "config" in old_base.inputs:
+                self.progress.say(f"  kept      base ({_describe_base(old_base.inputs)})")
+                return old_base.inputs
+            # Locked before lock recorded what an image base has: keep its pin, read the rest.
+            pinned = {k: old_base.inputs[k] for k in ("image", "pinned", "epoch")}
+            return self._describe(pinned)
         self.progress.say("  resolving base ...")
         inputs = resolve_base(
             self.spec.base,
             platform=self.platform,
             engine=None if self.spec.base.bootstrap else self.engine(),
         )
-        if self.spec.base.image:
-            inputs |= describe_image(
-                image=self.spec.base.image,
-                pinned=inputs["pinned"],
-                platform=self.platform,
-                engine=self.engine(),
-                log=self.cache.log_path("base"),
-            )
+        return self._describe(inputs) if self.spec.base.image else self._resolved(inputs)
+
+    def _describe(self, pinned: Mapping[str, Any]) -> Mapping[str, Any]:
+        """An image base's inputs: its pin and what the image has (resolve/image.py)."""
+        described = describe_image(
+            image=str(pinned["image"]),
+            pinned=str(pinned["pinned"]),
+            platform=self.platform,
+            engine=self.engine(),
+            log=self.cache.log_path("base"),
+        )
+        return self._resolved({**pinned, **described})
+
+    def _resolved(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         self.progress.say(f"  resolved  base ({_describe_base(inputs)})")
         return inputs
 

@@ -291,3 +291,35 @@ def test_a_package_the_system_layer_upgrades_is_checked_at_the_new_version() -> 
         _check_apt_runtimes(
             spec, [{"name": "python3", "version": "3.13.1-1"}], base={"python3": "3.11.2-1+b1"}
         )
+
+
+def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
+    tmp_path: Path,
+) -> None:
+    from builder.cache import Cache
+    from builder.graph import build_graph
+    from builder.lockfile import NodeLock
+    from builder.locking import _Locker
+    from builder.progress import Progress
+
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    engine = _Engine()
+    spec = _spec()
+    old = {"image": spec.base.image, "pinned": "sha256:" + "1" * 64, "epoch": 0}
+    locker = _Locker(
+        spec=spec,
+        graph=build_graph(spec),
+        previous={"base": NodeLock(name="base", kind="base", key="k", parents=(), inputs=old)},
+        update=None,
+        cache=cache,
+        engine=lambda: engine,  # type: ignore[arg-type,return-value]
+        progress=Progress(quiet=True),
+        platform="linux/amd64",
+    )
+
+    inputs = locker._lock_base()
+
+    assert inputs["pinned"] == old["pinned"], "a moving tag is not re-pinned on the way"
+    assert inputs["config"] == {"Entrypoint": ["/entry"], "User": "node"}
+    assert engine.calls[0] == f"run {old['pinned']} network=False"
