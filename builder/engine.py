@@ -228,9 +228,10 @@ class DockerEngine:
     ) -> RunResult:
         """Run `script` with /bin/sh as root in a new container; keep it for `commit`.
 
-        The image's own Entrypoint and User do not apply (a base image's may be anything). A
-        container that cannot start (no /bin/sh in the image) exits 127, as a shell does for
-        a missing program, with the engine's reason in the log.
+        The image's own Entrypoint, User and HOME do not apply (a base image's may be
+        anything: an orchestrator's sets HOME to its agent's, where a tool's cache would land
+        outside its prefix). A container that cannot start (no /bin/sh in the image) exits
+        127, as a shell does for a missing program, with the engine's reason in the log.
         """
         api = self._client.api
         binds = {
@@ -243,7 +244,7 @@ class DockerEngine:
             image,
             entrypoint=["/bin/sh", "-ec"],
             command=[script],
-            environment=dict(env),
+            environment={"HOME": "/root", **env},
             user="0:0",
             host_config=host_config,
             labels={"sandbox-builder": "step"},

@@ -3,7 +3,7 @@
 The stand-in for risoluto-codex:latest is made here from the session's bootstrapped base with
 a tiny Dockerfile: python3 and git from Debian, Node.js 22 (with npm) under /usr/local as the
 node:22 images have it (not from dpkg), an ENTRYPOINT script, CMD ["bash", "-l"], ENV
-CODEX_HOME, a label, an EXPOSE, USER 1000:1000 and WORKDIR /home/agent; its uid 1000 is the
+CODEX_HOME and HOME (build steps must still cache under root's), a label, an EXPOSE, USER 1000:1000 and WORKDIR /home/agent; its uid 1000 is the
 base's `agent`. sandbox.toml then adds a Debian package, a pip tool and an npm tool with no
 [runtimes] at all, and no [image].user or workdir.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import tomllib
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3
 COPY node /usr/local/lib/nodejs
 RUN ln -s /usr/local/lib/nodejs/bin/node /usr/local/lib/nodejs/bin/npm /usr/local/bin/
 COPY risoluto-entry /usr/local/bin/risoluto-entry
-ENV CODEX_HOME=/home/agent/.codex
+ENV CODEX_HOME=/home/agent/.codex HOME=/home/agent
 LABEL org.example.orchestrator="risoluto stand-in"
 EXPOSE 4000
 USER 1000:1000
@@ -68,6 +69,7 @@ def stand_in(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     archive = runtimes.runtime_archive(node, downloads=downloads)
     runtimes.layout_runtime(node, archive, context / "node")
+    shutil.rmtree(context / "node" / "include")  # C headers: 67 MB the test does not need
     (context / "risoluto-entry").write_text(ENTRY)
     (context / "risoluto-entry").chmod(0o755)
     (context / "Dockerfile").write_text(DOCKERFILE.format(base=base_image))
