@@ -3,9 +3,10 @@
 The stand-in for risoluto-codex:latest is made here from the session's bootstrapped base with
 a tiny Dockerfile: python3 and git from Debian, Node.js 22 (with npm) under /usr/local as the
 node:22 images have it (not from dpkg), an ENTRYPOINT script, CMD ["bash", "-l"], ENV
-CODEX_HOME and HOME (build steps must still cache under root's), a label, an EXPOSE, USER 1000:1000 and WORKDIR /home/agent; its uid 1000 is the
-base's `agent`. sandbox.toml then adds a Debian package, a pip tool and an npm tool with no
-[runtimes] at all, and no [image].user or workdir.
+CODEX_HOME and HOME (build steps must still cache under root's), a label, an EXPOSE, USER
+1000:1000 and WORKDIR /home/agent; its uid 1000 is the base's `agent`. sandbox.toml then adds
+a Debian package, a pip tool and an npm tool with no [runtimes] at all, and no [image].user
+or workdir.
 """
 
 from __future__ import annotations
