@@ -1,11 +1,11 @@
 """Extending the orchestrator's own image, as the first seed's `FROM risoluto-codex:latest` does.
 
 The stand-in for risoluto-codex:latest is made here from the session's bootstrapped base with
-a tiny Dockerfile: python3 and git from Debian, Node.js 22 (with npm) under /usr/local as the
+a tiny Dockerfile: python3 from Debian, Node.js 22 (with npm) under /usr/local as the
 node:22 images have it (not from dpkg), an ENTRYPOINT script, CMD ["bash", "-l"], ENV
 CODEX_HOME and HOME (build steps must still cache under root's), a label, an EXPOSE, USER
 1000:1000 and WORKDIR /home/agent; its uid 1000 is the base's `agent`. sandbox.toml then adds
-a Debian package, a pip tool and an npm tool with no [runtimes] at all, and no [image].user
+Debian packages, a pip tool and an npm tool with no [runtimes] at all, and no [image].user
 or workdir.
 """
 
@@ -31,7 +31,7 @@ STAND_IN = "sandbox-test/risoluto-codex:latest"
 ENTRY = '#!/bin/sh\nexport RISOLUTO_ENTRY=ran\nexec "$@"\n'
 DOCKERFILE = """FROM {base}
 USER root
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 git \\
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 \\
  && rm -rf /var/lib/apt/lists/*
 COPY node /usr/local/lib/nodejs
 RUN ln -s /usr/local/lib/nodejs/bin/node /usr/local/lib/nodejs/bin/npm /usr/local/bin/
@@ -52,7 +52,7 @@ name = "sandbox-test/extended"
 image = "{base}"
 
 [system]
-packages = ["jq"]
+packages = ["git", "jq"]  # git: its .debs are in the tests' apt cache
 
 [tools]
 pip = ["ruff"]
