@@ -13,8 +13,10 @@ import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from builder.cache import Cache, Layer
+from builder.inherit import container_config
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -39,19 +41,15 @@ def image_config(
     user: str | None = None,
     workdir: str | None = None,
     labels: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> ImageConfig:
-    """The config of an image stacking `layers` (node name, layer) bottom first."""
+    """The config of an image stacking `layers` (node name, layer) bottom first, on a base
+    image whose config the lock recorded as `base` (builder/inherit.py: what it keeps)."""
     created = datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     os_name, arch = platform.split("/")
-    config: dict[str, object] = {
-        "Env": [f"{k}={v}" for k, v in sorted(env.items())],
-        "Cmd": ["/bin/bash"],
-        "Labels": dict(sorted((labels or {}).items())),
-    }
-    if user:
-        config["User"] = user
-    if workdir:
-        config["WorkingDir"] = workdir
+    config = container_config(
+        base=base or {}, env=env, labels=labels or {}, user=user or "", workdir=workdir or ""
+    )
     document = {
         "architecture": arch,
         "os": os_name,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from builder import assemble, history
+from builder import assemble, history, inherit
 from builder.atomic import write_atomic
 from builder.cache import Cache, NodeEntry
 from builder.engine import Engine
@@ -164,14 +164,16 @@ def build_project(
         f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
+    base = nodes["base"].inputs.get("config", {})
     config = assemble.image_config(
         layers=layers,
         env=env,
         platform=platform,
         epoch=lock.source_date_epoch,
-        user=spec.image.user,
-        workdir=spec.image.workdir,
+        user=inherit.effective_user(nodes["system"].inputs, base),
+        workdir=inherit.effective_workdir(nodes["system"].inputs, base),
         labels=labels,
+        base=base,
     )
     short = config.image_id.removeprefix("sha256:")[:12]
     tags = [f"{spec.image.name}:{short}", f"{spec.image.name}:latest"]

@@ -203,13 +203,16 @@ def _security_names(spec: Spec, cache: Cache) -> list[str]:
 
 
 def _warn_floating(spec: Spec, lock_: Lock) -> None:
-    """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway): stderr only."""
-    from builder.pinning import floating
+    """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway), and what the
+    base image provides or loses: stderr only."""
+    from builder.pinning import floating, inherited
     from builder.platforms import host_platform
 
     nodes = lock_.platforms.get(host_platform()) or next(iter(lock_.platforms.values()), {})
     for warning in floating(spec, nodes):
         typer.echo(f"warning: {warning}", err=True)
+    for note in inherited(spec, nodes):
+        typer.echo(f"note: {note}", err=True)
 
 
 @app.command()

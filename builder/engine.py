@@ -226,7 +226,13 @@ class DockerEngine:
         mounts: list[Mount],
         network: bool,
     ) -> RunResult:
-        """Run `script` with /bin/sh as root in a new container; keep it for `commit`."""
+        """Run `script` with /bin/sh as root in a new container; keep it for `commit`.
+
+        The image's own Entrypoint, User and HOME do not apply (a base image's may be
+        anything: an orchestrator's sets HOME to its agent's, where a tool's cache would land
+        outside its prefix). A container that cannot start (no /bin/sh in the image) exits
+        127, as a shell does for a missing program, with the engine's reason in the log.
+        """
         api = self._client.api
         binds = {
             m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts
@@ -236,8 +242,9 @@ class DockerEngine:
         )
         container = api.create_container(
             image,
-            command=["/bin/sh", "-ec", script],
-            environment=dict(env),
+            entrypoint=["/bin/sh", "-ec"],
+            command=[script],
+            environment={"HOME": "/root", **env},
             user="0:0",
             host_config=host_config,
             labels={"sandbox-builder": "step"},
@@ -245,7 +252,11 @@ class DockerEngine:
         cid = str(container["Id"])
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
-            api.start(cid)
+            try:
+                api.start(cid)
+            except self._errors.APIError as exc:
+                out.write(f"the container did not start: {_short(exc)}\n".encode())
+                return RunResult(container=cid, exit_code=127)
             for chunk in api.logs(cid, stream=True, follow=True):
                 out.write(chunk)
         code = int(api.wait(cid)["StatusCode"])

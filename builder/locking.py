@@ -22,6 +22,7 @@ from builder.engine import Engine
 from builder.errors import ResolutionError
 from builder.execute import Executor
 from builder.graph import LayerGraph, build_graph
+from builder.inherit import choose_user
 from builder.keys import node_key
 from builder.lockfile import Lock, NodeLock
 from builder.plan import ancestors, make_plan
@@ -31,8 +32,12 @@ from builder.recipes.common import StepContext
 from builder.resolve.apt import APT_RUNTIMES, resolve_system, system_request
 from builder.resolve.base import resolve_base
 from builder.resolve.deps import lock_dep
+from builder.resolve.image import BaseFacts, describe_image
 from builder.resolve.tools import resolve_npm_tools, resolve_pip_closures, resolve_pip_tools
 from builder.spec import Spec
+
+# The program a runtime's tools run, as the base's PATH has it (resolve/image.py).
+RUNTIME_PROGRAMS = {"python": "python3", "node": "node"}
 
 
 def lock_project(
@@ -132,26 +137,49 @@ class _Locker:
         old_base = self.previous.get("base")
         request = _base_request(self.spec)
         if old_base and _same(old_base.inputs, request) and not self.wanted("base", []):
-            self.progress.say(f"  kept      base ({_describe_base(old_base.inputs)})")
-            return old_base.inputs
+            if "bootstrap" in old_base.inputs or "config" in old_base.inputs:
+                self.progress.say(f"  kept      base ({_describe_base(old_base.inputs)})")
+                return old_base.inputs
+            # Locked before lock recorded what an image base has: keep its pin, read the rest.
+            pinned = {k: old_base.inputs[k] for k in ("image", "pinned", "epoch")}
+            return self._describe(pinned)
         self.progress.say("  resolving base ...")
         inputs = resolve_base(
             self.spec.base,
             platform=self.platform,
             engine=None if self.spec.base.bootstrap else self.engine(),
         )
+        return self._describe(inputs) if self.spec.base.image else self._resolved(inputs)
+
+    def _describe(self, pinned: Mapping[str, Any]) -> Mapping[str, Any]:
+        """An image base's inputs: its pin and what the image has (resolve/image.py)."""
+        described = describe_image(
+            image=str(pinned["image"]),
+            pinned=str(pinned["pinned"]),
+            platform=self.platform,
+            engine=self.engine(),
+            log=self.cache.log_path("base"),
+        )
+        return self._resolved({**pinned, **described})
+
+    def _resolved(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         self.progress.say(f"  resolved  base ({_describe_base(inputs)})")
         return inputs
 
     def _lock_system(self) -> Mapping[str, Any]:
         spec = self.spec
-        request = system_request(spec)
-        request_inputs = {
+        base = self.nodes["base"].inputs
+        request = system_request(spec, BaseFacts.of(base))
+        user = choose_user(spec.image, base)
+        request_inputs: dict[str, Any] = {
             "request": request,
-            "user": spec.image.user,
-            "uid": spec.image.uid,
-            "workdir": spec.image.workdir,
+            "user": user.user,
+            "workdir": user.workdir,
         }
+        if user.uid is not None:
+            request_inputs["uid"] = user.uid
+        if user.owner:
+            request_inputs["owner"] = user.owner
         # Not part of the request compared below: it changes the layer, not the apt closure,
         # so a lock made before it existed keeps its pins.
         setuid = {"allow_setuid": sorted(spec.image.allow_setuid)}
@@ -186,7 +214,7 @@ class _Locker:
                 image=self._stage(["base"]),
                 log_dir=self.cache.root / "logs",
             )
-            _check_apt_runtimes(spec, packages)
+        _check_apt_runtimes(spec, packages, base=BaseFacts.of(base).packages)
         self.progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
         return {**request_inputs, **setuid, "packages": packages}
 
@@ -342,7 +370,16 @@ class _Locker:
         for pin in self.nodes["system"].inputs["packages"]:
             if pin["name"] == package:
                 return str(pin["version"])
-        msg = f"{self.spec.path}: no {runtime} in the image. Add [runtimes] {runtime}"
+        base = BaseFacts.of(self.nodes["base"].inputs)
+        if package in base.packages:
+            return base.packages[package]
+        program = base.programs.get(RUNTIME_PROGRAMS[runtime])
+        if program is not None:
+            return str(program["version"])
+        msg = (
+            f"{self.spec.path}: no {runtime} in the image: neither the base nor the system "
+            f"layer has {RUNTIME_PROGRAMS[runtime]}. Add [runtimes] {runtime}"
+        )
         raise ResolutionError(msg)
 
     def _stage(self, names: list[str]) -> str:
@@ -387,9 +424,15 @@ def _npm_path_of(path: str, names: list[str]) -> bool:
     return any(path == f"node_modules/{n}" or path.endswith(f"/node_modules/{n}") for n in names)
 
 
-def _check_apt_runtimes(spec: Spec, packages: list[dict[str, Any]]) -> None:
-    """A runtime from apt must be the version the spec asks for, else say what apt has."""
-    versions = {p["name"]: p["version"] for p in packages}
+def _check_apt_runtimes(
+    spec: Spec, packages: list[dict[str, Any]], *, base: Mapping[str, str] | None = None
+) -> None:
+    """A runtime from apt must be the version the spec asks for, else say what apt has.
+
+    A package the base has installed (`base`: name -> version) and the system layer does not
+    upgrade is the base's version.
+    """
+    versions = {**(base or {}), **{p["name"]: p["version"] for p in packages}}
     for runtime in spec.runtimes:
         if runtime.provider != "apt":
             continue
@@ -429,4 +472,8 @@ def _describe_base(inputs: Any) -> str:
     if "bootstrap" in inputs:
         boot = inputs["bootstrap"]
         return f"debootstrap {boot['suite']}, {len(inputs['packages'])} packages"
-    return f"{inputs['image']} -> {inputs['pinned']}"
+    os = inputs.get("os", {})
+    has = [f"{os.get('id', '?')} {os.get('version_id', '')}".strip()]
+    has.append(f"{len(inputs.get('packages', []))} packages")
+    has += [f"{n} {p['version']}" for n, p in sorted(inputs.get("programs", {}).items())]
+    return f"{inputs['image']} -> {inputs['pinned']}; {', '.join(has)}"

@@ -1,8 +1,13 @@
-"""What in sandbox.toml floats: a moving base tag, a tool without an exact version.
+"""What lock tells a reviewer that sandbox.toml does not show.
 
-`sandbox lock` pins all of it anyway, so builds stay reproducible; but the next `lock
---update` may move it, and a reviewer reading sandbox.toml alone cannot see to what. So lock
-warns on stderr, saying what it pinned each one to and how to pin it in the spec itself.
+What floats: a moving base tag, a tool without an exact version. `sandbox lock` pins all of
+it anyway, so builds stay reproducible; but the next `lock --update` may move it, and a
+reviewer reading sandbox.toml alone cannot see to what. So lock warns on stderr, saying what
+it pinned each one to and how to pin it in the spec itself.
+
+What an image base provides (`inherited`): the base's config the image does not keep, who
+the image runs as when that is not simply `[image].user`, and the runtimes the base already
+has. Lock prints these as notes, derived from the lock each time, kept pins included.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from builder import patterns
+from builder import inherit, patterns
 from builder.lockfile import NodeLock
 from builder.managers import npm_dependency
+from builder.resolve.apt import APT_RUNTIMES
+from builder.resolve.image import BaseFacts
 from builder.spec import Spec
 
 # One exact version: `==1.2.3` or `===1.2.3`, no wildcard, no second clause.
@@ -71,3 +78,39 @@ def _npm_version(node: NodeLock | None, name: str) -> str | None:
         if package["path"] == f"node_modules/{name}":
             return str(package.get("version", "")) or None
     return None
+
+
+def inherited(spec: Spec, nodes: Mapping[str, NodeLock]) -> list[str]:
+    """One note per thing an image base provides or loses, as the lock has it."""
+    base, system = nodes.get("base"), nodes.get("system")
+    if base is None or system is None or "config" not in base.inputs:
+        return []
+    notes = inherit.dropped(base.inputs["config"])
+    user = inherit.choose_user(spec.image, base.inputs).note
+    notes += [user] if user else []
+    facts = BaseFacts.of(base.inputs)
+    installed = {p["name"] for p in system.inputs.get("packages", [])}
+    for runtime in spec.runtimes:
+        has = [
+            f"{p} {facts.packages[p]}"
+            for p in APT_RUNTIMES[runtime.name]
+            if p in facts.packages and p not in installed
+        ]
+        if runtime.provider == "apt" and has:
+            notes.append(
+                f"[runtimes].{runtime.name} (apt): the base has {', '.join(has)}; the image uses it"
+            )
+    layered = {n.removeprefix("runtime.") for n in nodes if n.startswith("runtime.")}
+    apt = {r.name for r in spec.runtimes if r.provider == "apt"}
+    for tools, wanted, package, program in (
+        ("tools.pip", "python", "python3", "python3"),
+        ("tools.npm", "node", "nodejs", "node"),
+    ):
+        if tools not in nodes or wanted in layered | apt or package in installed:
+            continue
+        if package in facts.packages:
+            notes.append(f"{tools} uses the base's {program} ({package} {facts.packages[package]})")
+        elif program in facts.programs:
+            found = facts.programs[program]
+            notes.append(f"{tools} uses the base's {found['path']} {found['version']}")
+    return notes

@@ -2,7 +2,8 @@
 
 One container runs one shell script: a probe per declared program, each under `timeout`, its
 exit code and first lines of output printed between markers. Which programs: bash, base64 and
-git (what every agent needs), each declared runtime with the flag it answers to, the npm
+git (what every agent needs), each declared runtime with the flag it answers to (and the
+image's own python3, node and npm when pip or npm tools run on them), the npm
 tools' executables (the `bin` of each top-level package in the lock), every executable pip
 put on PATH (found in the image, so a broken link shows), each `[tools.bin]` executable, and
 what the overlay relies on (iptables, getent, awk for an egress allowlist), and the Python
@@ -119,6 +120,13 @@ def plan_probes(spec: Spec, nodes: Mapping[str, NodeLock]) -> Plan:
     probes = [Probe(check=name, argv=(name, "--version")) for name in ("bash", "base64", "git")]
     for runtime in spec.runtimes:
         probes.append(Probe(check=f"runtime.{runtime.name}", argv=RUNTIME_COMMANDS[runtime.name]))
+    # Tools with no runtime declared run on the image's own (the base's, or Debian's).
+    declared = {runtime.name for runtime in spec.runtimes}
+    if "tools.pip" in nodes and "python" not in declared:
+        probes.append(Probe(check="python3 (tools.pip)", argv=("python3", "--version")))
+    if "tools.npm" in nodes and "node" not in declared:
+        probes.append(Probe(check="node (tools.npm)", argv=("node", "--version")))
+        probes.append(Probe(check="npm (tools.npm)", argv=("npm", "--version")))
     refused = []
     npm = nodes.get("tools.npm")
     for exe in npm_bins(npm.inputs) if npm else []:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ DEP_MANAGERS = {
     "uv": ("pyproject.toml", "uv.lock"),
 }
 DEP_MODES = ("store", "install", "mount")
+INHERITABLE = ("user", "workdir")  # [image] keys an image base's config fills in when unset
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,9 @@ class ImageSpec:
     workdir: str = "/workspace"
     env: dict[str, str] = field(default_factory=dict)
     allow_setuid: tuple[str, ...] = ()
+    # The [image] keys the spec leaves out that an image base's own config may fill in
+    # (`user`, `workdir`): empty with a bootstrap base, which has no config (builder/inherit.py).
+    inherit: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +145,8 @@ class Spec:
             del data[unrelated]
         for unrelated in ("name", "registry", "env"):
             del data["image"][unrelated]
+        if self.base.bootstrap:  # nothing to inherit; keeps bootstrap specs' hashes as they were
+            del data["image"]["inherit"]
         return data
 
     def spec_hash(self) -> str:
@@ -160,10 +166,14 @@ def load_spec(path: Path) -> Spec:
     system = root.table("system")
     if system:
         system.check_keys(["packages"])
+    base = _base(base_table)
+    image = _image(image_table)
+    if base.image:
+        image = replace(image, inherit=tuple(k for k in INHERITABLE if k not in image_table.data))
     return Spec(
         path=path,
-        image=_image(image_table),
-        base=_base(base_table),
+        image=image,
+        base=base,
         system_packages=system.str_list("packages", check=patterns.apt_package) if system else (),
         runtimes=_runtimes(root.table("runtimes")),
         tools=_tools(root.table("tools"), path.parent),

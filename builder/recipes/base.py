@@ -6,6 +6,7 @@ import shutil
 
 from builder import proc
 from builder.errors import BuildError
+from builder.inherit import base_env
 from builder.layers import layer_file, layers_of_saved_image, tar_directory
 from builder.lockfile import NodeLock
 from builder.recipes.common import StepContext, StepResult, dpkg_status, store, verify_installed
@@ -71,7 +72,10 @@ def _base_image(ctx: StepContext, node: NodeLock) -> StepResult:
         engine.save(ref, work / "image.tar")
         raw = layers_of_saved_image(work / "image.tar", work)
         layers = [store(ctx.cache, layer_file(path)) for path in raw]
-        env = dict(e.split("=", 1) for e in engine.image_env(ref) if "=" in e)
+        if "config" in node.inputs:  # as locked: the build needs nothing but the lock
+            env = base_env(node.inputs["config"])
+        else:
+            env = dict(e.split("=", 1) for e in engine.image_env(ref) if "=" in e)
         return StepResult(layers=layers, env=env)
     finally:
         shutil.rmtree(work, ignore_errors=True)

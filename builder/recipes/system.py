@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
+from typing import Any
 
 from builder.engine import Mount, kept_container, require_success
 from builder.errors import BuildError
@@ -33,7 +35,6 @@ def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
     """
     engine = ctx.engine()
     packages = {p["name"]: p["version"] for p in node.inputs["packages"]}
-    user, uid, workdir = node.inputs["user"], node.inputs["uid"], node.inputs["workdir"]
     install = ""
     if packages:
         pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
@@ -47,11 +48,7 @@ flock -u 9 2>/dev/null || true
 echo @@installed
 comm -13 /tmp/before /tmp/after
 echo @@end
-if ! getent passwd {shlex.quote(user)} >/dev/null; then
-  useradd --uid {uid} --user-group --create-home --shell /bin/bash {shlex.quote(user)}
-fi
-mkdir -p {shlex.quote(workdir)}
-chown {uid}:{uid} {shlex.quote(workdir)}
+{user_and_workdir(node.inputs)}
 {strip_setuid(node.inputs.get("allow_setuid", []))}
 """
     log = ctx.cache.log_path(node.name)
@@ -93,6 +90,32 @@ def apt_mounts(ctx: StepContext, stage: str) -> list[Mount]:
         download_cache_mount(ctx.cache, "apt/archives", "/var/cache/apt/archives"),
         download_cache_mount(ctx.cache, lists, "/var/lib/apt/lists"),
     ]
+
+
+def user_and_workdir(inputs: Mapping[str, Any]) -> str:
+    """Shell making the image's user (unless the base has one of that name) and its workdir.
+
+    An empty `user` is the base's own User, which is left as it is; an empty `workdir` the
+    base's WorkingDir. A group of the user's name that the base has already is joined.
+    """
+    user, workdir = shlex.quote(inputs["user"]), shlex.quote(inputs["workdir"])
+    lines = []
+    if inputs["user"]:
+        uid = int(inputs["uid"])
+        home = f"--create-home --shell /bin/bash {user}"
+        lines += [
+            f"if ! getent passwd {user} >/dev/null; then",
+            f"  if getent group {user} >/dev/null; then useradd --uid {uid} --gid {user} {home}",
+            f"  else useradd --uid {uid} --user-group {home}; fi",
+            "fi",
+        ]
+    if inputs["workdir"]:
+        owner = f'"$(id -u {user}):$(id -g {user})"' if inputs["user"] else ""
+        lines += [
+            f"mkdir -p {workdir}",
+            f"chown {owner or shlex.quote(inputs['owner'])} {workdir}",
+        ]
+    return "\n".join(lines)
 
 
 def strip_setuid(allowed: list[str]) -> str:

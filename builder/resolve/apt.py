@@ -1,9 +1,10 @@
 """Pinning the system layer: apt itself computes the closure, inside a container of the base.
 
 The request is the spec's `[system].packages` plus the packages of `provider = "apt"`
-runtimes. apt resolves it (`apt-get install -s --no-install-recommends`) against the base's
-own sources, and `apt-cache show pkg=version` gives the sha256 of every package it would
-install. A version glob (`libvips-dev=8.14.*`) is settled first with `apt-cache madison`.
+runtimes (less those the base has installed already). apt resolves it (`apt-get install -s
+--no-install-recommends`) against the base's own sources and installed packages, and
+`apt-cache show pkg=version` gives the sha256 of every package it would install. A version
+glob (`libvips-dev=8.14.*`) is settled first with `apt-cache madison`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from builder.engine import Engine, kept_container, require_success
 from builder.errors import ResolutionError
 from builder.resolve.debian import parse_simulation, parse_stanzas
+from builder.resolve.image import BaseFacts
 from builder.spec import Spec
 
 # What each runtime needs from Debian when its provider is "apt" (DESIGN.md §3).
@@ -30,23 +32,30 @@ APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 UPDATE = "apt-get -o Acquire::Retries=3 update -qq >/dev/null"
 
 
-def system_request(spec: Spec) -> list[str]:
+def system_request(spec: Spec, base: BaseFacts | None = None) -> list[str]:
     """Everything the system layer is asked to install, sorted.
 
     Besides `[system].packages`: the packages of `provider = "apt"` runtimes, and Debian's
-    python (node) when pip (npm) tools or deps need one that no runtime layer provides.
+    python (node) when pip (npm) tools or deps need one that no runtime layer provides. What
+    the base already has counts (`base`): a package of those it has installed is not asked
+    for again (the base's version serves), and a python3 (node and npm) on the base's PATH
+    that dpkg did not install, such as a python.org or nodejs.org build, is used as it is.
     """
-    request = set(spec.system_packages)
+    base = base or BaseFacts()
+    implied: set[str] = set()
     for runtime in spec.runtimes:
         if runtime.provider == "apt":
-            request.update(APT_RUNTIMES[runtime.name])
+            implied.update(APT_RUNTIMES[runtime.name])
     layered = {r.name for r in spec.runtimes if r.provider != "apt"}
     managers = {d.manager for d in spec.deps}
-    if (spec.tools.pip or managers & {"pip", "uv"}) and "python" not in layered:
-        request.update(APT_RUNTIMES["python"])
-    if (spec.tools.npm or managers & {"npm", "pnpm"}) and "node" not in layered:
-        request.update(APT_RUNTIMES["node"])
-    return sorted(request)
+    own_python = "python3" in base.programs and "python3" not in base.packages
+    own_node = {"node", "npm"} <= set(base.programs)
+    if (spec.tools.pip or managers & {"pip", "uv"}) and not ("python" in layered or own_python):
+        implied.update(APT_RUNTIMES["python"])
+    if (spec.tools.npm or managers & {"npm", "pnpm"}) and not ("node" in layered or own_node):
+        implied.update(APT_RUNTIMES["node"])
+    implied -= set(base.packages)
+    return sorted(implied | set(spec.system_packages))
 
 
 def resolve_system(

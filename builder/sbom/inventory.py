@@ -1,6 +1,7 @@
 """What an SBOM takes from sandbox.lock: every pin of every node as one `Package`.
 
-Apt packages of base and system (`pkg:deb/debian/<name>@<version>?arch=..&distro=<suite>`),
+Apt packages of base and system (`pkg:deb/debian/<name>@<version>?arch=..&distro=<suite>`;
+an image base's, which dpkg lists without a .deb checksum, under its own os-release ID),
 runtimes (`pkg:generic` with the archive's URL, or `pkg:pypi` for a wheel), each pip tool's
 closure (one per tool venv), the npm tools' closure (`pkg:npm`, its integrity as checksum),
 binary tools, and for `deps.<name>` its package manager and the project's lockfiles (the lock
@@ -73,12 +74,15 @@ def packages(nodes: Mapping[str, NodeLock], platform: str) -> list[Package]:
     """Every package of every node, nodes in image stack order, each node's sorted."""
     arch = platform.split("/")[-1]
     base = nodes["base"].inputs if "base" in nodes else {}
-    suite = str(base.get("bootstrap", {}).get("suite", ""))
+    # An image base's distribution is what its os-release said at lock (resolve/image.py).
+    distribution = base.get("os", {})
+    suite = str(base.get("bootstrap", {}).get("suite", "") or distribution.get("codename", ""))
+    vendor = str(distribution.get("id", "debian"))
     found: list[Package] = []
     taken: set[str] = set()
     for name in stack(nodes):
         node = nodes[name]
-        items = sorted(_node_items(node, arch=arch, suite=suite), key=lambda i: i[0])
+        items = sorted(_node_items(node, arch=arch, suite=suite, vendor=vendor), key=lambda i: i[0])
         for ident, item in items:
             ref = ID_UNSAFE.sub("-", f"{name}-{ident}").strip("-")
             if ref in taken:  # two pins that differ only in characters IDs cannot hold
@@ -88,14 +92,17 @@ def packages(nodes: Mapping[str, NodeLock], platform: str) -> list[Package]:
     return found
 
 
-def _node_items(node: NodeLock, *, arch: str, suite: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _node_items(
+    node: NodeLock, *, arch: str, suite: str, vendor: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(identity, Package fields) of each pin of `node`; the identity is unique in the node."""
     inputs = node.inputs
     if node.kind in ("base", "system"):
         if "pinned" in inputs:  # a base image, pinned by digest or local image ID
             yield from _image(inputs)
         for pin in inputs.get("packages", []):
-            yield f"{pin['name']}-{pin['version']}", _deb(pin, arch=arch, suite=suite)
+            deb = _deb(pin, arch=arch, suite=suite, vendor=vendor)
+            yield f"{pin['name']}-{pin['version']}", deb
     elif node.kind == "runtime":
         yield inputs["runtime"], _runtime(inputs)
     elif node.name == "tools.pip":
@@ -111,15 +118,14 @@ def _node_items(node: NodeLock, *, arch: str, suite: str) -> Iterator[tuple[str,
         yield from _deps(inputs)
 
 
-def _deb(pin: Mapping[str, Any], *, arch: str, suite: str) -> dict[str, Any]:
+def _deb(pin: Mapping[str, Any], *, arch: str, suite: str, vendor: str) -> dict[str, Any]:
+    """A Debian package; one an image base came with has no .deb sha256 (dpkg keeps none)."""
     return {
         "name": pin["name"],
         "version": pin["version"],
-        "purl": purl(
-            "deb", pin["name"], pin["version"], namespace="debian", arch=arch, distro=suite
-        ),
+        "purl": purl("deb", pin["name"], pin["version"], namespace=vendor, arch=arch, distro=suite),
         "kind": "library",
-        "checksums": (("SHA256", pin["sha256"]),),
+        "checksums": (("SHA256", pin["sha256"]),) if "sha256" in pin else (),
     }
 
 

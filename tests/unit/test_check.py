@@ -308,6 +308,7 @@ def test_probes_cover_the_basics_runtimes_tools_and_the_overlays_needs() -> None
         ("git", ("git", "--version")),
         ("runtime.java", ("java", "-version")),
         ("runtime.node", ("node", "--version")),
+        ("python3 (tools.pip)", ("python3", "--version")),
         ("tools.npm codex", ("codex",)),
         ("tools.npm tsc", ("tsc",)),
         ("tools.npm tsserver", ("tsserver",)),
@@ -318,6 +319,18 @@ def test_probes_cover_the_basics_runtimes_tools_and_the_overlays_needs() -> None
     ]
     assert plan.pip_tools == ("mypy", "ruff")
     assert "overlay" not in str(probes.plan_probes(_spec(), {}).probes)
+
+
+def test_tools_without_a_declared_runtime_probe_the_images_own_python3_node_and_npm() -> None:
+    plan = probes.plan_probes(_spec(), _nodes())
+
+    checks = {p.check: p.argv for p in plan.probes}
+    assert checks["python3 (tools.pip)"] == ("python3", "--version")
+    assert checks["node (tools.npm)"] == ("node", "--version")
+    assert checks["npm (tools.npm)"] == ("npm", "--version")
+    declared = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+    planned = probes.plan_probes(declared, _nodes()).probes
+    assert "python3 (tools.pip)" not in {p.check for p in planned}
 
 
 def test_an_npm_bin_name_that_is_not_a_plain_name_is_never_put_in_the_script() -> None:

@@ -83,6 +83,31 @@ def test_round_trip_gives_an_equal_lock(tmp_path: Path) -> None:
     assert lockfile.read(path) == lock
 
 
+def test_an_image_bases_recorded_config_survives_the_round_trip(tmp_path: Path) -> None:
+    from tests.unit.test_inherit import ORCHESTRATOR  # every field lock records
+
+    inputs = {
+        "image": "risoluto-codex:latest",
+        "pinned": "sha256:" + "f" * 64,
+        "epoch": 0,
+        "config": ORCHESTRATOR,
+        "os": {"id": "debian", "version_id": "12", "codename": "bookworm"},
+        "packages": [{"name": "python3", "version": "3.11.2-1+b1"}],
+        "users": [{"name": "root", "uid": 0}, {"name": "node", "uid": 1000}],
+        "programs": {"node": {"path": "/usr/local/bin/node", "version": "22.12.0"}},
+    }
+    base = _node("base", "base", inputs, {}, PLATFORM)
+    lock = Lock(
+        spec_hash="sha256:" + "e" * 64, source_date_epoch=0, platforms={PLATFORM: {"base": base}}
+    )
+    path = tmp_path / "sandbox.lock"
+
+    lockfile.write(lock, path)
+
+    assert lockfile.read(path) == lock, "the key still matches the inputs read back"
+    assert 'Entrypoint = ["/usr/local/bin/risoluto-entry"]' in path.read_text()
+
+
 def test_dumps_is_byte_deterministic(tmp_path: Path) -> None:
     first = lockfile.dumps(make_lock())
     path = tmp_path / "sandbox.lock"

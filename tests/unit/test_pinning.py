@@ -1,4 +1,5 @@
-"""Lock warnings (builder/pinning.py): what floats in sandbox.toml, and what lock pinned it to."""
+"""Lock warnings (builder/pinning.py): what floats in sandbox.toml, and what lock pinned it to;
+lock notes: what an image base provides and what the image drops."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 import pytest
 
 from builder.lockfile import NodeLock
-from builder.pinning import floating
-from builder.spec import BaseSpec, Bootstrap, ImageSpec, Spec, ToolsSpec
+from builder.pinning import floating, inherited
+from builder.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -102,3 +103,61 @@ def test_a_tool_the_lock_lacks_still_warns_without_a_version() -> None:
     [warning] = floating(_spec(BaseSpec(image=f"debian@{DIGEST}"), pip=("black",)), NODES)
 
     assert "'black' has no exact version. It is pinned" in warning
+
+
+# -- what an image base provides --------------------------------------------------------------
+
+
+def _extended(system: dict[str, Any], **base: Any) -> dict[str, NodeLock]:
+    base_inputs = {
+        "image": "risoluto-codex:latest",
+        "pinned": DIGEST,
+        "config": {"User": "1000:1000", "ExposedPorts": ["4000/tcp"]},
+        "packages": [{"name": "python3", "version": "3.11.2-1+b1"}],
+        "programs": {"node": {"path": "/usr/local/bin/node", "version": "22.12.0"}},
+        "users": [{"name": "root", "uid": 0}, {"name": "node", "uid": 1000}],
+        **base,
+    }
+    return {
+        "base": _node("base", base_inputs),
+        "system": _node("system", {"packages": [], **system}),
+        "tools.pip": _node("tools.pip", {}),
+        "tools.npm": _node("tools.npm", {}),
+    }
+
+
+def test_lock_notes_what_the_base_provides_and_what_the_image_drops() -> None:
+    spec = Spec(
+        path=Path("/p/sandbox.toml"),
+        image=ImageSpec(name="t/t", inherit=("user", "workdir")),
+        base=BaseSpec(image="risoluto-codex:latest"),
+        runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),),
+        tools=ToolsSpec(pip=("ruff",), npm=("typescript",)),
+    )
+
+    assert inherited(spec, _extended({"user": "", "workdir": ""})) == [
+        "the base exposes 4000/tcp; the image exposes no port (the security baseline)",
+        "the image runs as the base's user 1000:1000 ([image].user is not set)",
+        "[runtimes].python (apt): the base has python3 3.11.2-1+b1; the image uses it",
+        "tools.npm uses the base's /usr/local/bin/node 22.12.0",
+    ]
+
+
+def test_tools_on_the_bases_debian_python_and_a_uid_taken_by_the_base_are_said() -> None:
+    spec = Spec(
+        path=Path("/p/sandbox.toml"),
+        image=ImageSpec(name="t/t", user="agent", inherit=("workdir",)),
+        base=BaseSpec(image="risoluto-codex:latest"),
+        tools=ToolsSpec(pip=("ruff",)),
+    )
+    nodes = _extended({"user": "agent", "uid": 1001}, config={"User": "node"})
+    del nodes["tools.npm"]
+
+    assert inherited(spec, nodes) == [
+        "uid 1000 is node's in the base, so user agent gets uid 1001",
+        "tools.pip uses the base's python3 (python3 3.11.2-1+b1)",
+    ]
+
+
+def test_a_bootstrap_base_has_nothing_to_note() -> None:
+    assert inherited(_spec(BaseSpec(bootstrap=Bootstrap(suite="bookworm"))), NODES) == []

@@ -441,3 +441,28 @@ def test_a_local_base_image_is_listed_by_its_image_id() -> None:
     base = purls[PackageURL("oci", None, "base", image_id).to_string()]
     assert base["name"] == "acme/base"
     assert base["primaryPackagePurpose"] == "CONTAINER"
+
+
+def test_an_image_bases_dpkg_packages_are_listed_under_its_own_distribution(
+    tmp_path: Path,
+) -> None:
+    inputs = _inputs()
+    image_id = "sha256:" + "8" * 64
+    inputs["base"] = {
+        "image": "ubuntu:24.04",
+        "pinned": image_id,
+        "epoch": 0,
+        "os": {"id": "ubuntu", "version_id": "24.04", "codename": "noble"},
+        "packages": [{"name": "python3", "version": "3.12.3-0ubuntu2"}],
+    }
+    doc = _spdx(make_lock(inputs))
+
+    python = _purls(doc)[
+        PackageURL(
+            "deb", "ubuntu", "python3", "3.12.3-0ubuntu2", {"arch": "amd64", "distro": "noble"}
+        ).to_string()
+    ]
+    assert "checksums" not in python, "dpkg keeps no checksum of the .deb it installed"
+    path = tmp_path / "sbom.spdx.json"
+    path.write_bytes(sbom.render(doc))
+    assert validate_full_spdx_document(parse_file(str(path))) == []

@@ -173,7 +173,7 @@ def test_minimal_spec_gets_the_documented_defaults(tmp_path: Path) -> None:
 
     spec = load_spec(path)
 
-    assert spec.image == ImageSpec(name="acme/sandbox")
+    assert spec.image == ImageSpec(name="acme/sandbox", inherit=("user", "workdir"))
     assert spec.image.user == "agent"
     assert spec.image.uid == 1000
     assert spec.image.workdir == "/workspace"

@@ -1,4 +1,5 @@
-"""The system recipe's setuid stripping (builder/recipes/system.py), run by a real `find`."""
+"""The system recipe (builder/recipes/system.py): setuid stripping, run by a real `find`, and
+the image user and workdir steps, run by a real `sh` with the account tools stubbed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from builder.recipes.system import strip_setuid
+from builder.recipes.system import strip_setuid, user_and_workdir
 
 
 def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> None:
@@ -29,3 +30,41 @@ def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> 
     assert special("sudo") == 0o4000
     assert special("odd[1]*") == 0o4000, "glob characters in an allowed path match literally"
     assert "'/x; rm -rf /'" in strip_setuid(["/x; rm -rf /"])
+
+
+def _user_steps(inputs: dict[str, object], *, has: str = "") -> list[str]:
+    """The commands the user/workdir part of the system step runs; `has` lists what getent
+    finds in the base, as `passwd:name` and `group:name`."""
+    stubs = f"""getent() {{ case " {has} " in *" $1:$2 "*) return 0;; esac; return 2; }}
+useradd() {{ echo "useradd $*"; }}
+id() {{ [ "$1" = -u ] && echo 1001 || echo 1002; }}
+mkdir() {{ echo "mkdir $*"; }}
+chown() {{ echo "chown $*"; }}
+"""
+    done = subprocess.run(
+        ["sh", "-ec", stubs + user_and_workdir(inputs)], capture_output=True, text=True, check=True
+    )
+    return done.stdout.splitlines()
+
+
+def test_the_spec_user_is_made_at_its_uid_and_owns_the_workdir() -> None:
+    steps = _user_steps({"user": "agent", "uid": 1000, "workdir": "/workspace"})
+
+    assert steps == [
+        "useradd --uid 1000 --user-group --create-home --shell /bin/bash agent",
+        "mkdir -p /workspace",
+        "chown 1001:1002 /workspace",
+    ]
+
+
+def test_a_user_the_base_has_is_not_made_again_and_its_group_is_joined() -> None:
+    assert _user_steps({"user": "node", "uid": 1000, "workdir": ""}, has="passwd:node") == []
+    steps = _user_steps({"user": "agent", "uid": 1001, "workdir": ""}, has="group:agent")
+    assert steps == ["useradd --uid 1001 --gid agent --create-home --shell /bin/bash agent"]
+
+
+def test_the_bases_user_is_left_alone_and_owns_a_workdir_of_ours() -> None:
+    steps = _user_steps({"user": "", "workdir": "/src", "owner": "1000:1000"})
+
+    assert steps == ["mkdir -p /src", "chown 1000:1000 /src"]
+    assert _user_steps({"user": "", "workdir": ""}) == []

@@ -1,0 +1,325 @@
+"""What lock reads of an image base (builder/resolve/image.py), and what it does with it.
+
+The probe's output is given as the script prints it on Debian, Ubuntu (whose mirrors are not
+reachable here, so this is the part of the Ubuntu path that can be tested) and Alpine; the
+engine is a small recording fake. Then the system request and the apt runtimes' versions
+against the base's packages and programs (builder/resolve/apt.py, builder/locking.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.engine import Mount, RunResult
+from builder.errors import ResolutionError
+from builder.locking import _check_apt_runtimes
+from builder.resolve.apt import system_request
+from builder.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
+from builder.spec import BaseSpec, ImageSpec, RuntimeSpec, Spec, ToolsSpec
+
+PASSWD = "root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\n"
+DEBIAN = f"""@@os
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+ID=debian
+VERSION_ID="12"
+VERSION_CODENAME=bookworm
+@@tools
+dpkg-query
+apt-get
+@@dpkg
+installed bash 5.2.15-2+b7
+installed python3 3.11.2-1+b1
+not-installed python3-venv 3.11.2-1+b1
+config-files oldlib 1.0
+@@users
+{PASSWD}@@programs
+python3 /usr/bin/python3 Python 3.11.2
+node /usr/local/bin/node v22.12.0
+npm /usr/local/bin/npm 10.9.0
+@@end
+"""
+UBUNTU = """@@os
+PRETTY_NAME="Ubuntu 24.04.1 LTS"
+ID=ubuntu
+ID_LIKE=debian
+VERSION_ID="24.04"
+VERSION_CODENAME=noble
+@@tools
+dpkg-query
+apt-get
+@@dpkg
+installed python3 3.12.3-0ubuntu2
+@@users
+root:x:0:0:root:/root:/bin/bash
+ubuntu:x:1000:1000:Ubuntu:/home/ubuntu:/bin/bash
+@@programs
+python3 /usr/bin/python3 Python 3.12.3
+@@end
+"""
+ALPINE = """@@os
+PRETTY_NAME="Alpine Linux v3.20"
+ID=alpine
+@@tools
+apk
+@@dpkg
+@@users
+root:x:0:0:root:/root:/bin/ash
+@@programs
+@@end
+"""
+
+
+def test_a_debian_base_gives_its_distribution_packages_users_and_programs() -> None:
+    facts = parse_probe(DEBIAN, image="risoluto-codex:latest")
+
+    assert facts["os"] == {"id": "debian", "version_id": "12", "codename": "bookworm"}
+    assert facts["packages"] == [
+        {"name": "bash", "version": "5.2.15-2+b7"},
+        {"name": "python3", "version": "3.11.2-1+b1"},
+    ], "only what dpkg has installed counts"
+    assert facts["users"] == [{"name": "root", "uid": 0}, {"name": "node", "uid": 1000}]
+    assert facts["programs"] == {
+        "python3": {"path": "/usr/bin/python3", "version": "3.11.2"},
+        "node": {"path": "/usr/local/bin/node", "version": "22.12.0"},
+        "npm": {"path": "/usr/local/bin/npm", "version": "10.9.0"},
+    }
+
+
+def test_an_ubuntu_base_takes_the_same_apt_path() -> None:
+    facts = parse_probe(UBUNTU, image="ubuntu:24.04")
+
+    assert facts["os"] == {"id": "ubuntu", "version_id": "24.04", "codename": "noble"}
+    base = BaseFacts.of(facts)
+    spec = _spec(
+        pip=("ruff",), runtimes=(RuntimeSpec(name="python", version="3.12", provider="apt"),)
+    )
+    assert system_request(spec, base) == ["jq", "python3-venv"]
+    _check_apt_runtimes(spec, [], base=base.packages)  # Ubuntu's 3.12.3-0ubuntu2 is 3.12
+
+
+def test_an_alpine_base_is_refused_naming_it_and_what_is_supported() -> None:
+    with pytest.raises(ResolutionError) as caught:
+        parse_probe(ALPINE, image="alpine:3.20")
+
+    message = str(caught.value)
+    assert message.startswith(
+        "base image alpine:3.20 (Alpine Linux v3.20) cannot be extended: it has no dpkg and "
+        "apt-get (it has apk)."
+    )
+    assert "Debian and Ubuntu based images" in message
+    assert "bootstrap = {" in message
+    assert caught.value.exit_code == 4
+
+
+def test_the_recorded_config_leaves_out_empty_fields_and_sorts_sets() -> None:
+    raw: dict[str, Any] = {
+        "Entrypoint": None,
+        "Cmd": ["bash", "-l"],
+        "Env": ["PATH=/bin"],
+        "Labels": {"b": "2", "a": "1"},
+        "User": "",
+        "Volumes": {"/z": {}, "/a": {}},
+        "ExposedPorts": {"4000/tcp": {}},
+        "Hostname": "abc123",
+        "OnBuild": None,
+    }
+
+    assert recorded_config(raw) == {
+        "Cmd": ["bash", "-l"],
+        "Env": ["PATH=/bin"],
+        "Labels": {"a": "1", "b": "2"},
+        "Volumes": ["/a", "/z"],
+        "ExposedPorts": ["4000/tcp"],
+    }
+
+
+@dataclass
+class _Engine:
+    """The engine calls describe_image makes; `start_fails` plays an image with no /bin/sh."""
+
+    output: str = DEBIAN
+    start_fails: bool = False
+    present: bool = True
+    calls: list[str] = field(default_factory=list)
+
+    def image_id(self, ref: str) -> str | None:
+        return ref if self.present else None
+
+    def pull(self, ref: str, platform: str) -> str:
+        self.calls.append(f"pull {ref}")
+        return ref
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        return {"Config": {"Entrypoint": ["/entry"], "User": "node"}}
+
+    def run(
+        self,
+        *,
+        image: str,
+        script: str,
+        log: Path,
+        env: Mapping[str, str],
+        mounts: list[Mount],
+        network: bool,
+    ) -> RunResult:
+        self.calls.append(f"run {image} network={network}")
+        if self.start_fails:
+            log.write_text('the container did not start: exec: "/bin/sh": no such file\n')
+            return RunResult(container="c", exit_code=127)
+        log.write_text(self.output)
+        return RunResult(container="c", exit_code=0)
+
+    def remove_container(self, container: str) -> None:
+        self.calls.append(f"rm {container}")
+
+
+def _describe(engine: _Engine, tmp_path: Path) -> dict[str, Any]:
+    return describe_image(
+        image="risoluto-codex:latest",
+        pinned="reg/risoluto@sha256:abc",
+        platform="linux/amd64",
+        engine=engine,  # type: ignore[arg-type]
+        log=tmp_path / "base.log",
+    )
+
+
+def test_the_base_is_pulled_when_absent_then_inspected_and_probed(tmp_path: Path) -> None:
+    engine = _Engine(present=False)
+
+    facts = _describe(engine, tmp_path)
+
+    assert facts["config"] == {"Entrypoint": ["/entry"], "User": "node"}
+    assert facts["os"]["id"] == "debian"
+    assert engine.calls == [
+        "pull reg/risoluto@sha256:abc",
+        "run reg/risoluto@sha256:abc network=False",
+        "rm c",
+    ]
+
+
+def test_a_base_without_a_shell_is_refused(tmp_path: Path) -> None:
+    engine = _Engine(start_fails=True)
+
+    with pytest.raises(ResolutionError) as caught:
+        _describe(engine, tmp_path)
+
+    message = str(caught.value)
+    assert "base image risoluto-codex:latest cannot be extended: /bin/sh does not run" in message
+    assert '"/bin/sh": no such file' in message
+    assert "Debian and Ubuntu based images" in message
+    assert engine.calls[-1] == "rm c", "the container is removed"
+
+
+# -- what the base has counts ----------------------------------------------------------------
+
+
+def _spec(
+    *, pip: tuple[str, ...] = (), npm: tuple[str, ...] = (), runtimes: tuple[RuntimeSpec, ...] = ()
+) -> Spec:
+    return Spec(
+        path=Path("/p/sandbox.toml"),
+        image=ImageSpec(name="t/t"),
+        base=BaseSpec(image="risoluto-codex:latest"),
+        system_packages=("jq",),
+        runtimes=runtimes,
+        tools=ToolsSpec(pip=pip, npm=npm),
+    )
+
+
+def _facts(packages: dict[str, str], programs: tuple[str, ...] = ()) -> BaseFacts:
+    return BaseFacts(
+        packages=packages,
+        programs={p: {"path": f"/usr/local/bin/{p}", "version": "1.0"} for p in programs},
+    )
+
+
+def test_without_a_base_pip_and_npm_tools_bring_debians_python_and_node() -> None:
+    spec = _spec(pip=("ruff",), npm=("typescript",))
+
+    assert system_request(spec) == ["jq", "nodejs", "npm", "python3", "python3-venv"]
+
+
+def test_the_bases_debian_python_needs_only_its_venv_package() -> None:
+    request = system_request(_spec(pip=("ruff",)), _facts({"python3": "3.11.2-1+b1"}, ("python3",)))
+
+    assert request == ["jq", "python3-venv"]
+
+
+def test_a_python_and_node_on_the_bases_path_not_from_dpkg_serve_as_they_are() -> None:
+    facts = _facts({}, ("python3", "node", "npm"))
+
+    assert system_request(_spec(pip=("ruff",), npm=("typescript",)), facts) == ["jq"]
+
+
+def test_a_node_without_npm_still_gets_debians_npm() -> None:
+    facts = _facts({"nodejs": "18.19.0+dfsg-6~deb12u2"}, ("node",))
+
+    assert system_request(_spec(npm=("typescript",)), facts) == ["jq", "npm"]
+
+
+def test_an_apt_runtime_the_base_has_is_not_asked_for_again() -> None:
+    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+    facts = _facts({"python3": "3.11.2-1+b1", "python3-venv": "3.11.2-1+b1"})
+
+    assert system_request(spec, facts) == ["jq"]
+
+
+def test_an_apt_runtime_the_base_has_is_the_bases_version() -> None:
+    # The issue's "apt has python3 , which is not python 3.11": nothing to install, and the
+    # version was read from the (empty) closure instead of the base.
+    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+    _check_apt_runtimes(spec, [], base={"python3": "3.11.2-1+b1"})
+
+    with pytest.raises(ResolutionError) as caught:
+        _check_apt_runtimes(
+            _spec(runtimes=(RuntimeSpec(name="python", version="3.12", provider="apt"),)),
+            [],
+            base={"python3": "3.11.2-1+b1"},
+        )
+    assert "apt has python3 3.11.2-1+b1, which is not python 3.12" in str(caught.value)
+
+
+def test_a_package_the_system_layer_upgrades_is_checked_at_the_new_version() -> None:
+    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+
+    with pytest.raises(ResolutionError):
+        _check_apt_runtimes(
+            spec, [{"name": "python3", "version": "3.13.1-1"}], base={"python3": "3.11.2-1+b1"}
+        )
+
+
+def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
+    tmp_path: Path,
+) -> None:
+    from builder.cache import Cache
+    from builder.graph import build_graph
+    from builder.lockfile import NodeLock
+    from builder.locking import _Locker
+    from builder.progress import Progress
+
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    engine = _Engine()
+    spec = _spec()
+    old = {"image": spec.base.image, "pinned": "sha256:" + "1" * 64, "epoch": 0}
+    locker = _Locker(
+        spec=spec,
+        graph=build_graph(spec),
+        previous={"base": NodeLock(name="base", kind="base", key="k", parents=(), inputs=old)},
+        update=None,
+        cache=cache,
+        engine=lambda: engine,  # type: ignore[arg-type,return-value]
+        progress=Progress(quiet=True),
+        platform="linux/amd64",
+    )
+
+    inputs = locker._lock_base()
+
+    assert inputs["pinned"] == old["pinned"], "a moving tag is not re-pinned on the way"
+    assert inputs["config"] == {"Entrypoint": ["/entry"], "User": "node"}
+    assert engine.calls[0] == f"run {old['pinned']} network=False"
