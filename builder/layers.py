@@ -187,9 +187,17 @@ def normalize_tar(
     return written.layer(dest)
 
 
-def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None) -> LayerFile:
-    """A normalized layer holding the tree at `root` (a debootstrapped rootfs); with `only`
-    (a folder relative to `root`), just that folder's tree and the folders above it."""
+def tar_directory(
+    root: Path, dest: Path, *, epoch: int, only: str | None = None, keep_owners: bool = False
+) -> LayerFile:
+    """A normalized layer holding the tree at `root`; with `only` (a folder relative to
+    `root`), just that folder's tree and the folders above it.
+
+    Every entry is owned by root (0:0), whoever made the tree: a runtime unpacked by a client
+    running as uid 1001, or an npm install that hands its files to the owner of the mounted
+    prefix, packs to the same bytes as on CI. `keep_owners` keeps the tree's own owners, for
+    a rootfs whose owners are the distribution's (debootstrap, run as root).
+    """
     seen: dict[tuple[int, int], str] = {}
     entries = _walk_sorted(str(root)) if only is None else _walk_only(str(root), only)
     with _writer(dest) as (out, written):
@@ -198,7 +206,8 @@ def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None
                 continue
             info = tarfile.TarInfo(name)
             st = os.lstat(path)
-            info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+            info.mode = st.st_mode & 0o7777
+            info.uid, info.gid = (st.st_uid, st.st_gid) if keep_owners else (0, 0)
             if stat.S_ISLNK(st.st_mode):
                 info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)  # noqa: PTH115
             elif stat.S_ISDIR(st.st_mode):

@@ -12,6 +12,8 @@ bundle and download caches, are mounts: they are never part of a layer.
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -110,12 +112,13 @@ def run_in_stage(
         for filename, text in (files or {}).items():
             (work / filename).write_text(text)
         work.chmod(0o755)
+        all_mounts = [*tls_mounts, Mount(source=str(work), target=INPUT_DIR), *(mounts or [])]
         result = engine.run(
             image=ctx.stage(name),
-            script=script,
+            script=hand_back(all_mounts) + script,
             log=log,
             env={**tls_env, "SOURCE_DATE_EPOCH": str(ctx.epoch), **(env or {})},
-            mounts=[*tls_mounts, Mount(source=str(work), target=INPUT_DIR), *(mounts or [])],
+            mounts=all_mounts,
             network=network,
         )
         with kept_container(engine, result):
@@ -123,6 +126,19 @@ def run_in_stage(
             yield result
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def hand_back(mounts: list[Mount]) -> str:
+    """Shell that gives the client back, however the script ends, what the step (as root)
+    wrote into the client's writable folders, when the client is not root: else its own
+    cache and scratch trees hold files it can neither read nor remove. Owners in a layer
+    never come from there (`tar_directory` packs as root)."""
+    uid, gid = os.getuid(), os.getgid()
+    writable = [m.target for m in mounts if not m.read_only]
+    if uid == 0 or not writable:
+        return ""
+    targets = " ".join(shlex.quote(t) for t in writable)
+    return f"trap 'chown -R {uid}:{gid} {targets} 2>/dev/null || true' EXIT\n"
 
 
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:

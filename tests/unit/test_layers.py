@@ -375,6 +375,29 @@ def test_tar_directory_same_tree_gives_the_same_diff_id(tmp_path: Path) -> None:
     assert first.diff_id == second.diff_id == third.diff_id
 
 
+def test_tar_directory_owns_every_entry_by_root_whoever_made_the_tree(tmp_path: Path) -> None:
+    """A client running as uid 1001 packs the same bytes as one running as root."""
+    as_root = make_tree(tmp_path / "a")
+    as_user = make_tree(tmp_path / "b")
+    for path in [as_user, *as_user.rglob("*")]:
+        os.chown(path, 1001, 1001, follow_symlinks=False)
+
+    mine = tar_directory(as_user, tmp_path / "user.tar", epoch=EPOCH)
+
+    assert {(m.uid, m.gid) for m in members(mine)} == {(0, 0)}
+    assert mine.diff_id == tar_directory(as_root, tmp_path / "root.tar", epoch=EPOCH).diff_id
+
+
+def test_tar_directory_keeps_a_rootfs_owners_when_asked(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "root")
+    os.chown(tree / "etc/os-release", 0, 42)  # as debootstrap leaves /etc/shadow: root:shadow
+
+    layer = tar_directory(tree, tmp_path / "layer.tar", epoch=EPOCH, keep_owners=True)
+
+    by_name = {m.name: m for m in members(layer)}
+    assert (by_name["etc/os-release"].uid, by_name["etc/os-release"].gid) == (0, 42)
+
+
 def test_an_overlay_upper_dir_becomes_the_diff_docker_would_commit(tmp_path: Path) -> None:
     """Whiteouts (0/0 character devices), opaque folders, hard links and file capabilities,
     made the way overlayfs records them (needs root, as the build itself does)."""
