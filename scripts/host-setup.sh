@@ -16,6 +16,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v jq >/dev/null || need+=(jq)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v python3 >/dev/null || need+=(python3)
+# The non-root client test runs the CLI with Debian's python3 (the venv's may be unreadable).
+[ -x /usr/bin/python3 ] || need+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need[*]}"
