@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from builder import assemble
 from builder.cache import Cache, Layer, NodeEntry
-from builder.engine import Engine
+from builder.engine import Engine, in_step
 from builder.errors import RegistryError
 from builder.loading import STAGE_LABEL, STAGE_REPO, load_image
 from builder.lockfile import NodeLock
@@ -128,7 +128,8 @@ class Executor:
             project_dir=self._project_dir,
         )
         try:
-            result = recipes.build(ctx, node)
+            with in_step(node.name):
+                result = recipes.build(ctx, node)
         except BaseException:
             self._progress.failed(node.name, time.monotonic() - started)
             raise
