@@ -445,7 +445,7 @@ class DockerEngine:
                     m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
                     for m in mounts
                 },
-                tmpfs=dict(tmpfs),
+                tmpfs={path: self._tmpfs_options(opts) for path, opts in tmpfs.items()},
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 network_mode="none",
@@ -473,6 +473,15 @@ class DockerEngine:
                 return code, api.logs(cid).decode(errors="replace")
         finally:
             self.remove_container(cid)
+
+    def _tmpfs_options(self, options: str) -> str:
+        """tmpfs mount options as this engine takes them. Podman knows no `uid=`/`gid=`
+        ("unknown mount option"); its `U` makes the tmpfs the container user's, which is
+        what they ask for when they name that user (the only use here: HOME for the probe)."""
+        if not self.describe().startswith("Podman"):
+            return options
+        kept = [o for o in options.split(",") if o and not o.startswith(("uid=", "gid="))]
+        return ",".join([*kept, "U"]) if len(kept) < len(options.split(",")) else options
 
     def remove_container(self, container: str) -> None:
         api = self._client.api  # connects first, so the SDK's error classes are known

@@ -66,9 +66,11 @@ def is_scratch(name: str) -> bool:
 
 
 def _holds_scratch(name: str) -> bool:
-    """Whether folder `name` is a scratch folder or lies above one (tmp, root, var/log)."""
+    """Whether folder `name` is a scratch folder or lies above scratch (tmp, root, var/log,
+    etc: Podman makes /etc/hosts and /etc/resolv.conf mount points there, and lists only the
+    changed /etc)."""
     folder = _clean(name) + "/"
-    return any(p.endswith("/") and p.startswith(folder) for p in SCRATCH)
+    return any(p.startswith(folder) for p in SCRATCH)
 
 
 def _whiteout_of_scratch(name: str) -> bool:

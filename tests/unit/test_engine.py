@@ -35,10 +35,12 @@ class FakeApi:
     def __init__(self, fail: dict[str, BaseException]) -> None:
         self.fail = fail
         self.calls: list[str] = []
+        self.kwargs: dict[str, dict[str, Any]] = {}
 
     def __getattr__(self, name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls.append(name)
+            self.kwargs[name] = kwargs
             if name in self.fail:
                 raise self.fail[name]
             return {
@@ -181,3 +183,14 @@ def test_errors_of_our_own_are_not_rewritten() -> None:
 def test_a_bug_keeps_its_traceback() -> None:
     with pytest.raises(KeyError):
         engine({"commit": KeyError("Id")}).commit("c0ffee")
+
+
+@pytest.mark.parametrize(("version", "options"), [(DOCKER, "uid=12345,gid=12345"), (PODMAN, "U")])
+def test_the_probes_home_is_the_users_tmpfs_in_the_engines_own_words(
+    version: dict[str, Any], options: str
+) -> None:
+    eng = engine({}, version)
+
+    assert confined(eng) == (0, "ok\n")
+
+    assert eng._client.api.kwargs["create_host_config"]["tmpfs"] == {"/home/agent": options}

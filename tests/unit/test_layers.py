@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuildError
-from builder.layers import LayerFile, normalize_tar, tar_directory, tar_overlay_upper
+from builder.layers import (
+    LayerFile,
+    check_changes,
+    normalize_tar,
+    tar_directory,
+    tar_overlay_upper,
+)
 
 EPOCH = 1_700_000_000
 FUTURE = EPOCH + 86_400
@@ -448,3 +454,19 @@ def test_only_packs_one_folder_with_the_folders_above_it(tmp_path: Path) -> None
             "opt/npm/b/node_modules",
             "opt/npm/b/node_modules/x.js",
         ]
+
+
+NPM = "/opt/sandbox/tools/npm/"
+
+
+# -- check_changes --------------------------------------------------------------------------
+
+
+def test_podmans_changed_etc_is_not_a_write_outside_the_prefix() -> None:
+    """Podman lists `C /etc` alone (its /etc/hosts, /etc/resolv.conf mount points)."""
+    check_changes(["/etc", "/tmp", "/tmp/x", "/opt/sandbox/tools/npm/a"], NPM, "tools.npm")
+
+
+def test_a_file_written_to_etc_is_still_refused() -> None:
+    with pytest.raises(BuildError, match="/etc/npmrc"):
+        check_changes(["/etc", "/etc/npmrc"], NPM, "tools.npm")
