@@ -28,6 +28,7 @@ from builder.errors import BuilderError, BuildError
 from builder.layers import (
     LayerFile,
     check_changes,
+    listing,
     normalize_tar,
     tar_directory,
     tar_overlay_upper,
@@ -51,6 +52,8 @@ class StepContext:
     epoch: int
     stage: Callable[[str], str]  # node name -> image ID of its ancestors' layers stacked
     project_dir: Path  # the folder holding sandbox.toml (for `path` archives and deps)
+    # node name -> the layer tars below it, bottom first (None: not known, as when locking)
+    below: Callable[[str], list[Path]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,7 +149,9 @@ def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) ->
 
     The diff is read from the container's overlay2 upper dir when the engine keeps it on
     this machine (no commit, no `docker save` of every layer below); else the container is
-    committed and the top layer of its `docker save` archive taken.
+    committed and the top layer of its `docker save` archive taken. Engines record the same
+    change in different words (opaque markers on new folders, folders whose only change is
+    their mtime): it is normalized against the layers below, so each engine gives one tar.
     """
     work = ctx.cache.scratch(f"{node.name}-")
     try:
@@ -161,8 +166,14 @@ def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) ->
                 engine.remove_image(committed)
             raw = top_layer_of_saved_image(work / "image.tar", work / "diff.tar")
             (work / "image.tar").unlink()
+        below = None if ctx.below is None else listing(ctx.below(node.name))
         layer = normalize_tar(
-            raw, work / "layer.tar", epoch=ctx.epoch, prefix=prefix_of(node), node=node.name
+            raw,
+            work / "layer.tar",
+            epoch=ctx.epoch,
+            prefix=prefix_of(node),
+            node=node.name,
+            below=below,
         )
         return store(ctx.cache, layer)
     finally:
