@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine (as root) for sandbox-builder:
-#   - Debian packages: Docker Engine (docker.io), debootstrap, the registry and skopeo (tests),
+#   - Debian packages: Docker Engine (docker.io), debootstrap, the registry, skopeo and podman (tests),
 #     ca-certificates, python3 with venv;
 #   - dockerd started in the background when `docker info` fails, and waited for;
 #   - a virtualenv at .venv with the package installed (editable) plus its dev tools.
@@ -13,6 +13,7 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v podman >/dev/null || need+=(podman)  # tests/integration/test_podman.py
 command -v jq >/dev/null || need+=(jq)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v python3 >/dev/null || need+=(python3)
