@@ -141,7 +141,7 @@ def hand_back(mounts: list[Mount]) -> str:
     if uid == 0 or not writable:
         return ""
     targets = " ".join(shlex.quote(t) for t in writable)
-    return f"trap 'chown -R {uid}:{gid} {targets} 2>/dev/null || true' EXIT\n"
+    return f"trap 'chown -hR {uid}:{gid} {targets} 2>/dev/null || true' EXIT\n"
 
 
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:

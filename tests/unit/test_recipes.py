@@ -37,7 +37,7 @@ def test_a_client_that_is_not_root_gets_its_writable_folders_back(
     line = hand_back(MOUNTS)
 
     assert line == (
-        "trap 'chown -R 1001:1001 /opt/sandbox/tools/npm /root/.npm 2>/dev/null || true' EXIT\n"
+        "trap 'chown -hR 1001:1001 /opt/sandbox/tools/npm /root/.npm 2>/dev/null || true' EXIT\n"
     )
     # The trap runs however the script ends, and keeps the script's own exit status.
     done = subprocess.run(["/bin/sh", "-ec", line + "exit 3"], capture_output=True, check=False)
