@@ -38,7 +38,7 @@ name = "sandbox-test/podman"
 image = "{base}"
 
 [system]
-packages = ["jq"]
+packages = ["git"]
 
 [runtimes]
 node = {{ version = "22", provider = "pypi" }}
