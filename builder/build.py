@@ -18,7 +18,7 @@ from typing import Any
 from builder import assemble, history, inherit
 from builder.atomic import write_atomic
 from builder.cache import Cache, NodeEntry
-from builder.engine import Engine
+from builder.engine import Engine, in_step
 from builder.errors import LockError
 from builder.execute import Executor, NodeOutcome, Remote
 from builder.export import deps_mounts
@@ -177,13 +177,14 @@ def build_project(
     )
     short = config.image_id.removeprefix("sha256:")[:12]
     tags = [f"{spec.image.name}:{short}", f"{spec.image.name}:latest"]
-    load_image(
-        engine=engine(),
-        cache=cache,
-        config=config,
-        layers=[layer for _, layer in layers],
-        tags=tags,
-    )
+    with in_step("image"):
+        load_image(
+            engine=engine(),
+            cache=cache,
+            config=config,
+            layers=[layer for _, layer in layers],
+            tags=tags,
+        )
     ref = config.image_id
     if push:
         progress.say(f"  pushing   {spec.image.name} to {spec.image.registry} ...")

@@ -20,7 +20,7 @@ from typing import Any
 from builder import certs, history, probes, scan
 from builder.cache import Cache
 from builder.doctor import ca_bundle
-from builder.engine import Engine
+from builder.engine import Engine, in_step
 from builder.errors import CheckError
 from builder.layers import layers_of_saved_image
 from builder.lockfile import NodeLock
@@ -43,15 +43,16 @@ def check_project(
     """Check `image` (default: this project's last build) against `spec` and its lock."""
     started = time.monotonic()
     ref = image or last_build(cache, spec, nodes)
-    info = engine.inspect(ref)
-    results = config_checks(info.get("Config") or {})
-    with image_layers(engine=engine, cache=cache, ref=ref, info=info, nodes=nodes) as layers:
-        found = scan.survey(layers)
-        results += setuid_check(found.setuid, spec.image.allow_setuid)
-        results += leak_checks(
-            layers, public=found.public, spec=spec, environ=environ, host_bundle=ca_bundle()
-        )
-    results += probes.run_probes(engine=engine, cache=cache, spec=spec, nodes=nodes, ref=ref)
+    with in_step("check"):
+        info = engine.inspect(ref)
+        results = config_checks(info.get("Config") or {})
+        with image_layers(engine=engine, cache=cache, ref=ref, info=info, nodes=nodes) as layers:
+            found = scan.survey(layers)
+            results += setuid_check(found.setuid, spec.image.allow_setuid)
+            results += leak_checks(
+                layers, public=found.public, spec=spec, environ=environ, host_bundle=ca_bundle()
+            )
+        results += probes.run_probes(engine=engine, cache=cache, spec=spec, nodes=nodes, ref=ref)
     return Report(image=str(info["Id"]), results=results, seconds=time.monotonic() - started)
 
 

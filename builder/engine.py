@@ -3,6 +3,11 @@
 `Engine` is the protocol the rest of the tool uses; `DockerEngine` implements it with the Docker
 SDK. Unit tests substitute a recording fake. The SDK is imported lazily, so commands that never
 touch Docker (`graph`, `status`, a `lock --check`) stay fast.
+
+Whatever the engine refuses (a container that cannot start, an option it does not know, a 500
+from its API, an image it lacks) leaves here as a BuilderError naming the step (`in_step()`),
+the engine (name and version, as the daemon reports them) and its own message: exit 5, or 9
+when the engine stopped answering. No caller ever sees the SDK's exceptions.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +29,7 @@ from builder.dockersock import local_socket
 from builder.errors import (
     BuilderError,
     BuildError,
+    EngineRefusedError,
     EngineUnavailableError,
     RegistryError,
     ResolutionError,
@@ -32,6 +39,21 @@ START_HINT = (
     "Start it (as root: `dockerd >/var/log/dockerd.log 2>&1 &`, or `systemctl start docker`) "
     "or point DOCKER_HOST at a running engine; `sandbox doctor` checks the setup"
 )
+
+
+# The step the engine is working for, per thread (the executor builds nodes in parallel).
+_STEP: ContextVar[str] = ContextVar("sandbox_builder_step", default="")
+
+
+@contextlib.contextmanager
+def in_step(name: str) -> Iterator[None]:
+    """Name the step (`runtime.node`, `lock system`, `check`) that the engine's refusals
+    inside the block belong to."""
+    token = _STEP.set(name)
+    try:
+        yield
+    finally:
+        _STEP.reset(token)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,14 +127,21 @@ class DockerEngine:
     The Docker SDK (with requests, ~0.15 s to import) connects on first need. The two
     questions a no-op build asks, whether the engine has an image and tagging it, go straight
     to the daemon's unix socket when it is local, so `sandbox build` with nothing to do never
-    imports the SDK.
+    imports the SDK. `sdk` is a client object to use instead of connecting (tests).
     """
 
-    def __init__(self) -> None:
-        self._socket = local_socket()
-        self._sdk: Any = None
+    def __init__(self, *, sdk: Any = None) -> None:
+        self._sdk: Any = sdk
         self._errors: Any = None
+        self._described: str | None = None
         self._connecting = threading.Lock()
+        if sdk is not None:
+            import docker.errors
+
+            self._socket = None
+            self._errors = docker.errors
+            return
+        self._socket = local_socket()
         if self._socket is None:
             self._connect()
         else:
@@ -146,8 +175,64 @@ class DockerEngine:
             msg = f"Docker Engine unreachable ({self._socket}: {_short(exc)}). {START_HINT}"
             raise EngineUnavailableError(msg) from None
 
+    @contextlib.contextmanager
+    def _asking(self, what: str) -> Iterator[None]:
+        """Turn what the SDK raises while the engine does `what` into a BuilderError naming
+        the step, the engine and the engine's own message."""
+        try:
+            yield
+        except BuilderError:
+            raise
+        except Exception as exc:
+            error = self._refusal(what, exc)
+            if error is None:
+                raise  # not the engine's answer: a bug, with its traceback
+            raise error from None
+
+    def _refusal(self, what: str, exc: Exception) -> BuilderError | None:
+        from docker.errors import APIError, DockerException
+        from requests.exceptions import ConnectionError as Unanswered
+        from requests.exceptions import RequestException
+
+        where = f"{_STEP.get()}: " if _STEP.get() else ""
+        if isinstance(exc, Unanswered):
+            msg = f"{where}the engine stopped answering while {what} ({_short(exc)}). {START_HINT}"
+            return EngineUnavailableError(msg)
+        if isinstance(exc, APIError):
+            status = exc.response.status_code if exc.response is not None else "?"
+            said = str(exc.explanation or "").strip() or _short(exc)
+            msg = (
+                f"{where}{self.describe()} refused {what} (HTTP {status}): {said}. "
+                f"{_advice(status)}"
+            )
+            return EngineRefusedError(msg)
+        if isinstance(exc, DockerException | RequestException):
+            msg = f"{where}{self.describe()} failed {what}: {_short(exc)}. {_advice(None)}"
+            return EngineRefusedError(msg)
+        return None
+
+    def describe(self) -> str:
+        """The engine as its daemon names itself: `Docker Engine 20.10.24`, `Podman 4.3.1`,
+        and where it is when that is not the default socket."""
+        if self._described is None:
+            try:
+                version: dict[str, Any] = self._client.version()
+            except Exception:  # naming the engine in an error must not raise another
+                version = {}
+            parts = version.get("Components") or []
+            name = "Docker Engine"
+            if any("podman" in str(c.get("Name", "")).lower() for c in parts):
+                name = "Podman"
+            number = version.get("Version")
+            host = os.environ.get("DOCKER_HOST")
+            self._described = " ".join(
+                [name, *([str(number)] if number else []), *([f"at {host}"] if host else [])]
+            )
+        return self._described
+
     def ping(self) -> str:
-        version: dict[str, Any] = self._client.version()
+        with self._asking("answering a version request"):
+            version: dict[str, Any] = self._client.version()
         return str(version.get("Version", "?"))
 
     def image_id(self, ref: str) -> str | None:
@@ -157,14 +242,15 @@ class DockerEngine:
                 return None
             if status == 200:
                 return str(json.loads(body)["Id"])
-        try:
-            return str(self._client.api.inspect_image(ref)["Id"])
-        except self._errors.ImageNotFound:
-            return None
-        except self._errors.APIError as exc:
-            if exc.status_code in (400, 404):
+        with self._asking(f"inspecting image {ref}"):
+            try:
+                return str(self._client.api.inspect_image(ref)["Id"])
+            except self._errors.ImageNotFound:
                 return None
-            raise
+            except self._errors.APIError as exc:
+                if exc.status_code in (400, 404):
+                    return None
+                raise
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         if self._socket is not None:
@@ -172,15 +258,18 @@ class DockerEngine:
             status, _ = self._request("POST", f"/images/{quote(image, safe='')}/tag?{query}")
             if status in (200, 201):
                 return
-        self._client.api.tag(image, repository, tag=tag, force=True)
+        with self._asking(f"tagging {image} as {repository}:{tag}"):
+            self._client.api.tag(image, repository, tag=tag, force=True)
 
     def image_env(self, ref: str) -> list[str]:
-        config = self._client.api.inspect_image(ref).get("Config") or {}
+        with self._asking(f"inspecting image {ref}"):
+            config = self._client.api.inspect_image(ref).get("Config") or {}
         return list(config.get("Env") or [])
 
     def registry_digest(self, ref: str, platform: str) -> str:
+        client = self._client  # connects first, so the SDK's error classes are known
         try:
-            data = self._client.images.get_registry_data(ref)
+            data = client.images.get_registry_data(ref)
         except self._errors.DockerException as exc:
             msg = f"cannot read {ref} from its registry ({_short(exc)}). Check the name and tag"
             raise ResolutionError(msg) from None
@@ -188,8 +277,9 @@ class DockerEngine:
 
     def pull(self, ref: str, platform: str) -> str:
         repo, _, digest = ref.partition("@")
+        api = self._client.api
         try:
-            self._client.api.pull(repo, tag=digest or None, platform=platform)
+            api.pull(repo, tag=digest or None, platform=platform)
         except self._errors.DockerException as exc:
             msg = f"cannot pull {ref} ({_short(exc)}). Is the registry up? Re-lock if it moved"
             raise RegistryError(msg) from None
@@ -200,21 +290,18 @@ class DockerEngine:
         return found
 
     def save(self, ref: str, dest: Path) -> None:
-        with dest.open("wb") as out:
+        with self._asking(f"saving image {ref} (docker save)"), dest.open("wb") as out:
             for chunk in self._client.api.get_image(ref):
                 out.write(chunk)
 
     def load(self, archive: Iterable[bytes]) -> None:
         """`docker load` the archive streamed in `archive`; the engine's refusal is a
         BuildError saying why."""
-        try:
+        with self._asking("loading an image (docker load)"):
             for message in self._client.api.load_image(archive):
                 if isinstance(message, dict) and message.get("error"):
-                    msg = f"docker load refused the image: {message['error']}"
-                    raise BuildError(msg)
-        except self._errors.APIError as exc:
-            msg = f"docker load refused the image: {_short(exc)}"
-            raise BuildError(msg) from None
+                    msg = f"{self.describe()} refused to load the image: {message['error']}"
+                    raise EngineRefusedError(msg)
 
     def run(
         self,
@@ -237,33 +324,41 @@ class DockerEngine:
         binds = {
             m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts
         }
-        host_config = api.create_host_config(
-            binds=binds, network_mode="bridge" if network else "none"
-        )
-        container = api.create_container(
-            image,
-            entrypoint=["/bin/sh", "-ec"],
-            command=[script],
-            environment={"HOME": "/root", **env},
-            user="0:0",
-            host_config=host_config,
-            labels={"sandbox-builder": "step"},
-        )
+        with self._asking(f"creating a container of {image}"):
+            host_config = api.create_host_config(
+                binds=binds, network_mode="bridge" if network else "none"
+            )
+            container = api.create_container(
+                image,
+                entrypoint=["/bin/sh", "-ec"],
+                command=[script],
+                environment={"HOME": "/root", **env},
+                user="0:0",
+                host_config=host_config,
+                labels={"sandbox-builder": "step"},
+            )
         cid = str(container["Id"])
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            try:
-                api.start(cid)
-            except self._errors.APIError as exc:
-                out.write(f"the container did not start: {_short(exc)}\n".encode())
-                return RunResult(container=cid, exit_code=127)
-            for chunk in api.logs(cid, stream=True, follow=True):
-                out.write(chunk)
-        code = int(api.wait(cid)["StatusCode"])
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with self._asking(f"running a container of {image}"), log.open("wb") as out:
+                try:
+                    api.start(cid)
+                except self._errors.APIError as exc:
+                    said = str(exc.explanation or "").strip() or _short(exc)
+                    out.write(f"the container did not start: {self.describe()}: {said}\n".encode())
+                    return RunResult(container=cid, exit_code=127)
+                for chunk in api.logs(cid, stream=True, follow=True):
+                    out.write(chunk)
+                code = int(api.wait(cid)["StatusCode"])
+        except BaseException:
+            with contextlib.suppress(BuilderError):  # the first failure is the one to tell
+                self.remove_container(cid)
+            raise
         return RunResult(container=cid, exit_code=code)
 
     def commit(self, container: str) -> str:
-        return str(self._client.api.commit(container)["Id"])
+        with self._asking(f"committing container {container[:12]}"):
+            return str(self._client.api.commit(container)["Id"])
 
     def changes(self, container: str) -> list[str]:
         """The paths a container added, changed or deleted in its own filesystem (what
@@ -278,13 +373,15 @@ class DockerEngine:
         upper = self.upper_dir(container)
         found: list[str] | None = None if upper is None else _upper_changes(upper)
         if found is None:
-            return sorted(str(c["Path"]) for c in self._client.api.diff(container) or [])
+            with self._asking(f"listing the changes of container {container[:12]}"):
+                return sorted(str(c["Path"]) for c in self._client.api.diff(container) or [])
         return found
 
     def upper_dir(self, container: str) -> Path | None:
         """The folder holding what the container wrote (overlay2's upper dir), when the
         engine stores it on this machine and it can be read here; else None."""
-        driver = self._client.api.inspect_container(container).get("GraphDriver") or {}
+        with self._asking(f"inspecting container {container[:12]}"):
+            driver = self._client.api.inspect_container(container).get("GraphDriver") or {}
         upper = (driver.get("Data") or {}).get("UpperDir")
         if driver.get("Name") != "overlay2" or not upper:
             return None
@@ -298,28 +395,31 @@ class DockerEngine:
         ID names its layers for good, so the stacks in `known` are not asked for again (one
         inspect per image: ~0.5 s for the 140 images a machine running the tests holds)."""
         stacks = {}
-        for image in self._client.api.images(filters={"label": label}):
-            image_id = str(image["Id"])
-            if image_id in known:
-                stacks[image_id] = known[image_id]
-                continue
-            with contextlib.suppress(self._errors.NotFound):
-                layers = self._client.api.inspect_image(image_id)["RootFS"]["Layers"]
-                stacks[image_id] = tuple(str(la) for la in layers)
+        with self._asking(f"listing the images labelled {label}"):
+            for image in self._client.api.images(filters={"label": label}):
+                image_id = str(image["Id"])
+                if image_id in known:
+                    stacks[image_id] = known[image_id]
+                    continue
+                with contextlib.suppress(self._errors.NotFound):
+                    layers = self._client.api.inspect_image(image_id)["RootFS"]["Layers"]
+                    stacks[image_id] = tuple(str(la) for la in layers)
         return stacks
 
     def inspect(self, ref: str) -> dict[str, Any]:
         """`docker image inspect` of `ref`; a missing image is a BuildError saying so."""
-        try:
-            found: dict[str, Any] = self._client.api.inspect_image(ref)
-        except self._errors.ImageNotFound:
-            msg = f"no image {ref} in the engine. Check the name, or run `sandbox build`"
-            raise BuildError(msg) from None
+        with self._asking(f"inspecting image {ref}"):
+            try:
+                found: dict[str, Any] = self._client.api.inspect_image(ref)
+            except self._errors.ImageNotFound:
+                msg = f"no image {ref} in the engine. Check the name, or run `sandbox build`"
+                raise BuildError(msg) from None
         return found
 
     def runtimes(self) -> list[str]:
         """The OCI runtimes the daemon offers (runc, and runsc when gVisor is installed)."""
-        return sorted(self._client.info().get("Runtimes") or {})
+        with self._asking("describing itself (docker info)"):
+            return sorted(self._client.info().get("Runtimes") or {})
 
     def run_confined(
         self,
@@ -339,48 +439,65 @@ class DockerEngine:
         from requests.exceptions import ReadTimeout
 
         api = self._client.api
-        host_config = api.create_host_config(
-            binds={
-                m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts
-            },
-            tmpfs=dict(tmpfs),
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            network_mode="none",
-            runtime=runtime,
-        )
-        container = api.create_container(
-            image,
-            entrypoint=["/bin/sh", "-c"],
-            command=[script],
-            environment=dict(env),
-            user=user,
-            host_config=host_config,
-            labels={"sandbox-builder": "step"},
-        )
+        with self._asking(f"creating a confined container of {image}"):
+            host_config = api.create_host_config(
+                binds={
+                    m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                    for m in mounts
+                },
+                tmpfs={path: self._tmpfs_options(opts) for path, opts in tmpfs.items()},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                network_mode="none",
+                runtime=runtime,
+            )
+            container = api.create_container(
+                image,
+                entrypoint=["/bin/sh", "-c"],
+                command=[script],
+                environment=dict(env),
+                user=user,
+                host_config=host_config,
+                labels={"sandbox-builder": "step"},
+            )
         cid = str(container["Id"])
         try:
-            api.start(cid)
+            with self._asking(f"starting a confined container of {image}"):
+                api.start(cid)
             try:
                 code = int(api.wait(cid, timeout=timeout)["StatusCode"])
             except (ReadTimeout, Unanswered):
                 msg = f"the checks in {image} did not finish within {timeout:.0f}s"
                 raise BuildError(msg) from None
-            return code, api.logs(cid).decode(errors="replace")
+            with self._asking(f"reading the output of a container of {image}"):
+                return code, api.logs(cid).decode(errors="replace")
         finally:
             self.remove_container(cid)
 
+    def _tmpfs_options(self, options: str) -> str:
+        """tmpfs mount options as this engine takes them. Podman knows no `uid=`/`gid=`
+        ("unknown mount option"); its `U` makes the tmpfs the container user's, which is
+        what they ask for when they name that user (the only use here: HOME for the probe)."""
+        if not self.describe().startswith("Podman"):
+            return options
+        kept = [o for o in options.split(",") if o and not o.startswith(("uid=", "gid="))]
+        return ",".join([*kept, "U"]) if len(kept) < len(options.split(",")) else options
+
     def remove_container(self, container: str) -> None:
-        with contextlib.suppress(self._errors.NotFound):
-            self._client.api.remove_container(container, force=True)
+        api = self._client.api  # connects first, so the SDK's error classes are known
+        what = f"removing container {container[:12]}"
+        with self._asking(what), contextlib.suppress(self._errors.NotFound):
+            api.remove_container(container, force=True)
 
     def remove_image(self, image: str) -> None:
-        with contextlib.suppress(self._errors.NotFound):
-            self._client.api.remove_image(image, force=True, noprune=False)
+        api = self._client.api
+        with self._asking(f"removing image {image}"), contextlib.suppress(self._errors.NotFound):
+            api.remove_image(image, force=True, noprune=False)
 
     def images(self, label: str) -> list[ImageInfo]:
         """Images carrying `label` (a key, or key=value)."""
-        found = self._client.api.images(filters={"label": label})
+        with self._asking(f"listing the images labelled {label}"):
+            found = self._client.api.images(filters={"label": label})
         return [
             ImageInfo(id=i["Id"], tags=tuple(i.get("RepoTags") or ()), size=int(i.get("Size", 0)))
             for i in found
@@ -388,10 +505,23 @@ class DockerEngine:
 
     def containers(self, label: str) -> list[str]:
         """IDs of stopped containers carrying `label` (a running one belongs to a build)."""
-        found = self._client.api.containers(
-            all=True, filters={"label": label, "status": ["exited", "created", "dead"]}
-        )
+        with self._asking(f"listing the containers labelled {label}"):
+            found = self._client.api.containers(
+                all=True, filters={"label": label, "status": ["exited", "created", "dead"]}
+            )
         return [c["Id"] for c in found]
+
+
+def _advice(status: object) -> str:
+    """What to do about a refusal with HTTP `status`."""
+    if status == 404:
+        return "It lacks what was named: run `sandbox build` again (it loads what is missing)"
+    if isinstance(status, int) and status >= 500:
+        return (
+            "The engine's own log says more; if it is not Docker Engine 20.10 or later, see "
+            "the README's table of engines for what works there"
+        )
+    return "Fix what the engine names; the README's table of engines says what works where"
 
 
 def _upper_changes(upper: Path) -> list[str] | None:

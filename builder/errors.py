@@ -44,6 +44,11 @@ class CheckError(BuildError):
     """
 
 
+class EngineRefusedError(BuildError):
+    """The engine answered, and refused: a container that cannot start, an option it does not
+    know, an image it lacks, an error of its own (a 500). It exits as a failed build step (5)."""
+
+
 class CacheError(BuilderError):
     """The cache directory is unusable or holds a corrupt entry."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from builder import assemble
 from builder.cache import Cache, Layer, NodeEntry
-from builder.engine import Engine
+from builder.engine import Engine, in_step
 from builder.errors import RegistryError
 from builder.loading import STAGE_LABEL, STAGE_REPO, load_image
 from builder.lockfile import NodeLock
@@ -126,9 +126,11 @@ class Executor:
             epoch=self._epoch,
             stage=self.stage_for,
             project_dir=self._project_dir,
+            below=self.layers_below,
         )
         try:
-            result = recipes.build(ctx, node)
+            with in_step(node.name):
+                result = recipes.build(ctx, node)
         except BaseException:
             self._progress.failed(node.name, time.monotonic() - started)
             raise
@@ -181,6 +183,12 @@ class Executor:
     def stage_for(self, name: str) -> str:
         """The build environment of node `name`: its ancestors stacked."""
         return self.stage(ancestors(self._nodes, name))
+
+    def layers_below(self, name: str) -> list[Path]:
+        """The layer tars of node `name`'s build environment, bottom first."""
+        names = ancestors(self._nodes, name)
+        entries = [self._entry(n) for n in stack({n: self._nodes[n] for n in names})]
+        return [self._cache.layer_path(layer.diff_id) for e in entries for layer in e.layers]
 
     def _entry(self, name: str) -> NodeEntry:
         entry = self._cache.entry(self._nodes[name].key)

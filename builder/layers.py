@@ -14,7 +14,7 @@ import json
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +66,11 @@ def is_scratch(name: str) -> bool:
 
 
 def _holds_scratch(name: str) -> bool:
-    """Whether folder `name` is a scratch folder or lies above one (tmp, root, var/log)."""
+    """Whether folder `name` is a scratch folder or lies above scratch (tmp, root, var/log,
+    etc: Podman makes /etc/hosts and /etc/resolv.conf mount points there, and lists only the
+    changed /etc)."""
     folder = _clean(name) + "/"
-    return any(p.endswith("/") and p.startswith(folder) for p in SCRATCH)
+    return any(p.startswith(folder) for p in SCRATCH)
 
 
 def _whiteout_of_scratch(name: str) -> bool:
@@ -157,13 +159,80 @@ def _member(archive: tarfile.TarFile, name: str) -> IO[bytes]:
     return extracted
 
 
+Below = Mapping[str, tuple[bytes, int, int, int]]  # name -> (type, mode, uid, gid)
+
+
+def listing(layers: list[Path]) -> dict[str, tuple[bytes, int, int, int]]:
+    """What the layer tars `layers` (bottom first) hold, stacked: name -> (type, mode, uid,
+    gid). Whiteouts remove what they name (and an opaque marker a folder's old content)."""
+    found: dict[str, tuple[bytes, int, int, int]] = {}
+    for path in layers:
+        with tarfile.open(path) as tar:
+            for m in tar:
+                name = _clean(m.name)
+                folder, _, base = name.rpartition("/")
+                if base == ".wh..wh..opq":
+                    inside = folder + "/"
+                    found = {n: v for n, v in found.items() if not n.startswith(inside)}
+                elif base.startswith(".wh."):
+                    gone = f"{folder}/{base[4:]}".lstrip("/")
+                    found = {n: v for n, v in found.items() if n != gone}
+                    found = {n: v for n, v in found.items() if not n.startswith(gone + "/")}
+                else:
+                    found[name] = (m.type, m.mode & 0o7777, m.uid, m.gid)
+    return found
+
+
+def _same_as_below(members: list[tarfile.TarInfo], below: Below) -> set[str]:
+    """Names in a diff that say nothing the layers below do not: opaque markers of folders
+    and whiteouts of names that are not below, folders present below with the same mode and
+    owners and nothing kept inside them (a changed mtime, clamped anyway), and the
+    /etc/mtab -> /proc/mounts link Podman adds to a container that lacks one."""
+    names = {_clean(m.name): m for m in members}
+    dropped = set()
+    for name, m in names.items():
+        folder, _, base = name.rpartition("/")
+        if base == ".wh..wh..opq":
+            if folder not in below:
+                dropped.add(name)
+        elif base.startswith(".wh."):
+            if f"{folder}/{base[4:]}".lstrip("/") not in below:
+                dropped.add(name)
+        elif name == "etc/mtab" and name not in below and m.linkname == "/proc/mounts":
+            dropped.add(name)  # Podman's, when the image has none
+    holding = {
+        "/".join(parts[:i])
+        for n in names
+        if n not in dropped
+        for parts in [n.split("/")]
+        for i in range(1, len(parts))
+    }
+    for name, m in names.items():
+        # (Podman's tars put the file type in the mode too: 0o40755)
+        unchanged = below.get(name) == (tarfile.DIRTYPE, m.mode & 0o7777, m.uid, m.gid)
+        if m.isdir() and unchanged and name not in holding:
+            dropped.add(name)
+    return dropped
+
+
 def normalize_tar(
-    source: Path, dest: Path, *, epoch: int, prefix: str | None, node: str
+    source: Path,
+    dest: Path,
+    *,
+    epoch: int,
+    prefix: str | None,
+    node: str,
+    below: Below | None = None,
 ) -> LayerFile:
-    """Rewrite the layer tar `source` into its normalized form at `dest`."""
+    """Rewrite the layer tar `source` into its normalized form at `dest`; with `below` (the
+    `listing` of the layers under it), also drop what only says how an engine records a
+    change (`_same_as_below`), so every engine gives the same tar."""
     with tarfile.open(source) as src:
         everything = {_clean(m.name): m for m in src.getmembers()}
         members = [m for m in everything.values() if not is_scratch(m.name)]
+        if below is not None:
+            same = _same_as_below(members, below)
+            members = [m for m in members if _clean(m.name) not in same]
         if prefix is not None:  # folders a step only passed through (/tmp, /root/.npm)
             members = [m for m in members if not (m.isdir() and _holds_scratch(m.name))]
         _check_prefix(members, prefix, node)
@@ -187,9 +256,17 @@ def normalize_tar(
     return written.layer(dest)
 
 
-def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None) -> LayerFile:
-    """A normalized layer holding the tree at `root` (a debootstrapped rootfs); with `only`
-    (a folder relative to `root`), just that folder's tree and the folders above it."""
+def tar_directory(
+    root: Path, dest: Path, *, epoch: int, only: str | None = None, keep_owners: bool = False
+) -> LayerFile:
+    """A normalized layer holding the tree at `root`; with `only` (a folder relative to
+    `root`), just that folder's tree and the folders above it.
+
+    Every entry is owned by root (0:0), whoever made the tree: a runtime unpacked by a client
+    running as uid 1001, or an npm install that hands its files to the owner of the mounted
+    prefix, packs to the same bytes as on CI. `keep_owners` keeps the tree's own owners, for
+    a rootfs whose owners are the distribution's (debootstrap, run as root).
+    """
     seen: dict[tuple[int, int], str] = {}
     entries = _walk_sorted(str(root)) if only is None else _walk_only(str(root), only)
     with _writer(dest) as (out, written):
@@ -198,7 +275,8 @@ def tar_directory(root: Path, dest: Path, *, epoch: int, only: str | None = None
                 continue
             info = tarfile.TarInfo(name)
             st = os.lstat(path)
-            info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+            info.mode = st.st_mode & 0o7777
+            info.uid, info.gid = (st.st_uid, st.st_gid) if keep_owners else (0, 0)
             if stat.S_ISLNK(st.st_mode):
                 info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)  # noqa: PTH115
             elif stat.S_ISDIR(st.st_mode):

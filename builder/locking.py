@@ -18,7 +18,7 @@ from typing import Any
 
 from builder import bins, patterns, runtimes
 from builder.cache import Cache
-from builder.engine import Engine
+from builder.engine import Engine, in_step
 from builder.errors import ResolutionError
 from builder.execute import Executor
 from builder.graph import LayerGraph, build_graph
@@ -95,10 +95,11 @@ class _Locker:
         for name in self.graph.names():
             kind = self.graph.node(name).kind.value
             parents = self.graph.parents(name)
-            if kind in ("base", "system"):
-                inputs = self._lock_base() if kind == "base" else self._lock_system()
-            else:
-                inputs = self._lock_layer(name)
+            with in_step(f"lock {name}"):
+                if kind in ("base", "system"):
+                    inputs = self._lock_base() if kind == "base" else self._lock_system()
+                else:
+                    inputs = self._lock_layer(name)
             self.nodes[name] = NodeLock(
                 name=name,
                 kind=kind,

@@ -6,6 +6,7 @@ It checks the program exists, echoes the command when verbose, and turns a failu
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 from builder.errors import BuilderError
 
 VERBOSE = False
+# A user who is not root rarely has the sbin folders on PATH, where debootstrap lives.
+_SEARCHED = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
 
 
 def run(
@@ -26,10 +29,12 @@ def run(
     install_hint: str = "",
 ) -> str:
     """Run `argv`, return its stdout; on failure raise `error` saying `what` failed."""
-    if shutil.which(argv[0]) is None:
+    found = shutil.which(argv[0], path=_SEARCHED)
+    if found is None:
         hint = install_hint or f"apt-get install -y {argv[0]}"
         msg = f"{what}: `{argv[0]}` is not installed. Install it: {hint}"
         raise error(msg)
+    argv = [found, *argv[1:]]
     if VERBOSE:
         print("+ " + shlex.join(argv), file=sys.stderr)
     done = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine (as root) for sandbox-builder:
-#   - Debian packages: Docker Engine (docker.io), debootstrap, the registry and skopeo (tests),
+#   - Debian packages: Docker Engine (docker.io), debootstrap, the registry, skopeo and podman (tests),
 #     ca-certificates, python3 with venv;
 #   - dockerd started in the background when `docker info` fails, and waited for;
 #   - a virtualenv at .venv with the package installed (editable) plus its dev tools.
@@ -13,9 +13,12 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v podman >/dev/null || need+=(podman)  # tests/integration/test_podman.py
 command -v jq >/dev/null || need+=(jq)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v python3 >/dev/null || need+=(python3)
+# The non-root client test runs the CLI with Debian's python3 (the venv's may be unreadable).
+[ -x /usr/bin/python3 ] || need+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need[*]}"

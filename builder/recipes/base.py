@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 from builder import proc
@@ -20,6 +21,14 @@ def build_base(ctx: StepContext, node: NodeLock) -> StepResult:
 
 def _bootstrap(ctx: StepContext, node: NodeLock) -> StepResult:
     boot = node.inputs["bootstrap"]
+    if os.geteuid() != 0:
+        msg = (
+            f"base: [base] bootstrap runs debootstrap on this machine, which needs root, and "
+            f"this client runs as uid {os.geteuid()}. Build this lock once as root (`sudo "
+            f"sandbox build`), or set [base] image = an image of {boot['suite']} that the "
+            "engine has (a root build's image ID serves) and run `sandbox lock`"
+        )
+        raise BuildError(msg)
     work = ctx.cache.scratch("bootstrap-")
     try:
         root = work / "root"
@@ -42,7 +51,7 @@ def _bootstrap(ctx: StepContext, node: NodeLock) -> StepResult:
             node=node.name,
         )
         (root / "etc/apt/sources.list").write_text(sources_list(boot["mirror"], boot["suite"]))
-        layer = tar_directory(root, work / "layer.tar", epoch=ctx.epoch)
+        layer = tar_directory(root, work / "layer.tar", epoch=ctx.epoch, keep_owners=True)
         return StepResult(layers=[store(ctx.cache, layer)], env={})
     finally:
         shutil.rmtree(work, ignore_errors=True)

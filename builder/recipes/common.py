@@ -12,6 +12,8 @@ bundle and download caches, are mounts: they are never part of a layer.
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from builder.errors import BuilderError, BuildError
 from builder.layers import (
     LayerFile,
     check_changes,
+    listing,
     normalize_tar,
     tar_directory,
     tar_overlay_upper,
@@ -49,6 +52,8 @@ class StepContext:
     epoch: int
     stage: Callable[[str], str]  # node name -> image ID of its ancestors' layers stacked
     project_dir: Path  # the folder holding sandbox.toml (for `path` archives and deps)
+    # node name -> the layer tars below it, bottom first (None: not known, as when locking)
+    below: Callable[[str], list[Path]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,12 +115,13 @@ def run_in_stage(
         for filename, text in (files or {}).items():
             (work / filename).write_text(text)
         work.chmod(0o755)
+        all_mounts = [*tls_mounts, Mount(source=str(work), target=INPUT_DIR), *(mounts or [])]
         result = engine.run(
             image=ctx.stage(name),
-            script=script,
+            script=hand_back(all_mounts) + script,
             log=log,
             env={**tls_env, "SOURCE_DATE_EPOCH": str(ctx.epoch), **(env or {})},
-            mounts=[*tls_mounts, Mount(source=str(work), target=INPUT_DIR), *(mounts or [])],
+            mounts=all_mounts,
             network=network,
         )
         with kept_container(engine, result):
@@ -125,12 +131,27 @@ def run_in_stage(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def hand_back(mounts: list[Mount]) -> str:
+    """Shell that gives the client back, however the script ends, what the step (as root)
+    wrote into the client's writable folders, when the client is not root: else its own
+    cache and scratch trees hold files it can neither read nor remove. Owners in a layer
+    never come from there (`tar_directory` packs as root)."""
+    uid, gid = os.getuid(), os.getgid()
+    writable = [m.target for m in mounts if not m.read_only]
+    if uid == 0 or not writable:
+        return ""
+    targets = " ".join(shlex.quote(t) for t in writable)
+    return f"trap 'chown -hR {uid}:{gid} {targets} 2>/dev/null || true' EXIT\n"
+
+
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:
     """Keep the step container's diff as a normalized layer.
 
     The diff is read from the container's overlay2 upper dir when the engine keeps it on
     this machine (no commit, no `docker save` of every layer below); else the container is
-    committed and the top layer of its `docker save` archive taken.
+    committed and the top layer of its `docker save` archive taken. Engines record the same
+    change in different words (opaque markers on new folders, folders whose only change is
+    their mtime): it is normalized against the layers below, so each engine gives one tar.
     """
     work = ctx.cache.scratch(f"{node.name}-")
     try:
@@ -145,8 +166,14 @@ def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) ->
                 engine.remove_image(committed)
             raw = top_layer_of_saved_image(work / "image.tar", work / "diff.tar")
             (work / "image.tar").unlink()
+        below = None if ctx.below is None else listing(ctx.below(node.name))
         layer = normalize_tar(
-            raw, work / "layer.tar", epoch=ctx.epoch, prefix=prefix_of(node), node=node.name
+            raw,
+            work / "layer.tar",
+            epoch=ctx.epoch,
+            prefix=prefix_of(node),
+            node=node.name,
+            below=below,
         )
         return store(ctx.cache, layer)
     finally:

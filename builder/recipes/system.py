@@ -21,6 +21,7 @@ from builder.recipes.common import (
     StepResult,
     capture,
     download_cache_mount,
+    hand_back,
     verify_installed,
 )
 from builder.resolve.apt import APT_ENV, UPDATE
@@ -54,8 +55,14 @@ echo @@end
     log = ctx.cache.log_path(node.name)
     env = {**APT_ENV, "SOURCE_DATE_EPOCH": str(ctx.epoch)}
     stage = ctx.stage(node.name)
+    mounts = apt_mounts(ctx, stage)
     result = engine.run(
-        image=stage, script=script, log=log, env=env, mounts=apt_mounts(ctx, stage), network=True
+        image=stage,
+        script=hand_back(mounts) + script,
+        log=log,
+        env=env,
+        mounts=mounts,
+        network=True,
     )
     with kept_container(engine, result):
         text = log.read_text(errors="replace")

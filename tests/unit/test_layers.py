@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuildError
-from builder.layers import LayerFile, normalize_tar, tar_directory, tar_overlay_upper
+from builder.layers import (
+    LayerFile,
+    check_changes,
+    listing,
+    normalize_tar,
+    tar_directory,
+    tar_overlay_upper,
+)
 
 EPOCH = 1_700_000_000
 FUTURE = EPOCH + 86_400
@@ -375,6 +382,29 @@ def test_tar_directory_same_tree_gives_the_same_diff_id(tmp_path: Path) -> None:
     assert first.diff_id == second.diff_id == third.diff_id
 
 
+def test_tar_directory_owns_every_entry_by_root_whoever_made_the_tree(tmp_path: Path) -> None:
+    """A client running as uid 1001 packs the same bytes as one running as root."""
+    as_root = make_tree(tmp_path / "a")
+    as_user = make_tree(tmp_path / "b")
+    for path in [as_user, *as_user.rglob("*")]:
+        os.chown(path, 1001, 1001, follow_symlinks=False)
+
+    mine = tar_directory(as_user, tmp_path / "user.tar", epoch=EPOCH)
+
+    assert {(m.uid, m.gid) for m in members(mine)} == {(0, 0)}
+    assert mine.diff_id == tar_directory(as_root, tmp_path / "root.tar", epoch=EPOCH).diff_id
+
+
+def test_tar_directory_keeps_a_rootfs_owners_when_asked(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "root")
+    os.chown(tree / "etc/os-release", 0, 42)  # as debootstrap leaves /etc/shadow: root:shadow
+
+    layer = tar_directory(tree, tmp_path / "layer.tar", epoch=EPOCH, keep_owners=True)
+
+    by_name = {m.name: m for m in members(layer)}
+    assert (by_name["etc/os-release"].uid, by_name["etc/os-release"].gid) == (0, 42)
+
+
 def test_an_overlay_upper_dir_becomes_the_diff_docker_would_commit(tmp_path: Path) -> None:
     """Whiteouts (0/0 character devices), opaque folders, hard links and file capabilities,
     made the way overlayfs records them (needs root, as the build itself does)."""
@@ -425,3 +455,111 @@ def test_only_packs_one_folder_with_the_folders_above_it(tmp_path: Path) -> None
             "opt/npm/b/node_modules",
             "opt/npm/b/node_modules/x.js",
         ]
+
+
+NPM = "/opt/sandbox/tools/npm/"
+
+
+# -- check_changes --------------------------------------------------------------------------
+
+
+def test_podmans_changed_etc_is_not_a_write_outside_the_prefix() -> None:
+    """Podman lists `C /etc` alone (its /etc/hosts, /etc/resolv.conf mount points)."""
+    check_changes(["/etc", "/tmp", "/tmp/x", "/opt/sandbox/tools/npm/a"], NPM, "tools.npm")
+
+
+def test_a_file_written_to_etc_is_still_refused() -> None:
+    with pytest.raises(BuildError, match="/etc/npmrc"):
+        check_changes(["/etc", "/etc/npmrc"], NPM, "tools.npm")
+
+
+# -- normalizing against the layers below -------------------------------------------------
+
+BELOW = [
+    directory("etc"),
+    Entry("etc/old.conf", b"old\n"),
+    directory("run"),
+    directory("tmp"),
+    directory("usr"),
+    directory("usr/share"),
+    Entry("usr/share/gone", b"x\n"),
+]
+# What two engines record for the same step: Docker's overlay2 upper dir marks new folders
+# opaque and lists only what changed; Podman's commit lists folders it touched for its mount
+# points and adds /etc/mtab. (Its tars also put the file type in a folder's mode, 0o40755,
+# which Python's tarfile cannot write: the real Podman build of the README covers that.)
+DOCKER_DIFF = [
+    directory("etc"),
+    Entry("etc/new.conf", b"new\n"),
+    Entry("etc/.wh.old.conf"),
+    directory("usr"),
+    directory("usr/share"),
+    directory("usr/share/doc"),
+    Entry("usr/share/doc/.wh..wh..opq"),
+    Entry("usr/share/doc/README", b"read me\n"),
+    directory("tmp"),
+]
+PODMAN_DIFF = [
+    directory("etc"),
+    Entry("etc/mtab", kind=tarfile.SYMTYPE, link="/proc/mounts"),
+    Entry("etc/new.conf", b"new\n"),
+    Entry("etc/.wh.old.conf"),
+    Entry("etc/.wh.never-there"),
+    directory("run"),
+    Entry("run/.containerenv", b""),
+    directory("usr"),
+    directory("usr/share"),
+    directory("usr/share/doc"),
+    Entry("usr/share/doc/README", b"read me\n"),
+]
+
+
+def normalized_against_below(tmp_path: Path, diff: list[Entry], name: str) -> LayerFile:
+    below = listing([write_tar(tmp_path / "below.tar", BELOW)])
+    source = write_tar(tmp_path / f"{name}-diff.tar", diff)
+    return normalize_tar(
+        source, tmp_path / f"{name}.tar", epoch=EPOCH, prefix=None, node="system", below=below
+    )
+
+
+def test_docker_and_podman_records_of_one_change_give_one_layer(tmp_path: Path) -> None:
+    docker = normalized_against_below(tmp_path, DOCKER_DIFF, "docker")
+    podman = normalized_against_below(tmp_path, PODMAN_DIFF, "podman")
+
+    assert names(docker) == [
+        "etc",
+        "etc/.wh.old.conf",
+        "etc/new.conf",
+        "usr",
+        "usr/share",
+        "usr/share/doc",
+        "usr/share/doc/README",
+    ]
+    assert docker.diff_id == podman.diff_id
+
+
+def test_what_changes_the_filesystem_is_kept(tmp_path: Path) -> None:
+    diff = [
+        directory("usr"),
+        directory("usr/share"),
+        Entry("usr/share/.wh..wh..opq"),  # a folder below, emptied and made again
+        Entry("run", kind=tarfile.DIRTYPE, mode=0o700),  # a folder whose mode changed
+    ]
+
+    kept = names(normalized_against_below(tmp_path, diff, "kept"))
+
+    assert kept == ["run", "usr", "usr/share", "usr/share/.wh..wh..opq"]
+
+
+def test_a_listing_stacks_layers_and_their_whiteouts(tmp_path: Path) -> None:
+    lower = write_tar(tmp_path / "lower.tar", BELOW)
+    upper = write_tar(
+        tmp_path / "upper.tar",
+        [Entry("etc/.wh.old.conf"), Entry("usr/share/.wh..wh..opq"), Entry("etc/x", b"x")],
+    )
+
+    stacked = listing([lower, upper])
+
+    assert "etc/old.conf" not in stacked
+    assert "usr/share/gone" not in stacked
+    assert {"etc", "etc/x", "usr/share"} <= set(stacked)
