@@ -203,13 +203,14 @@ def _security_names(spec: Spec, cache: Cache) -> list[str]:
 
 
 def _warn_floating(spec: Spec, lock_: Lock) -> None:
-    """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway), and what the
-    base image provides or loses: stderr only."""
+    """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway), what the base
+    image provides or loses, and which resource limits Docker would refuse: stderr only."""
+    from builder.overlay import resource_warnings
     from builder.pinning import floating, inherited
     from builder.platforms import host_platform
 
     nodes = lock_.platforms.get(host_platform()) or next(iter(lock_.platforms.values()), {})
-    for warning in floating(spec, nodes):
+    for warning in [*floating(spec, nodes), *resource_warnings(spec.sandbox.resources)]:
         typer.echo(f"warning: {warning}", err=True)
     for note in inherited(spec, nodes):
         typer.echo(f"note: {note}", err=True)
