@@ -13,9 +13,10 @@ comes from RISOLUTO_WRITE_TOKEN; it is sent "unredirected" and never shown, not 
 the server quotes it back. A loopback URL bypasses any HTTP proxy: through one, the server
 would see the proxy, not a loopback client, and refuse the write.
 
-The server redacts values that look secret in what it echoes (a mount such as
-`/srv/keys:/home/agent/keys:ro` reads back as `/srv/keys:[REDACTED]`), so a read-back string
-holding `[REDACTED]` confirms the value when the parts shown match what was sent.
+The server redacts values that look secret in the effective config (a mount such as
+`/srv/token:/home/agent/token:ro` reads back as `/srv/token:[REDACTED]`; the overlay echoes
+are not redacted), so a read-back string holding `[REDACTED]` confirms the value when the
+parts shown match what was sent.
 
 Unreachable servers and HTTP 5xx are retried three times in all, after 0.5 s and 1 s; any
 other refusal fails at once, because waiting will not fix it.
@@ -196,7 +197,7 @@ def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | 
         headers={"Accept": "application/json", "User-Agent": USER_AGENT},
     )
     if body is not None:
-        # without it the server parses no body and merges nothing, yet answers 200
+        # without it the server parses no body and refuses the PUT (400 invalid_overlay_payload)
         request.add_header("Content-Type", "application/json")
     if token:
         request.add_unredirected_header("Authorization", f"Bearer {token}")

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -133,13 +135,43 @@ def test_a_value_the_server_redacts_in_its_echo_still_confirms(
     serve: Callable[..., Started],
 ) -> None:
     url, server = serve()
-    mount = "/srv/keys:/home/agent/keys:ro"  # "keys:" looks like a secret assignment to it
+    mount = "/srv/token:/home/agent/token:ro"  # "token:" looks like a secret assignment to it
     overlay = {"codex": {"sandbox": {"image": IMAGE, "extra_mounts": [mount]}}}
 
     result = apply_overlay(overlay, url, token=None)
 
     assert "codex.sandbox.extra_mounts" in result.confirmed
     assert sandbox_of(server.overlay)["extra_mounts"] == [mount]
+    put = json.loads(_raw(url, "PUT", "/api/v1/config/overlay", overlay))
+    assert sandbox_of(put["overlay"])["extra_mounts"] == [mount], "the echo is not redacted"
+    config = json.loads(_raw(url, "GET", "/api/v1/config"))
+    assert sandbox_of(config)["extra_mounts"] == ["/srv/token:[REDACTED]"]
+
+
+def _raw(
+    url: str, method: str, path: str, body: Any = None, media: str = "application/json"
+) -> str:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method)
+    if data is not None and media:
+        request.add_header("Content-Type", media)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return str(reply.read().decode())
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code} {exc.read().decode()}"
+
+
+def test_the_server_refuses_a_put_without_a_json_content_type(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve()
+
+    reply = _raw(url, "PUT", "/api/v1/config/overlay", OVERLAY, media="")
+
+    assert reply.startswith("400 ")
+    assert "invalid_overlay_payload" in reply
+    assert server.overlay == {}
 
 
 def test_a_config_the_server_rejects_is_a_mismatch_naming_the_key(
@@ -308,10 +340,11 @@ def test_a_400_shows_the_servers_message(serve: Callable[..., Started]) -> None:
 def test_a_url_that_is_not_risoluto_is_exit_8(serve: Callable[..., Started]) -> None:
     url, _ = serve()
 
-    with pytest.raises(OverlayError, match="HTTP 404: Cannot PUT") as caught:
-        apply_overlay(OVERLAY, f"{url}/elsewhere", token=None)
-
+    with pytest.raises(OverlayError, match="not JSON") as caught:
+        apply_overlay(OVERLAY, f"{url}/elsewhere", token=None)  # the web UI answers
     assert "Risoluto's address" in str(caught.value)
+    with pytest.raises(OverlayError, match="HTTP 404: Not found") as caught:
+        apply_overlay(OVERLAY, f"{url}/api/v2", token=None)
 
 
 class _HtmlPage(http.server.BaseHTTPRequestHandler):
