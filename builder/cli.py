@@ -27,6 +27,7 @@ from builder.buildrun import (
 )
 from builder.buildrun import applied_line as _applied_line
 from builder.buildrun import apply_overlay as _apply_overlay
+from builder.buildrun import apply_plans as _apply_plans
 from builder.buildrun import cache_lock as _cache_lock
 from builder.buildrun import print_plan as _print_plan
 from builder.cache import Cache
@@ -499,13 +500,43 @@ def doctor() -> None:
 
 
 @overlay_app.command("show")
-def overlay_show() -> None:
-    """Print the overlay the last build wrote."""
-    path = (_options.cache_dir or default_cache_dir(_options.spec_file)) / "overlay.json"
+def overlay_show(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="One object: the overlay, the keys it sets, what it removes."),
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", metavar="URL", help="What applying to URL removes [default: every URL]."
+        ),
+    ] = None,
+) -> None:
+    """Print the overlay the last build wrote; on stderr, what applying it sets and removes
+    on each Risoluto an earlier apply recorded."""
+    cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
+    path = cache_root / "overlay.json"
     if not path.exists():
         msg = f"{path}: no overlay yet. Run `sandbox build` first"
         raise LockError(msg)
+    plans = _apply_plans(path, cache_root, url)
+    if as_json:
+        from builder.overlay import leaves
+        from builder.risoluto import read_overlay
+
+        overlay = read_overlay(path)
+        keys = sorted(".".join(p) for p, _ in leaves(overlay))
+        remove = {plan.url: sorted(plan.remove) for plan in plans}
+        typer.echo(
+            json.dumps({"path": str(path), "overlay": overlay, "set": keys, "remove": remove})
+        )
+        return
     typer.echo(path.read_text(), nl=False)
+    for plan in plans:
+        for line in plan.lines():
+            typer.echo(line, err=True)
+    if not plans:
+        typer.echo("no apply recorded yet: the first apply removes nothing", err=True)
 
 
 @overlay_app.command("apply")
@@ -513,13 +544,31 @@ def overlay_apply(
     url: Annotated[
         str, typer.Argument(metavar="URL", help=f"Risoluto's address, e.g. {EXAMPLE_URL}.")
     ],
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what it would set and remove; send nothing."),
+    ] = False,
 ) -> None:
     """PUT the last build's overlay to Risoluto at URL and read it back to confirm.
 
-    Its other settings stay. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write token.
+    Keys an earlier apply to URL set and this overlay no longer holds are DELETEd first;
+    Risoluto's other settings stay. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write
+    token.
     """
-    path = (_options.cache_dir or default_cache_dir(_options.spec_file)) / "overlay.json"
-    typer.echo(_applied_line(path, _apply_overlay(path, url, after_build=False)))
+    cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
+    path = cache_root / "overlay.json"
+    if dry_run:
+        from builder.overlay import check_types
+        from builder.risoluto import read_overlay
+
+        check_types(read_overlay(path), str(path))
+        [plan] = _apply_plans(path, cache_root, url)
+        for line in plan.lines(would=True):
+            typer.echo(line)
+        return
+    typer.echo(
+        _applied_line(path, _apply_overlay(path, url, after_build=False, cache_root=cache_root))
+    )
 
 
 def main() -> None:
