@@ -14,6 +14,8 @@ from a hand-edited lock: `sandbox lock` re-keys it and keeps every pin.
   the system node's inputs), base-layer files included.
 - system/3: the diff is read from the step container's overlay2 upper dir (whiteouts and
   opaque folders converted as docker does) rather than from `docker commit` + `docker save`.
+- system/4: the home folder of the user it creates is mode 1777, so any uid can write HOME
+  once Risoluto's fresh volume on /home/agent is filled from it.
 - tools/2, deps/2: the node's prefix is a host folder mounted into the step's container and
   packed on the host (no commit, no `docker save`); the folders above the prefix are made
   by the tool (mode 755) instead of coming from the container's diff.
@@ -29,14 +31,18 @@ from typing import Any
 # Bump a kind's version whenever its build step changes what lands in the layer.
 RECIPES = {
     "base": "base/1",
-    "system": "system/3",
+    "system": "system/4",
     "runtime": "runtime/1",
     "tools": "tools/2",
     "deps": "deps/2",
 }
 
 # Earlier versions of each kind's recipe, newest first.
-PREVIOUS = {"system": ("system/2", "system/1"), "tools": ("tools/1",), "deps": ("deps/1",)}
+PREVIOUS = {
+    "system": ("system/3", "system/2", "system/1"),
+    "tools": ("tools/1",),
+    "deps": ("deps/1",),
+}
 
 
 def canonical_json(obj: Any) -> str:
