@@ -441,19 +441,31 @@ def check(
             "--image", metavar="REF", help="Check this image [default: the last build's]."
         ),
     ] = None,
+    uid: Annotated[
+        str,
+        typer.Option(
+            "--uid",
+            metavar="UID[:GID]",
+            help="The uid Risoluto runs as (0 as root, 1000:1000 in its own image).",
+        ),
+    ] = "12345:12345",
 ) -> None:
     """Prove the built image runs as the orchestrator runs it and meets the security baseline.
 
-    Runs bash, base64, git, each runtime and tool as uid 12345 with every capability dropped,
-    and checks: non-root user, no exposed port, no setuid file but [image].allow_setuid, no
-    host CA certificate, .netrc or credential in any layer. Exits 5 when a check fails.
+    Runs the image as Risoluto would spawn an agent from the overlay (its uid, HOME on a
+    fresh volume, --cap-drop=ALL, no-new-privileges, and for an egress allowlist NET_ADMIN
+    and its entrypoint's iptables rules), then bash, base64, git, each runtime and tool; and
+    checks: non-root user, no exposed port, no setuid file but [image].allow_setuid, no host
+    CA certificate, .netrc or credential in any layer. Exits 5 when a check fails.
     """
     from builder.build import fresh_lock
     from builder.check import check_project
     from builder.errors import CheckError
     from builder.platforms import host_platform
     from builder.report import render_table
+    from builder.spawn import parse_uid
 
+    user = parse_uid(uid)
     spec = _options.spec()
     lock_ = fresh_lock(spec)
     cache = _options.cache()
@@ -465,6 +477,7 @@ def check(
             engine=EngineFactory()(),
             image=image,
             environ=os.environ,
+            user=user,
         )
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in report.results], indent=2))
