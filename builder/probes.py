@@ -38,13 +38,21 @@ from builder.lockfile import NodeLock
 from builder.overlay import make_overlay
 from builder.patterns import npm_name
 from builder.report import CheckResult
-from builder.spawn import EGRESS_SCRIPT, Spawn, own_folder, spawn_for
+from builder.spawn import (
+    EGRESS,
+    EGRESS_SCRIPT,
+    HOME_CHECK,
+    WORKSPACE,
+    Spawn,
+    entrypoint_result,
+    own_folder,
+    spawn_for,
+)
 from builder.spec import Spec
 
 PIP_BIN = "/opt/sandbox/tools/pip/bin"
 TIMEOUT = 60
 CHECK_UID = 12345
-EGRESS, HOME_CHECK, WORKSPACE = "overlay egress allowlist", "home (CODEX_HOME)", "workspace"
 # The entrypoint's steps before the agent (spawn.ts buildEntrypointScript), and a write.
 _HOME_SCRIPT = 'rm -rf "$CODEX_HOME" && mkdir -p "$CODEX_HOME" && : > "$CODEX_HOME/config.toml"'
 RUNTIME_COMMANDS = {
@@ -283,7 +291,11 @@ def run_probes(
         raise CheckError(msg)
     asked = _asked_for(pip)
     results.append(CheckResult(check="docker run", ok=True, detail=spawn.flags()))
-    results += [_spawned(o, spawn) or _interpret(o, pip, spawn.uid, asked) for o in outcomes]
+    results += [
+        entrypoint_result(o.check, o.code, o.output[0] if o.output else "", spawn.uid)
+        or _interpret(o, pip, spawn.uid, asked)
+        for o in outcomes
+    ]
     results += [
         CheckResult(
             check=f"tools.pip {tool}",
@@ -312,49 +324,6 @@ def _asked_for(pip: Mapping[str, list[str]]) -> set[str]:
 
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _spawned(outcome: Outcome, spawn: Spawn) -> CheckResult | None:
-    """What the entrypoint's steps mean for the agent; None for the other probes."""
-    first = outcome.output[0][:160] if outcome.output else ""
-    ok, detail = outcome.code == 0, first
-    if outcome.check == EGRESS:
-        if outcome.code == 127:
-            detail = (
-                "iptables is not in the image: Risoluto's entrypoint then skips the rules "
-                "without a word and the agent reaches every host. Add iptables to [system] "
-                "packages"
-            )
-        elif not ok and spawn.uid != 0:
-            detail = (
-                f"as uid {spawn.uid} iptables cannot set the rules ({first}): Risoluto's "
-                "entrypoint runs them under set -euo pipefail, so it exits before the agent "
-                "starts. The allowlist works only when Risoluto runs as root; if it does, "
-                "check with --uid 0"
-            )
-        elif not ok:
-            detail = (
-                f"the entrypoint's iptables rules failed (exit {outcome.code}: {first}), so "
-                "it exits before the agent starts"
-            )
-        elif "(0 for allowlisted" in first:
-            detail = (
-                f"warning: no allowlisted host resolved here (getent hosts), so only DNS "
-                f"gets out: {first}"
-            )
-            return CheckResult(check=outcome.check, ok=True, detail=detail, warning=True)
-    elif outcome.check == HOME_CHECK and not ok:
-        detail = (
-            f"as uid {spawn.uid} the entrypoint cannot make $CODEX_HOME in HOME, a fresh volume "
-            f"({first}), so it exits before the agent starts. Docker fills an empty volume "
-            "with the image's /home/agent and its owner: leave /home/agent out of the image, "
-            "or let any uid write it"
-        )
-    elif outcome.check == WORKSPACE and not ok:
-        detail = f"as uid {spawn.uid} the agent cannot write its workspace ({first})"
-    else:
-        return None
-    return CheckResult(check=outcome.check, ok=ok, detail=detail)
 
 
 def _interpret(

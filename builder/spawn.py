@@ -35,7 +35,9 @@ from typing import Any
 from builder.engine import Confinement, Mount
 from builder.errors import CheckError
 from builder.overlay import RESOURCE_DEFAULTS
+from builder.report import CheckResult
 
+EGRESS, HOME_CHECK, WORKSPACE = "overlay egress allowlist", "home (CODEX_HOME)", "workspace"
 HOME = "/home/agent"
 CODEX_HOME = "/home/agent/.codex-runtime"
 GATEWAY = {"host.docker.internal": "host-gateway"}
@@ -173,3 +175,46 @@ def _seccomp(profile: str) -> str:
             "there, or fix the path in [sandbox.security]"
         )
         raise CheckError(msg) from exc
+
+
+def entrypoint_result(check: str, code: int, first: str, uid: int) -> CheckResult | None:
+    """What the probe of one of the entrypoint's steps (`check`, its exit `code` and first
+    line of output) means for the agent; None for the other probes."""
+    first = first[:160]
+    ok, detail = code == 0, first
+    if check == EGRESS:
+        if code == 127:
+            detail = (
+                "iptables is not in the image: Risoluto's entrypoint then skips the rules "
+                "without a word and the agent reaches every host. Add iptables to [system] "
+                "packages"
+            )
+        elif not ok and uid != 0:
+            detail = (
+                f"as uid {uid} iptables cannot set the rules ({first}): Risoluto's entrypoint "
+                "runs them under set -euo pipefail, so it exits before the agent starts. The "
+                "allowlist works only when Risoluto runs as root; if it does, check with --uid 0"
+            )
+        elif not ok:
+            detail = (
+                f"the entrypoint's iptables rules failed (exit {code}: {first}), so it exits "
+                "before the agent starts"
+            )
+        elif "(0 for allowlisted" in first:
+            detail = (
+                f"warning: no allowlisted host resolved here (getent hosts), so only DNS "
+                f"gets out: {first}"
+            )
+            return CheckResult(check=check, ok=True, detail=detail, warning=True)
+    elif check == HOME_CHECK and not ok:
+        detail = (
+            f"as uid {uid} the entrypoint cannot make $CODEX_HOME in HOME, a fresh volume "
+            f"({first}), so it exits before the agent starts. Docker fills an empty volume "
+            "with the image's /home/agent and its owner: leave /home/agent out of the image, "
+            "or let any uid write it"
+        )
+    elif check == WORKSPACE and not ok:
+        detail = f"as uid {uid} the agent cannot write its workspace ({first})"
+    else:
+        return None
+    return CheckResult(check=check, ok=ok, detail=detail)
