@@ -17,7 +17,9 @@ and the defaults it fills in for what the overlay leaves out (src/config/default
   (default true), `--runtime=runsc` (gvisor), `--security-opt=seccomp=<profile>`.
 - With an egress allowlist: `--cap-add=NET_ADMIN` and RISOLUTO_EGRESS_ALLOWLIST, which its
   entrypoint (`bash -lc`, under `set -euo pipefail`) turns into iptables OUTPUT rules:
-  `EGRESS_SCRIPT` is that part of it, verbatim.
+  `EGRESS_RULES` is that part of it, as its lines mean it. (Risoluto f7ed42e joins the lines
+  with "; ", which makes `then;` and `do;` of them: bash refuses that whole entrypoint, so
+  there an allowlist keeps every agent from starting. Not reproduced: it is Risoluto's bug.)
 
 Left out: the overlay's extra_mounts (host paths of the orchestrator's machine), the log
 driver (the check reads the container's output back), the Codex config and auth variables.

@@ -5,9 +5,10 @@ typescript@5, pip tool ruff, git, iptables, jq, ca-certificates): the same spec 
 whichever test runs first builds it. The baseline is checked twice: by `sandbox check`, and
 independently here with docker (find, inspect, and a scan of `docker save`'s layers for the
 host's own CAs: on this machine the TLS proxy's "sandboxing-egress-ca", which Debian's bundle
-lacks). Then an image derived with a broken ruff, a planted host CA and a .netrc must fail, naming each. With
-an egress allowlist the check runs it with NET_ADMIN and Risoluto's iptables rules: as root
-they apply, as another uid the entrypoint would stop, and an image without iptables fails.
+lacks). Then an image derived with a broken ruff, a planted host CA and a .netrc must fail,
+naming each. With an egress allowlist the check runs it with NET_ADMIN and Risoluto's
+iptables rules: as root they apply, as another uid the entrypoint would stop, and an image
+without iptables fails.
 """
 
 from __future__ import annotations
