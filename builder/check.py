@@ -41,10 +41,10 @@ def check_project(
     engine: Engine,
     image: str | None,
     environ: Mapping[str, str],
-    user: tuple[int, int] = (probes.CHECK_UID, probes.CHECK_UID),
+    user: tuple[int, int] | None = None,
 ) -> Report:
     """Check `image` (default: this project's last build) against `spec` and its lock, its
-    probes run as `user` (the uid:gid Risoluto runs as)."""
+    probes run as `user` (the uid:gid Risoluto runs as; None: an arbitrary non-root one)."""
     started = time.monotonic()
     ref = image or last_build(cache, spec, nodes)
     info = engine.inspect(ref)

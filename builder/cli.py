@@ -442,13 +442,14 @@ def check(
         ),
     ] = None,
     uid: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--uid",
             metavar="UID[:GID]",
-            help="The uid Risoluto runs as (0 as root, 1000:1000 in its own image).",
+            help="The uid Risoluto runs as (0 as root, 1000:1000 in its own image) "
+            "[default: an arbitrary 12345].",
         ),
-    ] = "12345:12345",
+    ] = None,
 ) -> None:
     """Prove the built image runs as the orchestrator runs it and meets the security baseline.
 
@@ -465,7 +466,7 @@ def check(
     from builder.report import render_table
     from builder.spawn import parse_uid
 
-    user = parse_uid(uid)
+    user = parse_uid(uid) if uid is not None else None
     spec = _options.spec()
     lock_ = fresh_lock(spec)
     cache = _options.cache()

@@ -252,9 +252,10 @@ def run_probes(
     spec: Spec,
     nodes: Mapping[str, NodeLock],
     ref: str,
-    user: tuple[int, int] = (CHECK_UID, CHECK_UID),
+    user: tuple[int, int] | None = None,
 ) -> list[CheckResult]:
-    """Run the probes in `ref` as Risoluto would run it for this spec's overlay, as `user`."""
+    """Run the probes in `ref` as Risoluto would run it for this spec's overlay, as `user`
+    (the uid:gid Risoluto runs as; None: an arbitrary non-root one, CHECK_UID)."""
     plan = plan_probes(spec, nodes)
     results = []
     runsc = False
@@ -267,6 +268,8 @@ def run_probes(
             )
             results.append(CheckResult(check="gvisor", ok=True, detail=detail, warning=True))
     settings = make_overlay(image_ref=ref, sandbox=spec.sandbox)["codex"]["sandbox"]
+    chosen = user is not None
+    user = user or (CHECK_UID, CHECK_UID)
     workspace, archive = cache.scratch("check-workspace-"), cache.scratch("check-archive-")
     try:
         own_folder(workspace, user)
@@ -292,7 +295,7 @@ def run_probes(
     asked = _asked_for(pip)
     results.append(CheckResult(check="docker run", ok=True, detail=spawn.flags()))
     results += [
-        entrypoint_result(o.check, o.code, o.output[0] if o.output else "", spawn.uid)
+        entrypoint_result(o.check, o.code, o.output[0] if o.output else "", spawn.uid, chosen)
         or _interpret(o, pip, spawn.uid, asked)
         for o in outcomes
     ]

@@ -179,9 +179,13 @@ def _seccomp(profile: str) -> str:
         raise CheckError(msg) from exc
 
 
-def entrypoint_result(check: str, code: int, first: str, uid: int) -> CheckResult | None:
+def entrypoint_result(
+    check: str, code: int, first: str, uid: int, chosen: bool = True
+) -> CheckResult | None:
     """What the probe of one of the entrypoint's steps (`check`, its exit `code` and first
-    line of output) means for the agent; None for the other probes."""
+    line of output) means for the agent; None for the other probes. `chosen`: the uid is the
+    one Risoluto runs as (`--uid`), not the arbitrary default: only then is an allowlist that
+    needs root a failure rather than a warning."""
     first = first[:160]
     ok, detail = code == 0, first
     if check == EGRESS:
@@ -197,6 +201,9 @@ def entrypoint_result(check: str, code: int, first: str, uid: int) -> CheckResul
                 "runs them under set -euo pipefail, so it exits before the agent starts. The "
                 "allowlist works only when Risoluto runs as root; if it does, check with --uid 0"
             )
+            if not chosen:
+                detail = f"warning: {detail} (a failure once --uid says Risoluto's uid)"
+                return CheckResult(check=check, ok=True, detail=detail, warning=True)
         elif not ok:
             detail = (
                 f"the entrypoint's iptables rules failed (exit {code}: {first}), so it exits "

@@ -191,6 +191,11 @@ def test_built_image_meets_the_baseline_and_check_names_what_breaks_it(
     assert "-A OUTPUT -j REJECT" in egress["detail"] or "-A OUTPUT -j DROP" in egress["detail"]
     assert results["home (CODEX_HOME)"]["ok"]
 
+    # The default, arbitrary uid: warned that the allowlist needs Risoluto to run as root.
+    code, results, err, _ = _check(project)
+    assert code == 0, err
+    assert results["overlay egress allowlist"]["detail"].startswith("warning: as uid 12345")
+
     # Risoluto running as another uid: iptables fails and the entrypoint stops.
     code, results, err, _ = _check(project, "--uid", "1000:1000")
     assert code == 5, err

@@ -552,6 +552,21 @@ def test_where_risolutos_entrypoint_would_stop_is_a_failure_saying_why(
     assert says in failed.detail
 
 
+def test_an_allowlist_needing_root_is_a_warning_for_the_default_uid(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    output = "@@probe 4 overlay egress allowlist\n@@out iptables: Permission denied (be root)\n"
+    spec = _spec(sandbox=SandboxSpec(egress_allowlist=("pypi.org",)))
+
+    results = run_probes(engine=FakeProber(output), cache=cache, spec=spec, nodes={}, ref="i")
+
+    [egress] = [r for r in results if r.check == "overlay egress allowlist"]
+    assert egress.ok
+    assert egress.warning
+    assert "as uid 12345 iptables cannot set the rules" in egress.detail
+    assert "--uid" in egress.detail
+
+
 def test_an_allowlist_no_host_of_which_resolves_is_a_warning(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     cache.ensure()
