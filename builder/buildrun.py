@@ -27,6 +27,7 @@ from builder.errors import OverlayError
 from builder.layout import default_cache_dir
 
 if TYPE_CHECKING:
+    from builder.applied import ApplyPlan
     from builder.build import BuildResult
     from builder.engine import Engine
     from builder.plan import BuildPlan
@@ -127,7 +128,9 @@ def run_build(request: BuildRequest) -> None:
     _record_noop(request, spec, cache, result)
     applied = None
     if request.apply is not None:
-        applied = apply_overlay(result.overlay_path, request.apply, after_build=True)
+        applied = apply_overlay(
+            result.overlay_path, request.apply, after_build=True, cache_root=cache.root
+        )
     if request.as_json:
         out = result.to_json()
         if applied is not None:
@@ -183,12 +186,37 @@ def print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False)
             print(f"          {'':<24} {line}", file=out)
 
 
-def apply_overlay(path: Path, url: str, *, after_build: bool) -> ApplyResult:
-    from builder.risoluto import TOKEN_ENV, read_overlay
+def apply_plans(path: Path, cache_root: Path, url: str | None) -> list[ApplyPlan]:
+    """What applying the overlay at `path` sets and removes: on `url`, else on each URL an
+    earlier apply recorded (none: an empty list)."""
+    from builder import applied
+    from builder.risoluto import check_url, read_overlay
+
+    overlay = read_overlay(path)
+    record = applied.load(cache_root)
+    urls = [check_url(url)] if url is not None else sorted(record)
+    return [applied.plan(overlay, base, record) for base in urls]
+
+
+def apply_overlay(path: Path, url: str, *, after_build: bool, cache_root: Path) -> ApplyResult:
+    """Apply the overlay at `path` to Risoluto at `url`, removing what an earlier apply set
+    there and this overlay dropped; record what it set (builder/applied.py)."""
+    from builder import applied
+    from builder.risoluto import TOKEN_ENV, check_url, read_overlay
     from builder.risoluto import apply_overlay as apply
 
     try:
-        return apply(read_overlay(path), url, token=os.environ.get(TOKEN_ENV))
+        overlay = read_overlay(path)
+        base = check_url(url)
+        plan = applied.plan(overlay, base, applied.load(cache_root))
+        return apply(
+            overlay,
+            base,
+            token=os.environ.get(TOKEN_ENV),
+            source=str(path),
+            remove=plan.remove,
+            stored=lambda: applied.remember(cache_root, base, plan.set),
+        )
     except OverlayError as exc:
         if not after_build:
             raise
@@ -203,7 +231,14 @@ def apply_overlay(path: Path, url: str, *, after_build: bool) -> ApplyResult:
 def applied_line(path: Path, applied: ApplyResult) -> str:
     what = "applied" if applied.updated else "already applied (unchanged)"
     image = f"image {applied.image}, " if applied.image else ""
+    removed = f"; removed {', '.join(applied.removed)}" if applied.removed else ""
+    left = (
+        f"; left {', '.join(applied.left)} (changed on the server since an earlier apply "
+        "set it: no longer ours)"
+        if applied.left
+        else ""
+    )
     return (
         f"{what}: {path} to Risoluto at {applied.url} "
-        f"({image}{len(applied.confirmed)} keys confirmed)"
+        f"({image}{len(applied.confirmed)} keys confirmed{removed}{left})"
     )

@@ -8,6 +8,7 @@ sandbox.toml):
     logs/<node>.log          the last build log of each node
     tmp/                     scratch for work in progress (emptied by gc)
     overlay.json             the orchestrator overlay of the last build
+    applied.json             the keys `overlay apply` set, per orchestrator URL (applied.py)
     noop.json                what the next no-op build prints, and what that rests on (noop.py)
     stacks.json              the layer stacks of the engine's images (loading.py)
     .lock                    held while a build writes here

@@ -4,8 +4,10 @@ Static checks read the image config and its layer tars (from the cache when this
 them, else from `docker save`): the user is not root, no port is exposed, no setuid/setgid
 file is left but the allowed ones, and no layer holds a host CA certificate, a `.netrc` or the
 value of a `[tools.bin]` credential (builder/scan.py). Then one container runs the probes
-(builder/probes.py) the way the orchestrator runs an agent: an arbitrary uid, every
-capability dropped, no-new-privileges, HOME on a fresh tmpfs, the workspace read-only.
+(builder/probes.py) the way Risoluto would spawn an agent from the overlay (builder/spawn.py):
+its uid:gid (`--uid`; an arbitrary non-root one by default), its capabilities, HOME on a fresh
+volume chowned first, the workspace read-write, the default network, and with an egress
+allowlist NET_ADMIN and its entrypoint's iptables rules.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ def check_project(
     engine: Engine,
     image: str | None,
     environ: Mapping[str, str],
+    user: tuple[int, int] | None = None,
 ) -> Report:
-    """Check `image` (default: this project's last build) against `spec` and its lock."""
+    """Check `image` (default: this project's last build) against `spec` and its lock, its
+    probes run as `user` (the uid:gid Risoluto runs as; None: an arbitrary non-root one)."""
     started = time.monotonic()
     ref = image or last_build(cache, spec, nodes)
     with in_step("check"):
@@ -52,7 +56,9 @@ def check_project(
             results += leak_checks(
                 layers, public=found.public, spec=spec, environ=environ, host_bundle=ca_bundle()
             )
-        results += probes.run_probes(engine=engine, cache=cache, spec=spec, nodes=nodes, ref=ref)
+        results += probes.run_probes(
+            engine=engine, cache=cache, spec=spec, nodes=nodes, ref=ref, user=user
+        )
     return Report(image=str(info["Id"]), results=results, seconds=time.monotonic() - started)
 
 

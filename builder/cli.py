@@ -27,6 +27,7 @@ from builder.buildrun import (
 )
 from builder.buildrun import applied_line as _applied_line
 from builder.buildrun import apply_overlay as _apply_overlay
+from builder.buildrun import apply_plans as _apply_plans
 from builder.buildrun import cache_lock as _cache_lock
 from builder.buildrun import print_plan as _print_plan
 from builder.cache import Cache
@@ -203,13 +204,14 @@ def _security_names(spec: Spec, cache: Cache) -> list[str]:
 
 
 def _warn_floating(spec: Spec, lock_: Lock) -> None:
-    """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway), and what the
-    base image provides or loses: stderr only."""
+    """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway), what the base
+    image provides or loses, and which resource limits Docker would refuse: stderr only."""
+    from builder.overlay import resource_warnings
     from builder.pinning import floating, inherited
     from builder.platforms import host_platform
 
     nodes = lock_.platforms.get(host_platform()) or next(iter(lock_.platforms.values()), {})
-    for warning in floating(spec, nodes):
+    for warning in [*floating(spec, nodes), *resource_warnings(spec.sandbox.resources)]:
         typer.echo(f"warning: {warning}", err=True)
     for note in inherited(spec, nodes):
         typer.echo(f"note: {note}", err=True)
@@ -439,19 +441,32 @@ def check(
             "--image", metavar="REF", help="Check this image [default: the last build's]."
         ),
     ] = None,
+    uid: Annotated[
+        str | None,
+        typer.Option(
+            "--uid",
+            metavar="UID[:GID]",
+            help="The uid Risoluto runs as (0 as root, 1000:1000 in its own image) "
+            "[default: an arbitrary 12345].",
+        ),
+    ] = None,
 ) -> None:
     """Prove the built image runs as the orchestrator runs it and meets the security baseline.
 
-    Runs bash, base64, git, each runtime and tool as uid 12345 with every capability dropped,
-    and checks: non-root user, no exposed port, no setuid file but [image].allow_setuid, no
-    host CA certificate, .netrc or credential in any layer. Exits 5 when a check fails.
+    Runs the image as Risoluto would spawn an agent from the overlay (its uid, HOME on a
+    fresh volume, --cap-drop=ALL, no-new-privileges, and for an egress allowlist NET_ADMIN
+    and its entrypoint's iptables rules), then bash, base64, git, each runtime and tool; and
+    checks: non-root user, no exposed port, no setuid file but [image].allow_setuid, no host
+    CA certificate, .netrc or credential in any layer. Exits 5 when a check fails.
     """
     from builder.build import fresh_lock
     from builder.check import check_project
     from builder.errors import CheckError
     from builder.platforms import host_platform
     from builder.report import render_table
+    from builder.spawn import parse_uid
 
+    user = parse_uid(uid) if uid is not None else None
     spec = _options.spec()
     lock_ = fresh_lock(spec)
     cache = _options.cache()
@@ -463,6 +478,7 @@ def check(
             engine=EngineFactory()(),
             image=image,
             environ=os.environ,
+            user=user,
         )
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in report.results], indent=2))
@@ -498,13 +514,43 @@ def doctor() -> None:
 
 
 @overlay_app.command("show")
-def overlay_show() -> None:
-    """Print the overlay the last build wrote."""
-    path = (_options.cache_dir or default_cache_dir(_options.spec_file)) / "overlay.json"
+def overlay_show(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="One object: the overlay, the keys it sets, what it removes."),
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", metavar="URL", help="What applying to URL removes [default: every URL]."
+        ),
+    ] = None,
+) -> None:
+    """Print the overlay the last build wrote; on stderr, what applying it sets and removes
+    on each Risoluto an earlier apply recorded."""
+    cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
+    path = cache_root / "overlay.json"
     if not path.exists():
         msg = f"{path}: no overlay yet. Run `sandbox build` first"
         raise LockError(msg)
+    plans = _apply_plans(path, cache_root, url)
+    if as_json:
+        from builder.overlay import leaves
+        from builder.risoluto import read_overlay
+
+        overlay = read_overlay(path)
+        keys = sorted(".".join(p) for p, _ in leaves(overlay))
+        remove = {plan.url: sorted(plan.remove) for plan in plans}
+        typer.echo(
+            json.dumps({"path": str(path), "overlay": overlay, "set": keys, "remove": remove})
+        )
+        return
     typer.echo(path.read_text(), nl=False)
+    for plan in plans:
+        for line in plan.lines():
+            typer.echo(line, err=True)
+    if not plans:
+        typer.echo("no apply recorded yet: the first apply removes nothing", err=True)
 
 
 @overlay_app.command("apply")
@@ -512,13 +558,31 @@ def overlay_apply(
     url: Annotated[
         str, typer.Argument(metavar="URL", help=f"Risoluto's address, e.g. {EXAMPLE_URL}.")
     ],
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what it would set and remove; send nothing."),
+    ] = False,
 ) -> None:
     """PUT the last build's overlay to Risoluto at URL and read it back to confirm.
 
-    Its other settings stay. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write token.
+    Keys an earlier apply to URL set and this overlay no longer holds are DELETEd first;
+    Risoluto's other settings stay. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write
+    token.
     """
-    path = (_options.cache_dir or default_cache_dir(_options.spec_file)) / "overlay.json"
-    typer.echo(_applied_line(path, _apply_overlay(path, url, after_build=False)))
+    cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
+    path = cache_root / "overlay.json"
+    if dry_run:
+        from builder.overlay import check_types
+        from builder.risoluto import read_overlay
+
+        check_types(read_overlay(path), str(path))
+        [plan] = _apply_plans(path, cache_root, url)
+        for line in plan.lines(would=True):
+            typer.echo(line)
+        return
+    typer.echo(
+        _applied_line(path, _apply_overlay(path, url, after_build=False, cache_root=cache_root))
+    )
 
 
 def main() -> None:

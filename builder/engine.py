@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -29,6 +29,7 @@ from builder.dockersock import local_socket
 from builder.errors import (
     BuilderError,
     BuildError,
+    CheckError,
     EngineRefusedError,
     EngineUnavailableError,
     RegistryError,
@@ -61,6 +62,31 @@ class Mount:
     source: str
     target: str
     read_only: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Confinement:
+    """How a checked container runs, in `docker run` terms (spawn.py fills it in as the
+    orchestrator would). `home`: a fresh named volume mounted there, first chowned to `user`
+    by a helper container of the same image running as root; `network` None is Docker's
+    default bridge."""
+
+    user: str
+    workdir: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    home: str | None = None
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    runtime: str | None = None
+    network: str | None = None
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    memory: str | None = None
+    memory_reservation: str | None = None
+    memory_swap: str | None = None
+    cpus: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,16 +123,7 @@ class Engine(Protocol):
     def inspect(self, ref: str) -> dict[str, Any]: ...
     def runtimes(self) -> list[str]: ...
     def run_confined(
-        self,
-        *,
-        image: str,
-        script: str,
-        user: str,
-        env: Mapping[str, str],
-        tmpfs: Mapping[str, str],
-        mounts: list[Mount],
-        runtime: str | None,
-        timeout: float,
+        self, *, image: str, script: str, confinement: Confinement, timeout: float
     ) -> tuple[int, str]: ...
     def remove_container(self, container: str) -> None: ...
     def remove_image(self, image: str) -> None: ...
@@ -422,44 +439,95 @@ class DockerEngine:
             return sorted(self._client.info().get("Runtimes") or {})
 
     def run_confined(
+        self, *, image: str, script: str, confinement: Confinement, timeout: float
+    ) -> tuple[int, str]:
+        """Run `script` with /bin/sh in `image` as `confinement` says; return its exit code
+        and output. The containers and the HOME volume are removed after. A run Docker
+        refuses (a limit, a network or a runtime it lacks) is a CheckError quoting it."""
+        api = self._client.api
+        c = confinement
+        volume = f"sandbox-check-{os.urandom(6).hex()}" if c.home else None
+        binds = {
+            m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in c.mounts
+        }
+        try:
+            if volume is not None and c.home is not None:
+                api.create_volume(volume, labels={"sandbox-builder": "check"})
+                self._chown_volume(image, volume, c.user)
+                binds[volume] = {"bind": c.home, "mode": "rw"}
+            return self._run_checked(image, script, c, binds, timeout)
+        except self._errors.APIError as exc:
+            msg = (
+                f"{self.describe()} refused to run {image} the way the orchestrator would "
+                f"({_short(exc)}). Agents could not start either: fix [sandbox] in sandbox.toml"
+            )
+            raise CheckError(msg) from None
+        finally:
+            if volume is not None:
+                with contextlib.suppress(self._errors.APIError):
+                    api.remove_volume(volume, force=True)
+
+    def _chown_volume(self, image: str, volume: str, user: str) -> None:
+        """Risoluto's helper container: the fresh volume's root given to the agent's uid."""
+        api = self._client.api
+        host_config = api.create_host_config(
+            binds={volume: {"bind": "/mnt", "mode": "rw"}}, network_mode="none"
+        )
+        helper = api.create_container(
+            image,
+            entrypoint=["chown", user, "/mnt"],
+            command=[],
+            user="0:0",
+            host_config=host_config,
+            labels={"sandbox-builder": "step"},
+        )
+        cid = str(helper["Id"])
+        try:
+            api.start(cid)
+            code = int(api.wait(cid, timeout=120)["StatusCode"])
+            if code != 0:
+                tail = api.logs(cid).decode(errors="replace").strip()[-200:]
+                msg = f"chown {user} of the fresh HOME volume failed in {image}: {tail}"
+                raise CheckError(msg)
+        finally:
+            self.remove_container(cid)
+
+    def _run_checked(
         self,
-        *,
         image: str,
         script: str,
-        user: str,
-        env: Mapping[str, str],
-        tmpfs: Mapping[str, str],
-        mounts: list[Mount],
-        runtime: str | None,
+        c: Confinement,
+        binds: dict[str, dict[str, str]],
         timeout: float,
     ) -> tuple[int, str]:
-        """Run `script` with /bin/sh as an agent runs: as `user`, every capability dropped,
-        no-new-privileges, no network. Returns its exit code and output; removes it."""
         from requests.exceptions import ConnectionError as Unanswered
         from requests.exceptions import ReadTimeout
 
         api = self._client.api
-        with self._asking(f"creating a confined container of {image}"):
-            host_config = api.create_host_config(
-                binds={
-                    m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
-                    for m in mounts
-                },
-                tmpfs={path: self._tmpfs_options(opts) for path, opts in tmpfs.items()},
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                network_mode="none",
-                runtime=runtime,
-            )
-            container = api.create_container(
-                image,
-                entrypoint=["/bin/sh", "-c"],
-                command=[script],
-                environment=dict(env),
-                user=user,
-                host_config=host_config,
-                labels={"sandbox-builder": "step"},
-            )
+        host_config = api.create_host_config(
+            binds=binds,
+            tmpfs={path: self._tmpfs_options(opts) for path, opts in c.tmpfs.items()},
+            cap_drop=list(c.cap_drop) or None,
+            cap_add=list(c.cap_add) or None,
+            security_opt=list(c.security_opt) or None,
+            network_mode=c.network or "bridge",
+            extra_hosts=dict(c.extra_hosts) or None,
+            runtime=c.runtime,
+            mem_limit=c.memory,
+            mem_reservation=c.memory_reservation,
+            memswap_limit=c.memory_swap,
+            nano_cpus=int(c.cpus * 1e9) if c.cpus else None,
+        )
+        container = api.create_container(
+            image,
+            entrypoint=["/bin/sh", "-c"],
+            command=[script],
+            environment=dict(c.env),
+            user=c.user,
+            working_dir=c.workdir,
+            host_config=host_config,
+            labels={"sandbox-builder": "step"},
+        )
         cid = str(container["Id"])
         try:
             with self._asking(f"starting a confined container of {image}"):

@@ -15,6 +15,11 @@ What the user asked for must pass: the pip tool's own program (the executable na
 tool; all of its executables when none is), each npm tool's `bin`, each `[tools.bin]`, each
 requested library. Other executables a pip tool brings (mypy's mypyc, stubgen, ...) are run
 too, but a failure there is a warning: the user never asked for them.
+
+The container is the one Risoluto would start for this overlay (builder/spawn.py), and the
+script first does what Risoluto's entrypoint does before the agent runs: with an egress
+allowlist, its iptables rules under `set -euo pipefail`; then CODEX_HOME made afresh in HOME;
+then a file written in the workspace.
 """
 
 from __future__ import annotations
@@ -22,22 +27,34 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from builder.cache import Cache
-from builder.engine import Mount
+from builder.engine import Confinement
 from builder.errors import CheckError
 from builder.lockfile import NodeLock
+from builder.overlay import make_overlay
 from builder.patterns import npm_name
 from builder.report import CheckResult
+from builder.spawn import (
+    EGRESS,
+    EGRESS_SCRIPT,
+    HOME_CHECK,
+    WORKSPACE,
+    Spawn,
+    entrypoint_result,
+    own_folder,
+    spawn_for,
+)
 from builder.spec import Spec
 
 PIP_BIN = "/opt/sandbox/tools/pip/bin"
 TIMEOUT = 60
 CHECK_UID = 12345
-HOME = "/home/agent"  # where the orchestrator puts HOME, whatever the image's user is called
+# The entrypoint's steps before the agent (spawn.ts buildEntrypointScript), and a write.
+_HOME_SCRIPT = 'rm -rf "$CODEX_HOME" && mkdir -p "$CODEX_HOME" && : > "$CODEX_HOME/config.toml"'
 RUNTIME_COMMANDS = {
     "node": ("node", "--version"),
     "python": ("python3", "--version"),
@@ -48,8 +65,8 @@ RUNTIME_COMMANDS = {
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _LINES = 3
 
-# Probes run in HOME (the fresh volume), never in the read-only workspace: some tools write
-# to their working folder even for --version (mypyc makes ./build).
+# Probes run in HOME (the fresh volume), not in the workspace: some tools write to their
+# working folder even for --version (mypyc makes ./build).
 _PRELUDE = f"""cd "$HOME" 2>/dev/null || cd /
 T=
 command -v timeout >/dev/null 2>&1 && T="timeout {TIMEOUT}"
@@ -169,9 +186,21 @@ def npm_bins(inputs: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
-def script(plan: Plan) -> str:
+def spawn_probes(spawn: Spawn) -> list[Probe]:
+    """What Risoluto's entrypoint does before the agent runs, as probes to run first."""
+    workspace = spawn.confinement.workdir or "/"
+    probes = []
+    if spawn.egress:
+        probes.append(Probe(check=EGRESS, argv=("bash", "-c", EGRESS_SCRIPT)))
+    probes.append(Probe(check=HOME_CHECK, argv=("sh", "-c", f'{_HOME_SCRIPT} && ls -ld "$HOME"')))
+    write = f"cd {shlex.quote(workspace)} && : > .sandbox-check && rm .sandbox-check && pwd"
+    probes.append(Probe(check=WORKSPACE, argv=("sh", "-c", write)))
+    return probes
+
+
+def script(plan: Plan, first: Sequence[Probe] = ()) -> str:
     lines = [_PRELUDE]
-    for probe in plan.probes:
+    for probe in [*first, *plan.probes]:
         kind = "tool" if probe.tool else "run"
         lines.append(f"{kind} {shlex.quote(probe.check)} {shlex.join(probe.argv)}\n")
     if plan.pip_tools:
@@ -212,56 +241,64 @@ class Prober(Protocol):
 
     def runtimes(self) -> list[str]: ...
     def run_confined(
-        self,
-        *,
-        image: str,
-        script: str,
-        user: str,
-        env: Mapping[str, str],
-        tmpfs: Mapping[str, str],
-        mounts: list[Mount],
-        runtime: str | None,
-        timeout: float,
+        self, *, image: str, script: str, confinement: Confinement, timeout: float
     ) -> tuple[int, str]: ...
 
 
 def run_probes(
-    *, engine: Prober, cache: Cache, spec: Spec, nodes: Mapping[str, NodeLock], ref: str
+    *,
+    engine: Prober,
+    cache: Cache,
+    spec: Spec,
+    nodes: Mapping[str, NodeLock],
+    ref: str,
+    user: tuple[int, int] | None = None,
 ) -> list[CheckResult]:
+    """Run the probes in `ref` as Risoluto would run it for this spec's overlay, as `user`
+    (the uid:gid Risoluto runs as; None: an arbitrary non-root one, CHECK_UID)."""
     plan = plan_probes(spec, nodes)
     results = []
-    runtime = None
+    runsc = False
     if spec.sandbox.gvisor:
-        if "runsc" in engine.runtimes():
-            runtime = "runsc"
-        else:
+        runsc = "runsc" in engine.runtimes()
+        if not runsc:
             detail = (
                 "warning: gvisor = true but `docker info` lists no runsc runtime; the "
                 "orchestrator cannot start this sandbox here. Install gVisor, or checks ran on runc"
             )
             results.append(CheckResult(check="gvisor", ok=True, detail=detail, warning=True))
-    workspace = cache.scratch("check-workspace-")
+    settings = make_overlay(image_ref=ref, sandbox=spec.sandbox)["codex"]["sandbox"]
+    chosen = user is not None
+    user = user or (CHECK_UID, CHECK_UID)
+    workspace, archive = cache.scratch("check-workspace-"), cache.scratch("check-archive-")
     try:
-        workspace.chmod(0o755)
+        own_folder(workspace, user)
+        own_folder(archive, user)
+        spawn = spawn_for(
+            settings, user=user, workspace=workspace, archive=archive, runtime_available=runsc
+        )
+        first = spawn_probes(spawn)
         code, output = engine.run_confined(
             image=ref,
-            script=script(plan),
-            user=f"{CHECK_UID}:{CHECK_UID}",
-            env={"HOME": HOME},
-            tmpfs={HOME: f"uid={CHECK_UID},gid={CHECK_UID}"},
-            mounts=[Mount(source=str(workspace), target=spec.image.workdir)],
-            runtime=runtime,
-            timeout=60.0 + 2 * TIMEOUT * (len(plan.probes) + 4 * len(plan.pip_tools)),
+            script=script(plan, first),
+            confinement=spawn.confinement,
+            timeout=60.0 + 2 * TIMEOUT * (len(first) + len(plan.probes) + 4 * len(plan.pip_tools)),
         )
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+        shutil.rmtree(archive, ignore_errors=True)
     outcomes, pip = parse(output)
     if code != 0 or not outcomes:
         tail = " | ".join(output.strip().splitlines()[-3:])
-        msg = f"the check script could not run in {ref} as uid {CHECK_UID} (exit {code}): {tail}"
+        msg = f"the check script could not run in {ref} as uid {spawn.uid} (exit {code}): {tail}"
         raise CheckError(msg)
     asked = _asked_for(pip)
-    results += [_interpret(o, pip, asked) for o in outcomes]
+    results.append(CheckResult(check="docker run", ok=True, detail=spawn.flags()))
+    results += [
+        entrypoint_result(o.check, o.code, o.output[0] if o.output else "", spawn.uid, chosen)
+        or _interpret(o, pip, spawn.uid, asked)
+        for o in outcomes
+    ]
     results += [
         CheckResult(
             check=f"tools.pip {tool}",
@@ -293,7 +330,7 @@ def _canonical(name: str) -> str:
 
 
 def _interpret(
-    outcome: Outcome, pip: Mapping[str, list[str]], asked: set[str] | None = None
+    outcome: Outcome, pip: Mapping[str, list[str]], uid: int, asked: set[str] | None = None
 ) -> CheckResult:
     check = outcome.check
     extra = False  # an executable a pip tool brings that nobody asked for
@@ -307,7 +344,7 @@ def _interpret(
         return CheckResult(check=check, ok=True, detail=first or "ran")
     hint = {
         124: f"timed out after {TIMEOUT}s",
-        126: f"not executable by uid {CHECK_UID}",
+        126: f"not executable by uid {uid}",
         127: "not found on PATH",
     }.get(outcome.code, f"exit {outcome.code}")
     detail = f"{hint}: {first}" if first else hint

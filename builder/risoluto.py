@@ -13,9 +13,16 @@ comes from RISOLUTO_WRITE_TOKEN; it is sent "unredirected" and never shown, not 
 the server quotes it back. A loopback URL bypasses any HTTP proxy: through one, the server
 would see the proxy, not a loopback client, and refuse the write.
 
-The server redacts values that look secret in what it echoes (a mount such as
-`/srv/keys:/home/agent/keys:ro` reads back as `/srv/keys:[REDACTED]`), so a read-back string
-holding `[REDACTED]` confirms the value when the parts shown match what was sent.
+The server redacts values that look secret in the effective config (a mount such as
+`/srv/token:/home/agent/token:ro` reads back as `/srv/token:[REDACTED]`; the overlay echoes
+are not redacted), so a read-back string holding `[REDACTED]` confirms the value when the
+parts shown match what was sent.
+
+A PUT never removes a key, so an apply first DELETEs (`/api/v1/config/overlay/<dotted.key>`)
+the keys an earlier apply set that this overlay no longer holds (builder/applied.py keeps
+that record): each only while it still holds the value that apply sent, so a key someone
+else has changed since stays, and is reported. Every value is type-checked (overlay.py)
+before anything is sent.
 
 Unreachable servers and HTTP 5xx are retried three times in all, after 0.5 s and 1 s; any
 other refusal fails at once, because waiting will not fix it.
@@ -30,13 +37,14 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from builder.errors import OverlayError
+from builder.overlay import check_types, leaves
 
 TOKEN_ENV = "RISOLUTO_WRITE_TOKEN"
 OVERLAY_API = "/api/v1/config/overlay"
@@ -57,10 +65,12 @@ class ApplyResult:
     updated: bool  # False: the server already had every value (re-applying is harmless)
     confirmed: tuple[str, ...]  # dotted keys read back from the effective config
     image: str | None
+    removed: tuple[str, ...] = ()  # dotted keys an earlier apply set, now DELETEd
+    left: tuple[str, ...] = ()  # keys to remove that someone else changed since: kept
 
     def to_json(self) -> dict[str, Any]:
         """The `applied` object of `build --json`."""
-        return {"url": self.url, "ok": True}
+        return {"url": self.url, "ok": True, "removed": list(self.removed), "left": list(self.left)}
 
 
 class _Transient(Exception):
@@ -115,22 +125,36 @@ def read_overlay(path: Path) -> dict[str, Any]:
     return overlay
 
 
-def apply_overlay(overlay: dict[str, Any], url: str, *, token: str | None) -> ApplyResult:
-    """PUT `overlay` to Risoluto at `url`, then read the effective config back to confirm it.
+def apply_overlay(
+    overlay: dict[str, Any],
+    url: str,
+    *,
+    token: str | None,
+    source: str = "the overlay",
+    remove: Mapping[str, Any] | None = None,
+    stored: Callable[[], None] | None = None,
+) -> ApplyResult:
+    """DELETE the keys of `remove` (dotted key -> the value an earlier apply set there) that
+    still hold that value, PUT `overlay` to Risoluto at `url`, call `stored()` once the PUT
+    is in, then read the effective config back to confirm it.
 
     Every value sent under `codex.sandbox` must read back as sent; otherwise an OverlayError
-    names the keys that differ.
+    names the keys that differ. `source` names the overlay in errors.
     """
     base = check_url(url)
     settings = _settings(overlay)
     if not settings:
         msg = "the overlay has no codex.sandbox settings to apply. Run `sandbox build` again"
         raise OverlayError(msg)
+    check_types(overlay, source)
     token = _check_token(token)
+    removed, left = _remove(base, remove or {}, token)
     body = json.dumps(overlay).encode()
     reply = _call("PUT", base, OVERLAY_API, token=token, body=body)
     if not isinstance(reply, dict) or not isinstance(reply.get("overlay"), dict):
         raise OverlayError(_unexpected(base, "PUT", OVERLAY_API, reply))
+    if stored is not None:
+        stored()
     effective = _call("GET", base, CONFIG_API, token=token, body=None)
     if not isinstance(effective, dict):
         raise OverlayError(_unexpected(base, "GET", CONFIG_API, effective))
@@ -138,10 +162,39 @@ def apply_overlay(overlay: dict[str, Any], url: str, *, token: str | None) -> Ap
     image = settings.get("image")
     return ApplyResult(
         url=base,
-        updated=bool(reply.get("updated", True)),
+        updated=bool(reply.get("updated", True)) or bool(removed),
         confirmed=confirmed,
         image=image if isinstance(image, str) else None,
+        removed=removed,
+        left=left,
     )
+
+
+def _remove(
+    base: str, remove: Mapping[str, Any], token: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """DELETE each key still holding what we set; (removed, left to whoever changed it)."""
+    if not remove:
+        return (), ()
+    reply = _call("GET", base, OVERLAY_API, token=token, body=None)
+    stored = reply.get("overlay") if isinstance(reply, dict) else None
+    if not isinstance(stored, dict):
+        raise OverlayError(_unexpected(base, "GET", OVERLAY_API, reply))
+    removed, left = [], []
+    for key, ours in sorted(remove.items()):
+        now = _lookup(stored, tuple(key.split(".")))
+        if now is _MISSING:
+            continue  # someone removed it already
+        if _canonical(now) != _canonical(ours):
+            left.append(key)
+            continue
+        _call("DELETE", base, f"{OVERLAY_API}/{quote(key, safe='.')}", token=token, body=None)
+        removed.append(key)
+    return tuple(removed), tuple(left)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _settings(overlay: dict[str, Any]) -> dict[str, Any]:
@@ -196,16 +249,21 @@ def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | 
         headers={"Accept": "application/json", "User-Agent": USER_AGENT},
     )
     if body is not None:
-        # without it the server parses no body and merges nothing, yet answers 200
+        # without it the server parses no body and refuses the PUT (400 invalid_overlay_payload)
         request.add_header("Content-Type", "application/json")
     if token:
         request.add_unredirected_header("Authorization", f"Bearer {token}")
     try:
         with _opener(base).open(request, timeout=TIMEOUT) as response:
             raw: bytes = response.read()
+            if method == "DELETE" and response.status == 204:
+                return None
     except urllib.error.HTTPError as exc:
         with exc:
-            detail = _server_message(_read_quietly(exc), token)
+            raw_error = _read_quietly(exc)
+            detail = _server_message(raw_error, token)
+        if method == "DELETE" and exc.code == 404 and b"overlay_path_not_found" in raw_error:
+            return None  # gone between our read and the delete: what we wanted
         if exc.code >= 500:
             status = f"HTTP {exc.code}: {detail}"
             raise _Transient(status, answered=True) from exc
@@ -299,7 +357,7 @@ def _unexpected(base: str, method: str, api: str, reply: Any) -> str:
 
 def _confirm(overlay: dict[str, Any], effective: dict[str, Any], base: str) -> tuple[str, ...]:
     confirmed, differ = [], []
-    for path, sent in _leaves(overlay, ()):
+    for path, sent in leaves(overlay):
         got = _lookup(effective, path)
         name = ".".join(path)
         if got is not _MISSING and _consistent(sent, got):
@@ -319,15 +377,6 @@ def _confirm(overlay: dict[str, Any], effective: dict[str, Any], base: str) -> t
 
 
 _MISSING = object()
-
-
-def _leaves(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """Each value sent, by key path; objects are merged by the server, so recurse into them."""
-    if isinstance(value, dict):
-        for key in sorted(value):
-            yield from _leaves(value[key], (*path, key))
-    else:
-        yield path, value
 
 
 def _lookup(config: Any, path: tuple[str, ...]) -> Any:

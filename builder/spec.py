@@ -110,9 +110,10 @@ class SandboxSpec:
     extra_mounts: tuple[str, ...] = ()
     network: str | None = None
     no_new_privileges: bool | None = None
-    drop_capabilities: tuple[str, ...] | None = None
+    drop_capabilities: bool | None = None  # Risoluto: true -> --cap-drop=ALL
     seccomp_profile: str | None = None
     resources: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, str | int] = field(default_factory=dict)  # driver, max_size, max_file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -387,6 +388,7 @@ def _sandbox(t: Table | None) -> SandboxSpec:
             "network",
             "security",
             "resources",
+            "logs",
         ]
     )
     security = t.table("security")
@@ -397,9 +399,7 @@ def _sandbox(t: Table | None) -> SandboxSpec:
             "no_new_privileges": security.boolean("no_new_privileges", default=True)
             if "no_new_privileges" in security.data
             else None,
-            "drop_capabilities": security.str_list("drop_capabilities")
-            if "drop_capabilities" in security.data
-            else None,
+            "drop_capabilities": _drop_capabilities(security),
             "seccomp_profile": security.optional_string("seccomp_profile"),
         }
     resources = t.table("resources")
@@ -413,8 +413,22 @@ def _sandbox(t: Table | None) -> SandboxSpec:
         extra_mounts=t.str_list("extra_mounts", check=patterns.mount),
         network=t.optional_string("network", check=patterns.network_name),
         resources=_resources(resources),
+        logs=_logs(t.table("logs")),
         **sec,
     )
+
+
+def _drop_capabilities(security: Table) -> bool | None:
+    value = security.data.get("drop_capabilities")
+    if isinstance(value, list):
+        security.source.fail(
+            security.key("drop_capabilities"),
+            "must be true or false, not a list: Risoluto reads a boolean (true runs the agent "
+            "with --cap-drop=ALL) and silently replaces a list, even [], with its default",
+            "Write `drop_capabilities = true` to drop every capability, or false to keep "
+            "Docker's default set",
+        )
+    return security.boolean("drop_capabilities", default=True) if value is not None else None
 
 
 def _resources(t: Table | None) -> dict[str, str]:
@@ -426,4 +440,26 @@ def _resources(t: Table | None) -> dict[str, str]:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             t.source.fail(t.key(name), "must be a string or number", 'e.g. `memory = "4g"`')
         found[name] = str(value)
+    return found
+
+
+def _logs(t: Table | None) -> dict[str, str | int]:
+    """`[sandbox.logs]`: Risoluto's --log-driver and its max-size and max-file options."""
+    if t is None:
+        return {}
+    t.check_keys(["driver", "max_size", "max_file"])
+    found: dict[str, str | int] = {}
+    for name in ("driver", "max_size"):
+        value = t.optional_string(name)
+        if value is not None:
+            found[name] = value
+    if "max_file" in t.data:
+        count = t.data["max_file"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            t.source.fail(
+                t.key("max_file"),
+                "must be a whole number of files, 1 or more",
+                "e.g. `max_file = 3`",
+            )
+        found["max_file"] = count
     return found

@@ -4,6 +4,11 @@ It also clears the setuid/setgid bits of every file but those in `[image].allow_
 (DESIGN.md §5): the agent runs with no-new-privileges anyway, but an image that is safe only
 under one runtime flag is not. The base's own files (passwd, su, mount) are covered too: this
 step runs on top of the base, so a chmod copies them up into this layer with the bits cleared.
+
+The user's home is made writable by any uid (mode 1777, as /tmp): Risoluto mounts a fresh
+volume on /home/agent, and Docker fills an empty volume with the image's folder there, owner
+and mode included, undoing the chown its helper container did; with mode 755 only uid 1000
+could write HOME (not even root, with every capability dropped).
 """
 
 from __future__ import annotations
@@ -114,6 +119,7 @@ def user_and_workdir(inputs: Mapping[str, Any]) -> str:
             f"if ! getent passwd {user} >/dev/null; then",
             f"  if getent group {user} >/dev/null; then useradd --uid {uid} --gid {user} {home}",
             f"  else useradd --uid {uid} --user-group {home}; fi",
+            f"  chmod 1777 /home/{user}",  # any uid writes HOME (the module's docstring)
             "fi",
         ]
     if inputs["workdir"]:

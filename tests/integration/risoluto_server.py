@@ -1,26 +1,36 @@
 """A stand-in for Risoluto's config API that behaves as the real server does (DESIGN.md §7).
 
-Modelled on Risoluto's source (src/http/routes/config.ts, write-guard.ts, read-guard.ts,
-service-errors.ts, config/overlay-helpers.ts, config/merge.ts, core/content-sanitizer.ts):
+Modelled on Risoluto's source (OmerFarukOruc/risoluto, read at f7ed42e) and checked by hand
+against that server run on loopback in setup mode:
 
-- `PUT /api/v1/config/overlay` deep-merges a JSON object into the stored overlay (objects
-  merge, lists and scalars replace, null is stored) and answers `{"updated", "overlay"}`. A
-  body `{"patch": {...}}` is unwrapped, its dotted keys expanded. The body is parsed only
-  with `Content-Type: application/json`; without it the server sees `{}`, merges nothing and
-  still answers 200. Bad JSON or a top-level scalar: 400 invalid_request_body; an array: 400
-  invalid_overlay_payload; over 1 MiB: 413.
-- `GET /api/v1/config/overlay` -> `{"overlay": ...}`; `GET /api/v1/config` -> the effective
-  config: the server's own config with the overlay deep-merged on top.
-- `PATCH /api/v1/config/overlay/<dotted.path>` with `{"value": x}`; `DELETE` -> 204 or 404.
-- Writes: with a write token every write needs `Authorization: Bearer <token>`, from any
-  client (401 write_unauthorized when missing or wrong); without one only loopback clients
-  may write (403 write_forbidden). Reads of /api/v1/config* from another host need a token
-  (403 read_forbidden if the server has none, 401 read_unauthorized if wrong).
-  X-Forwarded-For is believed only from a loopback peer. The body is parsed before the
-  guards run, so malformed JSON is a 400 even without the token, as in express.
-- Echoes are redacted: values under secret-looking keys, and `key: value` / `key=value`
-  assignments with a secret-looking key inside strings, read back as "[REDACTED]".
-- Errors are `{"error": {"code", "message"}}`; an unknown route is express's HTML 404.
+- src/http/routes/config.ts: `PUT /api/v1/config/overlay` with a JSON object deep-merges it
+  into the stored overlay (config/overlay-helpers.ts: objects merge, lists and scalars
+  replace, null is stored) and answers `{"updated", "overlay"}`; a body `{"patch": {...}}` is
+  unwrapped, its dotted keys expanded. Anything but an object (an array, no body at all) is
+  400 invalid_overlay_payload. `GET /api/v1/config/overlay` -> `{"overlay": ...}`. `PATCH
+  /api/v1/config/overlay/<dotted.path>` with `{"value": x}`; `DELETE` -> 204, or 404
+  overlay_path_not_found; both prune objects left empty (removeOverlayPathValue).
+- src/http/server.ts: `express.json({limit: "1mb"})` parses a body only with `Content-Type:
+  application/json`; without it (express 5) the body is undefined, so a PUT is a 400
+  invalid_overlay_payload. The guards run after it, so a malformed body fails first.
+- src/http/service-errors.ts: what a store or the parser throws becomes 500 service_error
+  with its message (malformed JSON, a top-level scalar, over 1 MiB), a TypeError 400
+  service_validation_error (a dangerous key such as `__proto__`).
+- src/http/write-guard.ts, read-guard.ts: with a write token every write needs
+  `Authorization: Bearer <token>`, from any client (401 write_unauthorized when missing or
+  wrong); without one only loopback clients may write (403 write_forbidden). Reads of
+  /api/v1/config* from another host need a token (403 read_forbidden if the server has none,
+  401 read_unauthorized if wrong). X-Forwarded-For is believed only from a loopback peer.
+- src/http/routes/extensions.ts, route-helpers.ts, core/content-sanitizer.ts: only `GET
+  /api/v1/config` (the effective config: the server's own config with the overlay
+  deep-merged on top, as raw as stored) is redacted: values under secret-looking keys, and
+  in strings `api_key`, `password`, `secret`, `token`... followed by `:` or `=` (its other
+  patterns, bearer and vendor tokens, are not modelled). The overlay echoes are not redacted.
+- src/http/routes.ts: an unknown /api/ path is a JSON 404 not_found; any other path serves
+  the web UI's page (200, HTML).
+- src/config/section-builders.ts, coercion.ts: `in_effect()` is the `codex.sandbox` config
+  Risoluto derives from that map and spawns agents with (src/docker/spawn.ts): each key
+  coerced to its type, a value of another type replaced by the default (defaults.ts).
 
 Like Risoluto's config store, the effective config is re-derived after each write, and a
 derivation that fails keeps the last good config while the overlay keeps the write (the
@@ -47,12 +57,18 @@ OVERLAY = "/api/v1/config/overlay"
 CONFIG = "/api/v1/config"
 MAX_BODY = 1 << 20
 DANGEROUS = frozenset({"__proto__", "constructor", "prototype"})
-# content-sanitizer.ts REDACT_KEYS (overlay echo) and route-helpers.ts (effective config)
-SECRET_KEY = re.compile(r"secret|token|key|password|credential|authorization|auth|webhook", re.I)
+# route-helpers.ts isSensitiveKey / isSensitiveBranch; content-sanitizer.ts GENERIC_SECRET_KEYS
 SECRET_CONFIG_KEY = re.compile(r"api_?key|token|secret|webhook|password|auth", re.I)
 SECRET_BRANCH = re.compile(r"headers?|credentials?|auth", re.I)
-FULL_SEGMENT_KEY = re.compile(r"authorization|password", re.I)
-ASSIGNMENT = re.compile(r"(?<![\w-])([\w-]+)[:=]")
+GENERIC_SECRET_KEYS = (
+    "api_key",
+    "api-key",
+    "apikey",
+    "authorization",
+    "password",
+    "secret",
+    "token",
+)
 
 
 class ApiError(Exception):
@@ -92,6 +108,18 @@ class RisolutoServer(http.server.ThreadingHTTPServer):
     def effective(self) -> dict[str, Any]:
         with self.lock:
             return merge(self.config, self.live)
+
+    def in_effect(self) -> dict[str, Any]:
+        """The `codex.sandbox` settings agents are spawned with, by dotted key."""
+        codex = self.effective().get("codex")
+        sandbox = codex.get("sandbox") if isinstance(codex, dict) else None
+        found = {}
+        for dotted, (kind, default) in SANDBOX_DEFAULTS.items():
+            value: Any = sandbox if isinstance(sandbox, dict) else {}
+            for key in dotted.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            found[dotted] = _coerce(value, kind, default)
+        return found
 
     def commit(self, new: dict[str, Any]) -> bool:
         """Store `new` (the lock held); re-derive the effective config. True if it changed."""
@@ -188,60 +216,84 @@ def _expand(patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# -- redaction of echoes (content-sanitizer.ts, route-helpers.ts) -----------------------------
+# -- redaction of the effective config (route-helpers.ts, content-sanitizer.ts) --------------
 
 
 def redact_text(text: str) -> str:
-    out, pos = [], 0
-    while match := ASSIGNMENT.search(text, pos):
-        key = match.group(1)
-        start = match.end()
-        while start < len(text) and text[start] in " \t\r\n":
-            start += 1
-        quote = text[start] if start < len(text) and text[start] in "\"'" else ""
-        start += len(quote)
-        stops = quote or (",}\"'\r\n" if FULL_SEGMENT_KEY.search(key) else ",}\"' \t\r\n")
+    """redactGenericSecretAssignments: `<key>:` or `<key>=` anywhere, its value redacted."""
+    lower, out, pos = text.lower(), [], 0
+    while pos < len(text):
+        key = next((k for k in GENERIC_SECRET_KEYS if lower.startswith(k, pos)), None)
+        after = pos + len(key) if key else pos
+        if key is None or text[after : after + 1] not in (":", "="):
+            out.append(text[pos])
+            pos += 1
+            continue
+        start = after + 1
+        start += text[start : start + 1] in (" ", "\t", "\n", "\r")
+        start += text[start : start + 1] in ('"', "'")
         end = start
-        while end < len(text) and text[end] not in stops:
+        while end < len(text) and text[end] not in "\"',} \t\n\r":
             end += 1
-        if not SECRET_KEY.search(key) or end == start:
-            out.append(text[pos : match.end()])
-            pos = match.end()
+        if end == start:
+            out.append(text[pos])
+            pos += 1
             continue
         out.append(text[pos:start] + "[REDACTED]")
         pos = end
-    return "".join(out) + text[pos:]
+    return "".join(out)
 
 
-def echo_overlay(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact_text(value)
+def echo_config(value: Any, path: tuple[str, ...] = ()) -> Any:
+    """sanitizeConfigValue: what `GET /api/v1/config` shows of the effective config."""
+    hidden = any(SECRET_CONFIG_KEY.search(k) or SECRET_BRANCH.search(k) for k in path)
     if isinstance(value, list):
-        return [echo_overlay(item) for item in value]
+        return [echo_config(item, (*path, str(n))) for n, item in enumerate(value)]
     if not isinstance(value, dict):
-        return value
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        if not SECRET_KEY.search(key):
-            out[key] = echo_overlay(item)
-        elif isinstance(item, dict):
-            out[key] = dict.fromkeys(item, "[REDACTED]")
-        else:
-            out[key] = "[REDACTED]" if isinstance(item, str | int | float) else "[REDACTED_OBJECT]"
-    return out
-
-
-def echo_config(value: Any) -> Any:
-    if isinstance(value, list):
-        return [echo_config(item) for item in value]
-    if not isinstance(value, dict):
-        return echo_overlay(value)
+        if hidden:
+            return "[REDACTED]"
+        return redact_text(value) if isinstance(value, str) else value
     return {
         key: "[REDACTED]"
-        if SECRET_CONFIG_KEY.search(key) or SECRET_BRANCH.search(key)
-        else echo_config(item)
+        if SECRET_CONFIG_KEY.search(key) or SECRET_BRANCH.search(key) or hidden
+        else echo_config(item, (*path, key))
         for key, item in value.items()
     }
+
+
+# -- the sandbox config in effect (section-builders.ts deriveSandboxConfig, defaults.ts) -----
+
+_STRING, _BOOL, _NUMBER, _STRINGS = str, bool, float, list
+SANDBOX_DEFAULTS: dict[str, tuple[type, Any]] = {
+    "image": (_STRING, "risoluto-codex:latest"),
+    "network": (_STRING, ""),
+    "security.no_new_privileges": (_BOOL, True),
+    "security.drop_capabilities": (_BOOL, True),
+    "security.gvisor": (_BOOL, False),
+    "security.seccomp_profile": (_STRING, ""),
+    "resources.memory": (_STRING, "4g"),
+    "resources.memory_reservation": (_STRING, "1g"),
+    "resources.memory_swap": (_STRING, "4g"),
+    "resources.cpus": (_STRING, "2.0"),
+    "resources.tmpfs_size": (_STRING, "512m"),
+    "extra_mounts": (_STRINGS, []),
+    "env_passthrough": (_STRINGS, []),
+    "logs.driver": (_STRING, "json-file"),
+    "logs.max_size": (_STRING, "50m"),
+    "logs.max_file": (_NUMBER, 3),
+    "egress_allowlist": (_STRINGS, []),
+}
+
+
+def _coerce(value: Any, kind: type, default: Any) -> Any:
+    if kind is _BOOL:
+        return value if isinstance(value, bool) else default  # asBoolean
+    if kind is _NUMBER:  # asNumber
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return value if number and value == value and abs(value) != float("inf") else default
+    if kind is _STRINGS:  # asLooseStringArray
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    return value if isinstance(value, str) else default  # asString
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -285,27 +337,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ApiError as exc:
             status, reply, allow = exc.status, {"error": _error(exc)}, ""
         if status == 404 and reply is None:
-            self._send(404, f"<pre>Cannot {method} {path}</pre>\n".encode(), "text/html")
-            return
+            if path.startswith("/api/"):
+                reply = {"error": {"code": "not_found", "message": "Not found"}}
+            else:  # the web UI's page
+                self._send(200, b"<!doctype html><title>Risoluto</title>\n", "text/html")
+                return
         data = b"" if status == 204 else json.dumps(reply).encode()
         self._send(status, data, "application/json; charset=utf-8", allow)
 
     def _body(self) -> Any:
-        """What express.json() leaves in req.body."""
+        """What express.json() leaves in req.body: None stands for undefined."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if length > MAX_BODY:
-            raise ApiError(413, "invalid_request_body", "Request body exceeds the allowed size")
         media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media != "application/json" or not raw.strip():
-            return {}
-        unparsable = ApiError(400, "invalid_request_body", "Request body could not be parsed")
+        if media != "application/json" or not raw:
+            return None
+        if length > MAX_BODY:
+            raise ApiError(500, "service_error", "request entity too large")
         if raw.lstrip()[:1] not in (b"{", b"["):  # strict mode: objects and arrays only
-            raise unparsable
+            raise ApiError(500, "service_error", f"Unexpected token in JSON: {raw[:20]!r}")
         try:
             return json.loads(raw)
         except ValueError as exc:
-            raise unparsable from exc
+            raise ApiError(500, "service_error", str(exc)) from exc
 
     def _guard(self, server: RisolutoServer, method: str, path: str) -> None:
         peer = self.client_address[0]
@@ -354,7 +408,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == OVERLAY:
             if method == "GET":
                 with server.lock:
-                    return 200, {"overlay": echo_overlay(server.overlay)}, ""
+                    return 200, {"overlay": server.overlay}, ""
             if method != "PUT":
                 return _not_allowed("GET, PUT")
             if not isinstance(body, dict):
@@ -364,7 +418,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             patch = _expand(body["patch"]) if isinstance(body.get("patch"), dict) else body
             with server.lock:
                 updated = server.commit(merge(server.overlay, patch))
-                return 200, {"updated": updated, "overlay": echo_overlay(server.overlay)}, ""
+                return 200, {"updated": updated, "overlay": server.overlay}, ""
         dotted = unquote(path.removeprefix(OVERLAY + "/"))
         if not path.startswith(OVERLAY + "/") or "/" in dotted:
             return 404, None, ""
@@ -385,7 +439,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 )
             _set(new, _segments(dotted), body["value"])
             updated = server.commit(new)
-            return 200, {"updated": updated, "overlay": echo_overlay(new)}, ""
+            return 200, {"updated": updated, "overlay": new}, ""
 
     def _send(self, status: int, data: bytes, media: str, allow: str = "") -> None:
         self.send_response(status)

@@ -1,11 +1,14 @@
 """`sandbox check` and the security baseline on a real engine (issue 6).
 
 The image is test_tools_runtimes.py's (node from PyPI, python from apt, npm tools codex and
-typescript@5, pip tool ruff, git, jq, ca-certificates): the same spec text, so whichever test
-runs first builds it. The baseline is checked twice: by `sandbox check`, and independently
-here with docker (find, inspect, and a scan of `docker save`'s layers for the host's own CAs:
-on this machine the TLS proxy's "sandboxing-egress-ca", which Debian's bundle lacks). Then an
-image derived with a broken ruff, a planted host CA and a .netrc must fail, naming each.
+typescript@5, pip tool ruff, git, iptables, jq, ca-certificates): the same spec text, so
+whichever test runs first builds it. The baseline is checked twice: by `sandbox check`, and
+independently here with docker (find, inspect, and a scan of `docker save`'s layers for the
+host's own CAs: on this machine the TLS proxy's "sandboxing-egress-ca", which Debian's bundle
+lacks). Then an image derived with a broken ruff, a planted host CA and a .netrc must fail,
+naming each. With an egress allowlist the check runs it with NET_ADMIN and Risoluto's
+iptables rules: as root they apply, as another uid the entrypoint would stop, and an image
+without iptables fails.
 """
 
 from __future__ import annotations
@@ -173,11 +176,47 @@ def test_built_image_meets_the_baseline_and_check_names_what_breaks_it(
         assert "/usr/local/share/leak.pem" in results["host CA certificates"]["detail"]
     assert results["git"]["ok"], "only what broke fails"
 
-    # An egress allowlist needs iptables in the image, which this one lacks. [sandbox] is not
-    # part of what is locked, so the lock stays fresh and nothing rebuilds.
-    project.write(SPEC + '\n[sandbox]\negress_allowlist = ["registry.npmjs.org"]\n')
+    # An egress allowlist: run with NET_ADMIN and Risoluto's entrypoint's iptables rules, as
+    # root (Risoluto as root). [sandbox] is not part of what is locked: nothing rebuilds.
+    project.write(SPEC + '\n[sandbox]\negress_allowlist = ["deb.debian.org"]\n')
+    code, results, err, _ = _check(project, "--uid", "0")
+
+    assert code == 0, err
+    run = results["docker run"]["detail"]
+    for flag in ("--user 0:0", "--cap-drop=ALL", "--cap-add=NET_ADMIN", "--network <default"):
+        assert flag in run
+    egress = results["overlay egress allowlist"]
+    assert egress["ok"]
+    assert " rules in OUTPUT " in egress["detail"]
+    assert "-A OUTPUT -j REJECT" in egress["detail"] or "-A OUTPUT -j DROP" in egress["detail"]
+    assert results["home (CODEX_HOME)"]["ok"]
+
+    # The default, arbitrary uid: warned that the allowlist needs Risoluto to run as root.
     code, results, err, _ = _check(project)
+    assert code == 0, err
+    assert results["overlay egress allowlist"]["detail"].startswith("warning: as uid 12345")
+
+    # Risoluto running as another uid: iptables fails and the entrypoint stops.
+    code, results, err, _ = _check(project, "--uid", "1000:1000")
+    assert code == 5, err
+    assert (
+        "as uid 1000 iptables cannot set the rules" in results["overlay egress allowlist"]["detail"]
+    )
+    assert results["home (CODEX_HOME)"]["ok"]
+
+    # An image without iptables: the entrypoint would skip the rules without a word.
+    context = tmp_path / "no-iptables"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f'FROM {tag}\nUSER root\nRUN rm "$(command -v iptables)"\nUSER agent\n'
+    )
+    derived = "sandbox-test/check-no-iptables:latest"
+    docker("build", "-q", "-t", derived, str(context))
+    try:
+        code, results, err, _ = _check(project, "--uid", "0", "--image", derived)
+    finally:
+        docker("rmi", "-f", derived, check=False)
     assert code == 5, err
     assert not results["overlay iptables"]["ok"]
-    assert results["overlay getent"]["ok"]
-    assert results["overlay awk"]["ok"]
+    assert "iptables is not in the image" in results["overlay egress allowlist"]["detail"]
+    assert "overlay egress allowlist" in err

@@ -24,8 +24,8 @@ from tests.integration.mirror import node_mirror, serve
 
 pytestmark = pytest.mark.docker
 
-# test_check.py checks this same image (git and jq are there for it): the same spec text gives
-# the same keys, so one of the two tests builds it and the other finds it cached.
+# test_check.py checks this same image (git, jq and iptables are there for it): the same spec
+# text gives the same keys, so one of the two tests builds it and the other finds it cached.
 AGENT_SPEC = """
 [image]
 name = "sandbox-test/agent"
@@ -34,7 +34,7 @@ name = "sandbox-test/agent"
 bootstrap = {{ suite = "bookworm" }}
 
 [system]
-packages = ["ca-certificates", "git", "jq"]
+packages = ["ca-certificates", "git", "iptables", "jq"]
 
 [runtimes]
 node = {{ version = "{node}", provider = "pypi" }}

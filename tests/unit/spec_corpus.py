@@ -85,6 +85,9 @@ CASES: list[tuple[str, str | bytes, str]] = [
         "`sandbox.security.apparmor`",
     ),
     ("unknown-resource", _plus("[sandbox.resources]\ngpus = 1"), "`sandbox.resources.gpus`"),
+    ("unknown-logs-key", _plus('[sandbox.logs]\nmaxSize = "1m"'), "`sandbox.logs.maxSize`"),
+    ("logs-max-file-string", _plus('[sandbox.logs]\nmax_file = "3"'), "`sandbox.logs.max_file`"),
+    ("logs-driver-number", _plus("[sandbox.logs]\ndriver = 1"), "`sandbox.logs.driver`"),
     ("unknown-bin-key", _plus('[tools.bin.jq]\nversion = "1.7"\nsha = "x"'), "`tools.bin.jq.sha`"),
     # Wrong types.
     ("packages-is-a-string", _plus('[system]\npackages = "git"'), "`system.packages`"),

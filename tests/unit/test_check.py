@@ -21,11 +21,13 @@ import pytest
 from builder import certs, probes, scan
 from builder.cache import Cache
 from builder.check import config_checks, leak_checks, setuid_check
+from builder.engine import Confinement
 from builder.errors import CheckError
 from builder.lockfile import NodeLock
 from builder.probes import run_probes
 from builder.report import CheckResult, render_table
 from builder.scan import LayerRef
+from builder.spawn import parse_uid
 from builder.spec import (
     BaseSpec,
     BinaryTool,
@@ -426,6 +428,7 @@ def test_probes_run_as_the_orchestrator_and_name_what_failed(tmp_path: Path) -> 
 
     assert [(r.check, r.ok, r.detail) for r in results] == [
         ("gvisor", True, results[0].detail),
+        ("docker run", True, results[1].detail),
         ("bash", True, "GNU bash"),
         ("git", False, "not executable by uid 12345: sh: git: Permission denied"),
         ("tools.pip dmypy (mypy)", True, "dmypy 1.13"),
@@ -436,11 +439,158 @@ def test_probes_run_as_the_orchestrator_and_name_what_failed(tmp_path: Path) -> 
     assert "runsc" in results[0].detail
     assert "no executable of ruff" in results[-1].detail
     [call] = fake.calls
-    assert call["user"] == "12345:12345"
-    assert call["env"] == {"HOME": "/home/agent"}
-    assert call["runtime"] is None
-    assert [m.target for m in call["mounts"]] == ["/workspace"]  # type: ignore[attr-defined]
-    assert list(cache.root.joinpath("tmp").iterdir()) == [], "the workspace folder is removed"
+    run = call["confinement"]
+    assert isinstance(run, Confinement)
+    assert run.user == "12345:12345"
+    assert run.env == {"HOME": "/home/agent", "CODEX_HOME": "/home/agent/.codex-runtime"}
+    assert run.home == "/home/agent"
+    assert run.runtime is None
+    assert run.network is None  # Docker's default bridge
+    assert run.extra_hosts == {"host.docker.internal": "host-gateway"}
+    assert run.cap_drop == ("ALL",)
+    assert run.cap_add == ()
+    assert run.security_opt == ("no-new-privileges",)
+    assert run.tmpfs == {"/tmp": "exec,size=512m"}
+    assert (run.memory, run.memory_swap, run.memory_reservation, run.cpus) == (
+        "4g",
+        "4g",
+        "1g",
+        2.0,
+    )
+    workspace, archive = run.mounts
+    assert (workspace.target, workspace.read_only) == (workspace.source, False)
+    assert run.workdir == workspace.target
+    assert (archive.target, archive.read_only) == (archive.source, False)
+    script = str(call["script"])
+    assert script.index("home (CODEX_HOME)") < script.index("workspace") < script.index("bash")
+    assert "iptables -A" not in script
+    assert "--cap-drop=ALL --security-opt=no-new-privileges" in results[1].detail
+    assert list(cache.root.joinpath("tmp").iterdir()) == [], "the scratch folders are removed"
+
+
+def test_the_run_follows_the_overlay_and_the_uid(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    fake = FakeProber("@@probe 0 overlay egress allowlist\n@@out 6 rules in OUTPUT (1 for a...\n")
+    sandbox = SandboxSpec(
+        egress_allowlist=("pypi.org", "github.com"),
+        drop_capabilities=False,
+        no_new_privileges=False,
+        network="agents",
+        resources={"memory": "8g", "memory_swap": "8g", "cpus": "1.5", "tmpfs_size": "1g"},
+    )
+
+    results = run_probes(
+        engine=fake, cache=cache, spec=_spec(sandbox=sandbox), nodes={}, ref="i", user=(0, 0)
+    )
+
+    run = fake.calls[0]["confinement"]
+    assert isinstance(run, Confinement)
+    assert run.user == "0:0"
+    assert run.cap_drop == ()
+    assert run.cap_add == ("NET_ADMIN",)
+    assert run.security_opt == ()
+    assert run.network == "agents"
+    assert run.env["RISOLUTO_EGRESS_ALLOWLIST"] == "pypi.org github.com"
+    assert (run.memory, run.memory_swap, run.cpus, run.tmpfs["/tmp"]) == (
+        "8g",
+        "8g",
+        1.5,
+        "exec,size=1g",
+    )
+    script = str(fake.calls[0]["script"])
+    assert script.index("iptables -A OUTPUT -o lo -j ACCEPT") < script.index("home (CODEX_HOME)")
+    assert "set -euo pipefail" in script
+    egress = next(r for r in results if r.check == "overlay egress allowlist")
+    assert egress.ok
+    assert "--cap-add=NET_ADMIN" in results[0].detail
+    assert "--network agents" in results[0].detail
+
+
+@pytest.mark.parametrize(
+    ("output", "user", "says"),
+    [
+        (
+            "@@probe 127 overlay egress allowlist\n@@out bash: iptables: not found\n",
+            (0, 0),
+            "iptables is not in the image",
+        ),
+        (
+            "@@probe 4 overlay egress allowlist\n@@out iptables: Permission denied (be root)\n",
+            (12345, 12345),
+            "as uid 12345 iptables cannot set the rules",
+        ),
+        (
+            "@@probe 1 overlay egress allowlist\n@@out iptables: No chain/target/match\n",
+            (0, 0),
+            "the entrypoint's iptables rules failed (exit 1",
+        ),
+        (
+            "@@probe 1 home (CODEX_HOME)\n@@out mkdir: Permission denied\n",
+            (12345, 12345),
+            "as uid 12345 the entrypoint cannot make $CODEX_HOME",
+        ),
+        (
+            "@@probe 1 workspace\n@@out touch: Permission denied\n",
+            (12345, 12345),
+            "as uid 12345 the agent cannot write its workspace",
+        ),
+    ],
+)
+def test_where_risolutos_entrypoint_would_stop_is_a_failure_saying_why(
+    tmp_path: Path, output: str, user: tuple[int, int], says: str
+) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    spec = _spec(sandbox=SandboxSpec(egress_allowlist=("pypi.org",)))
+
+    results = run_probes(
+        engine=FakeProber(output), cache=cache, spec=spec, nodes={}, ref="i", user=user
+    )
+
+    [failed] = [r for r in results if not r.ok]
+    assert says in failed.detail
+
+
+def test_an_allowlist_needing_root_is_a_warning_for_the_default_uid(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    output = "@@probe 4 overlay egress allowlist\n@@out iptables: Permission denied (be root)\n"
+    spec = _spec(sandbox=SandboxSpec(egress_allowlist=("pypi.org",)))
+
+    results = run_probes(engine=FakeProber(output), cache=cache, spec=spec, nodes={}, ref="i")
+
+    [egress] = [r for r in results if r.check == "overlay egress allowlist"]
+    assert egress.ok
+    assert egress.warning
+    assert "as uid 12345 iptables cannot set the rules" in egress.detail
+    assert "--uid" in egress.detail
+
+
+def test_an_allowlist_no_host_of_which_resolves_is_a_warning(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    output = "@@probe 0 overlay egress allowlist\n@@out 5 rules in OUTPUT (0 for allowlisted\n"
+    spec = _spec(sandbox=SandboxSpec(egress_allowlist=("pypi.org",)))
+
+    results = run_probes(engine=FakeProber(output), cache=cache, spec=spec, nodes={}, ref="i")
+
+    [egress] = [r for r in results if r.check == "overlay egress allowlist"]
+    assert egress.ok
+    assert egress.warning
+
+
+@pytest.mark.parametrize(
+    ("text", "user"), [("0", (0, 0)), ("1000:1000", (1000, 1000)), ("5:7", (5, 7))]
+)
+def test_uid_is_uid_or_uid_gid(text: str, user: tuple[int, int]) -> None:
+    assert parse_uid(text) == user
+
+
+@pytest.mark.parametrize("text", ["root", "-1", "1000:", "1:2:3", ""])
+def test_a_uid_that_is_not_numeric_is_refused(text: str) -> None:
+    with pytest.raises(CheckError, match="--uid"):
+        parse_uid(text)
 
 
 def test_gvisor_checks_run_under_runsc_when_the_engine_has_it(tmp_path: Path) -> None:
@@ -452,7 +602,9 @@ def test_gvisor_checks_run_under_runsc_when_the_engine_has_it(tmp_path: Path) ->
         engine=fake, cache=cache, spec=_spec(sandbox=SandboxSpec(gvisor=True)), nodes={}, ref="i"
     )
 
-    assert fake.calls[0]["runtime"] == "runsc"
+    run = fake.calls[0]["confinement"]
+    assert isinstance(run, Confinement)
+    assert run.runtime == "runsc"
     assert not any(r.warning for r in results)
 
 

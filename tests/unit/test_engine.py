@@ -14,8 +14,8 @@ import pytest
 import requests
 from docker.errors import APIError, ImageNotFound
 
-from builder.engine import DockerEngine, Mount, RunResult, in_step
-from builder.errors import BuildError, EngineRefusedError, EngineUnavailableError
+from builder.engine import Confinement, DockerEngine, Mount, RunResult, in_step
+from builder.errors import BuildError, CheckError, EngineRefusedError, EngineUnavailableError
 
 PODMAN = {"Version": "4.3.1", "Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]}
 DOCKER = {"Version": "20.10.24+dfsg1", "Components": [{"Name": "Engine"}, {"Name": "containerd"}]}
@@ -76,29 +76,20 @@ def _local_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def confined(eng: DockerEngine) -> tuple[int, str]:
-    return eng.run_confined(
-        image="sha256:abc",
-        script="true",
-        user="12345:12345",
-        env={},
-        tmpfs={"/home/agent": "uid=12345,gid=12345"},
-        mounts=[],
-        runtime=None,
-        timeout=5,
-    )
+    confinement = Confinement(user="12345:12345", tmpfs={"/tmp": "uid=12345,gid=12345"})
+    return eng.run_confined(image="sha256:abc", script="true", confinement=confinement, timeout=5)
 
 
 def test_an_option_the_engine_does_not_know_names_step_engine_and_its_message() -> None:
     said = 'container create: unknown mount option "uid=12345": invalid mount option'
     eng = engine({"create_container": refusal(500, said)}, PODMAN)
 
-    with in_step("check"), pytest.raises(EngineRefusedError) as raised:
+    with in_step("check"), pytest.raises(CheckError) as raised:
         confined(eng)
 
     text = str(raised.value)
-    assert text.startswith("check: Podman 4.3.1 refused creating a confined container")
+    assert text.startswith("Podman 4.3.1 refused to run sha256:abc the way the orchestrator")
     assert said in text
-    assert "HTTP 500" in text
     assert raised.value.exit_code == 5
 
 
@@ -186,11 +177,11 @@ def test_a_bug_keeps_its_traceback() -> None:
 
 
 @pytest.mark.parametrize(("version", "options"), [(DOCKER, "uid=12345,gid=12345"), (PODMAN, "U")])
-def test_the_probes_home_is_the_users_tmpfs_in_the_engines_own_words(
+def test_a_tmpfs_owned_by_the_user_is_said_in_the_engines_own_words(
     version: dict[str, Any], options: str
 ) -> None:
     eng = engine({}, version)
 
     assert confined(eng) == (0, "ok\n")
 
-    assert eng._client.api.kwargs["create_host_config"]["tmpfs"] == {"/home/agent": options}
+    assert eng._client.api.kwargs["create_host_config"]["tmpfs"] == {"/tmp": options}

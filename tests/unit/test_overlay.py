@@ -8,7 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from builder.overlay import make_overlay, write_overlay
+import pytest
+
+from builder.errors import OverlayError
+from builder.overlay import (
+    KEY_TYPES,
+    check_types,
+    docker_size,
+    leaves,
+    make_overlay,
+    resource_warnings,
+    write_overlay,
+)
 from builder.spec import SandboxSpec, load_spec
 
 IMAGE_ID = "sha256:" + "4f" * 32
@@ -21,9 +32,10 @@ FULL = SandboxSpec(
     extra_mounts=("/home/user/.cache/pip:/home/agent/.cache/pip:ro",),
     network="agents-net",
     no_new_privileges=True,
-    drop_capabilities=("ALL",),
+    drop_capabilities=True,
     seccomp_profile="/etc/docker/seccomp.json",
     resources={"memory": "4g", "cpus": "2"},
+    logs={"driver": "json-file", "max_size": "10m", "max_file": 5},
 )
 
 SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
@@ -52,10 +64,11 @@ def test_full_overlay_is_snake_case_under_codex_sandbox() -> None:
         "security": {
             "gvisor": True,
             "no_new_privileges": True,
-            "drop_capabilities": ["ALL"],
+            "drop_capabilities": True,
             "seccomp_profile": "/etc/docker/seccomp.json",
         },
         "resources": {"memory": "4g", "cpus": "2"},
+        "logs": {"driver": "json-file", "max_size": "10m", "max_file": 5},
         "network": "agents-net",
     }
 
@@ -119,3 +132,86 @@ def test_write_overlay_is_json_with_sorted_keys_and_deterministic(tmp_path: Path
     assert json.loads(first.read_text()) == overlay
     assert first.read_bytes() == second.read_bytes()
     assert first.read_text() == json.dumps(overlay, indent=2, sort_keys=True) + "\n"
+
+
+# -- types as Risoluto reads them ---------------------------------------------------------------
+
+
+def test_every_key_of_the_full_overlay_has_the_type_risoluto_reads() -> None:
+    overlay = make_overlay(image_ref=IMAGE_ID, sandbox=FULL)
+
+    check_types(overlay, "overlay.json")  # no error
+
+    emitted = {".".join(path[2:]) for path, _ in leaves(overlay)}
+    assert emitted <= set(KEY_TYPES)
+    assert emitted == set(KEY_TYPES) - {
+        "resources.memory_reservation",
+        "resources.memory_swap",
+        "resources.tmpfs_size",
+    }
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "named"),
+    [
+        ({"security": {"drop_capabilities": ["ALL"]}}, "codex.sandbox.security.drop_capabilities"),
+        ({"security": {"gvisor": "true"}}, "codex.sandbox.security.gvisor"),
+        ({"resources": {"memory": 4}}, "codex.sandbox.resources.memory"),
+        ({"logs": {"max_file": "3"}}, "codex.sandbox.logs.max_file"),
+        ({"extra_mounts": "/a:/b"}, "codex.sandbox.extra_mounts"),
+        ({"extraMounts": ["/a:/b"]}, "codex.sandbox.extraMounts"),
+        ({"Image": IMAGE_ID}, "codex.sandbox.Image"),
+    ],
+)
+def test_a_key_risoluto_would_not_read_as_sent_is_refused_naming_it(
+    sandbox: dict[str, Any], named: str
+) -> None:
+    overlay = {"codex": {"sandbox": {"image": IMAGE_ID, **sandbox}}}
+
+    with pytest.raises(OverlayError) as caught:
+        check_types(overlay, "cache/overlay.json")
+
+    message = str(caught.value)
+    assert caught.value.exit_code == 8
+    assert named in message
+    assert "codex.sandbox.image" not in message
+    assert "Nothing was sent" in message
+
+
+def test_a_key_outside_codex_sandbox_is_refused() -> None:
+    with pytest.raises(OverlayError, match=r"server\.port is not under codex\.sandbox"):
+        check_types({"server": {"port": 4001}}, "x.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("4g", 4 << 30),
+        ("512m", 512 << 20),
+        ("1.5G", 3 << 29),
+        ("8gb", 8 << 30),
+        ("100", 100),
+        ("-1", -1),
+        ("lots", None),
+    ],
+)
+def test_docker_sizes(text: str, size: int | None) -> None:
+    assert docker_size(text) == size
+
+
+def test_memory_over_4g_without_memory_swap_is_warned() -> None:
+    [warning] = resource_warnings({"memory": "8g"})
+
+    assert "memory = '8g' with memory_swap = '4g' (Risoluto's default)" in warning
+    assert "Docker refuses" in warning
+    assert resource_warnings({"memory": "8g", "memory_swap": "8g"}) == []
+    assert resource_warnings({"memory": "8g", "memory_swap": "-1"}) == []
+    assert resource_warnings({"memory": "4g"}) == []
+    assert resource_warnings({}) == []
+
+
+def test_memory_below_the_default_reservation_is_warned() -> None:
+    [warning] = resource_warnings({"memory": "512m"})
+
+    assert "memory_reservation = '1g' (Risoluto's default)" in warning
+    assert resource_warnings({"memory": "512m", "memory_reservation": "256m"}) == []

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,7 +83,7 @@ def test_apply_pins_the_image_and_confirms_it_from_the_effective_config(
     assert result.image == IMAGE
     assert "codex.sandbox.image" in result.confirmed
     assert "codex.sandbox.security.gvisor" in result.confirmed
-    assert result.to_json() == {"url": url, "ok": True}
+    assert result.to_json() == {"url": url, "ok": True, "removed": [], "left": []}
     put, get = server.requests
     assert (put.method, put.path, get.method, get.path) == (
         "PUT",
@@ -133,13 +135,43 @@ def test_a_value_the_server_redacts_in_its_echo_still_confirms(
     serve: Callable[..., Started],
 ) -> None:
     url, server = serve()
-    mount = "/srv/keys:/home/agent/keys:ro"  # "keys:" looks like a secret assignment to it
+    mount = "/srv/token:/home/agent/token:ro"  # "token:" looks like a secret assignment to it
     overlay = {"codex": {"sandbox": {"image": IMAGE, "extra_mounts": [mount]}}}
 
     result = apply_overlay(overlay, url, token=None)
 
     assert "codex.sandbox.extra_mounts" in result.confirmed
     assert sandbox_of(server.overlay)["extra_mounts"] == [mount]
+    put = json.loads(_raw(url, "PUT", "/api/v1/config/overlay", overlay))
+    assert sandbox_of(put["overlay"])["extra_mounts"] == [mount], "the echo is not redacted"
+    config = json.loads(_raw(url, "GET", "/api/v1/config"))
+    assert sandbox_of(config)["extra_mounts"] == ["/srv/token:[REDACTED]"]
+
+
+def _raw(
+    url: str, method: str, path: str, body: Any = None, media: str = "application/json"
+) -> str:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method)
+    if data is not None and media:
+        request.add_header("Content-Type", media)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return str(reply.read().decode())
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code} {exc.read().decode()}"
+
+
+def test_the_server_refuses_a_put_without_a_json_content_type(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve()
+
+    reply = _raw(url, "PUT", "/api/v1/config/overlay", OVERLAY, media="")
+
+    assert reply.startswith("400 ")
+    assert "invalid_overlay_payload" in reply
+    assert server.overlay == {}
 
 
 def test_a_config_the_server_rejects_is_a_mismatch_naming_the_key(
@@ -292,26 +324,109 @@ def test_a_server_failing_every_attempt_is_exit_8(serve: Callable[..., Started])
 
 def test_a_400_shows_the_servers_message(serve: Callable[..., Started]) -> None:
     url, server = serve()
-    # a `patch` body is unwrapped and its dotted keys expanded; this one is refused
-    overlay = {**OVERLAY, "patch": {"codex.__proto__.polluted": True}}
+    server.fail_next = [400]
 
     with pytest.raises(OverlayError) as caught:
-        apply_overlay(overlay, url, token=None)
+        apply_overlay(OVERLAY, url, token=None)
 
     message = str(caught.value)
     assert caught.value.exit_code == 8
-    assert "HTTP 400" in message
-    assert "Refusing to traverse dangerous key: __proto__ (service_validation_error)" in message
+    assert "HTTP 400: Internal server error (service_error)" in message
+    assert "rejected the overlay" in message
     assert server.overlay == {}
+
+
+def test_an_overlay_risoluto_would_misread_is_refused_before_anything_is_sent(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve()
+    overlay = {"codex": {"sandbox": {"image": IMAGE, "security": {"drop_capabilities": ["ALL"]}}}}
+
+    with pytest.raises(OverlayError) as caught:
+        apply_overlay(overlay, url, token=None, source="cache/overlay.json")
+
+    assert "cache/overlay.json: codex.sandbox.security.drop_capabilities is" in str(caught.value)
+    assert "true or false" in str(caught.value)
+    assert server.requests == []
+
+
+# -- removing what an earlier apply set --------------------------------------------------------
+
+
+def test_keys_an_earlier_apply_set_are_deleted_and_the_operators_stay(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve(
+        overlay={
+            "codex": {
+                "model": "o3",
+                "sandbox": {
+                    "image": "old",
+                    "network": "agents",
+                    "resources": {"memory": "8g", "cpus": "2"},
+                },
+            }
+        }
+    )
+    ours = {"codex.sandbox.network": "agents", "codex.sandbox.resources.cpus": "2"}
+
+    result = apply_overlay(OVERLAY, url, token=None, remove=ours)
+
+    assert result.removed == ("codex.sandbox.network", "codex.sandbox.resources.cpus")
+    assert result.left == ()
+    assert result.updated
+    settings = sandbox_of(server.overlay)
+    assert "network" not in settings
+    assert settings["resources"] == {"memory": "8g"}  # the operator's
+    assert server.overlay["codex"]["model"] == "o3"
+    assert server.in_effect()["network"] == ""  # Risoluto's default again
+    deletes = [r.path for r in server.requests if r.method == "DELETE"]
+    assert deletes == [
+        "/api/v1/config/overlay/codex.sandbox.network",
+        "/api/v1/config/overlay/codex.sandbox.resources.cpus",
+    ]
+    assert [r.method for r in server.requests] == ["GET", "DELETE", "DELETE", "PUT", "GET"]
+
+
+def test_a_key_changed_on_the_server_since_is_left_and_reported(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve(overlay={"codex": {"sandbox": {"network": "operators-net"}}})
+
+    result = apply_overlay(
+        OVERLAY,
+        url,
+        token=None,
+        remove={"codex.sandbox.network": "agents", "codex.sandbox.env_passthrough": ["X"]},
+    )
+
+    assert result.removed == ()
+    assert result.left == ("codex.sandbox.network",)  # env_passthrough was gone already
+    assert sandbox_of(server.overlay)["network"] == "operators-net"
+    assert not [r for r in server.requests if r.method == "DELETE"]
+
+
+def test_stored_is_called_once_the_put_is_in_even_if_the_read_back_differs(
+    serve: Callable[..., Started],
+) -> None:
+    url, server = serve()
+    server.accepts = lambda config: False
+    calls: list[bool] = []
+
+    with pytest.raises(OverlayError, match="differs at"):
+        apply_overlay(OVERLAY, url, token=None, stored=lambda: calls.append(True))
+
+    assert calls == [True]
 
 
 def test_a_url_that_is_not_risoluto_is_exit_8(serve: Callable[..., Started]) -> None:
     url, _ = serve()
 
-    with pytest.raises(OverlayError, match="HTTP 404: Cannot PUT") as caught:
-        apply_overlay(OVERLAY, f"{url}/elsewhere", token=None)
-
+    with pytest.raises(OverlayError, match="not JSON") as caught:
+        apply_overlay(OVERLAY, f"{url}/elsewhere", token=None)  # the web UI answers
     assert "Risoluto's address" in str(caught.value)
+    with pytest.raises(OverlayError, match="HTTP 404: Not found") as caught:
+        apply_overlay(OVERLAY, f"{url}/api/v2", token=None)
 
 
 class _HtmlPage(http.server.BaseHTTPRequestHandler):
@@ -465,3 +580,42 @@ def test_cli_build_checks_the_apply_url_before_building(tmp_path: Path) -> None:
     assert done.returncode == 8
     assert "http:// or https://" in done.stderr
     assert not (tmp_path / "cache").exists()  # nothing was built
+
+
+def test_cli_a_second_apply_removes_what_the_first_set_and_shows_it_first(
+    tmp_path: Path, serve: Callable[..., Started]
+) -> None:
+    url, server = serve(overlay={"codex": {"model": "o3"}})
+    path = write_overlay(tmp_path)
+    assert sandbox(tmp_path, "overlay", "apply", url).returncode == 0
+    smaller = {"codex": {"sandbox": {"image": IMAGE, "security": {"gvisor": False}}}}
+    path.write_text(json.dumps(smaller))
+
+    shown = sandbox(tmp_path, "overlay", "show", "--json")
+    dry = sandbox(tmp_path, "overlay", "apply", url, "--dry-run")
+    requests_before = len(server.requests)
+    done = sandbox(tmp_path, "overlay", "apply", url)
+
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {
+        "path": str(path),
+        "overlay": smaller,
+        "set": ["codex.sandbox.image", "codex.sandbox.security.gvisor"],
+        "remove": {url: ["codex.sandbox.egress_allowlist", "codex.sandbox.extra_mounts"]},
+    }
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        f"{url}: would set 2 keys: codex.sandbox.image, codex.sandbox.security.gvisor",
+        f"{url}: would remove codex.sandbox.egress_allowlist, codex.sandbox.extra_mounts "
+        "(set by an earlier apply, no longer in the overlay)",
+    ]
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"applied: {path} to Risoluto at {url} (image {IMAGE}, 2 keys confirmed; removed "
+        "codex.sandbox.egress_allowlist, codex.sandbox.extra_mounts)"
+    ]
+    assert server.overlay == {"codex": {"model": "o3", "sandbox": smaller["codex"]["sandbox"]}}
+    assert requests_before == 2, "show and --dry-run sent nothing (the first apply: PUT, GET)"
+    plain = sandbox(tmp_path, "overlay", "show")
+    assert json.loads(plain.stdout) == smaller
+    assert f"{url}: removes nothing" in plain.stderr

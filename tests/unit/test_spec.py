@@ -335,18 +335,36 @@ def test_sandbox_table_with_security_resources_and_network(tmp_path: Path) -> No
         VALID
         + '[sandbox]\nnetwork = "agents-net"\n'
         + "[sandbox.security]\ngvisor = true\nno_new_privileges = true\n"
-        + 'drop_capabilities = ["ALL"]\nseccomp_profile = "/etc/docker/seccomp.json"\n'
-        + '[sandbox.resources]\nmemory = "4g"\ncpus = 2\n',
+        + 'drop_capabilities = true\nseccomp_profile = "/etc/docker/seccomp.json"\n'
+        + '[sandbox.resources]\nmemory = "4g"\ncpus = 2\n'
+        + '[sandbox.logs]\ndriver = "local"\nmax_size = "10m"\nmax_file = 5\n',
     )
 
     assert load_spec(path).sandbox == SandboxSpec(
         gvisor=True,
         network="agents-net",
         no_new_privileges=True,
-        drop_capabilities=("ALL",),
+        drop_capabilities=True,
         seccomp_profile="/etc/docker/seccomp.json",
         resources={"cpus": "2", "memory": "4g"},
+        logs={"driver": "local", "max_size": "10m", "max_file": 5},
     )
+
+
+@pytest.mark.parametrize("value", ['["ALL"]', "[]"])
+def test_drop_capabilities_as_a_list_is_an_error_saying_risoluto_reads_a_boolean(
+    tmp_path: Path, value: str
+) -> None:
+    path = write_spec(tmp_path, VALID + f"[sandbox.security]\ndrop_capabilities = {value}\n")
+
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+
+    message = str(caught.value)
+    assert caught.value.exit_code == 2
+    assert "`sandbox.security.drop_capabilities`" in message
+    assert "must be true or false, not a list" in message
+    assert "--cap-drop=ALL" in message
 
 
 def test_crlf_line_endings_are_accepted(tmp_path: Path) -> None:

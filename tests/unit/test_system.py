@@ -40,6 +40,7 @@ useradd() {{ echo "useradd $*"; }}
 id() {{ [ "$1" = -u ] && echo 1001 || echo 1002; }}
 mkdir() {{ echo "mkdir $*"; }}
 chown() {{ echo "chown $*"; }}
+chmod() {{ echo "chmod $*"; }}
 """
     done = subprocess.run(
         ["sh", "-ec", stubs + user_and_workdir(inputs)], capture_output=True, text=True, check=True
@@ -52,6 +53,7 @@ def test_the_spec_user_is_made_at_its_uid_and_owns_the_workdir() -> None:
 
     assert steps == [
         "useradd --uid 1000 --user-group --create-home --shell /bin/bash agent",
+        "chmod 1777 /home/agent",
         "mkdir -p /workspace",
         "chown 1001:1002 /workspace",
     ]
@@ -60,7 +62,10 @@ def test_the_spec_user_is_made_at_its_uid_and_owns_the_workdir() -> None:
 def test_a_user_the_base_has_is_not_made_again_and_its_group_is_joined() -> None:
     assert _user_steps({"user": "node", "uid": 1000, "workdir": ""}, has="passwd:node") == []
     steps = _user_steps({"user": "agent", "uid": 1001, "workdir": ""}, has="group:agent")
-    assert steps == ["useradd --uid 1001 --gid agent --create-home --shell /bin/bash agent"]
+    assert steps == [
+        "useradd --uid 1001 --gid agent --create-home --shell /bin/bash agent",
+        "chmod 1777 /home/agent",
+    ]
 
 
 def test_the_bases_user_is_left_alone_and_owns_a_workdir_of_ours() -> None:
