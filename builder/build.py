@@ -124,6 +124,13 @@ def check_fresh(spec: Spec, lock: Lock, lock_file: Path) -> None:
             "(spec_hash differs). Run `sandbox lock`"
         )
         raise LockError(msg)
+    missing = [p for p in spec.image.platforms if p not in lock.platforms]
+    if missing:
+        msg = (
+            f"{lock_file} has no pins for {', '.join(missing)} of [image].platforms. "
+            "Run `sandbox lock`"
+        )
+        raise LockError(msg)
 
 
 def build_project(
