@@ -71,6 +71,27 @@ class Options:
 _options = Options(spec_file=Path("sandbox.toml"), cache_dir=None, verbose=False)
 
 
+def _check_platform(value: str | None) -> str | None:
+    from builder.patterns import platform
+
+    problem = platform(value) if value is not None else None
+    if problem:
+        msg = f"{value!r} {problem}"
+        raise typer.BadParameter(msg)
+    return value
+
+
+PlatformOption = Annotated[
+    str | None,
+    typer.Option(
+        "--platform",
+        metavar="OS/ARCH",
+        callback=_check_platform,
+        help="Which platform of the lock (linux/amd64, linux/arm64) \\[default: this machine's].",
+    ),
+]
+
+
 @app.callback()
 def _main(
     file: Annotated[
@@ -238,12 +259,22 @@ def build(
             help=f"Then PUT the overlay to Risoluto at URL and confirm it (token: ${TOKEN_ENV}).",
         ),
     ] = None,
+    platform: PlatformOption = None,
 ) -> None:
     """Build the image from sandbox.lock, reusing every layer whose inputs did not change.
 
     With [image].registry set, nodes a teammate published are pulled instead of built.
+    `--platform linux/arm64` on an amd64 machine builds that platform under QEMU emulation.
     """
-    _run_build(as_json=as_json, jobs=jobs, overlay=overlay, push=push, explain=explain, apply=apply)
+    _run_build(
+        as_json=as_json,
+        jobs=jobs,
+        overlay=overlay,
+        push=push,
+        explain=explain,
+        apply=apply,
+        platform=platform,
+    )
 
 
 @app.command()
@@ -256,10 +287,21 @@ def publish(
         str | None,
         typer.Option("--apply", metavar="URL", help="Then apply the overlay to Risoluto at URL."),
     ] = None,
+    platform: PlatformOption = None,
 ) -> None:
     """Build (normally all cached) and push to [image].registry: every node under its key, so
-    teammates pull instead of building, and the image, pinned in the overlay by digest."""
-    _run_build(as_json=as_json, jobs=jobs, overlay=None, push=True, explain=False, apply=apply)
+    teammates pull instead of building, and the image, pinned in the overlay by digest.
+
+    A lock of several platforms pushes each one built here and an OCI index of them."""
+    _run_build(
+        as_json=as_json,
+        jobs=jobs,
+        overlay=None,
+        push=True,
+        explain=False,
+        apply=apply,
+        platform=platform,
+    )
 
 
 def _run_build(
@@ -270,6 +312,7 @@ def _run_build(
     push: bool,
     explain: bool,
     apply: str | None,
+    platform: str | None,
 ) -> None:
     run_build(
         BuildRequest(
@@ -281,6 +324,7 @@ def _run_build(
             push=push,
             explain=explain,
             apply=apply,
+            platform=platform,
         )
     )
 
