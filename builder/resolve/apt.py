@@ -54,7 +54,7 @@ class ForeignArch:
         The status file is the target's Packages stanzas of exactly the base's pins, so apt
         sees the dependencies the target base satisfies, as on a machine of that arch.
         """
-        pins = shlex.join(f"{p['name']}={p['version']}" for p in self.installed)
+        pins = shlex.join(f"{p['name']}={p['version']}" for p in self.installed) or "--"
         conf = (
             f'APT::Architecture "{self.arch}";\n'
             f'APT::Architectures {{ "{self.arch}"; }};\n'
@@ -68,7 +68,7 @@ class ForeignArch:
             f"export APT_CONFIG={_FOREIGN}/apt.conf\n"
             f": > {_FOREIGN}/status\n"
             f"{UPDATE}\n"
-            f"apt-cache show {pins} | {_MARK_INSTALLED} > {_FOREIGN}/status.new\n"
+            f"apt-cache show {pins} 2>/dev/null | {_MARK_INSTALLED} > {_FOREIGN}/status.new\n"
             f"mv {_FOREIGN}/status.new {_FOREIGN}/status\n"
         )
 
