@@ -112,7 +112,8 @@ def run_build(request: BuildRequest) -> None:
 
             nodes = lock.nodes(request.platform or host_platform())
             plan = make_plan(nodes, cache.entry)
-            print_plan(plan, reasons(nodes, history.load(cache, spec.path)), err=True)
+            last = history.load(cache, spec.path) if native else None  # the host's builds
+            print_plan(plan, reasons(nodes, last), err=True)
         result = build_project(
             spec=spec,
             lock=lock,
