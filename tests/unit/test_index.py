@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import platform_image
 from builder.cache import Cache, Layer, NodeEntry
 from builder.index import INDEX, PublishedIndex, built_image, publish_index
 from builder.lockfile import Lock, NodeLock
@@ -39,13 +38,20 @@ def running(tmp_path: Path) -> Iterator[RunningRegistry]:
 
 
 def _lock() -> Lock:
-    """One base node per platform, each its own key."""
+    """A base and a system node per platform, each its own key."""
     platforms = {}
     for platform in PLATFORMS:
         key = "sha256:" + hashlib.sha256(platform.encode()).hexdigest()
         inputs = {"image": "debian:bookworm", "pinned": f"sha256:{'0' * 64}", "epoch": 0}
         node = NodeLock(name="base", kind="base", key=key, parents=(), inputs=inputs)
-        platforms[platform] = {"base": node}
+        system = NodeLock(
+            name="system",
+            kind="system",
+            key="sha256:" + hashlib.sha256(f"system {platform}".encode()).hexdigest(),
+            parents=("base",),
+            inputs={"user": "agent", "workdir": "/workspace", "packages": []},
+        )
+        platforms[platform] = {"base": node, "system": system}
     return Lock(spec_hash="sha256:x", source_date_epoch=0, platforms=platforms)
 
 
@@ -61,15 +67,15 @@ def _build(cache: Cache, lock: Lock, platform: str, tmp_path: Path) -> None:
     """Put `platform`'s node in the cache, as a build does."""
     tar, diff_id = layer_tar(tmp_path / "layers", seed=platform.split("/")[1], size=4096)
     cache.layer_path(diff_id).write_bytes(tar.read_bytes())
-    node = lock.nodes(platform)["base"]
     layer = Layer(diff_id=diff_id, size=tar.stat().st_size)
-    cache.put(NodeEntry(name="base", key=node.key, layers=(layer,), env={}))
+    for name, node in lock.nodes(platform).items():
+        layers = (layer,) if name == "base" else ()
+        cache.put(NodeEntry(name=name, key=node.key, layers=layers, env={}))
 
 
 def _publish(spec: Spec, lock: Lock, cache: Cache, platform: str) -> PublishedIndex:
-    entry = cache.entry(lock.nodes(platform)["base"].key)
-    assert entry is not None
-    image = platform_image(spec=spec, lock=lock, platform=platform, entries=[entry], cache=cache)
+    image = built_image(spec=spec, lock=lock, platform=platform, cache=cache)
+    assert image is not None
     return publish_index(spec=spec, lock=lock, built=image, cache=cache, progress=Progress())
 
 
