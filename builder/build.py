@@ -3,6 +3,11 @@
 Reads the lock, never the network for resolution. The image config comes from the lock and
 the layers alone, so the image ID is known before Docker is asked anything: when the engine
 already has it (a no-op rebuild) nothing is loaded.
+
+`platform` builds another platform of the lock than the host's, its steps under QEMU user
+emulation (`emulation.py`); host steps (runtime archives, binaries) need none. Such an image
+is tagged `<name>:<key>` and `<name>:latest-<arch>` (`latest` stays the host's), and the
+overlay is left as it is unless a push completes the lock's image index (`index.py`).
 """
 
 from __future__ import annotations
@@ -10,14 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from builder import assemble, history, inherit
 from builder.atomic import write_atomic
-from builder.cache import Cache, NodeEntry
+from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import Engine, in_step
 from builder.errors import LockError
 from builder.execute import Executor, NodeOutcome, Remote
@@ -124,6 +129,13 @@ def check_fresh(spec: Spec, lock: Lock, lock_file: Path) -> None:
             "(spec_hash differs). Run `sandbox lock`"
         )
         raise LockError(msg)
+    missing = [p for p in spec.image.platforms if p not in lock.platforms]
+    if missing:
+        msg = (
+            f"{lock_file} has no pins for {', '.join(missing)} of [image].platforms. "
+            "Run `sandbox lock`"
+        )
+        raise LockError(msg)
 
 
 def build_project(
@@ -137,8 +149,14 @@ def build_project(
     overlay_path: Path,
     remote: Remote | None = None,
     push: bool = False,
+    platform: str | None = None,
 ) -> BuildResult:
-    platform = host_platform()
+    platform = platform or host_platform()
+    native = platform == host_platform()
+    if not native:
+        from builder.emulation import require_emulation
+
+        require_emulation(platform)
     nodes = lock.nodes(platform)
     plan = make_plan(nodes, cache.entry)
     executor = Executor(
@@ -153,6 +171,89 @@ def build_project(
     )
     outcomes = executor.run(plan, jobs=jobs)
     entries = [o.entry for o in outcomes]
+    image = platform_image(spec=spec, lock=lock, platform=platform, entries=entries, cache=cache)
+    config, layers, tags = image.config, image.layers, image.tags
+    with in_step("image"):
+        load_image(engine=engine(), cache=cache, config=config, layers=layers, tags=tags)
+    ref = config.image_id
+    write = native
+    if push and len(lock.platforms) > 1:
+        from builder.index import publish_index
+
+        published = publish_index(spec=spec, lock=lock, built=image, cache=cache, progress=progress)
+        write = native or published.complete
+        ref = published.ref if published.complete or not native else published.own_ref
+    elif push:
+        progress.say(f"  pushing   {spec.image.name} to {spec.image.registry} ...")
+        from builder.publish import publish
+
+        pushed = publish(
+            host=spec.image.registry,
+            name=spec.image.name,
+            tags=[t.rsplit(":", 1)[1] for t in tags],
+            config=config,
+            layers=layers,
+            nodes=nodes,
+            cache=cache,
+        )
+        ref = pushed.ref
+        progress.say(f"  pushed    {ref} ({pushed.uploaded} new blobs)")
+    mounts = deps_mounts(deps=spec.deps, entries={o.name: o.entry for o in outcomes}, cache=cache)
+    overlay = make_overlay(image_ref=ref, sandbox=spec.sandbox, deps_mounts=mounts)
+    if write:
+        write_overlay(overlay, overlay_path)
+    else:
+        progress.say(f"  overlay   {overlay_path} left as it was: this image is {platform}'s")
+    if native:
+        history.save(
+            cache, spec.path, image_id=config.image_id, image_name=spec.image.name, nodes=nodes
+        )
+    sbom_file = cache.root / sbom_name(platform)
+    return BuildResult(
+        image_id=config.image_id,
+        ref=ref,
+        tags=tags,
+        nodes=outcomes,
+        overlay_path=overlay_path,
+        files=(
+            *(path for e in entries for path in cache.entry_files(e)),
+            sbom_file,
+            sbom_file.with_name(f"{sbom_file.name}.stamp"),
+            history.path_of(cache, spec.path),
+            *(Path(mount.split(":", 1)[0]) for mount in mounts),
+        ),
+        plain_overlay=overlay_text(
+            make_overlay(image_ref=config.image_id, sandbox=spec.sandbox, deps_mounts=mounts)
+        ),
+    )
+
+
+SBOM_FILE = "sbom.spdx.json"  # in the cache dir, beside overlay.json
+
+
+def sbom_name(platform: str) -> str:
+    """The host's SBOM is SBOM_FILE; another platform's names its arch (sbom.arm64.spdx.json)."""
+    if platform == host_platform():
+        return SBOM_FILE
+    return SBOM_FILE.replace(".", f".{platform.split('/')[1]}.", 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformImage:
+    """One platform's image: its config (hence its ID), its layers and its local tags."""
+
+    platform: str
+    config: assemble.ImageConfig
+    layers: list[Layer]
+    tags: list[str]
+    nodes: Mapping[str, NodeLock]
+
+
+def platform_image(
+    *, spec: Spec, lock: Lock, platform: str, entries: list[NodeEntry], cache: Cache
+) -> PlatformImage:
+    """The image of `platform` stacking the built `entries` (the lock's nodes, in build order)."""
+    nodes = lock.nodes(platform)
     env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
     env.update(spec.image.env)
     # The SBOM comes from the lock alone, so its digest can label the image it describes.
@@ -160,7 +261,7 @@ def build_project(
     labels = {
         "org.opencontainers.image.title": spec.image.name,
         IMAGE_LABEL: sha256_of({name: node.key for name, node in sorted(nodes.items())}),
-        **{f"{LABEL_PREFIX}.node.{o.name}": o.key for o in outcomes},
+        **{f"{LABEL_PREFIX}.node.{e.name}": e.key for e in entries},
         f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
@@ -176,58 +277,14 @@ def build_project(
         base=base,
     )
     short = config.image_id.removeprefix("sha256:")[:12]
-    tags = [f"{spec.image.name}:{short}", f"{spec.image.name}:latest"]
-    with in_step("image"):
-        load_image(
-            engine=engine(),
-            cache=cache,
-            config=config,
-            layers=[layer for _, layer in layers],
-            tags=tags,
-        )
-    ref = config.image_id
-    if push:
-        progress.say(f"  pushing   {spec.image.name} to {spec.image.registry} ...")
-        from builder.publish import publish
-
-        pushed = publish(
-            host=spec.image.registry,
-            name=spec.image.name,
-            tags=[t.rsplit(":", 1)[1] for t in tags],
-            config=config,
-            layers=[layer for _, layer in layers],
-            nodes=nodes,
-            cache=cache,
-        )
-        ref = pushed.ref
-        progress.say(f"  pushed    {ref} ({pushed.uploaded} new blobs)")
-    mounts = deps_mounts(deps=spec.deps, entries={o.name: o.entry for o in outcomes}, cache=cache)
-    overlay = make_overlay(image_ref=ref, sandbox=spec.sandbox, deps_mounts=mounts)
-    write_overlay(overlay, overlay_path)
-    history.save(
-        cache, spec.path, image_id=config.image_id, image_name=spec.image.name, nodes=nodes
+    latest = "latest" if platform == host_platform() else f"latest-{platform.split('/')[1]}"
+    return PlatformImage(
+        platform=platform,
+        config=config,
+        layers=[layer for _, layer in layers],
+        tags=[f"{spec.image.name}:{short}", f"{spec.image.name}:{latest}"],
+        nodes=nodes,
     )
-    sbom_file = cache.root / SBOM_FILE
-    return BuildResult(
-        image_id=config.image_id,
-        ref=ref,
-        tags=tags,
-        nodes=outcomes,
-        overlay_path=overlay_path,
-        files=(
-            *(path for e in entries for path in cache.entry_files(e)),
-            sbom_file,
-            sbom_file.with_name(f"{SBOM_FILE}.stamp"),
-            history.path_of(cache, spec.path),
-            *(Path(mount.split(":", 1)[0]) for mount in mounts),
-        ),
-        plain_overlay=overlay_text(
-            make_overlay(image_ref=config.image_id, sandbox=spec.sandbox, deps_mounts=mounts)
-        ),
-    )
-
-
-SBOM_FILE = "sbom.spdx.json"  # in the cache dir, beside overlay.json
 
 
 def write_sbom(lock: Lock, *, image: str, platform: str, cache: Cache) -> str:
@@ -237,8 +294,8 @@ def write_sbom(lock: Lock, *, image: str, platform: str, cache: Cache) -> str:
     and the code of builder/sbom/, so a stamp of those beside it (with the file's digest)
     lets a build whose SBOM did not change, a no-op for one, skip making it again.
     """
-    path = cache.root / SBOM_FILE
-    stamp_path = path.with_name(f"{SBOM_FILE}.stamp")
+    path = cache.root / sbom_name(platform)
+    stamp_path = path.with_name(f"{path.name}.stamp")
     made_of = sha256_of(
         {
             "nodes": {name: node.key for name, node in sorted(lock.nodes(platform).items())},

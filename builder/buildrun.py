@@ -84,6 +84,7 @@ class BuildRequest:
     push: bool = False
     explain: bool = False
     apply: str | None = None
+    platform: str | None = None  # another platform of the lock than the host's (emulated)
 
 
 def run_build(request: BuildRequest) -> None:
@@ -102,15 +103,18 @@ def run_build(request: BuildRequest) -> None:
     cache = open_cache(request.spec_file, request.cache_dir)
     started = time.monotonic()
     progress = Progress()
+    from builder.platforms import host_platform
+
+    native = request.platform in (None, host_platform())
     with cache_lock(cache, "build"):
         if request.explain:
             from builder.explain import reasons
             from builder.plan import make_plan
-            from builder.platforms import host_platform
 
-            nodes = lock.nodes(host_platform())
+            nodes = lock.nodes(request.platform or host_platform())
             plan = make_plan(nodes, cache.entry)
-            print_plan(plan, reasons(nodes, history.load(cache, spec.path)), err=True)
+            last = history.load(cache, spec.path) if native else None  # the host's builds
+            print_plan(plan, reasons(nodes, last), err=True)
         result = build_project(
             spec=spec,
             lock=lock,
@@ -123,9 +127,11 @@ def run_build(request: BuildRequest) -> None:
             ),
             remote=remote_for(spec, cache),
             push=request.push,
+            platform=request.platform,
         )
     progress.summary(result.nodes, time.monotonic() - started)
-    _record_noop(request, spec, cache, result)
+    if native:  # the no-op replay answers plain builds of the host's platform only
+        _record_noop(request, spec, cache, result)
     applied = None
     if request.apply is not None:
         applied = apply_overlay(

@@ -72,6 +72,27 @@ class Options:
 _options = Options(spec_file=Path("sandbox.toml"), cache_dir=None, verbose=False)
 
 
+def _check_platform(value: str | None) -> str | None:
+    from builder.patterns import platform
+
+    problem = platform(value) if value is not None else None
+    if problem:
+        msg = f"{value!r} {problem}"
+        raise typer.BadParameter(msg)
+    return value
+
+
+PlatformOption = Annotated[
+    str | None,
+    typer.Option(
+        "--platform",
+        metavar="OS/ARCH",
+        callback=_check_platform,
+        help="Which platform of the lock (linux/amd64, linux/arm64) \\[default: this machine's].",
+    ),
+]
+
+
 @app.callback()
 def _main(
     file: Annotated[
@@ -240,12 +261,22 @@ def build(
             help=f"Then PUT the overlay to Risoluto at URL and confirm it (token: ${TOKEN_ENV}).",
         ),
     ] = None,
+    platform: PlatformOption = None,
 ) -> None:
     """Build the image from sandbox.lock, reusing every layer whose inputs did not change.
 
     With [image].registry set, nodes a teammate published are pulled instead of built.
+    `--platform linux/arm64` on an amd64 machine builds that platform under QEMU emulation.
     """
-    _run_build(as_json=as_json, jobs=jobs, overlay=overlay, push=push, explain=explain, apply=apply)
+    _run_build(
+        as_json=as_json,
+        jobs=jobs,
+        overlay=overlay,
+        push=push,
+        explain=explain,
+        apply=apply,
+        platform=platform,
+    )
 
 
 @app.command()
@@ -258,10 +289,21 @@ def publish(
         str | None,
         typer.Option("--apply", metavar="URL", help="Then apply the overlay to Risoluto at URL."),
     ] = None,
+    platform: PlatformOption = None,
 ) -> None:
     """Build (normally all cached) and push to [image].registry: every node under its key, so
-    teammates pull instead of building, and the image, pinned in the overlay by digest."""
-    _run_build(as_json=as_json, jobs=jobs, overlay=None, push=True, explain=False, apply=apply)
+    teammates pull instead of building, and the image, pinned in the overlay by digest.
+
+    A lock of several platforms pushes each one built here and an OCI index of them."""
+    _run_build(
+        as_json=as_json,
+        jobs=jobs,
+        overlay=None,
+        push=True,
+        explain=False,
+        apply=apply,
+        platform=platform,
+    )
 
 
 def _run_build(
@@ -272,6 +314,7 @@ def _run_build(
     push: bool,
     explain: bool,
     apply: str | None,
+    platform: str | None,
 ) -> None:
     run_build(
         BuildRequest(
@@ -283,6 +326,7 @@ def _run_build(
             push=push,
             explain=explain,
             apply=apply,
+            platform=platform,
         )
     )
 
@@ -296,15 +340,50 @@ class GraphFormat(StrEnum):
 @app.command()
 def graph(
     fmt: Annotated[GraphFormat, typer.Option("--format", help="Output format.")] = GraphFormat.text,
+    platform: PlatformOption = None,
 ) -> None:
-    """Show the layer graph: each node and the nodes it is built on."""
+    """Show the layer graph: each node and the nodes it is built on.
+
+    The graph is the same on every platform; with `--platform` and a fresh lock, the text
+    form also gives each node's key on that platform.
+    """
     from builder.graph import build_graph, render
 
-    typer.echo(render(build_graph(_options.spec()), fmt.value), nl=False)
+    spec = _options.spec()
+    text = render(build_graph(spec), fmt.value)
+    if platform is not None:
+        text = _keyed(spec, text, _listed_platform(spec, platform)) if fmt == "text" else text
+    typer.echo(text, nl=False)
+
+
+def _listed_platform(spec: Spec, platform: str | None) -> str:
+    """`platform` (else this machine's), refused unless [image].platforms lists it."""
+    from builder.platforms import host_platform
+
+    chosen = platform or host_platform()
+    if platform is not None and chosen not in spec.image.platforms:
+        msg = (
+            f"{spec.path}: [image].platforms does not list {chosen}; add it and run `sandbox lock`"
+        )
+        raise SpecError(msg)
+    return chosen
+
+
+def _keyed(spec: Spec, text: str, platform: str) -> str:
+    """The text graph with each node's key (first 12) on `platform`, from the fresh lock."""
+    from builder.build import fresh_lock
+
+    nodes = fresh_lock(spec).nodes(platform)
+    lines = []
+    for line in text.splitlines():
+        name = line.split()[0]
+        key = nodes[name].key.removeprefix("sha256:")[:12] if name in nodes else "?"
+        lines.append(f"{line}  [{key}]")
+    return "\n".join(lines) + "\n"
 
 
 @app.command()
-def status() -> None:
+def status(platform: PlatformOption = None) -> None:
     """What `build` would do, from the lock and the cache alone (no Docker, no network)."""
     from builder.build import fresh_lock
     from builder.explain import reasons
@@ -312,11 +391,14 @@ def status() -> None:
     from builder.platforms import host_platform
 
     spec = _options.spec()
+    chosen = _listed_platform(spec, platform)
     lock_ = fresh_lock(spec)
     cache = Cache(_options.cache_dir or default_cache_dir(spec.path))
-    nodes = lock_.nodes(host_platform())
+    nodes = lock_.nodes(chosen)
     plan = make_plan(nodes, cache.entry)
-    _print_plan(plan, reasons(nodes, history.load(cache, spec.path)))
+    # The build history (what changed since the last build) is the host's builds'.
+    last = history.load(cache, spec.path) if chosen == host_platform() else None
+    _print_plan(plan, reasons(nodes, last))
     todo = plan.to_build()
     typer.echo(f"{len(todo)} of {len(plan.steps)} nodes to build" if todo else "up to date")
 
@@ -328,6 +410,7 @@ def outdated(
         typer.Option("--json", help='Print one JSON object: {"updates": [...], "security": N}.'),
     ] = False,
     every: Annotated[bool, typer.Option("--all", help="List every pin, not just updates.")] = False,
+    platform: PlatformOption = None,
 ) -> None:
     """List the pins of sandbox.lock that have newer versions, and which are security fixes.
 
@@ -344,7 +427,12 @@ def outdated(
     cache = _options.cache()
     with _cache_lock(cache, "sandbox command"):
         report = outdated_project(
-            spec=spec, lock=lock_, cache=cache, engine=EngineFactory(), progress=Progress()
+            spec=spec,
+            lock=lock_,
+            cache=cache,
+            engine=EngineFactory(),
+            progress=Progress(),
+            platform=_listed_platform(spec, platform),
         )
     if as_json:
         typer.echo(json.dumps(report.to_json(every=every), indent=2))
@@ -370,6 +458,7 @@ def sbom(
         Path | None,
         typer.Option("-o", "--output", metavar="PATH", help="Write it to PATH, not stdout."),
     ] = None,
+    platform: PlatformOption = None,
 ) -> None:
     """Print the bill of materials of the image sandbox.lock describes (no Docker needed).
 
@@ -380,12 +469,12 @@ def sbom(
     Example: `sandbox sbom --format cyclonedx -o bom.cdx.json`.
     """
     from builder.build import fresh_lock
-    from builder.platforms import host_platform
     from builder.sbom import make_sbom, render, write_sbom
 
     spec = _options.spec()
+    chosen = _listed_platform(spec, platform)
     lock_ = fresh_lock(spec)
-    data = render(make_sbom(lock_, image=spec.image.name, platform=host_platform(), fmt=fmt.value))
+    data = render(make_sbom(lock_, image=spec.image.name, platform=chosen, fmt=fmt.value))
     if output is None:
         typer.echo(data.decode(), nl=False)
         return

@@ -69,6 +69,28 @@ def run_checks(
     except (BuilderError, OSError) as exc:
         checks.append(Check(name="cache", ok=False, detail=str(exc)))
     checks.append(store_check(cache.store))
+    checks.extend(emulation_checks())
+    return checks
+
+
+def emulation_checks() -> list[Check]:
+    """Whether each other platform's images can be built here (QEMU user emulation): a note,
+    never a failure, since locking them needs none."""
+    from builder.emulation import SETUP, emulation
+    from builder.patterns import PLATFORMS
+    from builder.platforms import host_platform
+
+    checks = []
+    for platform in PLATFORMS:
+        if platform == host_platform():
+            continue
+        found = emulation(platform)
+        detail = (
+            f"{platform} builds here under {found.detail}"
+            if found.available
+            else f"{platform} cannot build here ({found.detail}): {SETUP}"
+        )
+        checks.append(Check(name="emulation", ok=True, detail=detail))
     return checks
 
 

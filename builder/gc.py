@@ -95,9 +95,11 @@ def _collect_images(
     current = {n.key for nodes in lock.platforms.values() for n in nodes.values()}
     if last is not None and {n["key"] for n in last.nodes.values()} <= current:
         keep_images.add(last.image_id)
+    # Another platform's last build (`build --platform`) is the one tagged latest-<arch>.
+    latest = {f"{image_name}:latest-{p.split('/')[1]}" for p in lock.platforms}
     for image in engine.images("dev.sandbox-builder.lock"):
         ours = image.tags and all(t.rsplit(":", 1)[0] == image_name for t in image.tags)
-        if ours and image.id not in keep_images:
+        if ours and image.id not in keep_images and not latest & set(image.tags):
             result.images.append(image.id)
             if not dry_run:
                 engine.remove_image(image.id)

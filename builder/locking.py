@@ -7,6 +7,13 @@ re-resolves everything; `update=["jq"]` re-resolves what holds jq (a package, to
 name, or a node name), keeping every other pin. Resolvers that need the image's own tools
 (apt, pip, npm) run in a container of the node's ancestors, built (or taken from the cache)
 on the way.
+
+Every platform of `[image].platforms` is locked on this machine, without emulation: the host's
+platform first, then each other one with the host's containers of the same nodes as its
+resolvers, told the target (apt: its architecture and its base's packages; pip: its wheel
+tags; npm's package-lock already names every platform's optional packages). The host's pins
+are locked even when the spec does not list its platform, for those containers, and not
+written.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from builder.plan import ancestors, make_plan
 from builder.platforms import host_platform
 from builder.progress import Progress
 from builder.recipes.common import StepContext
-from builder.resolve.apt import APT_RUNTIMES, resolve_system, system_request
+from builder.resolve.apt import APT_RUNTIMES, ForeignArch, resolve_system, system_request
 from builder.resolve.base import resolve_base
 from builder.resolve.deps import lock_dep
 from builder.resolve.image import BaseFacts, describe_image
@@ -52,13 +59,11 @@ def lock_project(
     graph = build_graph(spec)
     platforms: dict[str, dict[str, NodeLock]] = {}
     epoch = 0
-    for platform in spec.image.platforms:
-        if platform != host_platform():
-            msg = (
-                f"{spec.path}: [image].platforms: locking {platform} needs a {platform} "
-                f"machine; this one is {host_platform()}. Lock on such a machine"
-            )
-            raise ResolutionError(msg)
+    host: _Locker | None = None
+    for platform in [host_platform(), *sorted(set(spec.image.platforms) - {host_platform()})]:
+        listed = platform in spec.image.platforms
+        if host is not None:
+            progress.say(f"  locking   {platform}, with {host.platform}'s resolvers")
         locker = _Locker(
             spec=spec,
             graph=graph,
@@ -68,10 +73,14 @@ def lock_project(
             engine=engine,
             progress=progress,
             platform=platform,
+            host=host,
         )
         nodes = locker.lock_all()
-        platforms[platform] = nodes
-        epoch = max(epoch, int(nodes["base"].inputs.get("epoch", 0)))
+        if host is None:
+            host = locker
+        if listed:
+            platforms[platform] = nodes
+            epoch = max(epoch, int(nodes["base"].inputs.get("epoch", 0)))
     return Lock(spec_hash=spec.spec_hash(), source_date_epoch=epoch, platforms=platforms)
 
 
@@ -87,6 +96,7 @@ class _Locker:
     engine: Callable[[], Engine]
     progress: Progress
     platform: str
+    host: _Locker | None = None  # set when `platform` is not this machine's: its resolvers
 
     def __post_init__(self) -> None:
         self.nodes: dict[str, NodeLock] = {}
@@ -212,8 +222,9 @@ class _Locker:
                 request + upgrades,
                 keep=keep,
                 engine=self.engine(),
-                image=self._stage(["base"]),
+                image=(self.host or self)._stage(["base"]),
                 log_dir=self.cache.root / "logs",
+                foreign=self._foreign_arch(),
             )
         _check_apt_runtimes(spec, packages, base=BaseFacts.of(base).packages)
         self.progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
@@ -295,7 +306,12 @@ class _Locker:
                 todo[tool] = requirement
         if todo:
             self.progress.say(f"  resolving tools.pip ({', '.join(sorted(todo))}) ...")
-            tools.update(resolve_pip_tools(self._context("tools.pip"), todo))
+            if self.host is None:
+                tools.update(resolve_pip_tools(self._context("tools.pip"), todo))
+            else:
+                self._same_as_host("python", python)
+                context = self.host._context("tools.pip")
+                tools.update(resolve_pip_tools(context, todo, target=self.platform))
         closure = sum(len(t["packages"]) for t in tools.values())
         summary = f"{len(tools)} tools, {closure} packages"
         if not todo:
@@ -324,7 +340,12 @@ class _Locker:
             else:
                 previous = [p for p in previous if not _npm_path_of(p["path"], self.update)]
         self.progress.say(f"  resolving tools.npm ({', '.join(specs)}) ...")
-        packages = resolve_npm_tools(self._context("tools.npm"), specs, previous)
+        # npm's package-lock names every platform's optional packages: the host's npm of the
+        # same node version resolves the target's closure as it is.
+        if self.host is not None:
+            self._same_as_host("node", node)
+        context = (self.host or self)._context("tools.npm")
+        packages = resolve_npm_tools(context, specs, previous)
         self.progress.say(f"  resolved  tools.npm ({len(packages)} packages)")
         return {"node": node, "tools": specs, "packages": packages}
 
@@ -335,12 +356,15 @@ class _Locker:
 
         def resolve_pip(requirements: str, constraints: str | None) -> list[dict[str, str]]:
             self.progress.say(f"  resolving {name} (pip: requirements.txt) ...")
+            if self.host is not None:
+                self._same_as_host("python", self._runtime_version("python"))
             closures = resolve_pip_closures(
-                self._context(name),
+                (self.host or self)._context(name),
                 name,
                 {dep.name: requirements},
                 what=f"resolving {name}",
                 constraints=constraints,
+                target=self.platform if self.host else None,
             )
             return closures[dep.name]
 
@@ -361,6 +385,33 @@ class _Locker:
         return inputs
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _foreign_arch(self) -> ForeignArch | None:
+        """What apt resolves for when this platform is not the host's."""
+        if self.host is None:
+            return None
+        base = self.nodes["base"].inputs
+        if "bootstrap" not in base:
+            msg = (
+                f"{self.spec.path}: [image].platforms: {self.platform} is not this machine's "
+                f"platform ({host_platform()}), and its system packages can be resolved here "
+                "only on a `[base] bootstrap` base. Use a bootstrap base, or lock on a "
+                f"{self.platform} machine"
+            )
+            raise ResolutionError(msg)
+        return ForeignArch(arch=self.platform.split("/")[1], installed=base["packages"])
+
+    def _same_as_host(self, runtime: str, version: str) -> None:
+        """The host's `runtime` resolves for the target only when it is the same version."""
+        assert self.host is not None
+        here = self.host._runtime_version(runtime)
+        if upstream_version(here) != upstream_version(version):
+            msg = (
+                f"{self.spec.path}: {self.platform} gets {runtime} {version} but this machine's "
+                f"platform gets {here}, so its tools cannot be resolved here for "
+                f"{self.platform}. Pin [runtimes].{runtime} to one exact version"
+            )
+            raise ResolutionError(msg)
 
     def _runtime_version(self, runtime: str) -> str:
         """The version of `runtime` the image gets: its layer's, or Debian's package's."""

@@ -51,6 +51,7 @@ class Pushed:
     ref: str  # <registry>/<name>@sha256:<manifest digest>
     digest: str
     uploaded: int  # blobs sent (the others were already there)
+    size: int = 0  # of the manifest, in bytes (what an image index names with its digest)
 
 
 def node_repo(image_name: str) -> str:
@@ -139,7 +140,7 @@ def push_image(
     digest = ""
     for tag in tags:
         digest = registry.put_manifest(name, tag, body, MANIFEST)
-    return Pushed(ref=f"{host}/{name}@{digest}", digest=digest, uploaded=uploaded)
+    return Pushed(ref=f"{host}/{name}@{digest}", digest=digest, uploaded=uploaded, size=len(body))
 
 
 def push_nodes(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine (as root) for sandbox-builder:
 #   - Debian packages: Docker Engine (docker.io), debootstrap, the registry, skopeo and podman (tests),
-#     ca-certificates, python3 with venv;
+#     ca-certificates, python3 with venv, qemu-user-static and binfmt-support (to build
+#     another platform's image under emulation; binfmt_misc mounted when it is not);
 #   - dockerd started in the background when `docker info` fails, and waited for;
 #   - a virtualenv at .venv with the package installed (editable) plus its dev tools.
 # Safe to run again: every step checks before it acts.
@@ -20,11 +21,21 @@ command -v python3 >/dev/null || need+=(python3)
 # The non-root client test runs the CLI with Debian's python3 (the venv's may be unreadable).
 [ -x /usr/bin/python3 ] || need+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
+[ -e /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+command -v update-binfmts >/dev/null || need+=(binfmt-support)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+  echo "==> mounting binfmt_misc (QEMU user emulation of other platforms)"
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+fi
+if [ -e /proc/sys/fs/binfmt_misc/status ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  update-binfmts --enable qemu-aarch64 || true
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -97,14 +97,22 @@ def outdated_project(
     engine: Callable[[], Engine],
     progress: Progress,
     kinds: Collection[str] = KINDS,
+    platform: str | None = None,
 ) -> Report:
-    """Every pin of this machine's platform in `lock`, next to what its sources offer now."""
+    """Every pin of `platform` (else this machine's) in `lock`, next to what its sources offer
+    now. Another platform's Debian packages are listed by the host's base, told that arch."""
     from builder.platforms import host_platform
 
-    platform = host_platform()
+    platform = platform or host_platform()
     nodes = lock.nodes(platform)
     sources = live_sources(
-        spec=spec, nodes=nodes, cache=cache, engine=engine, progress=progress, platform=platform
+        spec=spec,
+        nodes=nodes,
+        cache=cache,
+        engine=engine,
+        progress=progress,
+        platform=platform,
+        host_nodes=lock.platforms.get(host_platform()),
     )
     return Report(pins=gather(spec=spec, nodes=nodes, sources=sources, kinds=kinds))
 

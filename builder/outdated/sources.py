@@ -37,22 +37,35 @@ def live_sources(
     engine: Callable[[], Engine],
     progress: Progress,
     platform: str,
+    host_nodes: Mapping[str, NodeLock] | None = None,
 ) -> Sources:
-    """The sources `sandbox lock` uses, reached from this machine."""
+    """The sources `sandbox lock` uses, reached from this machine.
+
+    For a `platform` other than the host's, `host_nodes` (the host's pins) give the base
+    whose apt lists that platform's packages, as `sandbox lock` resolves them.
+    """
     from builder import downloads
+    from builder.platforms import host_platform
+    from builder.resolve.apt import ForeignArch
     from builder.resolve.base import resolve_image
+
+    # Without the host's pins, the platform's own base answers (under emulation).
+    use_host = platform != host_platform() and host_nodes is not None
 
     def apt(names: list[str]) -> str:
         progress.say(f"  listing   {len(names)} Debian packages (apt-cache madison) ...")
         image = base_stage(
-            nodes,
+            host_nodes if use_host and host_nodes is not None else nodes,
             cache=cache,
             engine=engine,
             progress=progress,
-            platform=platform,
+            platform=host_platform() if use_host else platform,
             project_dir=spec.project_dir,
         )
-        return madison(names, engine=engine(), image=image, log_dir=cache.root / "logs")
+        foreign = ForeignArch(arch=platform.split("/")[1], installed=()) if use_host else None
+        return madison(
+            names, engine=engine(), image=image, log_dir=cache.root / "logs", foreign=foreign
+        )
 
     def get_json(url: str) -> Any:
         return downloads.get_json(url, what=url, error=ResolutionError)

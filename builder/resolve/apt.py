@@ -5,12 +5,18 @@ runtimes (less those the base has installed already). apt resolves it (`apt-get 
 --no-install-recommends`) against the base's own sources and installed packages, and
 `apt-cache show pkg=version` gives the sha256 of every package it would install. A version
 glob (`libvips-dev=8.14.*`) is settled first with `apt-cache madison`.
+
+Another architecture (`ForeignArch`) is resolved by the same apt, in the host's base, without
+emulation: apt is told the target is its only architecture and reads that architecture's own
+lists, and its dpkg status is the target base's package set, taken from those lists.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,41 @@ APT_RUNTIMES = {
 }
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 UPDATE = "apt-get -o Acquire::Retries=3 update -qq >/dev/null"
+# apt's state for a foreign architecture, apart from the host's own (scratch: never a layer).
+_FOREIGN = "/tmp/sandbox-apt-foreign"
+_MARK_INSTALLED = "awk '/^Package:/ {print; print \"Status: install ok installed\"; next} {print}'"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForeignArch:
+    """The architecture apt resolves for, and the packages its base has installed."""
+
+    arch: str  # Debian's name, e.g. "arm64"
+    installed: Sequence[Mapping[str, str]]  # the target base's pins: {name, version, ...}
+
+    def setup(self) -> str:
+        """Shell lines pointing apt at `arch` alone, its base's packages marked installed.
+
+        The status file is the target's Packages stanzas of exactly the base's pins, so apt
+        sees the dependencies the target base satisfies, as on a machine of that arch.
+        """
+        pins = shlex.join(f"{p['name']}={p['version']}" for p in self.installed) or "--"
+        conf = (
+            f'APT::Architecture "{self.arch}";\n'
+            f'APT::Architectures {{ "{self.arch}"; }};\n'
+            f'Dir::State::Lists "{_FOREIGN}/lists/";\n'
+            f'Dir::State::status "{_FOREIGN}/status";\n'
+            f'Dir::Cache "{_FOREIGN}/cache/";\n'
+        )
+        return (
+            f"mkdir -p {_FOREIGN}/lists/partial {_FOREIGN}/cache/archives/partial\n"
+            f"printf %s {shlex.quote(conf)} > {_FOREIGN}/apt.conf\n"
+            f"export APT_CONFIG={_FOREIGN}/apt.conf\n"
+            f": > {_FOREIGN}/status\n"
+            f"{UPDATE}\n"
+            f"apt-cache show {pins} 2>/dev/null | {_MARK_INSTALLED} > {_FOREIGN}/status.new\n"
+            f"mv {_FOREIGN}/status.new {_FOREIGN}/status\n"
+        )
 
 
 def system_request(spec: Spec, base: BaseFacts | None = None) -> list[str]:
@@ -59,20 +100,31 @@ def system_request(spec: Spec, base: BaseFacts | None = None) -> list[str]:
 
 
 def resolve_system(
-    request: list[str], *, keep: dict[str, str], engine: Engine, image: str, log_dir: Path
+    request: list[str],
+    *,
+    keep: dict[str, str],
+    engine: Engine,
+    image: str,
+    log_dir: Path,
+    foreign: ForeignArch | None = None,
 ) -> list[dict[str, Any]]:
     """The full closure of `request` as [{name, version, sha256}], sorted by name.
 
-    `keep` holds name -> version pins to hold fixed (for `lock --update NAME`).
+    `keep` holds name -> version pins to hold fixed (for `lock --update NAME`); `foreign`
+    resolves for another architecture than the one `image` runs.
     """
     if not request:
         return []
-    exact = _settle_globs(request, engine=engine, image=image, log=log_dir / "apt-madison.log")
+    setup = foreign.setup() if foreign else ""
+    suffix = f"-{foreign.arch}" if foreign else ""
+    exact = _settle_globs(
+        request, engine=engine, image=image, log=log_dir / f"apt-madison{suffix}.log", setup=setup
+    )
     wanted = {_name(r): r for r in exact}
     for name, version in keep.items():
         wanted.setdefault(name, f"{name}={version}")
     args = shlex.join(sorted(wanted.values()))
-    script = f"""{UPDATE}
+    script = f"""{setup}{UPDATE}
 echo @@sim
 apt-get install -s -y --no-install-recommends {args}
 echo @@show
@@ -80,7 +132,7 @@ pins=$(apt-get install -s -y --no-install-recommends {args} \\
   | sed -n 's/^Inst \\([^ ]*\\) \\(\\[[^]]*\\] \\)\\{{0,1\\}}(\\([^ ]*\\) .*/\\1=\\3/p')
 if [ -n "$pins" ]; then apt-cache show $pins; fi
 """
-    log = log_dir / "apt-resolve.log"
+    log = log_dir / f"apt-resolve{suffix}.log"
     output = _run(script, engine=engine, image=image, log=log, what="resolving system packages")
     sim_text, _, show_text = output.partition("@@show")
     closure = parse_simulation(sim_text)
@@ -95,12 +147,16 @@ if [ -n "$pins" ]; then apt-cache show $pins; fi
     return packages
 
 
-def _settle_globs(request: list[str], *, engine: Engine, image: str, log: Path) -> list[str]:
+def _settle_globs(
+    request: list[str], *, engine: Engine, image: str, log: Path, setup: str
+) -> list[str]:
     globbed = [r for r in request if "=" in r and "*" in r]
     if not globbed:
         return request
     names = shlex.join(_name(r) for r in globbed)
-    script = f'{UPDATE}\nfor p in {names}; do echo "@@pkg $p"; apt-cache madison "$p"; done\n'
+    script = (
+        f'{setup}{UPDATE}\nfor p in {names}; do echo "@@pkg $p"; apt-cache madison "$p"; done\n'
+    )
     output = _run(script, engine=engine, image=image, log=log, what="listing package versions")
     versions: dict[str, list[str]] = {}
     current = ""

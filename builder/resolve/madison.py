@@ -14,7 +14,7 @@ from pathlib import Path
 
 from builder.engine import Engine, kept_container, require_success
 from builder.errors import ResolutionError
-from builder.resolve.apt import APT_ENV, UPDATE
+from builder.resolve.apt import APT_ENV, UPDATE, ForeignArch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,12 +51,21 @@ def parse_madison(text: str) -> dict[str, list[Offer]]:
     }
 
 
-def madison(names: list[str], *, engine: Engine, image: str, log_dir: Path) -> str:
-    """The raw `apt-cache madison` output for `names`, run in `image` after `apt-get update`."""
+def madison(
+    names: list[str],
+    *,
+    engine: Engine,
+    image: str,
+    log_dir: Path,
+    foreign: ForeignArch | None = None,
+) -> str:
+    """The raw `apt-cache madison` output for `names`, run in `image` after `apt-get update`
+    (of `foreign`'s architecture, when set: see `builder.resolve.apt`)."""
     if not names:
         return ""
-    script = f"{UPDATE}\napt-cache madison {shlex.join(sorted(set(names)))}\n"
-    log = log_dir / "apt-outdated.log"
+    setup = foreign.setup() if foreign else ""
+    script = f"{setup}{UPDATE}\napt-cache madison {shlex.join(sorted(set(names)))}\n"
+    log = log_dir / (f"apt-outdated-{foreign.arch}.log" if foreign else "apt-outdated.log")
     result = engine.run(image=image, script=script, log=log, env=APT_ENV, mounts=[], network=True)
     with kept_container(engine, result):
         what = "listing the versions the mirror offers (apt-cache madison)"

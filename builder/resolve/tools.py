@@ -2,6 +2,9 @@
 
 pip: `pip install --dry-run --report` resolves each tool on its own (each gets its own venv),
 against the very python the image will run, and the report gives every wheel's sha256.
+For another platform than the host's, the host's python of the same version resolves with
+that platform's wheel tags (`--platform manylinux_<glibc>_<arch> --only-binary=:all:`), so no
+emulation is needed; a package with no wheel for that platform is then an error.
 npm: `npm install --package-lock-only` writes the package-lock of all npm tools, with
 integrity; given the previous lock, npm keeps every pin that still satisfies the request.
 """
@@ -22,9 +25,10 @@ from builder.recipes.common import (
 )
 
 _PIP_RESOLVE = """python3 -m venv /tmp/resolver
+{target}
 for req in {names}; do
   /tmp/resolver/bin/pip install --quiet --disable-pip-version-check --dry-run \\
-    --ignore-installed --report /tmp/report.json -r "{input}/$req.txt" {constraints}
+    --ignore-installed --report /tmp/report.json $target -r "{input}/$req.txt" {constraints}
   echo "@@report $req"
   cat /tmp/report.json
   echo
@@ -42,10 +46,32 @@ echo @@end
 """
 
 
-def resolve_pip_tools(ctx: StepContext, requirements: Mapping[str, str]) -> dict[str, Any]:
-    """tool -> {requirement, packages: [{name, version, sha256}]} for each requirement."""
+# The target's wheel tags: every manylinux tag its arch takes with the glibc of the resolving
+# python (the same Debian release as the target's base), newest first, legacy aliases too (pip
+# widens none of them itself); pip 23 takes such tags only with --target, though a dry run
+# writes nothing there.
+_PIP_TARGET = """target=$(/tmp/resolver/bin/python - <<'EOF'
+import os
+glibc = int(os.confstr("CS_GNU_LIBC_VERSION").split()[1].split(".")[1])
+tags = [f"manylinux_2_{{m}}_{arch}" for m in range(glibc, 4, -1)]
+tags += [f"manylinux{{alias}}_{arch}" for alias in ("2014", "2010", "1")]
+print("--only-binary=:all: --target /tmp/resolved", *(f"--platform {{t}}" for t in tags))
+EOF
+)"""
+WHEEL_ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+
+
+def resolve_pip_tools(
+    ctx: StepContext, requirements: Mapping[str, str], *, target: str | None = None
+) -> dict[str, Any]:
+    """tool -> {requirement, packages: [{name, version, sha256}]} for each requirement.
+
+    `target` is a platform other than the one `ctx`'s stage runs (resolved by wheel tags).
+    """
     files = {tool: req + "\n" for tool, req in requirements.items()}
-    closures = resolve_pip_closures(ctx, "tools.pip", files, what="resolving pip tools")
+    closures = resolve_pip_closures(
+        ctx, "tools.pip", files, what="resolving pip tools", target=target
+    )
     return {
         tool: {"requirement": req, "packages": closures[tool]}
         for tool, req in sorted(requirements.items())
@@ -59,11 +85,13 @@ def resolve_pip_closures(
     *,
     what: str,
     constraints: str | None = None,
+    target: str | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """key -> the closure pip resolves for requirements file text `requirements[key]`.
 
     Each file is resolved on its own, in a container of `node`'s parents (the very python the
-    image runs); `constraints` (a constraints file's text) holds pins to keep where they fit.
+    image runs); `constraints` (a constraints file's text) holds pins to keep where they fit;
+    `target`, another platform than the container's, is resolved by its wheel tags.
     """
     files = {f"{key}.txt": text for key, text in requirements.items()}
     extra = ""
@@ -71,7 +99,10 @@ def resolve_pip_closures(
         files["constraints.pip"] = constraints
         extra = f'-c "{INPUT_DIR}/constraints.pip"'
     script = _PIP_RESOLVE.format(
-        names=" ".join(sorted(requirements)), input=INPUT_DIR, constraints=extra
+        names=" ".join(sorted(requirements)),
+        input=INPUT_DIR,
+        constraints=extra,
+        target=_PIP_TARGET.format(arch=WHEEL_ARCH[target]) if target else "target=",
     )
     with run_in_stage(
         ctx,

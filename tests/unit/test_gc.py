@@ -110,3 +110,27 @@ def test_dry_run_removes_nothing(tmp_path: Path) -> None:
     assert (result.entries, result.layers) == (1, 1)
     assert result.freed >= 300
     assert cache.entry("sha256:" + "b" * 64) is not None
+
+
+def test_gc_keeps_another_platforms_last_build(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    node = NodeLock(name="system", kind="system", key="sha256:" + "a" * 64, parents=(), inputs={})
+    both = Lock(
+        spec_hash="sha256:s",
+        source_date_epoch=0,
+        platforms={"linux/amd64": {"system": node}, "linux/arm64": {"system": node}},
+    )
+    engine = RecordingEngine(
+        images={
+            "dev.sandbox-builder.lock": [
+                ImageInfo(id="sha256:arm", tags=("t/p:arm", "t/p:latest-arm64"), size=1),
+                ImageInfo(id="sha256:old-arm", tags=("t/p:old-arm",), size=1),
+            ]
+        },
+        containers=[],
+    )
+    collect(
+        cache=cache, spec_path=tmp_path / "sandbox.toml", image_name="t/p", lock=both, engine=engine
+    )
+    assert engine.removed_images == ["sha256:old-arm"]

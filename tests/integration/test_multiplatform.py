@@ -1,0 +1,127 @@
+"""One lock for linux/amd64 and linux/arm64, the arm64 image built here under QEMU (issue 22).
+
+The spec is kept small because the arm64 steps run emulated (10-20x slower than native):
+jq, Debian's python for a pure-Python pip tool, node from PyPI (a host step: no emulation)
+and esbuild, whose binary comes from the optional `@esbuild/linux-arm64` package. The
+registry is Debian's docker-registry; skopeo reads what reached it. "Another machine" is a
+second, clean Docker daemon with an empty cache dir and no registry to pull nodes from.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Project, docker
+
+pytestmark = pytest.mark.docker
+
+SPEC = """
+[image]
+name = "sandbox-test/multiplatform"
+{registry}
+platforms = ["linux/amd64", "linux/arm64"]
+
+[base]
+bootstrap = {{ suite = "bookworm" }}
+
+[system]
+packages = ["jq"]
+
+[runtimes]
+node = {{ version = "22", provider = "pypi" }}
+python = {{ version = "3.11", provider = "apt" }}
+
+[tools]
+pip = ["pyflakes==3.2.0"]
+npm = ["esbuild@0.24.2"]
+"""
+TOOLS = "uname -m; jq --version; node --version; esbuild --version; pyflakes --version"
+
+
+def _pins(lock: dict[str, Any], platform: str, node: str) -> dict[str, str]:
+    packages = lock["platforms"][platform]["nodes"][node]["inputs"]["packages"]
+    return {p["name"]: p["sha256"] for p in packages}
+
+
+def _skopeo_raw(ref: str) -> dict[str, Any]:
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def _build(project: Project, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    run = project.sandbox("build", "--json", *args, env=env)
+    assert run.code == 0, f"sandbox build {' '.join(args)} exited {run.code}:\n{run.err}"
+    result: dict[str, Any] = json.loads(run.out)
+    result["stderr"] = run.err
+    return result
+
+
+def test_both_platforms_lock_here_and_arm64_builds_under_emulation(
+    project: Project,
+    registry: str,
+    second_engine: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    project.write(SPEC.format(registry=f'registry = "{registry}"'))
+    project.ok("lock")
+    project.ok("lock", "--check")
+    lock = tomllib.loads(project.lock.read_text())
+    assert set(lock["platforms"]) == {"linux/amd64", "linux/arm64"}
+    amd64, arm64 = (_pins(lock, p, "system") for p in ("linux/amd64", "linux/arm64"))
+    assert amd64.keys() == arm64.keys(), "the same closure on both"
+    assert amd64["jq"] != arm64["jq"], "each architecture pins its own .deb"
+    assert "python3-venv" in arm64
+    npm = lock["platforms"]["linux/arm64"]["nodes"]["tools.npm"]["inputs"]["packages"]
+    assert any(p["path"] == "node_modules/@esbuild/linux-arm64" for p in npm)
+    node = lock["platforms"]["linux/arm64"]["nodes"]["runtime.node"]["inputs"]
+    assert "aarch64" in node["url"], "the runtime's own arm64 wheel"
+
+    native = _build(project, "--push")
+    assert "missing   linux/arm64 from the index" in native["stderr"]
+    assert native["image"]["ref"].startswith(f"{registry}/sandbox-test/multiplatform@")
+
+    emulated = _build(project, "--platform", "linux/arm64", "--push")
+    assert "sandbox-test/multiplatform:latest-arm64" in emulated["image"]["tags"]
+    out = docker("run", "--rm", "--user", "12345", "--cap-drop", "ALL", emulated["image"]["id"],
+                 "sh", "-c", TOOLS)  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0] == "aarch64"
+    assert lines[1] == "jq-1.6"
+    assert lines[2].startswith("v22.")
+    assert lines[3] == "0.24.2"
+    assert lines[4].startswith("3.2.0")
+
+    index = _skopeo_raw(f"{registry}/sandbox-test/multiplatform:latest")
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    platforms = {(m["platform"]["os"], m["platform"]["architecture"]) for m in index["manifests"]}
+    assert platforms == {("linux", "amd64"), ("linux", "arm64")}
+    digest = emulated["image"]["ref"].split("@", 1)[1]
+    overlay = json.loads((project.cache / "overlay.json").read_text())
+    assert overlay["codex"]["sandbox"]["image"].endswith(f"@{digest}"), "the index is pinned"
+    arm64_manifest = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    manifest = _skopeo_raw(f"{registry}/sandbox-test/multiplatform@{arm64_manifest['digest']}")
+    assert manifest["config"]["digest"] == emulated["image"]["id"]
+
+    # Another machine, nothing shared but the lock: not even the registry's nodes.
+    elsewhere = Project(root=tmp_path_factory.mktemp("elsewhere"), cache=project.root / "c2")
+    elsewhere.write(SPEC.format(registry=""))
+    elsewhere.lock.write_text(project.lock.read_text())
+    env = {
+        "DOCKER_HOST": second_engine,
+        "SANDBOX_STORE_DIR": str(tmp_path_factory.mktemp("store-elsewhere")),
+    }
+    for platform, first in (("linux/amd64", native), ("linux/arm64", emulated)):
+        again = _build(elsewhere, "--platform", platform, env=env)
+        assert all(n["status"] == "built" for n in again["nodes"]), "the second cache was empty"
+        assert again["image"]["id"] == first["image"]["id"], f"{platform} differs elsewhere"

@@ -1,0 +1,127 @@
+"""Resolving the system closure for another architecture: the script apt runs, run for real.
+
+The engine here runs the resolver's script with /bin/sh on this machine, with stand-ins for
+apt-get and apt-cache on PATH that answer as apt of the configured architecture would (they
+read the APT_CONFIG the script writes), so what is checked is what the script makes apt see.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from builder.engine import Mount, RunResult
+from builder.resolve import apt
+from builder.resolve.apt import ForeignArch, resolve_system
+
+# apt-cache: `show name=version...` prints a stanza per pin, its SHA256 naming the arch the
+# config asks for; apt-get: `update` does nothing, `install -s` installs each requested
+# package (and libjq1 for jq) unless the status file marks it installed.
+_APT_CACHE = """#!/bin/sh
+arch=$(sed -n 's/^APT::Architecture "\\(.*\\)";$/\\1/p' "${APT_CONFIG:-/dev/null}")
+arch=${arch:-amd64}
+[ "$1" = show ] || exit 2
+shift
+for pin in "$@"; do
+  printf 'Package: %s\\nVersion: %s\\nArchitecture: %s\\nSHA256: %s-%s\\n\\n' \\
+    "${pin%%=*}" "${pin#*=}" "$arch" "${pin%%=*}" "$arch"
+done
+"""
+_APT_GET = """#!/bin/sh
+status=$(sed -n 's/^Dir::State::status "\\(.*\\)";$/\\1/p' "${APT_CONFIG:-/dev/null}")
+for arg in "$@"; do
+  case "$arg" in
+    update) exit 0 ;;
+    -*|install) ;;
+    *) name=${arg%%=*}
+       if [ -n "$status" ] && grep -q "^Package: $name$" "$status" \\
+          && grep -A1 "^Package: $name$" "$status" | grep -q '^Status: install ok installed'
+       then continue; fi
+       echo "Inst $name (1.0 Debian:12/stable [x])"
+       [ "$name" = jq ] && echo "Inst libjq1 (1.0 Debian:12/stable [x])" ;;
+  esac
+done
+"""
+
+
+class ShellEngine:
+    """Runs each script here with /bin/sh; the foreign apt state goes under `root`."""
+
+    def __init__(self, root: Path, bin_dir: Path) -> None:
+        self.root = root
+        self.bin_dir = bin_dir
+        self.scripts: list[str] = []
+
+    def run(
+        self,
+        *,
+        image: str,
+        script: str,
+        log: Path,
+        env: Mapping[str, str],
+        mounts: list[Mount],
+        network: bool,
+    ) -> RunResult:
+        script = script.replace(apt._FOREIGN, str(self.root / "foreign"))
+        self.scripts.append(script)
+        path = f"{self.bin_dir}:{os.environ['PATH']}"
+        with log.open("w") as out:
+            done = subprocess.run(
+                ["/bin/sh", "-c", script],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**env, "PATH": path},
+                check=False,
+            )
+        return RunResult(container="c", exit_code=done.returncode)
+
+    def remove_container(self, container: str) -> None:
+        pass
+
+
+@pytest.fixture
+def shell_engine(tmp_path: Path) -> ShellEngine:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("apt-cache", _APT_CACHE), ("apt-get", _APT_GET)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return ShellEngine(tmp_path, bin_dir)
+
+
+def _resolve(engine: ShellEngine, tmp_path: Path, foreign: ForeignArch | None) -> list[str]:
+    packages = resolve_system(
+        ["jq", "tzdata"],
+        keep={},
+        engine=engine,  # type: ignore[arg-type]
+        image="host-base",
+        log_dir=tmp_path,
+        foreign=foreign,
+    )
+    return [f"{p['name']} {p['sha256']}" for p in packages]
+
+
+def test_the_host_architecture_resolves_as_before(
+    shell_engine: ShellEngine, tmp_path: Path
+) -> None:
+    found = _resolve(shell_engine, tmp_path, None)
+    assert found == ["jq jq-amd64", "libjq1 libjq1-amd64", "tzdata tzdata-amd64"]
+    assert all("APT_CONFIG" not in s for s in shell_engine.scripts)
+
+
+def test_another_architecture_takes_its_own_hashes_and_its_base_as_installed(
+    shell_engine: ShellEngine, tmp_path: Path
+) -> None:
+    base = [{"name": "tzdata", "version": "2025b", "sha256": "x"}]
+    found = _resolve(shell_engine, tmp_path, ForeignArch(arch="arm64", installed=base))
+    # tzdata is in the arm64 base, so apt does not install it again; hashes are arm64's
+    assert found == ["jq jq-arm64", "libjq1 libjq1-arm64"]
+    status = (tmp_path / "foreign" / "status").read_text()
+    assert "Package: tzdata\nStatus: install ok installed\nVersion: 2025b\nArchitecture: arm64" in (
+        status
+    )
+    assert (tmp_path / "apt-resolve-arm64.log").exists(), "the host's log is kept apart"

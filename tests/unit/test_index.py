@@ -1,0 +1,114 @@
+"""Publishing a lock of two platforms as one OCI index (builder/index.py), on a real registry.
+
+The registry is Debian's `docker-registry`; each platform's one node is a small synthetic
+layer in a real cache dir, so no Docker engine is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.cache import Cache, Layer, NodeEntry
+from builder.index import INDEX, PublishedIndex, built_image, publish_index
+from builder.lockfile import Lock, NodeLock
+from builder.progress import Progress
+from builder.publish import MANIFEST
+from builder.registry import Registry
+from builder.spec import BaseSpec, ImageSpec, Spec
+from tests.unit.registry_server import RunningRegistry, run_registry
+from tests.unit.test_blobs import layer_tar
+
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[RunningRegistry]:
+    with run_registry(tmp_path / "registry") as server:
+        yield server
+
+
+def _lock() -> Lock:
+    """A base and a system node per platform, each its own key."""
+    platforms = {}
+    for platform in PLATFORMS:
+        key = "sha256:" + hashlib.sha256(platform.encode()).hexdigest()
+        inputs = {"image": "debian:bookworm", "pinned": f"sha256:{'0' * 64}", "epoch": 0}
+        node = NodeLock(name="base", kind="base", key=key, parents=(), inputs=inputs)
+        system = NodeLock(
+            name="system",
+            kind="system",
+            key="sha256:" + hashlib.sha256(f"system {platform}".encode()).hexdigest(),
+            parents=("base",),
+            inputs={"user": "agent", "workdir": "/workspace", "packages": []},
+        )
+        platforms[platform] = {"base": node, "system": system}
+    return Lock(spec_hash="sha256:x", source_date_epoch=0, platforms=platforms)
+
+
+def _spec(host: str) -> Spec:
+    return Spec(
+        path=Path("/p/sandbox.toml"),
+        image=ImageSpec(name="team/multi", registry=host, platforms=PLATFORMS),
+        base=BaseSpec(image="debian:bookworm"),
+    )
+
+
+def _build(cache: Cache, lock: Lock, platform: str, tmp_path: Path) -> None:
+    """Put `platform`'s node in the cache, as a build does."""
+    tar, diff_id = layer_tar(tmp_path / "layers", seed=platform.split("/")[1], size=4096)
+    cache.layer_path(diff_id).write_bytes(tar.read_bytes())
+    layer = Layer(diff_id=diff_id, size=tar.stat().st_size)
+    for name, node in lock.nodes(platform).items():
+        layers = (layer,) if name == "base" else ()
+        cache.put(NodeEntry(name=name, key=node.key, layers=layers, env={}))
+
+
+def _publish(spec: Spec, lock: Lock, cache: Cache, platform: str) -> PublishedIndex:
+    image = built_image(spec=spec, lock=lock, platform=platform, cache=cache)
+    assert image is not None
+    return publish_index(spec=spec, lock=lock, built=image, cache=cache, progress=Progress())
+
+
+def test_the_index_names_each_built_platform_and_says_which_are_missing(
+    running: RunningRegistry, tmp_path: Path
+) -> None:
+    cache = Cache(tmp_path / "cache", downloads=tmp_path / "dl", store=tmp_path / "store")
+    cache.ensure()
+    spec, lock = _spec(running.host), _lock()
+    _build(cache, lock, "linux/amd64", tmp_path)
+    assert built_image(spec=spec, lock=lock, platform="linux/arm64", cache=cache) is None
+
+    first = _publish(spec, lock, cache, "linux/amd64")
+    assert first.missing == ("linux/arm64",)
+    assert not first.complete
+
+    _build(cache, lock, "linux/arm64", tmp_path)
+    second = _publish(spec, lock, cache, "linux/arm64")
+    assert second.complete
+    assert second.platforms == PLATFORMS
+
+    registry = Registry(running.host)
+    found = registry.get_manifest("team/multi", "latest", [INDEX, MANIFEST])
+    assert found is not None
+    body, media_type, digest = found
+    assert media_type == INDEX
+    assert second.ref == f"{running.host}/team/multi@{digest}"
+    index = json.loads(body)
+    archs = [m["platform"]["architecture"] for m in index["manifests"]]
+    assert archs == ["amd64", "arm64"]
+    for entry in index["manifests"]:
+        manifest = registry.get_manifest("team/multi", entry["digest"], [MANIFEST])
+        assert manifest is not None
+        assert len(manifest[0]) == entry["size"]
+        config = json.loads(manifest[0])["config"]
+        assert config["mediaType"] == "application/vnd.oci.image.config.v1+json"
