@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from builder import proc
+from builder import limits, proc
 from builder.errors import BuildError
 from builder.inherit import base_env
 from builder.layers import layer_file, layers_of_saved_image, tar_directory
@@ -42,8 +42,9 @@ def _bootstrap(ctx: StepContext, node: NodeLock) -> StepResult:
                 boot["mirror"],
             ],
             error=BuildError,
-            what=f"debootstrap of {boot['suite']}",
+            what=f"base: debootstrap of {boot['suite']}",
             log=ctx.cache.log_path(node.name),
+            env={"WGETRC": str(limits.write_wgetrc(work))},
         )
         verify_installed(
             dpkg_status(root / "var/lib/dpkg/status"),
