@@ -4,7 +4,7 @@ A mirror or registry that accepts a connection and never answers would otherwise
 build forever (GNU wget, which debootstrap drives, waits 900 s per read and tries 20 times;
 apt and npm wait minutes per file). Two settings, both in seconds:
 
-- `SANDBOX_NET_TIMEOUT` (default 60): how long one connection may wait for an answer before
+- `SANDBOX_NET_TIMEOUT` (default 30): how long one connection may wait for an answer before
   it counts as failed. Each tool gets it in its own terms: apt's `Acquire::*::Timeout`,
   wget's `timeout` (through a WGETRC), pip's `--timeout`, npm's and pnpm's `fetch-timeout`,
   uv's `UV_HTTP_TIMEOUT`, and the tool's own downloads, registry and Risoluto requests.
@@ -23,7 +23,7 @@ from builder.errors import SpecError
 
 NET_TIMEOUT_ENV = "SANDBOX_NET_TIMEOUT"
 STEP_TIMEOUT_ENV = "SANDBOX_STEP_TIMEOUT"
-DEFAULT_NET_TIMEOUT = 60.0
+DEFAULT_NET_TIMEOUT = 30.0
 DEFAULT_STEP_TIMEOUT = 1800.0
 RETRIES = 2  # further attempts a tool makes after a failed request
 
@@ -84,6 +84,14 @@ def write_wgetrc(folder: Path) -> Path:
     seconds = max(1, round(net_timeout()))
     path.write_text(f"timeout = {seconds}\ntries = {RETRIES + 1}\nwaitretry = 1\n")
     return path
+
+
+def network_hint() -> str:
+    """What to say when a network tool gave up."""
+    return (
+        f"Each request waited up to {net_timeout():g}s for an answer and was tried "
+        f"{RETRIES + 1} times ({NET_TIMEOUT_ENV}): check the network, a proxy and the mirror"
+    )
 
 
 def stalled(what: str, *, seconds: float, log: Path | None) -> str:

@@ -34,12 +34,14 @@ def run(
     log: Path | None = None,
     install_hint: str = "",
     env: Mapping[str, str] | None = None,
+    hint: str = "",
 ) -> str:
-    """Run `argv`, return its stdout; on failure raise `error` saying `what` failed."""
+    """Run `argv`, return its stdout; on failure raise `error` saying `what` failed (and
+    `hint`, what to check)."""
     found = shutil.which(argv[0], path=_SEARCHED)
     if found is None:
-        hint = install_hint or f"apt-get install -y {argv[0]}"
-        msg = f"{what}: `{argv[0]}` is not installed. Install it: {hint}"
+        install = install_hint or f"apt-get install -y {argv[0]}"
+        msg = f"{what}: `{argv[0]}` is not installed. Install it: {install}"
         raise error(msg)
     argv = [found, *argv[1:]]
     if VERBOSE:
@@ -73,5 +75,6 @@ def run(
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         where = f" (full log: {log})" if log else ""
         msg = f"{what} failed with exit {child.returncode}{where}:\n{tail}"
+        msg += f"\n{hint}" if hint else ""
         raise error(msg)
     return out

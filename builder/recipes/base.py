@@ -45,6 +45,7 @@ def _bootstrap(ctx: StepContext, node: NodeLock) -> StepResult:
             what=f"base: debootstrap of {boot['suite']}",
             log=ctx.cache.log_path(node.name),
             env={"WGETRC": str(limits.write_wgetrc(work))},
+            hint=limits.network_hint(),
         )
         verify_installed(
             dpkg_status(root / "var/lib/dpkg/status"),

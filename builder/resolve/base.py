@@ -49,6 +49,7 @@ def resolve_bootstrap(boot: Bootstrap, *, platform: str) -> dict[str, Any]:
             error=ResolutionError,
             what=f"resolving the {boot.suite} bootstrap package set with debootstrap",
             env={"WGETRC": str(limits.write_wgetrc(work))},
+            hint=limits.network_hint(),
         )
         names = sorted(set(out.split()))
         lists = work / "root" / "var" / "lib" / "apt" / "lists"
