@@ -8,6 +8,7 @@ SANDBOX_STEP_TIMEOUT), so each fault costs seconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -97,7 +98,7 @@ def test_a_stalled_apt_mirror_fails_the_system_step_then_the_rebuild_reuses_the_
         assert code == 5, err
         assert "apt-get update could not download the package lists from the mirror" in err
         assert "Each try waited 2s (SANDBOX_NET_TIMEOUT)" in err
-        assert "full log: " in err and "system.log" in err
+        assert f"full log: {project.cache / 'logs' / 'system.log'}" in err
         assert seconds < 90, f"the stalled apt took {seconds:.0f}s to detect"
         stall_seconds = seconds
 
@@ -126,6 +127,89 @@ def test_a_stalled_apt_mirror_fails_the_system_step_then_the_rebuild_reuses_the_
         docker("rmi", derived, check=False)
         subprocess.run(
             "docker images -q sbx20/stall-apt | sort -u | xargs -r docker rmi -f",
+            shell=True,
+            check=False,
+            capture_output=True,
+        )
+
+
+def test_a_corrupt_cache_is_caught_before_use_named_and_rebuilt(
+    project: Project, base_image: str, tmp_path: Path
+) -> None:
+    project.write(
+        f'[image]\nname = "sbx20/corrupt"\nuser = "agent"\n\n[base]\nimage = "{base_image}"\n'
+        '\n[system]\npackages = ["jq"]\n'
+    )
+    cache = tmp_path / "cache"
+    env = {"SANDBOX_CACHE_DIR": str(cache), "SANDBOX_STORE_DIR": str(tmp_path / "store")}
+
+    def build() -> tuple[int, dict[str, object], str]:
+        run = project.sandbox("build", "--json", env=env)
+        return run.code, json.loads(run.out) if run.code == 0 else {}, run.err
+
+    def system_layer() -> Path:
+        entry = next(
+            json.loads(p.read_text())
+            for p in (cache / "nodes").glob("*.json")
+            if json.loads(p.read_text())["name"] == "system"
+        )
+        return cache / "layers" / f"{entry['layers'][-1]['diff_id'][7:]}.tar"
+
+    try:
+        assert project.sandbox("lock", env=env).code == 0
+        code, first, err = build()
+        assert code == 0, err
+        image = first["image"]["id"]  # type: ignore[index]
+
+        # A layer whose bytes changed (same size): refused while streaming to the engine.
+        docker("rmi", "-f", image)
+        layer = system_layer()
+        with layer.open("r+b") as data:
+            data.seek(layer.stat().st_size // 2)
+            byte = data.read(1)
+            data.seek(-1, 1)
+            data.write(bytes([byte[0] ^ 0xFF]))
+        code, _, err = build()
+        assert code == 6, err
+        assert f"cache layer {layer} is corrupt: its bytes hash to sha256:" in err
+        assert "run the command again to rebuild the node" in err
+        assert "Traceback" not in err
+        assert docker("image", "inspect", image, check=False) == "[]", "a corrupt image loaded"
+        assert not layer.exists(), "the corrupt layer was kept"
+        for kept in (cache / "layers").glob("*.tar"):
+            assert kept.name == f"{hashlib.sha256(kept.read_bytes()).hexdigest()}.tar"
+        code, again, err = build()
+        assert code == 0, err
+        statuses = {n["name"]: n["status"] for n in again["nodes"]}  # type: ignore[attr-defined]
+        assert statuses == {"base": "cached", "system": "built"}
+        assert again["image"]["id"] == image  # type: ignore[index]
+
+        # A truncated layer: a miss, so the node rebuilds, to the same image.
+        docker("rmi", "-f", image)
+        layer = system_layer()
+        with layer.open("r+b") as data:
+            data.truncate(layer.stat().st_size // 2)
+        code, again, err = build()
+        assert code == 0, err
+        statuses = {n["name"]: n["status"] for n in again["nodes"]}  # type: ignore[attr-defined]
+        assert statuses == {"base": "cached", "system": "built"}
+        assert again["image"]["id"] == image  # type: ignore[index]
+        _assert_cache_whole(cache)
+
+        # A node entry that is not JSON: refused, naming the file and the fix.
+        entry = next(p for p in (cache / "nodes").glob("*.json") if "system" in p.read_text())
+        entry.write_text('{"version": 1, "name": "sys')
+        code, _, err = build()
+        assert code == 6, err
+        assert f"corrupt cache entry {entry}" in err
+        assert "Delete it; the node will rebuild" in err
+        entry.unlink()
+        code, again, err = build()
+        assert code == 0, err
+        assert again["image"]["id"] == image  # type: ignore[index]
+    finally:
+        subprocess.run(
+            "docker images -q sbx20/corrupt | sort -u | xargs -r docker rmi -f",
             shell=True,
             check=False,
             capture_output=True,
