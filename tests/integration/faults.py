@@ -3,16 +3,21 @@
 `Mirror` is an HTTP server on the host's docker0 address (so both host programs such as
 debootstrap and build containers reach it) that relays every request to deb.debian.org, or,
 once `stall()` is called, accepts connections and never answers: what a dead proxy or a
-wedged mirror does. `relay()` brings it back.
+wedged mirror does. `relay()` brings it back. `RegistryServer` is a registry process of the
+test's own, killed with SIGKILL in the middle of an upload and started again on its storage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import json
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 UPSTREAM = "http://deb.debian.org"
@@ -91,3 +96,91 @@ class Mirror:
         self.relay()
         self._server.shutdown()
         self._server.server_close()
+
+
+class RegistryServer:
+    """Debian's docker-registry on a fixed port and storage folder, to kill and start again."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.address = folder, f"127.0.0.1:{port}"
+        self.storage = folder / "data"
+        self._config = folder / "config.yml"
+        self._config.write_text(
+            "version: 0.1\nstorage:\n"
+            f"  filesystem:\n    rootdirectory: {self.storage}\n"
+            f"http:\n  addr: {self.address}\n"
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with (self.folder / "registry.log").open("a") as log:
+            self._process = subprocess.Popen(
+                ["docker-registry", "serve", str(self._config)], stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    self.kill()
+                    msg = f"registry did not start; see {self.folder / 'registry.log'}"
+                    raise AssertionError(msg) from None
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
+    def kill_during_upload(self, *, min_bytes: int, timeout: float) -> int:
+        """Kill the registry once an upload in progress holds `min_bytes`; those bytes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for data in self.storage.glob("docker/registry/v2/repositories/**/_uploads/*/data"):
+                with contextlib.suppress(OSError):
+                    if (size := data.stat().st_size) >= min_bytes:
+                        self.kill()
+                        return size
+            time.sleep(0.002)
+        msg = f"no upload reached {min_bytes} bytes within {timeout}s"
+        raise AssertionError(msg)
+
+    def blobs(self) -> set[str]:
+        """Digests of the blobs the registry stores (what a push left behind), but the
+        manifests, which it stores as blobs too."""
+        root = self.storage / "docker/registry/v2/blobs/sha256"
+        return {f"sha256:{p.parent.name}" for p in root.glob("*/*/data") if not _manifest(p)}
+
+    def manifests_missing_blobs(self, repo: str) -> list[str]:
+        """Every tag of `repo` whose manifest names a blob the registry lacks."""
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/v2/{repo}/tags/list") as reply:
+                tags = json.loads(reply.read()).get("tags") or []
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:  # 404: no manifest was ever stored in the repository
+                raise
+            tags = []
+        have, broken = self.blobs(), []
+        for tag in tags:
+            request = urllib.request.Request(
+                f"http://{self.address}/v2/{repo}/manifests/{tag}",
+                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            )
+            with urllib.request.urlopen(request) as reply:
+                document = json.loads(reply.read())
+            named = [document["config"]["digest"]] + [la["digest"] for la in document["layers"]]
+            broken += [f"{tag}: {d}" for d in named if d not in have]
+        return broken
+
+
+def _manifest(blob: Path) -> bool:
+    if blob.stat().st_size > 1 << 16:
+        return False
+    try:
+        document = json.loads(blob.read_bytes())
+    except ValueError:
+        return False
+    return isinstance(document, dict) and "schemaVersion" in document

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Project, docker
-from tests.integration.faults import Mirror
+from tests.integration.conftest import Project, _free_port, docker
+from tests.integration.faults import Mirror, RegistryServer
 from tests.integration.test_reliability import _assert_cache_whole
 
 pytestmark = pytest.mark.docker
@@ -210,6 +212,68 @@ def test_a_corrupt_cache_is_caught_before_use_named_and_rebuilt(
     finally:
         subprocess.run(
             "docker images -q sbx20/corrupt | sort -u | xargs -r docker rmi -f",
+            shell=True,
+            check=False,
+            capture_output=True,
+        )
+
+
+def test_a_registry_killed_mid_upload_fails_publish_with_what_got_there_then_it_resumes(
+    project: Project, base_image: str, tmp_path: Path
+) -> None:
+    (tmp_path / "registry").mkdir()
+    registry = RegistryServer(tmp_path / "registry", _free_port())
+    registry.start()
+    name = "sbx20/regdie"
+    project.write(
+        f'[image]\nname = "{name}"\nuser = "agent"\nregistry = "{registry.address}"\n\n'
+        f'[base]\nimage = "{base_image}"\n\n[system]\npackages = ["jq"]\n'
+    )
+    cache = tmp_path / "cache"
+    env = {"SANDBOX_CACHE_DIR": str(cache), "SANDBOX_STORE_DIR": str(tmp_path / "store")}
+    try:
+        assert project.sandbox("lock", env=env).code == 0
+        built = project.sandbox("build", "--json", env=env)
+        assert built.code == 0, built.err
+        publish = subprocess.Popen(
+            [sys.executable, "-m", "builder", "-f", str(project.spec), "publish"],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        killed_at = registry.kill_during_upload(min_bytes=1 << 20, timeout=300)
+        started = time.monotonic()
+        _, err = publish.communicate(timeout=300)
+        gave_up = time.monotonic() - started
+        assert publish.returncode == 7, err
+        assert f"cannot reach registry {registry.address} while uploading blob" in err
+        assert "after 3 attempts" in err
+        assert "Before it stopped, this publish uploaded" in err
+        assert "the image (" in err
+        assert "was not pushed" in err
+        assert "it uploads only what is missing" in err
+        assert "Traceback" not in err
+        assert gave_up < 30, f"publish took {gave_up:.0f}s to give up"
+        _assert_cache_whole(cache)
+
+        registry.start()  # the same storage: what got there before the kill
+        assert registry.manifests_missing_blobs(name) == []
+        before = registry.blobs()
+        sent_first = int(err.split("this publish uploaded ", 1)[1].split(" ", 1)[0])
+        assert sent_first == len(before), (sent_first, before)
+        again = project.sandbox("publish", env=env)
+        assert again.code == 0, again.err
+        after = registry.blobs()
+        sent = int(again.err.split(" new blobs)")[0].rsplit("(", 1)[1])
+        assert sent == len(after - before) > 0, again.err
+        assert before <= after
+        assert registry.manifests_missing_blobs(name) == []
+        print(f"killed at {killed_at} bytes; gave up in {gave_up:.1f}s; resumed with {sent}")
+    finally:
+        registry.kill()
+        subprocess.run(
+            f"docker images -q {name} | sort -u | xargs -r docker rmi -f",
             shell=True,
             check=False,
             capture_output=True,
