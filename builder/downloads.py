@@ -147,7 +147,7 @@ def _download(
 def _cache_error(what: str, dest_dir: Path, exc: OSError) -> CacheError:
     return CacheError(
         f"{what}: cannot write to the download cache {dest_dir}: {exc.strerror}. "
-        "Free some space or point --cache-dir elsewhere."
+        "Free some space or point SANDBOX_DOWNLOAD_DIR elsewhere."
     )
 
 

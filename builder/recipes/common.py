@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from builder import limits
+from builder import limits, space
 from builder.cache import Cache
 from builder.doctor import ca_bundle
 from builder.engine import Engine, Mount, RunResult, kept_container, require_success
@@ -168,7 +168,8 @@ def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) ->
         else:
             committed = engine.commit(container)
             try:
-                engine.save(committed, work / "image.tar")
+                with space.room_for(work / "image.tar", what=f"{node.name}: saving its diff"):
+                    engine.save(committed, work / "image.tar")
             finally:
                 engine.remove_image(committed)
             raw = top_layer_of_saved_image(work / "image.tar", work / "diff.tar")

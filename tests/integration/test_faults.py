@@ -278,3 +278,85 @@ def test_a_registry_killed_mid_upload_fails_publish_with_what_got_there_then_it_
             check=False,
             capture_output=True,
         )
+
+
+@pytest.fixture
+def small_disks(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Two tmpfs mounts of a few MB: for the cache dir and for the trees (SANDBOX_TREE_DIR)."""
+    disks = (tmp_path / "disk", tmp_path / "trees")
+    for disk, size in zip(disks, ("150m", "1m"), strict=True):
+        disk.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "sbx20-disk", str(disk)], check=True
+        )
+    yield disks
+    for disk in disks:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _remount(disk: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+
+
+def test_a_full_disk_names_the_folder_and_bytes_keeps_nothing_half_written_then_builds(
+    project: Project, base_image: str, small_disks: tuple[Path, Path]
+) -> None:
+    disk, trees = small_disks
+    vendor = project.root / "vendor"
+    vendor.mkdir()
+    payload = project.root / "blob"
+    payload.write_bytes(os.urandom(3 << 20))  # incompressible: 3 MB in the tree
+    subprocess.run(["tar", "-czf", str(vendor / "blob.tar.gz"), "-C", str(project.root), "blob"])
+    project.write(
+        f'[image]\nname = "sbx20/full"\nuser = "agent"\n\n[base]\nimage = "{base_image}"\n\n'
+        '[tools.bin.blob]\nversion = "1"\npath = "vendor/blob.tar.gz"\n'
+    )
+    cache = disk / "cache"
+    env = {
+        "SANDBOX_CACHE_DIR": str(cache),
+        "SANDBOX_STORE_DIR": str(project.root / "store"),
+        "SANDBOX_TREE_DIR": str(trees),
+    }
+    assert project.sandbox("lock", env=env).code == 0
+    lock = project.lock.read_bytes()
+
+    def leftovers() -> list[Path]:
+        return [p for p in [*(cache / "tmp").rglob("*"), *trees.rglob("*")] if p.is_file()]
+
+    # The cache dir's disk: the base image (116 MB) and its layer do not both fit in 150 MB.
+    run = project.sandbox("build", env=env)
+    assert run.code == 6, run.err
+    assert f"no space left on the filesystem at {disk} (" in run.err
+    assert "bytes free of 157,286,400), writing " in run.err
+    assert "bytes when the disk filled and needs more than that" in run.err
+    assert "--cache-dir (or SANDBOX_CACHE_DIR)" in run.err
+    assert "Traceback" not in run.err
+    assert leftovers() == []
+    assert list((cache / "layers").iterdir()) == []
+    assert list((cache / "nodes").iterdir()) == []
+    assert not (cache / "overlay.json").exists()
+    assert project.lock.read_bytes() == lock
+
+    # Room in the cache, none for the trees: the base is kept, the binary's tree fails.
+    _remount(disk, "600m")
+    run = project.sandbox("build", env=env)
+    assert run.code == 6, run.err
+    assert f"unpacking blob.tar.gz: no space left on the filesystem at {trees} (" in run.err
+    assert "point SANDBOX_TREE_DIR at a folder with room" in run.err
+    assert leftovers() == []
+    _assert_cache_whole(cache)
+    assert not (cache / "overlay.json").exists()
+
+    _remount(trees, "64m")
+    run = project.sandbox("build", "--json", env=env)
+    assert run.code == 0, run.err
+    statuses = {n["name"]: n["status"] for n in json.loads(run.out)["nodes"]}
+    assert statuses == {"base": "cached", "system": "cached", "tools.bin.blob": "built"}
+    _assert_cache_whole(cache)
+    assert leftovers() == []
+    subprocess.run(
+        "docker images -q sbx20/full | sort -u | xargs -r docker rmi -f",
+        shell=True,
+        check=False,
+        capture_output=True,
+    )
