@@ -4,7 +4,8 @@
 debootstrap and build containers reach it) that relays every request to deb.debian.org, or,
 once `stall()` is called, accepts connections and never answers: what a dead proxy or a
 wedged mirror does. `relay()` brings it back. `RegistryServer` is a registry process of the
-test's own, killed with SIGKILL in the middle of an upload and started again on its storage.
+test's own, killed with SIGKILL in the middle of an upload and started again on its storage;
+`Dockerd` is a Docker daemon of the test's own, killed and started again in the same way.
 """
 
 from __future__ import annotations
@@ -184,3 +185,83 @@ def _manifest(blob: Path) -> bool:
     except ValueError:
         return False
     return isinstance(document, dict) and "schemaVersion" in document
+
+
+class Dockerd:
+    """A Docker daemon of the test's own (its bridge, data and exec roots, socket), to kill
+    with SIGKILL and start again on the same data, as a crash and a restart would. The host's
+    daemon, which others use, is never touched."""
+
+    BRIDGE, SUBNET = "sbx20br", "172.40.0.1/16"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.host = f"unix://{folder / 'docker.sock'}"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._containerd: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if subprocess.run(["ip", "link", "show", self.BRIDGE], capture_output=True).returncode:
+            for command in (
+                ["ip", "link", "add", self.BRIDGE, "type", "bridge"],
+                ["ip", "addr", "add", self.SUBNET, "dev", self.BRIDGE],
+                ["ip", "link", "set", self.BRIDGE, "up"],
+            ):
+                subprocess.run(command, check=True, capture_output=True)
+        containerd = self.folder / "containerd.sock"
+        if self._containerd is None:  # its own containerd, which outlives a killed dockerd
+            with (self.folder / "containerd.log").open("a") as log:
+                self._containerd = subprocess.Popen(
+                    [
+                        "containerd",
+                        "--address", str(containerd),
+                        "--root", str(self.folder / "containerd"),
+                        "--state", str(self.folder / "containerd-state"),
+                    ],
+                    stdout=log,
+                    stderr=log,
+                )  # fmt: skip
+        with (self.folder / "dockerd.log").open("a") as log:
+            self._process = subprocess.Popen(
+                [
+                    "dockerd",
+                    f"--containerd={containerd}",
+                    "--data-root", str(self.folder / "data"),
+                    "--exec-root", str(self.folder / "exec"),
+                    "-H", self.host,
+                    "--pidfile", str(self.folder / "dockerd.pid"),
+                    f"--bridge={self.BRIDGE}",
+                ],
+                stdout=log,
+                stderr=log,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while self.docker("info", check=False).returncode:
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                msg = f"dockerd did not start; see {self.folder / 'dockerd.log'}"
+                raise AssertionError(msg)
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Stop the daemon, then its containerd, and unmount what they left mounted."""
+        for process in (self._process, self._containerd):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=60)
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(f"{self.folder}/")), reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+
+    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["docker", "-H", self.host, *args], capture_output=True, text=True, check=False
+        )
+        if check and done.returncode:
+            msg = f"docker {' '.join(args)} failed: {done.stderr}"
+            raise AssertionError(msg)
+        return done

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Project, _free_port, docker
-from tests.integration.faults import Mirror, RegistryServer
+from tests.integration.faults import Dockerd, Mirror, RegistryServer
 from tests.integration.test_reliability import _assert_cache_whole
 
 pytestmark = pytest.mark.docker
@@ -360,3 +361,71 @@ def test_a_full_disk_names_the_folder_and_bytes_keeps_nothing_half_written_then_
         check=False,
         capture_output=True,
     )
+
+
+@pytest.fixture
+def own_engine(base_image: str) -> Iterator[Dockerd]:
+    """A daemon of this test's own, holding the session's base image."""
+    daemon = Dockerd(Path(tempfile.mkdtemp(prefix="sbx20e-", dir="/tmp")))
+    daemon.start()
+    try:
+        with subprocess.Popen(["docker", "save", base_image], stdout=subprocess.PIPE) as save:
+            loaded = subprocess.run(
+                ["docker", "-H", daemon.host, "load", "-q"], stdin=save.stdout, capture_output=True
+            )
+        assert loaded.returncode == 0, loaded.stderr
+        yield daemon
+    finally:
+        daemon.stop()
+        subprocess.run(["rm", "-rf", str(daemon.folder)], check=False)
+
+
+def test_an_engine_restarted_mid_step_fails_the_build_clearly_and_the_rerun_keeps_the_base(
+    project: Project, base_image: str, own_engine: Dockerd, tmp_path: Path
+) -> None:
+    project.write(
+        f'[image]\nname = "sbx20/restart"\nuser = "agent"\n\n[base]\nimage = "{base_image}"\n'
+        '\n[system]\npackages = ["jq", "file"]\n'
+    )
+    cache = tmp_path / "cache"
+    env = {
+        **os.environ,
+        "DOCKER_HOST": own_engine.host,
+        "SANDBOX_CACHE_DIR": str(cache),
+        "SANDBOX_STORE_DIR": str(tmp_path / "store"),
+    }
+    assert project.sandbox("lock", env=env).code == 0
+    build = subprocess.Popen(
+        [sys.executable, "-m", "builder", "-f", str(project.spec), "build", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not own_engine.docker(
+        "ps", "-q", "--filter", "label=sandbox-builder=step", check=False
+    ).stdout.strip():
+        assert time.monotonic() < deadline, "the system step never started"
+        assert build.poll() is None, build.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)  # apt is running in the step
+    own_engine.kill()
+    own_engine.start()
+    _, err = build.communicate(timeout=300)
+    assert build.returncode == 9, err
+    assert "the engine stopped answering while running a container of" in err
+    assert "Traceback" not in err
+    assert "system" in err
+    _assert_cache_whole(cache)
+    entries = [json.loads(p.read_text())["name"] for p in (cache / "nodes").glob("*.json")]
+    assert entries == ["base"], entries
+
+    run = project.sandbox("build", "--json", env=env)
+    assert run.code == 0, run.err
+    statuses = {n["name"]: n["status"] for n in json.loads(run.out)["nodes"]}
+    assert statuses == {"base": "cached", "system": "built"}
+    gc = project.sandbox("gc", env=env)
+    assert gc.code == 0, gc.err
+    left = own_engine.docker("ps", "-aq", "--filter", "label=sandbox-builder", check=False)
+    assert left.stdout.strip() == "", f"step containers left after gc: {left.stdout}"
