@@ -140,7 +140,10 @@ def test_a_corrupt_cache_is_caught_before_use_named_and_rebuilt(
     project: Project, base_image: str, tmp_path: Path
 ) -> None:
     project.write(
-        f'[image]\nname = "sbx20/corrupt"\nuser = "agent"\n\n[base]\nimage = "{base_image}"\n'
+        # A user of its own makes a system layer no other image holds, so a build without
+        # the image has to stream that layer (a shared one would not be read at all).
+        f'[image]\nname = "sbx20/corrupt"\nuser = "sbx20corrupt"\n\n'
+        f'[base]\nimage = "{base_image}"\n'
         '\n[system]\npackages = ["jq"]\n'
     )
     cache = tmp_path / "cache"
