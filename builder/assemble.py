@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from builder.cache import Cache, Layer
+from builder.errors import CacheError
 from builder.inherit import container_config
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,14 +88,30 @@ def archive_chunks(
             continue
         sent.add(name)
         path = cache.layer_path(layer.diff_id)
+        digest = hashlib.sha256()
         with path.open("rb") as data:
             size = os.fstat(data.fileno()).st_size
             yield _header(name, size)
             while chunk := data.read(1 << 20):
+                digest.update(chunk)
                 yield chunk
+        if f"sha256:{digest.hexdigest()}" != layer.diff_id:
+            raise _corrupt(cache, layer.diff_id, f"sha256:{digest.hexdigest()}")
         yield bytes(-size % tarfile.BLOCKSIZE)
     yield from _member("manifest.json", json.dumps(manifest).encode())
     yield bytes(2 * tarfile.BLOCKSIZE)  # end of archive
+
+
+def _corrupt(cache: Cache, diff_id: str, actual: str) -> CacheError:
+    """A layer tar whose bytes no longer hash to its name: removed, so the node that made
+    it rebuilds on the next build (the engine, which checks every layer, refuses it too)."""
+    path = cache.layer_path(diff_id)
+    cache.drop_layer(diff_id)
+    return CacheError(
+        f"cache layer {path} is corrupt: its bytes hash to {actual}, not to its name. It was "
+        "removed and nothing was loaded; run the command again to rebuild the node it "
+        "belongs to"
+    )
 
 
 def _member(name: str, data: bytes) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ the no-op replay can call `write_atomic` on a file that already holds the bytes 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,12 @@ def atomic_file(path: Path, *, scratch: Path | None = None) -> Iterator[BinaryIO
             os.fsync(out.fileno())
         Path(tmp).chmod(0o644)
         Path(tmp).replace(path)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            from builder import space  # only on a full disk
+
+            full = space.full_disk(Path(tmp), what=f"writing {path}")
+            Path(tmp).unlink(missing_ok=True)
+            raise full from None
         Path(tmp).unlink(missing_ok=True)
         raise

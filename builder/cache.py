@@ -246,14 +246,26 @@ class Cache:
         (its replace-by-rename safeguard), ~0.4 s for codex's 423 MB rebuilt unchanged.
         """
         dest = self.layer_path(diff_id)
-        if dest.is_file():
+        if _whole(dest, tar.stat().st_size):
             tar.unlink()
-        else:
+        else:  # none yet, or a damaged one (another size): this one takes its place
             tar.replace(dest)
         return dest
 
+    def drop_layer(self, diff_id: str) -> None:
+        """Remove a damaged layer tar, and the store's when it is the same file (a hard
+        link), so that neither is used again and its node rebuilds."""
+        path, shared = self.layer_path(diff_id), self._store_layer_path(diff_id)
+        try:
+            if self._sharing() and shared.exists() and shared.samefile(path):
+                shared.unlink()
+        except OSError:
+            pass  # the store is best effort
+        path.unlink(missing_ok=True)
+
     def entry(self, key: str) -> NodeEntry | None:
-        """The entry for `key`, or None when it is missing or any of its layers is gone.
+        """The entry for `key`, or None when it is missing or any of its layers is gone or
+        has another size than the entry says (a truncated tar: the node rebuilds).
 
         When this cache lacks it (or one of its layers), the user-wide store is asked: a hit
         there is linked into this cache, layers first, then the entry.
@@ -264,7 +276,9 @@ class Cache:
         except (OSError, ValueError) as exc:
             msg = f"corrupt cache entry {path} ({exc}). Delete it; the node will rebuild"
             raise CacheError(msg) from None
-        if entry is not None and all(self.layer_path(la.diff_id).exists() for la in entry.layers):
+        if entry is not None and all(
+            _whole(self.layer_path(la.diff_id), la.size) for la in entry.layers
+        ):
             return entry
         return self._from_store(key)
 
@@ -306,11 +320,12 @@ class Cache:
                 return None
             for layer in entry.layers:
                 dest = self.layer_path(layer.diff_id)
-                if dest.exists():
+                if _whole(dest, layer.size):
                     continue
                 src = self._store_layer_path(layer.diff_id)
                 if src.stat().st_size != layer.size:
                     return None
+                dest.unlink(missing_ok=True)  # a damaged copy here gives way to the store's
                 _link_or_copy(src, dest, scratch=self.root / "tmp")
             write_atomic(self._entry_path(key), _entry_bytes(entry))
         except (OSError, ValueError):
@@ -330,6 +345,14 @@ class Cache:
             write_atomic(self._store_entry_path(entry.key), _entry_bytes(entry))
         except OSError:
             return
+
+
+def _whole(layer: Path, size: int) -> bool:
+    """Whether the layer tar at `layer` is there with the size its entry recorded."""
+    try:
+        return layer.stat().st_size == size
+    except OSError:
+        return False
 
 
 def _sweep(scratch: Path) -> None:

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from builder import limits
 from builder.errors import BuilderError, BuildError, CacheError, ResolutionError
 
 ATTEMPTS = 3
 BACKOFF = (1.0, 2.0)  # seconds to wait before the second and the third attempt
-TIMEOUT = 60  # seconds without progress before a connection counts as failed
 USER_AGENT = "sandbox-builder/0.1 (+urllib)"
 _CHUNK = 1 << 20
 
@@ -147,7 +147,7 @@ def _download(
 def _cache_error(what: str, dest_dir: Path, exc: OSError) -> CacheError:
     return CacheError(
         f"{what}: cannot write to the download cache {dest_dir}: {exc.strerror}. "
-        "Free some space or point --cache-dir elsewhere."
+        "Free some space or point SANDBOX_DOWNLOAD_DIR elsewhere."
     )
 
 
@@ -159,7 +159,7 @@ def _open(
     for name, value in headers.items():
         request.add_unredirected_header(name, value)
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+        response = urllib.request.urlopen(request, timeout=limits.net_timeout())
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code >= 500 or exc.code == 429:
@@ -183,8 +183,9 @@ def _with_retries(attempt: Callable[[], T], *, url: str, what: str, error: type[
             if wait is None:
                 msg = (
                     f"{what}: cannot download {_redact(url)} after {ATTEMPTS} attempts "
-                    f"(last: {exc}). Check the network, a proxy (HTTPS_PROXY) or the mirror, "
-                    "then run the command again."
+                    f"(last: {exc}; each waited up to {limits.net_timeout():g}s for an answer, "
+                    f"{limits.NET_TIMEOUT_ENV}). Check the network, a proxy (HTTPS_PROXY) or "
+                    "the mirror, then run the command again."
                 )
                 raise error(msg) from exc
         time.sleep(wait)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from builder import dockersock
+from builder import dockersock, limits
 from builder.dockersock import local_socket
 from builder.errors import (
     BuilderError,
@@ -93,6 +93,7 @@ class Confinement:
 class RunResult:
     container: str
     exit_code: int
+    stopped_after: float | None = None  # seconds, when the step limit stopped it
 
 
 class Engine(Protocol):
@@ -336,6 +337,9 @@ class DockerEngine:
         anything: an orchestrator's sets HOME to its agent's, where a tool's cache would land
         outside its prefix). A container that cannot start (no /bin/sh in the image) exits
         127, as a shell does for a missing program, with the engine's reason in the log.
+        The container is killed once it has run for the step limit (limits.py): a stalled
+        mirror must not hold the build forever. The log is flushed as output arrives, so
+        the progress heartbeat can tell a step that has gone quiet.
         """
         api = self._client.api
         binds = {
@@ -355,6 +359,16 @@ class DockerEngine:
                 labels={"sandbox-builder": "step"},
             )
         cid = str(container["Id"])
+        limit = limits.step_timeout()
+        stopped = threading.Event()
+
+        def stop() -> None:
+            stopped.set()
+            with contextlib.suppress(Exception):  # gone already, or the engine went away
+                api.kill(cid)
+
+        timer = threading.Timer(limit, stop)
+        timer.daemon = True
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with self._asking(f"running a container of {image}"), log.open("wb") as out:
@@ -364,14 +378,21 @@ class DockerEngine:
                     said = str(exc.explanation or "").strip() or _short(exc)
                     out.write(f"the container did not start: {self.describe()}: {said}\n".encode())
                     return RunResult(container=cid, exit_code=127)
-                for chunk in api.logs(cid, stream=True, follow=True):
-                    out.write(chunk)
+                timer.start()
+                try:
+                    for chunk in api.logs(cid, stream=True, follow=True):
+                        out.write(chunk)
+                        out.flush()
+                finally:
+                    timer.cancel()
                 code = int(api.wait(cid)["StatusCode"])
         except BaseException:
             with contextlib.suppress(BuilderError):  # the first failure is the one to tell
                 self.remove_container(cid)
             raise
-        return RunResult(container=cid, exit_code=code)
+        return RunResult(
+            container=cid, exit_code=code, stopped_after=limit if stopped.is_set() else None
+        )
 
     def commit(self, container: str) -> str:
         with self._asking(f"committing container {container[:12]}"):
@@ -620,6 +641,8 @@ def kept_container(engine: Engine, result: RunResult) -> Iterator[RunResult]:
 def require_success(
     result: RunResult, *, what: str, log: Path, error: type[BuilderError] = BuildError
 ) -> None:
+    if result.stopped_after is not None:
+        raise error(limits.stalled(what, seconds=result.stopped_after, log=log))
     if result.exit_code != 0:
         lines = log.read_text(errors="replace").strip().splitlines()[-20:]
         tail = "\n".join("    " + line for line in lines)

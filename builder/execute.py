@@ -116,7 +116,7 @@ class Executor:
             return NodeOutcome(
                 name=node.name, key=node.key, status="pulled", seconds=seconds, entry=pulled
             )
-        self._progress.start(node.name)
+        self._progress.start(node.name, log=self._cache.log_path(node.name))
         from builder import recipes  # only when something builds: a no-op never imports it
 
         ctx = recipes.StepContext(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from builder import space
 from builder.errors import BuildError
 
 # Paths whose contents never belong in a layer: scratch, logs, package-manager caches.
@@ -85,7 +86,7 @@ def top_layer_of_saved_image(archive: Path, dest: Path) -> Path:
     with tarfile.open(archive) as saved:
         manifest = json.load(_member(saved, "manifest.json"))
         name = manifest[0]["Layers"][-1]
-        with dest.open("wb") as out:
+        with space.room_for(dest, what="writing a layer"), dest.open("wb") as out:
             out.write(_member(saved, name).read())
     return dest
 
@@ -145,7 +146,7 @@ def layers_of_saved_image(archive: Path, dest_dir: Path) -> list[Path]:
         manifest = json.load(_member(saved, "manifest.json"))
         for index, name in enumerate(manifest[0]["Layers"]):
             path = dest_dir / f"layer-{index:03d}.tar"
-            with path.open("wb") as out:
+            with space.room_for(path, what="writing a layer"), path.open("wb") as out:
                 out.write(_member(saved, name).read())
             paths.append(path)
     return paths
@@ -399,7 +400,7 @@ def _hardlink_holders(
 @contextmanager
 def _writer(dest: Path) -> Iterator[tuple[tarfile.TarFile, _Hashing]]:
     """A tar being written to `dest`, hashed as it goes (no second read for the diff ID)."""
-    with dest.open("wb") as raw:
+    with space.room_for(dest, what="writing a layer"), dest.open("wb") as raw:
         written = _Hashing(raw)
         with tarfile.TarFile(
             fileobj=written,  # type: ignore[arg-type]  # writing needs write() and tell() only

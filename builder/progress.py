@@ -2,7 +2,9 @@
 
 stdout stays free for `--json`. Lines are plain text (no cursor tricks), so they read the same
 in a terminal, a CI log and a pipe: a node is queued, then building, then built, pulled or
-cached; a long step says every HEARTBEAT seconds that it is still running, with its time.
+cached; a long step says every HEARTBEAT seconds that it is still running, with its time,
+and, when its log has not grown for that long, how long it has been quiet and where the log
+is (a stalled mirror looks like that; limits.py bounds how long it may last).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from builder.cache import NodeEntry
@@ -38,6 +41,7 @@ class Progress:
         self._quiet = quiet
         self._lock = threading.Lock()
         self._started: dict[str, float] = {}
+        self._logs: dict[str, tuple[Path, float]] = {}  # node -> its log, wall time it began
         self._heartbeat = heartbeat
         self._ticker: threading.Thread | None = None
 
@@ -50,9 +54,11 @@ class Progress:
         after = f" (after {', '.join(waits_for)})" if waits_for else ""
         self.say(f"  queued    {node}{after}")
 
-    def start(self, node: str) -> None:
+    def start(self, node: str, log: Path | None = None) -> None:
         with self._lock:
             self._started[node] = time.monotonic()
+            if log is not None:
+                self._logs[node] = (log, time.time())
             if self._ticker is None:
                 self._ticker = threading.Thread(target=self._tick, daemon=True)
                 self._ticker.start()
@@ -65,12 +71,15 @@ class Progress:
             now = time.monotonic()
             with self._lock:
                 running = sorted(self._started.items(), key=lambda item: item[1])
+                logs = dict(self._logs)
             for node, since in running:
-                self.say(f"  building  {node:<24} {now - since:6.0f}s ...")
+                quiet = _quiet(*logs[node], self._heartbeat) if node in logs else ""
+                self.say(f"  building  {node:<24} {now - since:6.0f}s ...{quiet}")
 
     def done(self, node: str, status: str, seconds: float, entry: NodeEntry) -> None:
         with self._lock:
             self._started.pop(node, None)
+            self._logs.pop(node, None)
         size = human_size(sum(layer.size for layer in entry.layers))
         layer = entry.layers[-1].diff_id[:19] if entry.layers else "-"
         timing = f"{seconds:6.1f}s" if status != "cached" else "       "
@@ -79,11 +88,25 @@ class Progress:
     def failed(self, node: str, seconds: float) -> None:
         with self._lock:
             self._started.pop(node, None)
+            self._logs.pop(node, None)
         self.say(f"  FAILED    {node:<24} {seconds:6.1f}s")
 
     def summary(self, nodes: list[NodeOutcome], seconds: float) -> None:
         """A table of every node: what happened, how long it took, how big its layers are."""
         self.say(f"{summary_table(nodes)} in {seconds:.1f}s")
+
+
+def _quiet(log: Path, began: float, after: float) -> str:
+    """` no output for 95s (log: PATH)` when the step's log has not grown for `after` s;
+    nothing when the step writes no log this time (a host step) or printed lately."""
+    try:
+        changed = log.stat().st_mtime
+    except OSError:
+        return ""
+    if changed < began - 1:  # last build's log: this step has not started writing one
+        return ""
+    quiet = time.time() - changed
+    return f" no output for {quiet:.0f}s (log: {log})" if quiet >= after else ""
 
 
 def summary_table(nodes: list[NodeOutcome]) -> str:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +89,8 @@ class LayerPusher:
         self._workers = workers or os.cpu_count() or 1
         self._blobs: dict[str, Blob] = {}  # diff ID -> its blob, in the registry
         self.uploaded = 0  # blobs sent (the others were already there)
+        self.tagged: list[str] = []  # manifests put up through this pusher, in order
+        self._counting = threading.Lock()
 
     def push(self, layers: Iterable[Layer]) -> list[Blob]:
         """The blobs of `layers` (in order), every one of them in the registry."""
@@ -95,19 +98,20 @@ class LayerPusher:
         todo = [la for la in _unique(layers) if la.diff_id not in self._blobs]
         if todo:
             with ThreadPoolExecutor(max_workers=min(self._workers, len(todo))) as pool:
-                for blob, sent in pool.map(self._push_one, todo):
-                    self._blobs[blob.diff_id] = blob
-                    self.uploaded += sent
+                list(pool.map(self._push_one, todo))  # re-raises the first failure
         return [self._blobs[la.diff_id] for la in layers]
 
-    def _push_one(self, layer: Layer) -> tuple[Blob, bool]:
+    def _push_one(self, layer: Layer) -> None:
         blob = self._store.known(layer.diff_id)
-        if blob is not None and self._registry.has_blob(self._repo, blob.digest):
-            return blob, False
-        if blob is None or not self._store.path(blob.digest).exists():
-            blob = self._store.compress(self._cache.layer_path(layer.diff_id), layer.diff_id)
-        sent = self._registry.push_blob(self._repo, blob.digest, self._store.path(blob.digest))
-        return blob, sent
+        sent = False
+        if blob is None or not self._registry.has_blob(self._repo, blob.digest):
+            if blob is None or not self._store.path(blob.digest).exists():
+                blob = self._store.compress(self._cache.layer_path(layer.diff_id), layer.diff_id)
+            path = self._store.path(blob.digest)
+            sent = self._registry.push_blob(self._repo, blob.digest, path)
+        with self._counting:  # counted as each finishes: a failed publish says what got there
+            self._blobs[blob.diff_id] = blob
+            self.uploaded += sent
 
 
 def push_image(
@@ -140,7 +144,26 @@ def push_image(
     digest = ""
     for tag in tags:
         digest = registry.put_manifest(name, tag, body, MANIFEST)
+        pusher.tagged.append(f"{name}:{tag}")
+    _verify(registry, name, digest)
     return Pushed(ref=f"{host}/{name}@{digest}", digest=digest, uploaded=uploaded, size=len(body))
+
+
+def _verify(registry: Registry, repo: str, digest: str) -> None:
+    """Read the pushed manifest back and check the registry has every blob it names, so a
+    teammate who pulls it finds them all (the blobs went up first)."""
+    found = registry.get_manifest(repo, digest, [MANIFEST])
+    if found is None:
+        msg = f"registry {registry.host} lost manifest {repo}@{digest} just after storing it"
+        raise RegistryError(msg)
+    document = json.loads(found[0])
+    for blob in [document["config"], *document.get("layers", [])]:
+        if not registry.has_blob(repo, blob["digest"]):
+            msg = (
+                f"registry {registry.host} lacks blob {blob['digest']} of the manifest "
+                f"{repo}@{digest} it just stored. Run `sandbox publish` again"
+            )
+            raise RegistryError(msg)
 
 
 def push_nodes(
@@ -177,6 +200,7 @@ def push_nodes(
             uploaded += registry.push_blob(repo, config_digest, config_file)
             body = manifest(config_digest, len(data), NODE_CONFIG, blobs)
             registry.put_manifest(repo, node_tag(entry.key), body, MANIFEST)
+            pusher.tagged.append(f"{repo}:{node_tag(entry.key)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return uploaded + pusher.uploaded - before
@@ -290,15 +314,32 @@ def publish(
         raise RegistryError(msg)
     registry = Registry(host)
     pusher = LayerPusher(registry, repo=name, cache=cache)  # node_repo(name) is the same repo
-    node_blobs = push_nodes(registry, name=name, nodes=nodes, cache=cache, pusher=pusher)
-    pushed = push_image(
-        registry,
-        host=host,
-        name=name,
-        tags=tags,
-        config=config,
-        layers=layers,
-        cache=cache,
-        pusher=pusher,
-    )
+    try:
+        node_blobs = push_nodes(registry, name=name, nodes=nodes, cache=cache, pusher=pusher)
+        pushed = push_image(
+            registry,
+            host=host,
+            name=name,
+            tags=tags,
+            config=config,
+            layers=layers,
+            cache=cache,
+            pusher=pusher,
+        )
+    except RegistryError as exc:  # say what did get there: the next publish sends the rest
+        msg = f"{exc}\n{_so_far(pusher, len(nodes), tags)}"
+        raise RegistryError(msg) from exc
     return Pushed(ref=pushed.ref, digest=pushed.digest, uploaded=pushed.uploaded + node_blobs)
+
+
+def _so_far(pusher: LayerPusher, nodes: int, tags: list[str]) -> str:
+    """What a publish that stopped had put in the registry (blobs always before the
+    manifests naming them, so no manifest there lacks one)."""
+    node_tags = [t for t in pusher.tagged if ":node-" in t]
+    image = "pushed" if len(pusher.tagged) > len(node_tags) else "not pushed"
+    return (
+        f"Before it stopped, this publish uploaded {pusher.uploaded} blobs and published "
+        f"{len(node_tags)} of the nodes the registry lacked (of {nodes}); the image "
+        f"({', '.join(tags)}) was {image}. Every manifest there has all its blobs. Run "
+        "`sandbox publish` again when the registry is back: it uploads only what is missing"
+    )

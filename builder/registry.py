@@ -46,11 +46,11 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
+from builder import limits
 from builder.downloads import USER_AGENT
 from builder.errors import CacheError, RegistryError
 
 BACKOFF = 1.0  # seconds before the second attempt; doubles before each later one
-TIMEOUT = 60  # seconds without progress before a connection counts as failed
 _CHUNK = 1 << 20
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^",\s]*))')
@@ -311,7 +311,7 @@ class Registry:
                 else:
                     request.data = body
                 try:
-                    with _opener(url).open(request, timeout=TIMEOUT) as response:
+                    with _opener(url).open(request, timeout=limits.net_timeout()) as response:
                         if stream:
                             stream.verify()
                         if sink:
@@ -366,7 +366,7 @@ class Registry:
         if self._basic and (parts.scheme == "https" or _is_loopback(parts.netloc)):
             request.add_unredirected_header("Authorization", self._basic)
         try:
-            with _opener(url).open(request, timeout=TIMEOUT) as response:
+            with _opener(url).open(request, timeout=limits.net_timeout()) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             with exc:

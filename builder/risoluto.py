@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from builder import limits
 from builder.errors import OverlayError
 from builder.overlay import check_types, leaves
 
@@ -51,7 +52,7 @@ OVERLAY_API = "/api/v1/config/overlay"
 CONFIG_API = "/api/v1/config"
 ATTEMPTS = 3
 BACKOFF = (0.5, 1.0)  # seconds to wait before the second and the third attempt
-TIMEOUT = 10.0  # seconds; the orchestrator is usually on this host
+TIMEOUT = 10.0  # seconds at most (SANDBOX_NET_TIMEOUT may make it less): usually on this host
 USER_AGENT = "sandbox-builder/0.1 (+urllib)"
 EXAMPLE_URL = "http://127.0.0.1:4000"
 REDACTED = "[REDACTED"  # the server's "[REDACTED]" and "[REDACTED_OBJECT]"
@@ -254,7 +255,7 @@ def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | 
     if token:
         request.add_unredirected_header("Authorization", f"Bearer {token}")
     try:
-        with _opener(base).open(request, timeout=TIMEOUT) as response:
+        with _opener(base).open(request, timeout=min(TIMEOUT, limits.net_timeout())) as response:
             raw: bytes = response.read()
             if method == "DELETE" and response.status == 204:
                 return None

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Literal, NoReturn
 
+from builder import space
 from builder.errors import BuildError
 
 FORMATS = ("tar.gz", "tgz", "tar.xz", "zip", "raw")
@@ -56,6 +57,9 @@ def unpack(archive: Path, dest: Path, *, fmt: str, root: str = "", target: str =
             )
             raise BuildError(msg)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        if space.is_full(exc):
+            what = f"unpacking {archive.name}"
+            raise space.full_disk(dest, what=what, setting=space.TREE_SETTING) from None
         msg = (
             f"{archive}: cannot extract it into {dest} as {fmt} ({exc}). If the archive is "
             "damaged, delete it and build again; else check the free space there."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from builder import proc
+from builder import limits, proc, space
 from builder.errors import BuildError
 from builder.inherit import base_env
 from builder.layers import layer_file, layers_of_saved_image, tar_directory
@@ -42,8 +42,10 @@ def _bootstrap(ctx: StepContext, node: NodeLock) -> StepResult:
                 boot["mirror"],
             ],
             error=BuildError,
-            what=f"debootstrap of {boot['suite']}",
+            what=f"base: debootstrap of {boot['suite']}",
             log=ctx.cache.log_path(node.name),
+            env={"WGETRC": str(limits.write_wgetrc(work))},
+            hint=limits.network_hint(),
         )
         verify_installed(
             dpkg_status(root / "var/lib/dpkg/status"),
@@ -78,7 +80,9 @@ def _base_image(ctx: StepContext, node: NodeLock) -> StepResult:
         engine.pull(ref, ctx.platform)
     work = ctx.cache.scratch("base-image-")
     try:
-        engine.save(ref, work / "image.tar")
+        size = int(engine.inspect(ref).get("Size") or 0)
+        with space.room_for(work / "image.tar", what=f"base: saving {ref}", need=size):
+            engine.save(ref, work / "image.tar")
         raw = layers_of_saved_image(work / "image.tar", work)
         layers = [store(ctx.cache, layer_file(path)) for path in raw]
         if "config" in node.inputs:  # as locked: the build needs nothing but the lock

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from builder import limits, space
 from builder.cache import Cache
 from builder.doctor import ca_bundle
 from builder.engine import Engine, Mount, RunResult, kept_container, require_success
@@ -104,7 +105,8 @@ def run_in_stage(
 
     `files` (name -> text) are handed in read-only under INPUT_DIR, so lockfiles of any size
     never pass through the command line. The host CA bundle is always mounted (and pointed
-    at) so TLS works behind proxies that re-sign it. A failing script fails the step with the
+    at) so TLS works behind proxies that re-sign it; pip, npm, pnpm and uv get the network
+    bounds of limits.py. A failing script fails the step with the
     tail of its log.
     """
     tls_mounts, tls_env = tls_mounts_and_env()
@@ -120,7 +122,12 @@ def run_in_stage(
             image=ctx.stage(name),
             script=hand_back(all_mounts) + script,
             log=log,
-            env={**tls_env, "SOURCE_DATE_EPOCH": str(ctx.epoch), **(env or {})},
+            env={
+                **limits.tool_env(),
+                **tls_env,
+                "SOURCE_DATE_EPOCH": str(ctx.epoch),
+                **(env or {}),
+            },
             mounts=all_mounts,
             network=network,
         )
@@ -161,7 +168,8 @@ def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) ->
         else:
             committed = engine.commit(container)
             try:
-                engine.save(committed, work / "image.tar")
+                with space.room_for(work / "image.tar", what=f"{node.name}: saving its diff"):
+                    engine.save(committed, work / "image.tar")
             finally:
                 engine.remove_image(committed)
             raw = top_layer_of_saved_image(work / "image.tar", work / "diff.tar")

@@ -18,6 +18,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from builder import limits
 from builder.engine import Mount, kept_container, require_success
 from builder.errors import BuildError
 from builder.lockfile import NodeLock
@@ -29,7 +30,7 @@ from builder.recipes.common import (
     hand_back,
     verify_installed,
 )
-from builder.resolve.apt import APT_ENV, UPDATE
+from builder.resolve.apt import APT_ENV, apt_update
 
 
 def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
@@ -45,8 +46,9 @@ def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
     if packages:
         pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
         install = f"""{APT_CACHE_LOCK}
-{UPDATE}
-apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io {pins}
+{apt_update()}
+apt-get install -y -qq --no-install-recommends {limits.apt_options()} \\
+  -o Dpkg::Options::=--force-unsafe-io {pins}
 flock -u 9 2>/dev/null || true
 """
     script = f"""dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/before

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from builder import limits
 from builder.engine import Engine, kept_container, require_success
 from builder.errors import ResolutionError
 from builder.resolve.debian import parse_simulation, parse_stanzas
@@ -35,7 +36,6 @@ APT_RUNTIMES = {
     "rust": ["rustc", "cargo"],
 }
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
-UPDATE = "apt-get -o Acquire::Retries=3 update -qq >/dev/null"
 # apt's state for a foreign architecture, apart from the host's own (scratch: never a layer).
 _FOREIGN = "/tmp/sandbox-apt-foreign"
 _MARK_INSTALLED = "awk '/^Package:/ {print; print \"Status: install ok installed\"; next} {print}'"
@@ -67,10 +67,28 @@ class ForeignArch:
             f"printf %s {shlex.quote(conf)} > {_FOREIGN}/apt.conf\n"
             f"export APT_CONFIG={_FOREIGN}/apt.conf\n"
             f": > {_FOREIGN}/status\n"
-            f"{UPDATE}\n"
+            f"{apt_update()}\n"
             f"apt-cache show {pins} 2>/dev/null | {_MARK_INSTALLED} > {_FOREIGN}/status.new\n"
             f"mv {_FOREIGN}/status.new {_FOREIGN}/status\n"
         )
+
+
+def apt_update() -> str:
+    """`apt-get update`, each download bounded (limits.py), quiet unless it fails.
+
+    apt-get update exits 0 when an index could not be fetched (it keeps the old one, here
+    none), which would surface later as "Unable to locate package": fail here instead,
+    saying it is the network.
+    """
+    wait = f"{limits.net_timeout():g}s ({limits.NET_TIMEOUT_ENV})"
+    return f"""apt-get {limits.apt_options()} update -qq >/dev/null 2>/tmp/apt-update.err \\
+  || {{ cat /tmp/apt-update.err >&2; exit 100; }}
+cat /tmp/apt-update.err >&2
+if grep -q 'Failed to fetch' /tmp/apt-update.err; then
+  echo "apt-get update could not download the package lists from the mirror (above)." >&2
+  echo "Is the mirror reachable? Each try waited {wait}." >&2
+  exit 100
+fi"""
 
 
 def system_request(spec: Spec, base: BaseFacts | None = None) -> list[str]:
@@ -124,7 +142,7 @@ def resolve_system(
     for name, version in keep.items():
         wanted.setdefault(name, f"{name}={version}")
     args = shlex.join(sorted(wanted.values()))
-    script = f"""{setup}{UPDATE}
+    script = f"""{setup}{apt_update()}
 echo @@sim
 apt-get install -s -y --no-install-recommends {args}
 echo @@show
@@ -154,9 +172,8 @@ def _settle_globs(
     if not globbed:
         return request
     names = shlex.join(_name(r) for r in globbed)
-    script = (
-        f'{setup}{UPDATE}\nfor p in {names}; do echo "@@pkg $p"; apt-cache madison "$p"; done\n'
-    )
+    listing = f'for p in {names}; do echo "@@pkg $p"; apt-cache madison "$p"; done\n'
+    script = f"{setup}{apt_update()}\n{listing}"
     output = _run(script, engine=engine, image=image, log=log, what="listing package versions")
     versions: dict[str, list[str]] = {}
     current = ""

@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from builder import proc
+from builder import limits, proc
 from builder.engine import Engine
 from builder.errors import ResolutionError
 from builder.resolve.debian import parse_stanzas
@@ -48,6 +48,8 @@ def resolve_bootstrap(boot: Bootstrap, *, platform: str) -> dict[str, Any]:
             ],
             error=ResolutionError,
             what=f"resolving the {boot.suite} bootstrap package set with debootstrap",
+            env={"WGETRC": str(limits.write_wgetrc(work))},
+            hint=limits.network_hint(),
         )
         names = sorted(set(out.split()))
         lists = work / "root" / "var" / "lib" / "apt" / "lists"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from builder.engine import Engine, kept_container, require_success
 from builder.errors import ResolutionError
-from builder.resolve.apt import APT_ENV, UPDATE, ForeignArch
+from builder.resolve.apt import APT_ENV, ForeignArch, apt_update
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +64,7 @@ def madison(
     if not names:
         return ""
     setup = foreign.setup() if foreign else ""
-    script = f"{setup}{UPDATE}\napt-cache madison {shlex.join(sorted(set(names)))}\n"
+    script = f"{setup}{apt_update()}\napt-cache madison {shlex.join(sorted(set(names)))}\n"
     log = log_dir / (f"apt-outdated-{foreign.arch}.log" if foreign else "apt-outdated.log")
     result = engine.run(image=image, script=script, log=log, env=APT_ENV, mounts=[], network=True)
     with kept_container(engine, result):

@@ -6,6 +6,7 @@ records the member names of every archive it is asked to load.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -56,8 +57,9 @@ def _id(stack: tuple[str, ...]) -> str:
 def _layers(cache: Cache) -> list[Layer]:
     layers = []
     for digit in "123":
-        diff_id = "sha256:" + digit * 64
-        cache.layer_path(diff_id).write_bytes(digit.encode() * 10)
+        body = digit.encode() * 10
+        diff_id = "sha256:" + hashlib.sha256(body).hexdigest()
+        cache.layer_path(diff_id).write_bytes(body)
         layers.append(Layer(diff_id=diff_id, size=10))
     return layers
 
@@ -83,7 +85,7 @@ def test_only_layers_above_the_longest_present_stack_are_written(cache: Cache) -
     stacks = {STAGE_LABEL: [ids[:1]], IMAGE_LABEL: [other]}
     engine = RecordingEngine(stacks, refuse_partial=False)
     _load(engine, cache, layers)
-    assert engine.loaded == [[f"{'3' * 64}/layer.tar"]]
+    assert engine.loaded == [[f"{ids[2].removeprefix('sha256:')}/layer.tar"]]
     assert engine.tagged == ["img:latest"]
 
 
@@ -110,4 +112,4 @@ def test_an_image_is_inspected_once_for_all_loads(cache: Cache) -> None:
     engine.inspected.clear()
     _load(engine, cache, layers)
     assert engine.inspected == [], "the stacks are remembered in cache/stacks.json"
-    assert engine.loaded[-1] == [f"{'3' * 64}/layer.tar"]
+    assert engine.loaded[-1] == [f"{ids[2].removeprefix('sha256:')}/layer.tar"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import time
+from pathlib import Path
 
 from builder.cache import Layer, NodeEntry
 from builder.execute import NodeOutcome
@@ -57,3 +59,30 @@ def test_quiet_progress_says_nothing() -> None:
     Progress(out, quiet=True).say("hello")
     assert out.getvalue() == ""
     assert human_size(1_500_000_000) == "1.5 GB"
+
+
+def test_the_heartbeat_says_when_a_step_has_printed_nothing_for_a_while(tmp_path: Path) -> None:
+    out = io.StringIO()
+    progress = Progress(out, heartbeat=0.3)
+    log = tmp_path / "system.log"
+    progress.start("system", log=log)
+    log.write_text("Reading package lists...\n")
+    time.sleep(1.0)
+    progress.done("system", "built", 1.0, _entry("system", 5))
+    beats = [line for line in out.getvalue().splitlines() if "no output for" in line]
+    assert beats, out.getvalue()
+    assert beats[-1].endswith(f"(log: {log})")
+
+
+def test_a_log_left_by_an_earlier_build_is_not_called_quiet(tmp_path: Path) -> None:
+    out = io.StringIO()
+    log = tmp_path / "runtime.node.log"
+    log.write_text("old\n")
+    old = time.time() - 3600
+    os.utime(log, (old, old))
+    progress = Progress(out, heartbeat=0.1)
+    progress.start("runtime.node", log=log)  # a host step: it writes no log this time
+    time.sleep(0.35)
+    progress.done("runtime.node", "built", 0.3, _entry("runtime.node", 5))
+    assert "no output" not in out.getvalue()
+    assert "building  runtime.node" in out.getvalue()
