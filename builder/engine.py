@@ -478,9 +478,13 @@ class DockerEngine:
                 binds[volume] = {"bind": c.home, "mode": "rw"}
             return self._run_checked(image, script, c, binds, timeout)
         except self._errors.APIError as exc:
+            where = f"{_STEP.get()}: " if _STEP.get() else ""
+            status = exc.response.status_code if exc.response is not None else "?"
+            said = str(exc.explanation or "").strip() or _short(exc)
             msg = (
-                f"{self.describe()} refused to run {image} the way the orchestrator would "
-                f"({_short(exc)}). Agents could not start either: fix [sandbox] in sandbox.toml"
+                f"{where}{self.describe()} refused to run {image} the way the orchestrator "
+                f"would (HTTP {status}): {said}. Agents could not start either: fix the image "
+                "or [sandbox] in sandbox.toml"
             )
             raise CheckError(msg) from None
         finally:

@@ -88,7 +88,8 @@ def test_an_option_the_engine_does_not_know_names_step_engine_and_its_message() 
         confined(eng)
 
     text = str(raised.value)
-    assert text.startswith("Podman 4.3.1 refused to run sha256:abc the way the orchestrator")
+    assert text.startswith("check: Podman 4.3.1 refused to run sha256:abc the way the orchestrator")
+    assert "HTTP 500" in text
     assert said in text
     assert raised.value.exit_code == 5
 
