@@ -12,13 +12,14 @@ import shutil
 from pathlib import Path
 
 from bench import buildkit
+from bench.dockerfile import Context
 from builder import lockfile
 from builder.spec import load_spec
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-def _dockerfile(tmp_path: Path) -> buildkit.Context:
+def _dockerfile(tmp_path: Path) -> Context:
     for name in ("sandbox.toml", "sandbox.lock"):
         shutil.copy2(FIXTURES / "bench" / name, tmp_path / name)
     shutil.copytree(FIXTURES / "deps" / "pnpm", tmp_path / "web")
