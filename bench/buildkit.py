@@ -36,6 +36,7 @@ SECRET_ID = "ca"
 CA_PATH = "/run/secrets/sandbox-ca.crt"
 KEEP = "/var/cache/sandbox-bench-downloads"  # checked archives, by sha256
 PNPM_STORE = "/var/cache/sandbox-bench-pnpm-store"
+WHEELHOUSE = "/root/.cache/pip/wheelhouse"  # on pip's cache mount
 _CA_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS")
 _QUIET = "npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false"
 
@@ -205,16 +206,20 @@ def _runtime(node: NodeLock, home: str) -> str:
 
 
 def _pip_tool(tool: str, packages: list[dict[str, Any]]) -> list[str]:
-    """One venv, from the locked closure with hashes; pip's cache is a cache mount."""
+    """One venv, from the locked closure with hashes, through a wheelhouse on pip's cache
+    mount: `pip download` keeps a file whose hash matches and fetches only what is missing.
+    (pip's own HTTP cache stays empty here: the TLS-intercepting proxy's responses are not
+    cacheable, so a plain `pip install` with the cache mounted downloads every time.)"""
     venv, req = f"{PIP_PREFIX}/{tool}", f"/tmp/req-{tool}.txt"
     lines = managers.pip_requirements(packages).splitlines()
+    quiet = "--quiet --disable-pip-version-check --no-deps --require-hashes"
     return [
         _helper(),
         f"mkdir -p {PIP_PREFIX}/bin",
         f"printf '%s\\n' {shlex.join(lines)} > {req}",
         f"python3 -m venv {venv}",
-        f"{venv}/bin/pip install --quiet --disable-pip-version-check "
-        f"--no-deps --require-hashes -r {req}",
+        f"{venv}/bin/pip download {quiet} -r {req} -d {WHEELHOUSE}",
+        f"{venv}/bin/pip install {quiet} --no-index --find-links {WHEELHOUSE} -r {req}",
         f'{venv}/bin/python -c "$H" link {tool} {venv} {PIP_PREFIX}/bin',
         f"rm -f {req}",
     ]

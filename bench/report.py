@@ -141,6 +141,7 @@ def conditions(extra: Mapping[str, Any]) -> str:
         + f"; quiet machine (no pytest running at any sample): "
         f"{'yes' if extra.get('quiet') else 'no'}. Whole run {extra.get('run_s', '?')} s "
         f"(set-up {extra.get('setup_s', '?')} s)."
+        + (f" **Incomplete run**: {extra['incomplete']}." if extra.get("incomplete") else "")
     )
 
 

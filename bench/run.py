@@ -394,14 +394,19 @@ class Bench:
 
 
 def run_repeat(
-    bench: Bench, repeat: int, *, wait_quiet: bool, scenarios: list[str]
-) -> list[report.Sample]:
-    """One pass through `scenarios` (cold first); with `wait_quiet`, each scenario first waits
-    for a quiet machine (the state carries over between scenarios, so pausing changes
-    nothing else)."""
+    bench: Bench,
+    repeat: int,
+    *,
+    wait_quiet: bool,
+    scenarios: list[str],
+    samples: list[report.Sample],
+    saved: Callable[[], None],
+) -> None:
+    """One pass through `scenarios` (cold first), each sample added to `samples` and then
+    `saved()`; with `wait_quiet`, each scenario first waits for a quiet machine (the state
+    carries over between scenarios, so pausing changes nothing else)."""
     turn = repeat % len(CONTENDERS)
     order = [*CONTENDERS[turn:], *CONTENDERS[:turn]]
-    samples = []
     bench.make_cold()
     for name, variant in SCENARIOS:
         if name not in scenarios:
@@ -419,7 +424,7 @@ def run_repeat(
         sample = dataclasses.replace(sample, load_avg=max(load, infra.load_average()))
         print(f"    {json.dumps(dataclasses.asdict(sample))}", file=sys.stderr, flush=True)
         samples.append(sample)
-    return samples
+        saved()
 
 
 def scenario(bench: Bench, name: str, repeat: int, order: list[str], variant: str) -> report.Sample:
@@ -576,44 +581,64 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     os.environ["SANDBOX_STORE_DIR"] = str(work / "store")  # in-process Cache objects too
     registry = infra.LocalRegistry(work / "registry")
-    registry.start()
     proxy = infra.CountingProxy(registry.port)
     bundle = ca_bundle()
-    ca = infra.CAServer(bundle) if bundle else None
     mate = infra.SecondDaemon(work / "teammate" / "daemon")
-    bench = Bench(
-        work=work,
-        registry=registry,
-        proxy=proxy,
-        ca_url=ca.url if ca else "",
-        bundle=bundle,
-        mate=mate,
-    )
+    ca: infra.CAServer | None = None
     version = builder_version()
     started = time.monotonic()
     try:
+        registry.start()
+        ca = infra.CAServer(bundle) if bundle else None
+        bench = Bench(
+            work=work,
+            registry=registry,
+            proxy=proxy,
+            ca_url=ca.url if ca else "",
+            bundle=bundle,
+            mate=mate,
+        )
         print(f"setting up in {work} ...", file=sys.stderr, flush=True)
         lock_s = bench.setup()
         setup_s = round(time.monotonic() - started)
         samples: list[report.Sample] = []
-        for repeat in range(args.repeat):
-            samples += run_repeat(bench, repeat, wait_quiet=args.wait_quiet, scenarios=scenarios)
-        now = builder_version()
-        loads = [s.load_avg for s in samples]
-        extra = {
-            "repeat": args.repeat,
-            "quiet": quiet_start and not any(s.suite_running for s in samples),
-            "load_avg": [min(loads), max(loads)],
-            "lock_s": lock_s,
-            "setup_s": setup_s,
-            "run_s": round(time.monotonic() - started),
-            "base_image": bench.base_image,
-            "base_image_loads": bench.base_loads,
-            "docker": sh(["docker", "version", "-f", "{{.Server.Version}}"]).strip(),
-            "builder": version if version == now else f"changed in the run: {version} -> {now}",
-            "cpus": os.cpu_count(),
-        }
-        report.write(out, samples, scenarios, extra)
+
+        def saved(incomplete: str = "") -> None:
+            """Write the results of the samples so far (a run cut short keeps them)."""
+            now = builder_version()
+            loads = [s.load_avg for s in samples]
+            extra = {
+                "repeat": args.repeat,
+                "quiet": quiet_start and not any(s.suite_running for s in samples),
+                "load_avg": [min(loads), max(loads)],
+                "lock_s": lock_s,
+                "setup_s": setup_s,
+                "run_s": round(time.monotonic() - started),
+                "base_image": bench.base_image,
+                "base_image_loads": bench.base_loads,
+                "docker": sh(["docker", "version", "-f", "{{.Server.Version}}"]).strip(),
+                "builder": version if version == now else f"changed: {version} -> {now}",
+                "cpus": os.cpu_count(),
+                **({"incomplete": incomplete} if incomplete else {}),
+            }
+            names = [n for n in scenarios if any(s.name == n for s in samples)]
+            report.write(out, samples, names, extra)
+
+        try:
+            for repeat in range(args.repeat):
+                run_repeat(
+                    bench,
+                    repeat,
+                    wait_quiet=args.wait_quiet,
+                    scenarios=scenarios,
+                    samples=samples,
+                    saved=saved,
+                )
+        except BaseException as exc:
+            if samples:
+                saved(incomplete=f"stopped in repeat {repeat + 1}: {exc!r}"[:500])
+            raise
+        saved()
         print((out / "results.md").read_text())
         if args.profile:
             from bench import profiling
