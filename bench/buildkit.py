@@ -56,6 +56,8 @@ _KEEP = _cache(KEEP, "downloads")
 _PIP = _cache("/root/.cache/pip", "pip")
 _NPM = _cache("/root/.npm", "npm", locked=True)
 _PNPM = _cache(PNPM_STORE, "pnpm", locked=True)
+CACHE_TARGETS = ["/var/cache/apt", "/var/lib/apt/lists", KEEP, "/root/.cache/pip", "/root/.npm"]
+CACHE_TARGETS.append(PNPM_STORE)
 
 
 def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context:

@@ -17,6 +17,7 @@ import http.server
 import ipaddress
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -336,6 +337,19 @@ def prune_build_cache(log: Path) -> None:
     filter is ignored and would prune everything), so each other record type is pruned."""
     for kind in ("regular", "source.local", "source.git.checkout", "internal", "frontend"):
         sh(["docker", "builder", "prune", "-af", "--filter", f"type={kind}"], log=log)
+
+
+def cache_mounts() -> set[str]:
+    """The targets of the cache mounts BuildKit keeps for the benchmark's builds (20.10's
+    descriptions name a mount's target and command, not its id)."""
+    out = sh(["docker", "system", "df", "-v", "--format", "{{json .BuildCache}}"], check=False)
+    found = set()
+    for record in json.loads(out or "[]") or []:
+        description = str(record.get("Description", ""))
+        ours = "/opt/sandbox/" in description or "Keep-Downloaded-Packages" in description
+        if record.get("CacheType") == "exec.cachemount" and ours:
+            found |= set(re.findall(r"^cached mount (\S+) from exec", description))
+    return found
 
 
 def load_average() -> float:
