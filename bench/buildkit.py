@@ -23,12 +23,19 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from bench.dockerfile import HELPER_B64, LABEL, PIP_PREFIX, Context, Unsupported, get_step
+from bench.dockerfile import (
+    HELPER_B64,
+    LABEL,
+    PIP_PREFIX,
+    UPDATE,
+    Context,
+    Unsupported,
+    get_step,
+)
 from builder import managers
 from builder.assemble import compose_env
 from builder.lockfile import Lock, NodeLock
 from builder.plan import stack
-from builder.resolve.apt import UPDATE
 from builder.spec import Spec
 
 NPM_PREFIX = "/opt/sandbox/tools/npm"  # each tool in NPM_PREFIX/<folder>, as `sandbox build`
