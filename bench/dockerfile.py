@@ -33,10 +33,11 @@ from builder import managers
 from builder.assemble import compose_env
 from builder.lockfile import Lock, NodeLock
 from builder.plan import stack
-from builder.resolve.apt import UPDATE
 from builder.spec import Spec
 
 CA_ARG = "SANDBOX_CA_URL"
+# apt-get update as a hand-written Dockerfile has it (sandbox build's own also bounds each fetch).
+UPDATE = "apt-get -o Acquire::Retries=3 update -qq >/dev/null"
 CA_FILE = "/tmp/sandbox-ca.crt"
 LABEL = "dev.sandbox-bench"  # on the final image: how the benchmark finds its images
 PIP_PREFIX = "/opt/sandbox/tools/pip"
@@ -44,8 +45,9 @@ NPM_PREFIX = "/opt/sandbox/tools/npm"
 _CA_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS")
 _QUIET = "npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false"
 
-# Run by the image's python3: `ca URL DEST`, `get URL SHA256 FORMAT ROOT DEST` (download,
-# check, unpack what lies under ROOT), `link TOOL VENV BINDIR` (run by the venv's python:
+# Run by the image's python3: `ca URL DEST`, `get URL SHA256 FORMAT ROOT DEST [KEEP]`
+# (download, or take from the folder KEEP where it was kept by its sha256; check; unpack what
+# lies under ROOT), `link TOOL VENV BINDIR` (run by the venv's python:
 # link the tool's console scripts into BINDIR, as the tools.pip recipe does).
 _HELPER = r"""
 import hashlib, importlib.metadata as md, io, os, sys, tarfile, urllib.request, zipfile
@@ -65,10 +67,19 @@ if cmd == "ca":
     with open(args[1], "wb") as out:
         out.write(fetch(args[0]))
 elif cmd == "get":
-    url, sha, fmt, root, dest = args
-    data = fetch(url)
+    url, sha, fmt, root, dest = args[:5]
+    kept = os.path.join(args[5], sha) if len(args) > 5 else ""
+    if kept and os.path.exists(kept):
+        with open(kept, "rb") as cached:
+            data = cached.read()
+    else:
+        data = fetch(url)
     if hashlib.sha256(data).hexdigest() != sha:
         sys.exit(f"{url}: sha256 differs from the lock")
+    if kept and not os.path.exists(kept):
+        with open(kept + ".part", "wb") as out:
+            out.write(data)
+        os.replace(kept + ".part", kept)
     prefix = root.strip("/") + "/" if root.strip("/") else ""
     if fmt == "zip":
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -98,7 +109,7 @@ elif cmd == "link":
         target = os.path.join("..", os.path.basename(venv), "bin", exe)
         os.symlink(target, os.path.join(bindir, exe))
 """
-_HELPER_B64 = base64.b64encode(_HELPER.encode()).decode()
+HELPER_B64 = base64.b64encode(_HELPER.encode()).decode()
 # The node wheel's bin/ scripts look for ../lib/cli.js beside themselves: link them as the
 # official tarball does (what runtimes._node_wheel does for `sandbox build`).
 _NODE_LINKS = {
@@ -189,7 +200,7 @@ def _with_ca(steps: list[str]) -> list[str]:
     """Fetch the CA bundle first and point every tool at it; delete it in the same RUN."""
     exports = " ".join(f"{v}={CA_FILE}" for v in _CA_VARS)
     return [
-        f"H=\"$(echo '{_HELPER_B64}' | base64 -d)\"",
+        f"H=\"$(echo '{HELPER_B64}' | base64 -d)\"",
         f'if [ -n "${CA_ARG}" ]; then python3 -c "$H" ca "${CA_ARG}" {CA_FILE}'
         f" && export {exports} npm_config_cafile={CA_FILE}; fi",
         *steps,
@@ -218,7 +229,7 @@ def _runtime(node: NodeLock) -> str:
         msg = f"{node.name}: no Dockerfile equivalent for provider {inputs['provider']!r}"
         raise Unsupported(msg)
     home = f"/opt/sandbox/runtime/{inputs['runtime']}"
-    steps = [_get(inputs["url"], inputs["sha256"], inputs["format"], inputs["root"], home)]
+    steps = [get_step(inputs["url"], inputs["sha256"], inputs["format"], inputs["root"], home)]
     if inputs["provider"] == "pypi":
         steps.append(f"rm -f {home}/*.py {home}/py.typed")
     if inputs["runtime"] == "node" and inputs["provider"] == "pypi":
@@ -231,9 +242,9 @@ def _runtime(node: NodeLock) -> str:
     return " && ".join(steps)
 
 
-def _get(url: str, sha256: str, fmt: str, root: str, dest: str) -> str:
+def get_step(url: str, sha256: str, fmt: str, root: str, dest: str, keep: str = "") -> str:
     fmt = "zip" if fmt == "zip" else "tar"
-    args = shlex.join([url, sha256, fmt, root, dest])
+    args = shlex.join([url, sha256, fmt, root, dest, *([keep] if keep else [])])
     return f'python3 -c "$H" get {args}'
 
 
@@ -274,7 +285,7 @@ def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str
     prefix = _deps_prefix(node.name)
     wrapper = f"printf '#!/bin/sh\\nexec node %s \"$@\"\\n' {prefix}/pnpm/{pin['bin']}"
     steps = [
-        _get(pin["url"], pin["sha256"], "tgz", "package", f"{prefix}/pnpm"),
+        get_step(pin["url"], pin["sha256"], "tgz", "package", f"{prefix}/pnpm"),
         f"mkdir -p {prefix}/bin",
         f"{wrapper} > {prefix}/bin/pnpm",
         f"chmod 755 {prefix}/bin/pnpm",

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import ipaddress
 import json
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -195,8 +198,12 @@ class CAServer:
 def bridge_gateway() -> str:
     """The host's address on Docker's default bridge, where build containers reach it."""
     out = sh(["docker", "network", "inspect", "bridge"])
-    config = json.loads(out)[0]["IPAM"]["Config"]
-    return str(config[0]["Gateway"])
+    config = json.loads(out)[0]["IPAM"]["Config"][0]
+    if "Gateway" in config:
+        return str(config["Gateway"])
+    # A docker0 that existed before the daemon started has no Gateway recorded: the bridge
+    # then holds the subnet's first address.
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 def image_ids(*filters: str, repo: str = "") -> set[str]:
@@ -231,8 +238,9 @@ def remove_images(ids: set[str]) -> None:
         sh(["docker", "rmi", "-f", image], check=False)
 
 
-def image_size(ref: str) -> int:
-    return int(sh(["docker", "image", "inspect", "-f", "{{.Size}}", ref]).strip())
+def image_size(ref: str, *, host: str = "") -> int:
+    target = ["-H", host] if host else []
+    return int(sh(["docker", *target, "image", "inspect", "-f", "{{.Size}}", ref]).strip())
 
 
 def image_layers(ids: set[str]) -> dict[str, list[str]]:
@@ -247,3 +255,103 @@ def suite_running() -> bool:
     """Whether a pytest run (such as the project's test suite) is using this machine."""
     done = subprocess.run(["pgrep", "-f", "pytest"], capture_output=True, check=False)
     return done.returncode == 0
+
+
+class SecondDaemon:
+    """The teammate's machine: a clean Docker daemon beside the host's (DESIGN.md §9), with
+    its own bridge (never `--bridge=none`: that deletes the host's docker0), its own data
+    root, and a socket in `folder`. `fresh()` restarts it with nothing in it at all."""
+
+    BRIDGE = "sbx21br"
+    ADDRESS = "172.41.0.1/16"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.host = f"unix://{folder / 'docker.sock'}"
+        self._daemon: subprocess.Popen[bytes] | None = None
+        self._made_bridge = False
+
+    def fresh(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder / "data", ignore_errors=True)
+        self._start()
+
+    def _start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._bridge()
+        with (self.folder / "dockerd.log").open("a") as log:
+            self._daemon = subprocess.Popen(
+                [
+                    "dockerd",
+                    "--data-root", str(self.folder / "data"),
+                    "--exec-root", str(self.folder / "exec"),
+                    "-H", self.host,
+                    "--pidfile", str(self.folder / "dockerd.pid"),
+                    f"--bridge={self.BRIDGE}",
+                ],
+                stdout=log,
+                stderr=log,
+            )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while subprocess.run(
+            ["docker", "-H", self.host, "info"], capture_output=True, check=False
+        ).returncode:
+            if time.monotonic() > deadline or self._daemon.poll() is not None:
+                self.stop()
+                msg = f"the second dockerd did not start; see {self.folder / 'dockerd.log'}"
+                raise BenchError(msg)
+            time.sleep(0.5)
+
+    def _bridge(self) -> None:
+        if subprocess.run(["ip", "link", "show", self.BRIDGE], capture_output=True).returncode:
+            for command in (
+                ["ip", "link", "add", self.BRIDGE, "type", "bridge"],
+                ["ip", "addr", "add", self.ADDRESS, "dev", self.BRIDGE],
+                ["ip", "link", "set", self.BRIDGE, "up"],
+            ):
+                sh(command)
+            self._made_bridge = True
+
+    def stop(self) -> None:
+        if self._daemon is not None:
+            self._daemon.terminate()
+            try:
+                self._daemon.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._daemon.kill()
+                self._daemon.wait(timeout=30)
+            self._daemon = None
+
+    def close(self) -> None:
+        """Stop it, drop its data and the bridge this object made."""
+        self.stop()
+        shutil.rmtree(self.folder / "data", ignore_errors=True)
+        if self._made_bridge:
+            sh(["ip", "link", "del", self.BRIDGE], check=False)
+            self._made_bridge = False
+
+
+def prune_build_cache(log: Path) -> None:
+    """Drop BuildKit's build cache except its cache mounts (`exec.cachemount`: the download
+    caches a BuildKit user keeps). 20.10 compares filters by equality only (a `type!=`
+    filter is ignored and would prune everything), so each other record type is pruned."""
+    for kind in ("regular", "source.local", "source.git.checkout", "internal", "frontend"):
+        sh(["docker", "builder", "prune", "-af", "--filter", f"type={kind}"], log=log)
+
+
+def cache_mounts() -> set[str]:
+    """The targets of the cache mounts BuildKit keeps for the benchmark's builds (20.10's
+    descriptions name a mount's target and command, not its id)."""
+    out = sh(["docker", "system", "df", "-v", "--format", "{{json .BuildCache}}"], check=False)
+    found = set()
+    for record in json.loads(out or "[]") or []:
+        description = str(record.get("Description", ""))
+        ours = "/opt/sandbox/" in description or "Keep-Downloaded-Packages" in description
+        if record.get("CacheType") == "exec.cachemount" and ours:
+            found |= set(re.findall(r"^cached mount (\S+) from exec", description))
+    return found
+
+
+def load_average() -> float:
+    """The 1-minute load average (how busy the machine was; 2 cores here)."""
+    return round(os.getloadavg()[0], 2)

@@ -1,76 +1,94 @@
 """The benchmark's results: medians of the samples, and the files written from them.
 
-`results.json` holds what issue 7 asks for (`scenarios`: name, ours_s, docker_s,
-ours_push_bytes, docker_push_bytes; `image_size`: ours, docker) plus `details` (every sample,
-the registry's storage growth, lock times, whether the machine was quiet); `results.md` the
-table with the ratios ours/docker against the goals; `chart.png` the same as bars.
+`results.json` holds `scenarios` (per scenario, for each contender `<who>_s`, and but for
+teammate `<who>_push_bytes` and `<who>_size`; teammate adds `floor_s`, the faster `docker
+pull` of the finished image, and each pull), `image_size` (after cold), `profile` (where our
+time went: each node's status and seconds, from the median sample) and `details` (every
+sample, the registry's storage growth, lock times, load and quiet flags). `results.md` has
+the tables with the ratios against both peers and the goals (ours / BuildKit), `chart.png`
+one panel per scenario (matplotlib, the `bench` extra).
 `python -m bench.report DIR` writes results.md and chart.png again from DIR/results.json.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.png import PairRow, pair_chart
-
-# Goals of issue 7 for ours/docker (medians, this machine).
-TIME_GOALS = {"cold": 1.0, "noop": 1.5, "bump-npm-tool": 0.5, "bump-runtime": 0.5}
-PUSH_GOAL = 0.5  # bytes a push uploads after a bump
-SIZE_GOAL = 1.0
+CONTENDERS = ("ours", "docker", "buildkit")
+LABELS = {"ours": "sandbox build", "docker": "classic builder", "buildkit": "BuildKit (expert)"}
+COLORS = {"ours": "#2e8b57", "docker": "#999999", "buildkit": "#3465a4"}
+# Goals of issue 21 for ours / BuildKit-expert (medians, the same run).
+TIME_GOALS = {"cold": 0.8, "noop": 1.0, "bump-npm-tool": 0.2, "bump-runtime": 0.4}
+PUSH_GOAL = 0.1  # bytes a push uploads after a bump
+SIZE_GOAL = 0.9
+TEAMMATE_GOAL = 1.2  # ours / the `docker pull` floor
 BUMPS = ("bump-npm-tool", "bump-runtime")
 MB = 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
 class Sample:
-    """One scenario in one repeat: both contenders built, then both pushed."""
+    """One scenario in one repeat: the three contenders built, then (but for teammate) pushed."""
 
     name: str
     repeat: int
-    first: str  # which contender built first in this repeat (they alternate)
-    ours_s: float
-    docker_s: float
-    ours_push_bytes: int  # sent to the registry (on the wire, through the counting proxy)
-    docker_push_bytes: int
-    ours_stored_bytes: int  # the registry's storage growth (blobs not there before)
-    docker_stored_bytes: int
-    ours_built: list[str]  # nodes `sandbox build` built (not cached)
-    docker_steps_run: int  # Dockerfile steps not taken from Docker's cache
-    ours_size: int
-    docker_size: int
+    order: list[str]  # who built first, second, third (rotates every repeat)
+    seconds: dict[str, float]
+    push_bytes: dict[str, int]  # sent to the registry (on the wire, through the counting proxy)
+    stored_bytes: dict[str, int]  # the registry's storage growth (blobs not there before)
+    size: dict[str, int]  # `docker image inspect -f {{.Size}}`
+    steps_run: dict[str, int]  # docker, buildkit: Dockerfile steps not taken from cache
+    ours_nodes: dict[str, list[Any]]  # node -> [status, seconds] from `sandbox build --json`
+    pull_s: dict[str, float] = field(default_factory=dict)  # teammate: `docker pull` of each
     suite_running: bool  # a pytest process was seen while this sample ran
+    load_avg: float = 0.0  # the highest 1-minute load average seen around the sample
 
 
 def _median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
+    return float(statistics.median(values)) if values else 0.0
+
+
+def _median_sample(mine: Sequence[Sample]) -> Sample:
+    ranked = sorted(mine, key=lambda s: s.seconds["ours"])
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def summarize(samples: Sequence[Sample], names: Sequence[str]) -> dict[str, Any]:
-    """The `scenarios` and `image_size` parts of results.json: medians over the repeats."""
+    """The `scenarios`, `image_size` and `profile` parts of results.json: medians."""
     scenarios = []
+    profile = {}
     for name in names:
         mine = [s for s in samples if s.name == name]
-        scenarios.append(
-            {
-                "name": name,
-                "ours_s": round(_median([s.ours_s for s in mine]), 2),
-                "docker_s": round(_median([s.docker_s for s in mine]), 2),
-                "ours_push_bytes": round(_median([s.ours_push_bytes for s in mine])),
-                "docker_push_bytes": round(_median([s.docker_push_bytes for s in mine])),
-            }
-        )
-    cold = [s for s in samples if s.name == names[0]]
+        row: dict[str, Any] = {"name": name}
+        for who in CONTENDERS:
+            row[f"{who}_s"] = round(_median([s.seconds[who] for s in mine]), 2)
+        if name == "teammate":
+            for who in ("ours", "buildkit"):
+                row[f"pull_{who}_s"] = round(_median([s.pull_s[who] for s in mine]), 2)
+            row["floor_s"] = min(row["pull_ours_s"], row["pull_buildkit_s"])
+        else:
+            for who in CONTENDERS:
+                row[f"{who}_push_bytes"] = round(_median([s.push_bytes[who] for s in mine]))
+        for who in CONTENDERS:
+            row[f"{who}_size"] = round(_median([s.size[who] for s in mine]))
+        scenarios.append(row)
+        median = _median_sample(mine)
+        profile[name] = {
+            "repeat": median.repeat + 1,
+            "ours_s": median.seconds["ours"],
+            "nodes": median.ours_nodes,
+        }
+    cold = next(row for row in scenarios if row["name"] == "cold")
     return {
         "scenarios": scenarios,
-        "image_size": {
-            "ours": round(_median([s.ours_size for s in cold])),
-            "docker": round(_median([s.docker_size for s in cold])),
-        },
+        "image_size": {who: cold[f"{who}_size"] for who in CONTENDERS},
+        "profile": profile,
     }
 
 
@@ -81,21 +99,24 @@ def write(
     summary = summarize(samples, names)
     stored = {
         name: {
-            "ours": round(_median([s.ours_stored_bytes for s in samples if s.name == name])),
-            "docker": round(_median([s.docker_stored_bytes for s in samples if s.name == name])),
+            who: round(_median([s.stored_bytes[who] for s in samples if s.name == name]))
+            for who in CONTENDERS
         }
         for name in names
+        if name != "teammate"
     }
     details = {**extra, "stored_bytes": stored, "samples": [asdict(s) for s in samples]}
     data = {**summary, "details": details}
     (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(summary, stored, extra) + per_repeat(samples))
-    (out / "chart.png").write_bytes(chart(summary))
+    (out / "results.md").write_text(
+        markdown(summary, stored, extra) + profile_md(summary) + per_repeat(samples)
+    )
+    (out / "chart.png").write_bytes(chart(summary, extra))
     return data
 
 
-def _ratio(ours: float, docker: float) -> float | None:
-    return ours / docker if docker else None
+def _ratio(ours: float, peer: float) -> float | None:
+    return ours / peer if peer else None
 
 
 def _verdict(ratio: float | None, goal: float | None) -> str:
@@ -107,103 +128,190 @@ def _verdict(ratio: float | None, goal: float | None) -> str:
     return f"{text} (goal <= {goal:g}: {'met' if ratio <= goal else '**missed**'})"
 
 
+def conditions(extra: Mapping[str, Any]) -> str:
+    """One sentence: what was measured, how often, and how busy the machine was."""
+    low, high = extra.get("load_avg", [0, 0])
+    loaded = high > 3
+    return (
+        f"Measured: sandbox-builder {extra.get('builder', '?')}, Docker Engine "
+        f"{extra.get('docker', '?')} (classic builder and its built-in BuildKit), "
+        f"{extra.get('cpus', '?')} CPUs. Medians of {extra.get('repeat', '?')} "
+        f"repeat(s); 1-minute load average during the samples {low}-{high}"
+        + (" (**a loaded machine**: other builds ran beside it)" if loaded else "")
+        + f"; quiet machine (no pytest running at any sample): "
+        f"{'yes' if extra.get('quiet') else 'no'}. Whole run {extra.get('run_s', '?')} s "
+        f"(set-up {extra.get('setup_s', '?')} s)."
+        + (f" **Incomplete run**: {extra['incomplete']}." if extra.get("incomplete") else "")
+    )
+
+
 def markdown(
     summary: Mapping[str, Any], stored: Mapping[str, Any], extra: Mapping[str, Any]
 ) -> str:
     lines = [
-        "| scenario | ours (s) | docker build (s) | ours/docker time | ours push (MB) "
-        "| docker push (MB) | ours/docker push |",
-        "| --- | ---: | ---: | --- | ---: | ---: | --- |",
+        "| scenario | ours (s) | classic (s) | BuildKit (s) | ours/classic "
+        "| ours/BuildKit | goal |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for s in summary["scenarios"]:
         name = s["name"]
-        push_goal = PUSH_GOAL if name in BUMPS else None
+        versus = {who: _ratio(s["ours_s"], s[f"{who}_s"]) for who in ("docker", "buildkit")}
+        if name == "teammate":
+            goal = "ours/floor " + _verdict(_ratio(s["ours_s"], s["floor_s"]), TEAMMATE_GOAL)
+            goal += f"; floor {s['floor_s']:.2f} s"
+        else:
+            goal = "ours/BuildKit " + _verdict(versus["buildkit"], TIME_GOALS.get(name))
         lines.append(
-            f"| {name} | {s['ours_s']:.2f} | {s['docker_s']:.2f} "
-            f"| {_verdict(_ratio(s['ours_s'], s['docker_s']), TIME_GOALS.get(name))} "
-            f"| {s['ours_push_bytes'] / MB:.1f} | {s['docker_push_bytes'] / MB:.1f} "
-            f"| {_verdict(_ratio(s['ours_push_bytes'], s['docker_push_bytes']), push_goal)} |"
+            f"| {name} | {s['ours_s']:.2f} | {s['docker_s']:.2f} | {s['buildkit_s']:.2f} "
+            f"| {_verdict(versus['docker'], None)} | {_verdict(versus['buildkit'], None)} "
+            f"| {goal} |"
+        )
+    lines += [
+        "",
+        "| push after | ours (MB) | classic (MB) | BuildKit (MB) | ours/classic | ours/BuildKit |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in summary["scenarios"]:
+        if s["name"] == "teammate":
+            continue
+        push = {who: s[f"{who}_push_bytes"] for who in CONTENDERS}
+        push_goal = PUSH_GOAL if s["name"] in BUMPS else None
+        versus = {who: _ratio(push["ours"], push[who]) for who in ("docker", "buildkit")}
+        lines.append(
+            f"| {s['name']} | {push['ours'] / MB:.1f} | {push['docker'] / MB:.1f} "
+            f"| {push['buildkit'] / MB:.1f} | {_verdict(versus['docker'], None)} "
+            f"| {_verdict(versus['buildkit'], push_goal)} |"
         )
     size = summary["image_size"]
     lines += [
         "",
-        "| image size | ours (MB) | docker build (MB) | ours/docker |",
-        "| --- | ---: | ---: | --- |",
+        "| image size (after cold) | ours (MB) | classic (MB) | BuildKit (MB) | ours/classic "
+        "| ours/BuildKit |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
         f"| `docker image inspect -f {{{{.Size}}}}` | {size['ours'] / MB:.1f} "
-        f"| {size['docker'] / MB:.1f} "
-        f"| {_verdict(_ratio(size['ours'], size['docker']), SIZE_GOAL)} |",
+        f"| {size['docker'] / MB:.1f} | {size['buildkit'] / MB:.1f} "
+        f"| {_verdict(_ratio(size['ours'], size['docker']), None)} "
+        f"| {_verdict(_ratio(size['ours'], size['buildkit']), SIZE_GOAL)} |",
         "",
+    ]
+    mate = next((s for s in summary["scenarios"] if s["name"] == "teammate"), None)
+    if mate is not None:
+        lines += [
+            f"Teammate floor: `docker pull` on a clean daemon of our published image "
+            f"{mate['pull_ours_s']:.2f} s, of BuildKit's {mate['pull_buildkit_s']:.2f} s "
+            "(the faster is the floor).",
+            "",
+        ]
+    lines += [
         "Push MB are bytes sent to the registry (counted on the wire); the registry's storage "
-        "grew by (MB, ours / docker): "
+        "grew by (MB, ours / classic / BuildKit): "
         + ", ".join(
-            f"{name} {v['ours'] / MB:.1f} / {v['docker'] / MB:.1f}" for name, v in stored.items()
+            f"{name} {v['ours'] / MB:.1f} / {v['docker'] / MB:.1f} / {v['buildkit'] / MB:.1f}"
+            for name, v in stored.items()
         )
         + ".",
         "",
-        f"Measured: sandbox-builder {extra.get('builder', '?')}, Docker Engine "
-        f"{extra.get('docker', '?')} (classic builder), {extra.get('cpus', '?')} CPUs. "
-        f"Medians of {extra.get('repeat', '?')} repeats; quiet machine (no pytest running at "
-        f"any sample): {'yes' if extra.get('quiet') else 'no'}.",
+        conditions(extra),
     ]
+    return "\n".join(lines) + "\n"
+
+
+def profile_md(summary: Mapping[str, Any]) -> str:
+    """Where our time went per scenario: each node's status and seconds (median sample)."""
+    lines = ["", "Where our time goes (`sandbox build --json`, the median sample):", ""]
+    lines += ["| scenario | ours (s) | nodes (status, s) |", "| --- | ---: | --- |"]
+    for name, p in summary["profile"].items():
+        nodes = ", ".join(f"{n} {st} {sec:.1f}" for n, (st, sec) in p["nodes"].items())
+        lines.append(f"| {name} | {p['ours_s']:.2f} | {nodes or '-'} |")
     return "\n".join(lines) + "\n"
 
 
 def per_repeat(samples: Sequence[Sample]) -> str:
-    """Every sample: who went first, both times, what rebuilt, and whether pytest ran."""
+    """Every sample: the order, the three times, what rebuilt, pytest and load."""
     lines = [
         "",
-        "Every sample (`built`: nodes `sandbox build` built; `steps`: Dockerfile steps not "
-        "taken from Docker's cache):",
+        "Every sample (`built`: nodes `sandbox build` built, `pulled`: pulled; `steps`: "
+        "Dockerfile steps not taken from cache, classic / BuildKit):",
         "",
-        "| repeat | scenario | first | ours (s) | docker (s) | ours/docker | built | steps "
-        "| pytest running |",
-        "| ---: | --- | --- | ---: | ---: | ---: | --- | ---: | --- |",
+        "| repeat | scenario | order | ours (s) | classic (s) | BuildKit (s) | built | pulled "
+        "| steps | pytest running | load |",
+        "| ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
     ]
     for s in samples:
-        ratio = _ratio(s.ours_s, s.docker_s)
+        built = [n for n, (status, _) in s.ours_nodes.items() if status == "built"]
+        pulled = [n for n, (status, _) in s.ours_nodes.items() if status == "pulled"]
+        steps = f"{s.steps_run.get('docker', '-')} / {s.steps_run.get('buildkit', '-')}"
         lines.append(
-            f"| {s.repeat + 1} | {s.name} | {s.first} | {s.ours_s:.2f} | {s.docker_s:.2f} "
-            f"| {ratio or 0:.2f} | {', '.join(s.ours_built) or '-'} | {s.docker_steps_run} "
-            f"| {'yes' if s.suite_running else 'no'} |"
+            f"| {s.repeat + 1} | {s.name} | {', '.join(s.order)} | {s.seconds['ours']:.2f} "
+            f"| {s.seconds['docker']:.2f} | {s.seconds['buildkit']:.2f} "
+            f"| {', '.join(built) or '-'} | {', '.join(pulled) or '-'} | {steps} "
+            f"| {'yes' if s.suite_running else 'no'} | {s.load_avg:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def chart(summary: Mapping[str, Any]) -> bytes:
-    rows = [
-        PairRow(
-            label=f"{s['name']} (s)",
-            ours=s["ours_s"],
-            docker=s["docker_s"],
-            unit="s",
-            goal=TIME_GOALS.get(s["name"]),
-        )
-        for s in summary["scenarios"]
-    ]
-    rows += [
-        PairRow(
-            label=f"push {s['name'].removeprefix('bump-')}",
-            ours=s["ours_push_bytes"] / MB,
-            docker=s["docker_push_bytes"] / MB,
-            unit="MB",
-            goal=PUSH_GOAL,
-        )
-        for s in summary["scenarios"]
-        if s["name"] in BUMPS
-    ]
+def chart(summary: Mapping[str, Any], extra: Mapping[str, Any]) -> bytes:
+    """One panel per scenario (seconds, the three contenders; teammate with its floor), then
+    the pushes after the bumps and the image size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: list[tuple[str, str, dict[str, float], float | None]] = []
+    for s in summary["scenarios"]:
+        values = {who: float(s[f"{who}_s"]) for who in CONTENDERS}
+        panels.append((s["name"], "s", values, s.get("floor_s")))
+    for s in summary["scenarios"]:
+        if s["name"] in BUMPS:
+            values = {who: s[f"{who}_push_bytes"] / MB for who in CONTENDERS}
+            panels.append((f"push after {s['name']}", "MB", values, None))
     size = summary["image_size"]
-    rows.append(
-        PairRow(
-            label="image size",
-            ours=size["ours"] / MB,
-            docker=size["docker"] / MB,
-            unit="MB",
-            goal=SIZE_GOAL,
-        )
-    )
-    return pair_chart(
-        "sandbox build vs docker build (medians)", rows, names=("sandbox build", "docker build")
-    )
+    panels.append(("image size", "MB", {who: size[who] / MB for who in CONTENDERS}, None))
+    columns = 4
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (title, unit, values, floor) in zip(axes.flat, panels, strict=False):
+        names = [LABELS[who] for who in CONTENDERS]
+        heights = [values[who] for who in CONTENDERS]
+        bars = ax.bar(names, heights, color=[COLORS[who] for who in CONTENDERS])
+        top = max([*heights, floor or 0]) or 1.0
+        for bar, value in zip(bars, heights, strict=True):
+            ax.annotate(
+                f"{value:.2f}" if value < 10 else f"{value:.0f}",
+                (bar.get_x() + bar.get_width() / 2, value),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        if floor is not None:
+            ax.axhline(floor, color="#c83232", linestyle="--", linewidth=1)
+            ax.annotate(
+                f"docker pull {floor:.1f} s", (2.4, floor), ha="right", va="bottom", fontsize=8
+            )
+        ax.set_ylim(0, top * 1.18)
+        ratios = [
+            f"ours/{short} {values['ours'] / values[who]:.2f}"
+            for who, short in (("buildkit", "BuildKit"), ("docker", "classic"))
+            if values[who]
+        ]
+        if floor:
+            ratios.insert(0, f"ours/pull {values['ours'] / floor:.2f}")
+        ax.set_title(f"{title}\n{', '.join(ratios)}", fontsize=9)
+        ax.set_ylabel(unit)
+        ax.tick_params(axis="x", labelsize=7)
+    low, high = extra.get("load_avg", [0, 0])
+    note = f"medians of {extra.get('repeat', '?')} repeat(s); load average {low}-{high}"
+    if high > 3:
+        note += " (loaded machine)"
+    figure.suptitle(f"sandbox build vs the classic builder vs BuildKit ({note})", fontsize=11)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()
 
 
 def rerender(out: Path) -> None:

@@ -1,43 +1,61 @@
-"""`bench/run.py --out DIR [--repeat N]`: `sandbox build` against `docker build`, in one run.
+"""`bench/run.py --out DIR [--repeat N]`: `sandbox build` against its two peers, in one run.
+
+The contenders, side by side on the same daemon: ours (`sandbox build`), the classic builder
+(`DOCKER_BUILDKIT=0 docker build` of bench/dockerfile.py's Dockerfile) and BuildKit as an
+expert writes for it (`DOCKER_BUILDKIT=1 /usr/bin/docker build`, docker.io 20.10's BuildKit,
+of bench/buildkit.py's multi-stage Dockerfile with cache and secret mounts).
 
 The workload (SPEC): system packages, node 22 from PyPI, python from apt, npm tools
 (@openai/codex, typescript) and pip tools (ruff, mypy), and a pnpm project in `install` mode.
 Three variants are locked once, untimed: v0; v1 = one npm tool's version changed; v2 = v1 with
-node's major changed. Each has its Dockerfile generated from its sandbox.lock
-(bench/dockerfile.py). Per repeat, on the same daemon, the two contenders alternate (the first
-one swaps every repeat) through the scenarios:
+node's major changed; each gets both Dockerfiles generated from its sandbox.lock. Set-up then
+builds v0 and v2 once with ours and BuildKit (untimed), so that each side's download caches
+hold what the scenarios fetch. Per repeat the contenders take turns (who goes first rotates
+every repeat) through the scenarios:
 
 - cold: our cache dir and user-wide store of nodes emptied and our images removed; the
-  Dockerfile's images removed and `docker builder prune -af`; the registry emptied. Kept:
-  the shared base both start from: the base node's debootstrapped layer, as the image `FROM`
-  names and as the base node in our cache (whose build environments, this layer included,
-  are our images: removed).
+  Dockerfiles' images removed and BuildKit's build cache pruned except its cache mounts; the
+  registry emptied. Kept: each side's download caches (our download folder, BuildKit's cache
+  mounts; the classic builder has none) and the shared base both start from: the base
+  node's debootstrapped layer, as the image `FROM` names and as the base node in our cache
+  (whose build environments, this layer included, are our images: removed).
+- teammate: a second, clean daemon (`infra.SecondDaemon`) with empty caches, holding only the
+  shared base, and the registry holding what `cold` pushed. Ours: `sandbox build` (it pulls
+  the nodes); BuildKit: `--cache-from` the pushed image (its inline cache); the classic
+  builder: `docker pull` then `--cache-from` it; the floor: `docker pull` of the finished
+  image (ours and BuildKit's, the faster counts). The daemon is restarted empty before each.
 - noop: rebuild, nothing changed.
 - bump-npm-tool: v1's sandbox.toml and sandbox.lock in place (re-locked beforehand), rebuild.
 - bump-runtime: v2's, rebuild.
 
-After each scenario both images are pushed to a local registry (`sandbox publish`, `docker
-push`) and the bytes sent are counted. Results: DIR/results.json, results.md, chart.png (with
-`--profile` also profile.md and profile.json); logs and caches go to the work folder (`--work`,
-default DIR/work).
+After each scenario but teammate the three images are pushed to a local registry (`sandbox
+publish`, `docker push`) and the bytes sent are counted. `--scenarios` runs some of them
+(cold always runs first: the others start from it). Results: DIR/results.json, results.md,
+chart.png (with `--profile` also profile.md and profile.json); logs and caches go to the work
+folder (`--work`, default DIR/work).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` and `builder` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dockerfile, infra, report
+from bench import buildkit, dockerfile, infra, report
 from bench.infra import BenchError, sh
 from builder import lockfile
 from builder.assemble import ImageConfig, compose_env, image_config
@@ -52,6 +70,8 @@ REPO = Path(__file__).resolve().parent.parent
 SANDBOX = [sys.executable, "-m", "builder"]
 OURS_NAME = "sandbox-bench/ours"
 DOCKER_NAME = "sandbox-bench/docker"
+BUILDKIT_NAME = "sandbox-bench/buildkit"
+BUILDKIT_CLI = "/usr/bin/docker"  # docker.io 20.10's CLI: the 28.2 one first on PATH lacks buildx
 BASE_TAG = "sandbox-bench/base:latest"
 SPEC = """\
 [image]
@@ -85,7 +105,14 @@ VARIANTS = {
     "v1": {"node": "22", "typescript": "typescript@5.7"},
     "v2": {"node": "24", "typescript": "typescript@5.7"},
 }
-SCENARIOS = [("cold", "v0"), ("noop", "v0"), ("bump-npm-tool", "v1"), ("bump-runtime", "v2")]
+SCENARIOS = [
+    ("cold", "v0"),
+    ("teammate", "v0"),
+    ("noop", "v0"),
+    ("bump-npm-tool", "v1"),
+    ("bump-runtime", "v2"),
+]
+CONTENDERS = report.CONTENDERS  # ours, docker (the classic builder), buildkit
 PNPM_FIXTURE = REPO / "tests/fixtures/deps/pnpm"
 
 
@@ -97,8 +124,11 @@ class Bench:
     registry: infra.LocalRegistry
     proxy: infra.CountingProxy
     ca_url: str
+    bundle: Path | None
+    mate: infra.SecondDaemon
     base_image: str = ""
     docker_ids: set[str] = field(default_factory=set)
+    refs: dict[str, str] = field(default_factory=dict)  # contender -> what its push sent up
     our_layers: set[str] = field(default_factory=set)
     suite_seen: bool = False
     base_loads: int = 0  # how often the base image had to be loaded (1 unless removed)
@@ -125,19 +155,32 @@ class Bench:
     def variant(self, name: str) -> Path:
         return self.work / "variants" / name
 
-    def sandbox(self, *args: str, log: str) -> str:
+    @property
+    def mate_dir(self) -> Path:
+        """The teammate's machine: its daemon, and our cache, store and downloads there."""
+        return self.work / "teammate"
+
+    def sandbox(self, *args: str, log: str, teammate: bool = False) -> str:
         env = {
             **os.environ,
             "SANDBOX_CACHE_DIR": str(self.cache),
             "SANDBOX_STORE_DIR": str(self.store),
         }
+        if teammate:
+            env.update(
+                SANDBOX_CACHE_DIR=str(self.mate_dir / "cache"),
+                SANDBOX_STORE_DIR=str(self.mate_dir / "store"),
+                SANDBOX_DOWNLOAD_DIR=str(self.mate_dir / "downloads"),
+                DOCKER_HOST=self.mate.host,
+            )
         spec = str(self.project / "sandbox.toml")
         return sh([*SANDBOX, "-f", spec, *args], log=self.logs / log, env=env)
 
     # -- set-up (untimed) ------------------------------------------------------------------
 
     def setup(self) -> dict[str, float]:
-        """Lock the three variants, make the shared base image, write the Dockerfiles."""
+        """Lock the three variants, make the shared base image, write the Dockerfiles, and
+        fill each side's download caches (untimed)."""
         for sub in (self.project, self.logs):
             sub.mkdir(parents=True, exist_ok=True)
         shutil.copytree(PNPM_FIXTURE, self.project / "web", dirs_exist_ok=True)
@@ -162,7 +205,37 @@ class Bench:
                 spec=spec, lock=lock, platform=host_platform(), base_image=self.base_image
             )
             context.write(self.variant(name) / "docker")
+            expert = buildkit.generate(
+                spec=spec, lock=lock, platform=host_platform(), base_ref=BASE_TAG
+            )
+            expert.write(self.variant(name) / "buildkit")
+        sh(["docker", "save", "-o", str(self.work / "base.tar"), BASE_TAG])
+        self.fill_download_caches()
         return lock_s
+
+    def fill_download_caches(self) -> None:
+        """Build v0 and v2 with ours and BuildKit, so each side's download caches hold what
+        the scenarios fetch; skipped when this work folder's last fill was of the same
+        locks and Dockerfiles and BuildKit still has its cache mounts."""
+        marker = self.work / "download-caches.json"
+        filled = {
+            name: [
+                hashlib.sha256((self.variant(name) / file).read_bytes()).hexdigest()
+                for file in ("sandbox.lock", "buildkit/Dockerfile")
+            ]
+            for name in ("v0", "v2")
+        }
+        same = marker.is_file() and json.loads(marker.read_text()) == filled
+        if same and infra.cache_mounts() >= set(buildkit.CACHE_TARGETS):
+            print("  download caches already filled", file=sys.stderr, flush=True)
+            return
+        marker.unlink(missing_ok=True)
+        for name in filled:
+            print(f"  filling the download caches with {name} ...", file=sys.stderr, flush=True)
+            self.install(name)
+            self.build_ours()
+            self.build_buildkit(name)
+        marker.write_text(json.dumps(filled))
 
     def _base_image(self) -> str:
         """The base node's layer as an image (`FROM` of the Dockerfiles), and the base node
@@ -199,8 +272,12 @@ class Bench:
         return self._base_config.image_id
 
     def ensure_base(self) -> None:
-        """Load the base image if the engine lacks it (something else removed it)."""
+        """Load the base image (tagged BASE_TAG) if the engine lacks it (something else
+        removed it)."""
         if infra.image_ids(f"label={dockerfile.LABEL}=base") >= {self._base_config.image_id}:
+            if infra.image_ids(repo=BASE_TAG) >= {self._base_config.image_id}:
+                return
+            sh(["docker", "tag", self._base_config.image_id, BASE_TAG])
             return
         cache = Cache(self.work / "base-snapshot")
         cache.ensure()
@@ -235,46 +312,98 @@ class Bench:
         shutil.copytree(self.work / "base-snapshot", self.cache, copy_function=os.link)
         label = f"label={dockerfile.LABEL}=docker"
         leftovers = infra.built_on(self.base_image)  # from earlier runs too
+        expert = infra.image_ids(f"label={dockerfile.LABEL}=buildkit", repo=BUILDKIT_NAME)
+        expert |= infra.image_ids(f"label={dockerfile.LABEL}=buildkit")
         infra.remove_images(
-            (self.docker_ids | infra.image_ids(label) | leftovers) - {self.base_image}
+            (self.docker_ids | infra.image_ids(label) | leftovers | expert) - {self.base_image}
         )
         self.docker_ids.clear()
-        sh(["docker", "builder", "prune", "-af"], log=self.logs / "docker.log")
+        infra.prune_build_cache(self.logs / "buildkit.log")  # its cache mounts stay
         self.registry.wipe()
+        self.refs.clear()
 
-    # -- the two contenders ----------------------------------------------------------------
+    # -- the three contenders --------------------------------------------------------------
 
-    def build_ours(self) -> tuple[float, list[str]]:
+    def build_ours(self, *, teammate: bool = False) -> tuple[float, dict[str, list[Any]]]:
+        """Seconds, and each node's [status, seconds] (where our time went)."""
         self.suite_seen |= infra.suite_running()
         started = time.monotonic()
-        out = self.sandbox("build", "--json", log="ours.log")
+        out = self.sandbox("build", "--json", log="ours.log", teammate=teammate)
         seconds = time.monotonic() - started
         result = json.loads(out)
-        return seconds, [n["name"] for n in result["nodes"] if n["status"] == "built"]
+        return seconds, {n["name"]: [n["status"], n["seconds"]] for n in result["nodes"]}
 
-    def build_docker(self, variant: str) -> tuple[float, int]:
+    def build_buildkit(
+        self, variant: str, *, host: str = "", cache_from: str = ""
+    ) -> tuple[float, int]:
+        """Seconds, and the steps (RUN, COPY) BuildKit ran rather than took from cache."""
         self.suite_seen |= infra.suite_running()
-        self.ensure_base()
-        context = self.variant(variant) / "docker"
-        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-        args = ["docker", "build", "--build-arg", f"{dockerfile.CA_ARG}={self.ca_url}"]
+        env = {**os.environ, "DOCKER_BUILDKIT": "1", **({"DOCKER_HOST": host} if host else {})}
+        args = [BUILDKIT_CLI, "build", "--progress=plain", "-t", f"{BUILDKIT_NAME}:latest"]
+        args += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]  # for a teammate's --cache-from
+        if self.bundle is not None:
+            args += ["--secret", f"id={buildkit.SECRET_ID},src={self.bundle}"]
+        if cache_from:
+            args += ["--cache-from", cache_from]
         started = time.monotonic()
+        done = subprocess.run(
+            [*args, str(self.variant(variant) / "buildkit")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        with (self.logs / "buildkit.log").open("a") as log:
+            log.write(f"$ {' '.join(args)}\n{done.stdout}{done.stderr}\n")
+        if done.returncode:
+            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+            msg = f"BuildKit's build failed (log: {self.logs / 'buildkit.log'}):\n{tail}"
+            raise BenchError(msg)
+        steps = set(re.findall(r"^#(\d+) \[[^\]]+ \d+/\d+\] (?:RUN|COPY)", done.stderr, re.M))
+        cached = set(re.findall(r"^#(\d+) CACHED", done.stderr, re.M))
+        return seconds, len(steps - cached)
+
+    def build_docker(
+        self, variant: str, *, host: str = "", cache_from: str = ""
+    ) -> tuple[float, int]:
+        """Seconds, and the Dockerfile steps not taken from cache; with `cache_from`, the
+        image is pulled first (timed: the classic builder uses only local images)."""
+        self.suite_seen |= infra.suite_running()
+        context = self.variant(variant) / "docker"
+        env = {**os.environ, "DOCKER_BUILDKIT": "0", **({"DOCKER_HOST": host} if host else {})}
+        args = ["docker", "build", "--build-arg", f"{dockerfile.CA_ARG}={self.ca_url}"]
+        if cache_from:
+            args += ["--cache-from", cache_from]
+        else:
+            self.ensure_base()
+        started = time.monotonic()
+        if cache_from:
+            sh(["docker", "pull", "-q", cache_from], env=env, log=self.logs / "docker.log")
         out = sh([*args, "-t", f"{DOCKER_NAME}:latest", str(context)], env=env)
         seconds = time.monotonic() - started
         with (self.logs / "docker.log").open("a") as log:
             log.write(out)
-        self.docker_ids.add(
-            sh(["docker", "image", "inspect", "-f", "{{.Id}}", DOCKER_NAME]).strip()
-        )
+        if not host:
+            self.docker_ids.add(
+                sh(["docker", "image", "inspect", "-f", "{{.Id}}", DOCKER_NAME]).strip()
+            )
         steps = out.count("\nStep ")
         return seconds, steps - 1 - out.count("Using cache")  # FROM is never "cached"
 
-    def push_ours(self) -> tuple[int, int]:
-        return self._measure(lambda: self.sandbox("publish", "--json", log="publish.log"))
-
-    def push_docker(self) -> tuple[int, int]:
-        remote = f"127.0.0.1:{self.proxy.port}/{DOCKER_NAME}:latest"
-        sh(["docker", "tag", f"{DOCKER_NAME}:latest", remote])
+    def push(self, who: str) -> tuple[int, int]:
+        """Push `who`'s image; (bytes sent, bytes the registry's storage grew by)."""
+        if who == "ours":
+            out: list[str] = []
+            sent = self._measure(
+                lambda: out.append(self.sandbox("publish", "--json", log="publish.log"))
+            )
+            self.refs[who] = str(json.loads(out[0])["image"]["ref"])
+            return sent
+        name = DOCKER_NAME if who == "docker" else BUILDKIT_NAME
+        remote = f"127.0.0.1:{self.proxy.port}/{name}:latest"
+        sh(["docker", "tag", f"{name}:latest", remote])
+        self.refs[who] = remote
         return self._measure(lambda: sh(["docker", "push", remote], log=self.logs / "push.log"))
 
     def _measure(self, push: Callable[[], object]) -> tuple[int, int]:
@@ -285,48 +414,124 @@ class Bench:
         return self.proxy.sent - sent, grown
 
 
-def run_repeat(bench: Bench, repeat: int, *, wait_quiet: bool) -> list[report.Sample]:
-    """One pass through SCENARIOS; with `wait_quiet`, each scenario first waits for a quiet
-    machine (the state carries over between scenarios, so pausing changes nothing else)."""
-    first = "ours" if repeat % 2 == 0 else "docker"
-    samples = []
+def run_repeat(
+    bench: Bench,
+    repeat: int,
+    *,
+    wait_quiet: bool,
+    scenarios: list[str],
+    samples: list[report.Sample],
+    saved: Callable[[], None],
+) -> None:
+    """One pass through `scenarios` (cold first), each sample added to `samples` and then
+    `saved()`; with `wait_quiet`, each scenario first waits for a quiet machine (the state
+    carries over between scenarios, so pausing changes nothing else)."""
+    turn = repeat % len(CONTENDERS)
+    order = [*CONTENDERS[turn:], *CONTENDERS[:turn]]
     bench.make_cold()
     for name, variant in SCENARIOS:
+        if name not in scenarios:
+            continue
         if wait_quiet and infra.suite_running():
             wait_until_quiet()
         bench.install(variant)
-        print(f"  repeat {repeat + 1}: {name} ({first} first) ...", file=sys.stderr, flush=True)
+        print(f"  repeat {repeat + 1}: {name} ({order[0]} first) ...", file=sys.stderr, flush=True)
         bench.suite_seen = False
-        order = ["ours", "docker"] if first == "ours" else ["docker", "ours"]
-        times: dict[str, float] = {}
-        built: list[str] = []
-        steps = 0
-        for who in order:
-            if who == "ours":
-                times[who], built = bench.build_ours()
-            else:
-                times[who], steps = bench.build_docker(variant)
-        ours_push, ours_stored = bench.push_ours()
-        docker_push, docker_stored = bench.push_docker()
-        sample = report.Sample(
-            name=name,
-            repeat=repeat,
-            first=first,
-            ours_s=round(times["ours"], 2),
-            docker_s=round(times["docker"], 2),
-            ours_push_bytes=ours_push,
-            docker_push_bytes=docker_push,
-            ours_stored_bytes=ours_stored,
-            docker_stored_bytes=docker_stored,
-            ours_built=built,
-            docker_steps_run=steps,
-            ours_size=infra.image_size(f"{OURS_NAME}:latest"),
-            docker_size=infra.image_size(f"{DOCKER_NAME}:latest"),
-            suite_running=bench.suite_seen,
-        )
-        print(f"    {json.dumps(sample.__dict__)}", file=sys.stderr, flush=True)
+        load = infra.load_average()
+        if name == "teammate":
+            sample = teammate(bench, repeat, order, variant)
+        else:
+            sample = scenario(bench, name, repeat, order, variant)
+        sample = dataclasses.replace(sample, load_avg=max(load, infra.load_average()))
+        print(f"    {json.dumps(dataclasses.asdict(sample))}", file=sys.stderr, flush=True)
         samples.append(sample)
-    return samples
+        saved()
+
+
+def scenario(bench: Bench, name: str, repeat: int, order: list[str], variant: str) -> report.Sample:
+    """The three build on the host's daemon, one after the other, then the three push."""
+    seconds: dict[str, float] = {}
+    steps: dict[str, int] = {}
+    nodes: dict[str, list[Any]] = {}
+    for who in order:
+        if who == "ours":
+            seconds[who], nodes = bench.build_ours()
+        elif who == "docker":
+            seconds[who], steps[who] = bench.build_docker(variant)
+        else:
+            seconds[who], steps[who] = bench.build_buildkit(variant)
+    pushed = {who: bench.push(who) for who in CONTENDERS}
+    names = {"ours": OURS_NAME, "docker": DOCKER_NAME, "buildkit": BUILDKIT_NAME}
+    return report.Sample(
+        name=name,
+        repeat=repeat,
+        order=order,
+        seconds={who: round(seconds[who], 2) for who in CONTENDERS},
+        push_bytes={who: pushed[who][0] for who in CONTENDERS},
+        stored_bytes={who: pushed[who][1] for who in CONTENDERS},
+        size={who: infra.image_size(f"{names[who]}:latest") for who in CONTENDERS},
+        steps_run=steps,
+        ours_nodes=nodes,
+        suite_running=bench.suite_seen,
+    )
+
+
+def teammate(bench: Bench, repeat: int, order: list[str], variant: str) -> report.Sample:
+    """Each contender on a clean second daemon, from what the registry holds; then the floor,
+    `docker pull` of the finished image (ours and BuildKit's), each on a clean daemon."""
+    missing = [who for who in CONTENDERS if who not in bench.refs]
+    if missing:
+        msg = f"teammate: nothing pushed yet by {', '.join(missing)} (cold runs first)"
+        raise BenchError(msg)
+    host = bench.mate.host
+    seconds: dict[str, float] = {}
+    steps: dict[str, int] = {}
+    size: dict[str, int] = {}
+    nodes: dict[str, list[Any]] = {}
+    names = {"ours": OURS_NAME, "docker": DOCKER_NAME, "buildkit": BUILDKIT_NAME}
+    for who in order:
+        clean_teammate(bench)
+        if who == "ours":
+            seconds[who], nodes = bench.build_ours(teammate=True)
+        elif who == "docker":
+            seconds[who], steps[who] = bench.build_docker(
+                variant, host=host, cache_from=bench.refs[who]
+            )
+        else:
+            seconds[who], steps[who] = bench.build_buildkit(
+                variant, host=host, cache_from=bench.refs[who]
+            )
+        size[who] = infra.image_size(f"{names[who]}:latest", host=host)
+    floor: dict[str, float] = {}
+    for who in ("ours", "buildkit"):
+        clean_teammate(bench)
+        started = time.monotonic()
+        sh(["docker", "-H", host, "pull", "-q", bench.refs[who]], log=bench.logs / "pull.log")
+        floor[who] = round(time.monotonic() - started, 2)
+    bench.mate.stop()
+    return report.Sample(
+        name="teammate",
+        repeat=repeat,
+        order=order,
+        seconds={who: round(seconds[who], 2) for who in CONTENDERS},
+        push_bytes={},
+        stored_bytes={},
+        size=size,
+        steps_run=steps,
+        ours_nodes=nodes,
+        pull_s=floor,
+        suite_running=bench.suite_seen,
+    )
+
+
+def clean_teammate(bench: Bench) -> None:
+    """The second daemon restarted empty but for the shared base; our caches there empty
+    but for the base node (as `cold` keeps it)."""
+    bench.mate.fresh()
+    sh(["docker", "-H", bench.mate.host, "load", "-q", "-i", str(bench.work / "base.tar")])
+    for sub in ("cache", "store", "downloads"):
+        shutil.rmtree(bench.mate_dir / sub, ignore_errors=True)
+    shutil.copytree(bench.work / "base-snapshot", bench.mate_dir / "cache", copy_function=os.link)
 
 
 def builder_version() -> str:
@@ -364,6 +569,17 @@ def main(argv: list[str] | None = None) -> int:
         help="Scratch folder: project, cache, registry, logs (emptied first) [default: OUT/work].",
     )
     parser.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="Do not empty the work folder first (locks still current are kept: for trying "
+        "changes to the benchmark quickly).",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(name for name, _ in SCENARIOS),
+        help="Comma-separated scenarios to run (cold always runs) [default: all].",
+    )
+    parser.add_argument(
         "--wait-quiet",
         action="store_true",
         help="Before starting and before each scenario, wait (up to 40 min) until no pytest "
@@ -373,43 +589,84 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="Then profile a no-op and a cold build."
     )
     args = parser.parse_args(argv)
+    known = [name for name, _ in SCENARIOS]
+    asked = {name.strip() for name in args.scenarios.split(",") if name.strip()}
+    if asked - set(known):
+        parser.error(f"unknown scenarios {sorted(asked - set(known))}; known: {known}")
+    scenarios = [name for name in known if name in asked | {"cold"}]
     out: Path = args.out.absolute()
     quiet_start = wait_until_quiet() if args.wait_quiet else not infra.suite_running()
     out.mkdir(parents=True, exist_ok=True)
     work: Path = (args.work or out / "work").absolute()
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
     os.environ["SANDBOX_STORE_DIR"] = str(work / "store")  # in-process Cache objects too
     registry = infra.LocalRegistry(work / "registry")
-    registry.start()
     proxy = infra.CountingProxy(registry.port)
     bundle = ca_bundle()
-    ca = infra.CAServer(bundle) if bundle else None
-    bench = Bench(work=work, registry=registry, proxy=proxy, ca_url=ca.url if ca else "")
+    mate = infra.SecondDaemon(work / "teammate" / "daemon")
+    ca: infra.CAServer | None = None
     version = builder_version()
+    started = time.monotonic()
     try:
+        registry.start()
+        ca = infra.CAServer(bundle) if bundle else None
+        bench = Bench(
+            work=work,
+            registry=registry,
+            proxy=proxy,
+            ca_url=ca.url if ca else "",
+            bundle=bundle,
+            mate=mate,
+        )
         print(f"setting up in {work} ...", file=sys.stderr, flush=True)
         lock_s = bench.setup()
+        setup_s = round(time.monotonic() - started)
         samples: list[report.Sample] = []
-        for repeat in range(args.repeat):
-            samples += run_repeat(bench, repeat, wait_quiet=args.wait_quiet)
-        now = builder_version()
-        extra = {
-            "repeat": args.repeat,
-            "quiet": quiet_start and not any(s.suite_running for s in samples),
-            "lock_s": lock_s,
-            "base_image": bench.base_image,
-            "base_image_loads": bench.base_loads,
-            "docker": sh(["docker", "version", "-f", "{{.Server.Version}}"]).strip(),
-            "builder": version if version == now else f"changed in the run: {version} -> {now}",
-            "cpus": os.cpu_count(),
-        }
-        report.write(out, samples, [name for name, _ in SCENARIOS], extra)
+
+        def saved(incomplete: str = "") -> None:
+            """Write the results of the samples so far (a run cut short keeps them)."""
+            now = builder_version()
+            loads = [s.load_avg for s in samples]
+            extra = {
+                "repeat": args.repeat,
+                "quiet": quiet_start and not any(s.suite_running for s in samples),
+                "load_avg": [min(loads), max(loads)],
+                "lock_s": lock_s,
+                "setup_s": setup_s,
+                "run_s": round(time.monotonic() - started),
+                "base_image": bench.base_image,
+                "base_image_loads": bench.base_loads,
+                "docker": sh(["docker", "version", "-f", "{{.Server.Version}}"]).strip(),
+                "builder": version if version == now else f"changed: {version} -> {now}",
+                "cpus": os.cpu_count(),
+                **({"incomplete": incomplete} if incomplete else {}),
+            }
+            names = [n for n in scenarios if any(s.name == n for s in samples)]
+            report.write(out, samples, names, extra)
+
+        try:
+            for repeat in range(args.repeat):
+                run_repeat(
+                    bench,
+                    repeat,
+                    wait_quiet=args.wait_quiet,
+                    scenarios=scenarios,
+                    samples=samples,
+                    saved=saved,
+                )
+        except BaseException as exc:
+            if samples:
+                saved(incomplete=f"stopped in repeat {repeat + 1}: {exc!r}"[:500])
+            raise
+        saved()
         print((out / "results.md").read_text())
         if args.profile:
             from bench import profiling
 
             profiling.run(bench, out)
     finally:
+        mate.close()
         proxy.close()
         if ca is not None:
             ca.close()

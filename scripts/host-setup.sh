@@ -54,7 +54,7 @@ if [ ! -x .venv/bin/sandbox ] || [ pyproject.toml -nt .venv/.installed ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1
   # (pip's notes about unused local index folders of this machine are filtered out)
-  .venv/bin/pip install -q -e '.[dev]' 2> >(grep -v '^WARNING: Location' >&2)
+  .venv/bin/pip install -q -e '.[dev,bench]' 2> >(grep -v '^WARNING: Location' >&2)
   touch .venv/.installed
 fi
 echo "==> ready: .venv/bin/sandbox"

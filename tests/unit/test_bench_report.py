@@ -1,0 +1,72 @@
+"""The benchmark's report: results.json for the three contenders, the tables, the chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import report
+
+SCENARIOS = ["cold", "teammate", "noop", "bump-npm-tool", "bump-runtime"]
+
+
+def _sample(name: str, repeat: int, ours: float, *, load: float = 0.5) -> report.Sample:
+    teammate = name == "teammate"
+    return report.Sample(
+        name=name,
+        repeat=repeat,
+        order=["ours", "docker", "buildkit"],
+        seconds={"ours": ours, "docker": 40.0, "buildkit": 20.0},
+        push_bytes={} if teammate else {"ours": 1_000_000, "docker": 9_000_000, "buildkit": 0},
+        stored_bytes={} if teammate else {"ours": 1, "docker": 2, "buildkit": 0},
+        size={"ours": 900_000_000, "docker": 1_100_000_000, "buildkit": 1_000_000_000},
+        steps_run={"docker": 3, "buildkit": 2},
+        ours_nodes={"system": ["built", ours / 2], "tools.npm": ["cached", 0.0]},
+        pull_s={"ours": 12.0, "buildkit": 10.0} if teammate else {},
+        suite_running=False,
+        load_avg=load,
+    )
+
+
+def test_results_hold_every_scenario_for_the_three_contenders(tmp_path: Path) -> None:
+    samples = [_sample(n, r, 10.0 + r) for r in range(3) for n in SCENARIOS]
+    extra = {"repeat": 3, "quiet": True, "load_avg": [0.5, 0.5], "builder": "abc"}
+    report.write(tmp_path, samples, SCENARIOS, extra)
+    data = json.loads((tmp_path / "results.json").read_text())
+    rows = {row["name"]: row for row in data["scenarios"]}
+    assert list(rows) == SCENARIOS
+    for name, row in rows.items():
+        assert (row["ours_s"], row["docker_s"], row["buildkit_s"]) == (11.0, 40.0, 20.0)
+        assert (row["ours_size"], row["buildkit_size"]) == (900_000_000, 1_000_000_000)
+        if name != "teammate":
+            assert row["ours_push_bytes"] == 1_000_000
+            assert row["docker_push_bytes"] == 9_000_000
+            assert row["buildkit_push_bytes"] == 0
+    assert rows["teammate"]["floor_s"] == 10.0  # the faster pull
+    assert data["image_size"] == {"ours": 900_000_000, "docker": 1_100_000_000, "buildkit": 1e9}
+    assert data["profile"]["cold"]["nodes"]["system"] == ["built", 5.5]
+    assert len(data["details"]["samples"]) == 15
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_tables_say_which_goal_is_met_and_which_missed(tmp_path: Path) -> None:
+    samples = [_sample(n, 0, 11.0) for n in SCENARIOS]
+    report.write(tmp_path, samples, SCENARIOS, {"repeat": 1, "load_avg": [0.5, 0.5]})
+    text = (tmp_path / "results.md").read_text()
+    lines: dict[str, str] = {}  # the first table's row of each scenario
+    for line in text.splitlines():
+        if line.startswith("| "):
+            lines.setdefault(line.split(" | ")[0].strip("| "), line)
+    assert "ours/BuildKit 0.55 (goal <= 0.8: met)" in lines["cold"]  # 11 / 20
+    assert "ours/BuildKit 0.55 (goal <= 0.2: **missed**)" in lines["bump-npm-tool"]
+    assert "ours/floor 1.10 (goal <= 1.2: met); floor 10.00 s" in lines["teammate"]
+    assert "| 0.90 (goal <= 0.9: met) |" in text  # image size against BuildKit's
+    assert "loaded machine" not in text
+
+
+def test_numbers_from_a_loaded_machine_are_labelled_so(tmp_path: Path) -> None:
+    samples = [_sample(n, 0, 11.0, load=6.2) for n in SCENARIOS]
+    report.write(tmp_path, samples, SCENARIOS, {"repeat": 1, "load_avg": [3.9, 6.2]})
+    assert "**a loaded machine**" in (tmp_path / "results.md").read_text()
+    report.rerender(tmp_path)  # and again from results.json alone
+    assert "**a loaded machine**" in (tmp_path / "results.md").read_text()
