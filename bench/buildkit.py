@@ -18,7 +18,6 @@ Dockerfile frontend: no `# syntax=` line, which would need Docker Hub):
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ from bench.dockerfile import (
     UPDATE,
     Context,
     Unsupported,
+    deps_files,
+    deps_prefix,
     get_step,
 )
 from builder import managers
@@ -128,7 +129,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context
         short = name.removeprefix("deps.")
         node_files, steps = _deps(nodes[name], spec.project_dir)
         files.update(node_files)
-        stage, prefix = f"deps-{_slug(short)}", _deps_prefix(name)
+        stage, prefix = f"deps-{_slug(short)}", deps_prefix(name)
         stages += [
             "",
             f"FROM {node_stage} AS {stage}",
@@ -234,26 +235,12 @@ def _pip_tool(tool: str, packages: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _deps_prefix(name: str) -> str:
-    return f"/opt/sandbox/deps/{name.removeprefix('deps.')}"
-
-
 def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str]]:
     """The project's files (checked against the lock) and a pnpm install from the store."""
     inputs = node.inputs
-    if inputs["manager"] != "pnpm" or inputs["mode"] != "install":
-        msg = f"{node.name}: only pnpm in install mode has a Dockerfile equivalent here"
-        raise Unsupported(msg)
-    short = node.name.removeprefix("deps.")
-    files: dict[str, bytes] = {}
-    for filename, sha in sorted(inputs["files"].items()):
-        data = (project_dir / str(inputs["path"]) / filename).read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha:
-            msg = f"{node.name}: {filename} changed since sandbox.lock was made; lock again"
-            raise Unsupported(msg)
-        files[f"deps-{short}/{filename}"] = data
+    files = deps_files(node, project_dir)
     pin: dict[str, Any] = inputs["pnpm"]
-    prefix = _deps_prefix(node.name)
+    prefix = deps_prefix(node.name)
     wrapper = f"printf '#!/bin/sh\\nexec node %s \"$@\"\\n' {prefix}/pnpm/{pin['bin']}"
     steps = [
         _helper(),
@@ -282,7 +269,7 @@ def _node_env(node: NodeLock) -> dict[str, str]:
         )
         return {"PATH": ":".join(f"{NPM_PREFIX}/{f}/node_modules/.bin" for f in folders)}
     if node.kind == "deps":
-        prefix = _deps_prefix(node.name)
+        prefix = deps_prefix(node.name)
         return {
             "NODE_PATH": f"{prefix}/node_modules",
             "PATH": f"{prefix}/node_modules/.bin:{prefix}/bin",

@@ -176,7 +176,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_image: str) -> Conte
     for name in deps:
         node_files, steps = _deps(nodes[name], spec.project_dir)
         files.update(node_files)
-        prefix = _deps_prefix(name)
+        prefix = deps_prefix(name)
         lines.append(f"COPY deps-{name.removeprefix('deps.')}/ {prefix}/")
         deps_steps += steps
     if deps_steps:
@@ -263,12 +263,12 @@ def _pip_tools(node: NodeLock) -> list[str]:
     return steps
 
 
-def _deps_prefix(name: str) -> str:
+def deps_prefix(name: str) -> str:
     return f"/opt/sandbox/deps/{name.removeprefix('deps.')}"
 
 
-def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str]]:
-    """The project's files (checked against the lock) and the steps of a pnpm install."""
+def deps_files(node: NodeLock, project_dir: Path) -> dict[str, bytes]:
+    """A pnpm install-mode node's project files, checked against the lock, by context path."""
     inputs = node.inputs
     if inputs["manager"] != "pnpm" or inputs["mode"] != "install":
         msg = f"{node.name}: only pnpm in install mode has a Dockerfile equivalent here"
@@ -281,8 +281,15 @@ def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str
             msg = f"{node.name}: {filename} changed since sandbox.lock was made; lock again"
             raise Unsupported(msg)
         files[f"deps-{short}/{filename}"] = data
+    return files
+
+
+def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str]]:
+    """The project's files (checked against the lock) and the steps of a pnpm install."""
+    inputs = node.inputs
+    files = deps_files(node, project_dir)
     pin: dict[str, Any] = inputs["pnpm"]
-    prefix = _deps_prefix(node.name)
+    prefix = deps_prefix(node.name)
     wrapper = f"printf '#!/bin/sh\\nexec node %s \"$@\"\\n' {prefix}/pnpm/{pin['bin']}"
     steps = [
         get_step(pin["url"], pin["sha256"], "tgz", "package", f"{prefix}/pnpm"),
@@ -308,7 +315,7 @@ def _node_env(node: NodeLock) -> dict[str, str]:
     if node.name == "tools.npm":
         return {"PATH": f"{NPM_PREFIX}/node_modules/.bin"}
     if node.kind == "deps":
-        prefix = _deps_prefix(node.name)
+        prefix = deps_prefix(node.name)
         return {
             "NODE_PATH": f"{prefix}/node_modules",
             "PATH": f"{prefix}/node_modules/.bin:{prefix}/bin",
