@@ -211,7 +211,7 @@ class DockerEngine:
             self._sdk = docker.from_env(timeout=600)
             self._sdk.ping()
         except DockerException as exc:
-            msg = f"Docker Engine unreachable ({_short(exc)}). {START_HINT}"
+            msg = f"Docker Engine {_where()} unreachable ({_short(exc)}). {START_HINT}"
             raise EngineUnavailableError(msg) from None
         self._errors = docker.errors
 
@@ -836,6 +836,15 @@ def require_success(
         tail = "\n".join("    " + line for line in lines)
         msg = f"{what} failed with exit {result.exit_code}:\n{tail}\n  full log: {log}"
         raise error(msg)
+
+
+def _where() -> str:
+    """The engine as the Docker CLI's variables name it (DOCKER_HOST, TLS settings)."""
+    host = os.environ.get("DOCKER_HOST") or dockersock.DEFAULT_HOST
+    if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+        certs = os.environ.get("DOCKER_CERT_PATH") or "~/.docker"
+        return f"at {host} (TLS, certificates from {certs})"
+    return f"at {host}"
 
 
 def _short(exc: BaseException) -> str:

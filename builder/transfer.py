@@ -95,7 +95,5 @@ def _below_top(name: str, what: str) -> str:
 
 
 def _refuse(name: str, what: str) -> NoReturn:
-    msg = (
-        f"{what}: the engine's archive holds {name!r}, which leaves the folder; report it as a bug"
-    )
+    msg = f"{what}: the engine's archive holds {name!r}, outside the folder; report it as a bug"
     raise BuildError(msg)
