@@ -43,6 +43,7 @@ from builder.errors import (
     ResolutionError,
 )
 
+_FIRST_API = "1.24"  # the oldest Engine API the SDK speaks: only until the engine's is known
 _PROBE = "/sandbox-builder-probe"  # where a probe container shows what it was given
 START_HINT = (
     "Start it (as root: `dockerd >/var/log/dockerd.log 2>&1 &`, or `systemctl start docker`) "
@@ -208,10 +209,26 @@ class DockerEngine:
         from docker.errors import DockerException
 
         try:
-            self._sdk = docker.from_env(timeout=600)
+            if docker.utils.kwargs_from_env().get("tls"):
+                # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (a proxy's CA, for the
+                # internet) override the engine's ca.pem from DOCKER_CERT_PATH; the Docker
+                # CLI trusts that CA alone, and so does this client: no request before
+                # the environment is out of it, then the API version is asked.
+                self._sdk = docker.from_env(timeout=600, version=_FIRST_API)
+                self._sdk.api.trust_env = False
+                self._sdk.api._version = self._sdk.api._retrieve_server_version()
+            else:
+                self._sdk = docker.from_env(timeout=600)
             self._sdk.ping()
         except DockerException as exc:
-            msg = f"Docker Engine {_where()} unreachable ({_short(exc)}). {START_HINT}"
+            hint = START_HINT
+            if "SSL" in str(exc) or "HTTPS" in str(exc):
+                hint = (
+                    "Check TLS as the Docker CLI reads it: DOCKER_TLS_VERIFY=1 and "
+                    "DOCKER_CERT_PATH holding the engine's ca.pem and a cert.pem/key.pem it "
+                    "accepts (`docker info` with the same variables tells)"
+                )
+            msg = f"Docker Engine {_where()} unreachable ({_short(exc)}). {hint}"
             raise EngineUnavailableError(msg) from None
         self._errors = docker.errors
 

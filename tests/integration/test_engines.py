@@ -146,3 +146,4 @@ def test_tls_settings_the_engine_refuses_are_a_clear_error(
         assert "Traceback" not in said
         assert f"Docker Engine at {docker28_overlay2_tls.host}" in said
         assert "unreachable" in said
+        assert "DOCKER_CERT_PATH holding the engine's ca.pem" in said
