@@ -80,13 +80,21 @@ def _tar_of(path: Path) -> bytes:
 def _engine(api: FakeApi) -> DockerEngine:
     engine = DockerEngine.__new__(DockerEngine)
     engine._socket = None
-    engine._sdk = type("Sdk", (), {"api": api})()
+    engine._sdk = type("Sdk", (), {"api": api, "info": lambda _: {"ID": "fake-daemon"}})()
     engine._errors = docker.errors
     engine._connecting = threading.Lock()
     engine._ids = {}
     engine._visible = {}
     engine._probing = threading.Lock()
+    engine._scope = None
     return engine
+
+
+@pytest.fixture(autouse=True)
+def probes_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "engines.json"
+    monkeypatch.setenv("SANDBOX_PROBES_FILE", str(path))
+    return path
 
 
 def _step(engine: DockerEngine, tmp_path: Path, mounts: list[Mount]) -> None:
@@ -154,3 +162,18 @@ def test_each_filesystem_is_probed_once(tmp_path: Path, local: bool) -> None:
     assert len(steps) == 3
     probes = len(api.containers) - 3
     assert probes == (1 if local else 0), "a refused probe container is never made"
+
+
+def test_what_a_probe_proved_is_remembered_for_the_next_build(
+    tmp_path: Path, probes_file: Path
+) -> None:
+    api = FakeApi(local=True)
+    mounts = _mounts(tmp_path)
+    _step(_engine(api), tmp_path, mounts)
+    assert len(api.containers) == 2, "a probe, then the step"
+    assert "fake-daemon/" in probes_file.read_text()
+    again = FakeApi(local=True)
+    _step(_engine(again), tmp_path, mounts)
+    assert len(again.containers) == 1, "the next build's engine does not probe again"
+    step = again.containers["c0"]
+    assert len(step["host_config"]["binds"]) == 4
