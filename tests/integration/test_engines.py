@@ -2,9 +2,10 @@
 containerd image store and with overlay2, each a daemon in a container that shares no folder
 with us, reached over TCP (the overlay2 one over TLS with certificates made by the test).
 
-Each engine builds everything but the base itself (the debootstrapped base is a host step,
-so its cache entry is handed to each engine's fresh cache), gives the same diff IDs and the
-same config digest, and runs the image. The containerd store names the image by its manifest
+The lock is made on the containerd store (where `sandbox lock` died with a traceback). Each
+engine builds everything but the base itself (the debootstrapped base is a host step, so its
+cache entry is handed to each engine's fresh cache), gives the same diff IDs and the same
+config digest, and runs the image. The containerd store names the image by its manifest
 digest: `--json` says so and the overlay pins that.
 """
 
@@ -64,18 +65,24 @@ def _layers(result: dict[str, Any]) -> dict[str, str]:
     return {n["name"]: n["layer"] for n in result["nodes"]}
 
 
-def _seeded(cache: Path, tmp: Path, result: dict[str, Any], name: str) -> Project:
-    """A fresh project cache holding only the base node of `result` (built in `cache`)."""
+def _with_bases(cache: Path, tmp: Path, name: str) -> Project:
+    """A fresh project cache holding only the base nodes of `cache` (the session's)."""
     fresh = tmp / f"cache-{name}"
     (fresh / "nodes").mkdir(parents=True)
     (fresh / "layers").mkdir()
-    base = next(n for n in result["nodes"] if n["name"] == "base")
-    key = base["key"].removeprefix("sha256:")
-    shutil.copy(cache / "nodes" / f"{key}.json", fresh / "nodes")
-    for layer in json.loads((cache / "nodes" / f"{key}.json").read_text())["layers"]:
-        tar = f"{layer['diff_id'].removeprefix('sha256:')}.tar"
-        os.link(cache / "layers" / tar, fresh / "layers" / tar)
-    return Project(root=tmp / f"project-{name}", cache=fresh)
+    for entry in (cache / "nodes").glob("*.json"):
+        data = json.loads(entry.read_text())
+        if data.get("name") != "base":
+            continue
+        shutil.copy(entry, fresh / "nodes")
+        for layer in data["layers"]:
+            tar = f"{layer['diff_id'].removeprefix('sha256:')}.tar"
+            if not (fresh / "layers" / tar).exists():
+                os.link(cache / "layers" / tar, fresh / "layers" / tar)
+    other = Project(root=tmp / f"project-{name}", cache=fresh)
+    other.root.mkdir()
+    other.write(SPEC)
+    return other
 
 
 def test_one_lock_builds_the_same_image_on_docker_20_and_28(
@@ -85,23 +92,22 @@ def test_one_lock_builds_the_same_image_on_docker_20_and_28(
     docker28_overlay2_tls: Engine,
     tmp_path: Path,
 ) -> None:
+    ctd = _with_bases(project.cache, tmp_path, "containerd")
+    ctd_env = {**docker28_containerd.env, "SANDBOX_STORE_DIR": str(tmp_path / "store-ctd")}
+    locked = ctd.sandbox("lock", env=ctd_env)  # this died with a traceback there
+    assert locked.code == 0, locked.err
     project.write(SPEC)
-    project.ok("lock")
+    shutil.copy(ctd.lock, project.lock)
     host = json.loads(project.ok("build", "--json").out)
     assert host["image"]["engine_id"] == host["image"]["id"]
 
-    results = {}
-    for engine in (docker28_containerd, docker28_overlay2_tls):
-        other = _seeded(project.cache, tmp_path, host, engine.storage)
-        other.root.mkdir()
-        other.write(SPEC)
-        env = {**engine.env, "SANDBOX_STORE_DIR": str(tmp_path / f"store-{engine.storage}")}
-        if engine is docker28_containerd:  # locking there died with a traceback before
-            locked = other.sandbox("lock", env=env)
-            assert locked.code == 0, locked.err
-            assert other.lock.read_bytes() == project.lock.read_bytes()
-        else:
-            shutil.copy(project.lock, other.lock)
+    ovl = _with_bases(project.cache, tmp_path, "overlay2")
+    shutil.copy(ctd.lock, ovl.lock)
+    ovl_env = {**docker28_overlay2_tls.env, "SANDBOX_STORE_DIR": str(tmp_path / "store-ovl")}
+    for engine, other, env in (
+        (docker28_containerd, ctd, ctd_env),
+        (docker28_overlay2_tls, ovl, ovl_env),
+    ):
         run = other.sandbox("build", "--json", env=env)
         assert run.code == 0, f"build on {engine.name} ({engine.storage}):\n{run.err}"
         built = json.loads(run.out)
@@ -115,18 +121,18 @@ def test_one_lock_builds_the_same_image_on_docker_20_and_28(
         out = _docker(engine, "run", "--rm", "--user", "12345:12345", ref, "sh", "-c", RUN)
         for expected in ("jq-1", "v22.", "1.2.3", "git version"):
             assert expected in out, f"{engine.storage}: {out}"
-        results[engine.storage] = (other, env, built)
-
-    other, env, built = results["overlayfs"]
-    assert built["image"]["engine_id"] != built["image"]["id"], "containerd: a manifest digest"
-    listed = _docker(docker28_containerd, "image", "inspect", "-f", "{{.Id}}", SPEC_LATEST)
-    assert listed == built["image"]["engine_id"]
-    checked = other.sandbox("check", env=env)
-    assert checked.code == 0, checked.out + checked.err
-    again = other.sandbox("build", "--json", env=env)
-    assert again.code == 0, again.err
-    assert {n["status"] for n in json.loads(again.out)["nodes"]} == {"cached"}
-    assert json.loads(again.out)["image"] == built["image"]
+        if engine is docker28_containerd:
+            assert ref != built["image"]["id"], "the containerd store names it by manifest"
+            listed = _docker(engine, "image", "inspect", "-f", "{{.Id}}", SPEC_LATEST)
+            assert listed == ref
+            checked = other.sandbox("check", env=env)
+            assert checked.code == 0, checked.out + checked.err
+            again = other.sandbox("build", "--json", env=env)
+            assert again.code == 0, again.err
+            assert {n["status"] for n in json.loads(again.out)["nodes"]} == {"cached"}
+            assert json.loads(again.out)["image"] == built["image"]
+        else:
+            assert ref == built["image"]["id"]
 
 
 def test_tls_settings_the_engine_refuses_are_a_clear_error(
