@@ -65,7 +65,7 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     (root / "sandbox.toml").write_text(SPEC)
     base_cache = out / "cache-base"
-    lock_env = {"SANDBOX_STORE_DIR": str(out / "store-base")}
+    lock_env: dict[str, str] = {}  # the user-wide store: a base built before is reused
     sandbox(root, base_cache, lock_env, "lock")
     _, text = sandbox(root, base_cache, lock_env, "build", "--json")
     base_key = next(n["key"] for n in json.loads(text)["nodes"] if n["name"] == "base")
