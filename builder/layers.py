@@ -161,6 +161,7 @@ def _member(archive: tarfile.TarFile, name: str) -> IO[bytes]:
 
 
 Below = Mapping[str, tuple[bytes, int, int, int]]  # name -> (type, mode, uid, gid)
+EMPTY_FILE = b"empty"  # in a listing: a regular file of no bytes
 
 
 def listing(layers: list[Path]) -> dict[str, tuple[bytes, int, int, int]]:
@@ -180,15 +181,21 @@ def listing(layers: list[Path]) -> dict[str, tuple[bytes, int, int, int]]:
                     found = {n: v for n, v in found.items() if n != gone}
                     found = {n: v for n, v in found.items() if not n.startswith(gone + "/")}
                 else:
-                    found[name] = (m.type, m.mode & 0o7777, m.uid, m.gid)
+                    kind = EMPTY_FILE if m.isreg() and m.size == 0 else m.type
+                    found[name] = (kind, m.mode & 0o7777, m.uid, m.gid)
     return found
+
+
+def _owned(m: tarfile.TarInfo) -> tuple[int, int, int]:
+    return m.mode & 0o7777, m.uid, m.gid
 
 
 def _same_as_below(members: list[tarfile.TarInfo], below: Below) -> set[str]:
     """Names in a diff that say nothing the layers below do not: opaque markers of folders
     and whiteouts of names that are not below, folders present below with the same mode and
-    owners and nothing kept inside them (a changed mtime, clamped anyway), and the
-    /etc/mtab -> /proc/mounts link Podman adds to a container that lacks one."""
+    owners and nothing kept inside them (a changed mtime, clamped anyway), empty files
+    present below alike (overlay2 records a file apt only opened; the containerd snapshotter
+    does not), and the /etc/mtab -> /proc/mounts link Podman adds to a container lacking one."""
     names = {_clean(m.name): m for m in members}
     dropped = set()
     for name, m in names.items():
@@ -201,6 +208,8 @@ def _same_as_below(members: list[tarfile.TarInfo], below: Below) -> set[str]:
                 dropped.add(name)
         elif name == "etc/mtab" and name not in below and m.linkname == "/proc/mounts":
             dropped.add(name)  # Podman's, when the image has none
+        elif m.isreg() and m.size == 0 and below.get(name) == (EMPTY_FILE, *_owned(m)):
+            dropped.add(name)  # copied up, not changed (/etc/.pwd.lock): containerd omits it
     holding = {
         "/".join(parts[:i])
         for n in names
