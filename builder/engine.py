@@ -489,7 +489,7 @@ class DockerEngine:
         copy_in, copy_out = [], []
         sees = self._sees(image, mounts)
         for m in mounts:
-            if sees[m.source]:
+            if sees[m.source] or not Path(m.source).exists():  # nothing here to copy
                 binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
             elif m.cache:
                 volume = "sandbox-builder-cache-" + re.sub(r"[^A-Za-z0-9_.-]", "-", m.cache)
