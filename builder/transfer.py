@@ -82,7 +82,8 @@ def unpack_into(chunks: Iterable[bytes], dest: Path, *, what: str) -> None:
 
         archive.extractall(root, numeric_owner=True, filter=inside)
     if top is not None:
-        os.chown(root, top.uid, top.gid)
+        if os.geteuid() == 0:  # as tarfile does: owners only where we may set them
+            os.chown(root, top.uid, top.gid)
         os.chmod(root, top.mode)  # noqa: PTH101 (str path)
 
 
