@@ -451,7 +451,7 @@ class DockerEngine:
         try:
             if copy_in:
                 with self._asking(f"copying the step's inputs into a container of {image}"):
-                    api.put_archive(cid, "/", transfer.pack(copy_in))
+                    self._put_files(cid, copy_in)
             log.parent.mkdir(parents=True, exist_ok=True)
             with self._asking(f"running a container of {image}"), log.open("wb") as out:
                 try:
@@ -479,6 +479,15 @@ class DockerEngine:
         return RunResult(
             container=cid, exit_code=code, stopped_after=limit if stopped.is_set() else None
         )
+
+    def _put_files(self, container: str, items: list[tuple[str, str]]) -> None:
+        """Copy (source, target) pairs into a created container, owners kept as ours
+        (`copyUIDGID`: a folder given to the agent's uid stays its, as a bind mount shows it;
+        the SDK's put_archive cannot ask for that)."""
+        api = self._client.api
+        url = api._url("/containers/{0}/archive", container)
+        params = {"path": "/", "copyUIDGID": "1"}
+        api._raise_for_status(api._put(url, params=params, data=transfer.pack(items)))
 
     def _place(
         self, image: str, mounts: list[Mount]
@@ -789,7 +798,7 @@ class DockerEngine:
         try:
             with self._asking(f"starting a confined container of {image}"):
                 if copy_in:
-                    api.put_archive(cid, "/", transfer.pack(copy_in))
+                    self._put_files(cid, copy_in)
                 api.start(cid)
             try:
                 code = int(api.wait(cid, timeout=timeout)["StatusCode"])

@@ -50,9 +50,16 @@ class FakeApi:
         assert self.out is not None
         return [_tar_of(self.out)], {}
 
-    def put_archive(self, cid: str, path: str, data: bytes) -> None:
+    def _url(self, template: str, cid: str) -> str:
+        return template.format(cid)
+
+    def _put(self, url: str, *, params: dict[str, str], data: bytes) -> None:
+        assert params["copyUIDGID"] == "1", "owners are kept, as a bind mount shows them"
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            self.put.append((path, sorted(archive.getnames())))
+            self.put.append((params["path"], sorted(archive.getnames())))
+
+    def _raise_for_status(self, response: object) -> None:
+        pass
 
     def remove_container(self, cid: str, force: bool) -> None:
         self.containers[cid]["removed"] = True
