@@ -711,11 +711,20 @@ class DockerEngine:
         image = self._ids.get(image, image)
         volume = f"sandbox-check-{os.urandom(6).hex()}" if c.home else None
         binds, copy_in, _ = self._place(image, list(c.mounts))  # what checks write is not kept
+        # A folder copied into the container's own filesystem would be hidden by a tmpfs the
+        # run mounts over it (/tmp): each goes into a fresh volume instead, mounted as a bind is.
+        folders = [(s, t) for s, t in copy_in if Path(s).is_dir()]
+        copy_in = [item for item in copy_in if item not in folders]
+        filled = [f"sandbox-check-{os.urandom(6).hex()}" for _ in folders]
         try:
             if volume is not None and c.home is not None:
                 api.create_volume(volume, labels={"sandbox-builder": "check"})
                 self._chown_volume(image, volume, c.user)
                 binds[volume] = {"bind": c.home, "mode": "rw"}
+            for name, (source, target) in zip(filled, folders, strict=True):
+                api.create_volume(name, labels={"sandbox-builder": "check"})
+                self._fill_volume(image, name, source)
+                binds[name] = {"bind": target, "mode": "rw"}
             return self._run_checked(image, script, c, binds, copy_in, timeout)
         except self._errors.APIError as exc:
             where = f"{_STEP.get()}: " if _STEP.get() else ""
@@ -728,9 +737,25 @@ class DockerEngine:
             )
             raise CheckError(msg) from None
         finally:
-            if volume is not None:
+            for name in [*([volume] if volume else []), *filled]:
                 with contextlib.suppress(self._errors.APIError):
-                    api.remove_volume(volume, force=True)
+                    api.remove_volume(name, force=True)
+
+    def _fill_volume(self, image: str, volume: str, source: str) -> None:
+        """Our folder `source`, owners kept, as the contents of the engine's `volume`."""
+        api = self._client.api
+        host_config = api.create_host_config(
+            binds={volume: {"bind": "/mnt", "mode": "rw"}}, network_mode="none"
+        )
+        helper = api.create_container(
+            image, entrypoint=["true"], command=[], host_config=host_config,
+            labels={"sandbox-builder": "step"},
+        )  # fmt: skip
+        cid = str(helper["Id"])
+        try:
+            self._put_files(cid, [(source, "/mnt")])
+        finally:
+            self.remove_container(cid)
 
     def _chown_volume(self, image: str, volume: str, user: str) -> None:
         """Risoluto's helper container: the fresh volume's root given to the agent's uid."""
