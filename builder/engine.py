@@ -724,7 +724,11 @@ class DockerEngine:
             for name, (source, target) in zip(filled, folders, strict=True):
                 api.create_volume(name, labels={"sandbox-builder": "check"})
                 self._fill_volume(image, name, source)
-                binds[name] = {"bind": target, "mode": "rw"}
+                st = Path(source).stat()  # a copy cannot give the volume's root our owner
+                self._chown_volume(image, name, f"{st.st_uid}:{st.st_gid}")
+                # nocopy: else Docker gives an empty volume the owner of the folder it makes
+                # for the run's workdir there (root)
+                binds[name] = {"bind": target, "mode": "rw,nocopy"}
             return self._run_checked(image, script, c, binds, copy_in, timeout)
         except self._errors.APIError as exc:
             where = f"{_STEP.get()}: " if _STEP.get() else ""
