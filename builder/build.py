@@ -41,7 +41,7 @@ LABEL_PREFIX = "dev.sandbox-builder"
 
 @dataclass(frozen=True, kw_only=True)
 class BuildResult:
-    image_id: str
+    image_id: str  # the config digest: the image's identity in the lock and the team cache
     ref: str
     tags: list[str]
     nodes: list[NodeOutcome]
@@ -51,13 +51,19 @@ class BuildResult:
     # as they were, and the overlay a plain build writes (the image pinned by its ID).
     files: tuple[Path, ...] = ()
     plain_overlay: str = ""
+    engine_id: str = ""  # the engine's ID of it: the manifest digest on the containerd store
+
+    @property
+    def local_ref(self) -> str:
+        """What `docker run` accepts for the image on the engine that built it."""
+        return self.engine_id or self.image_id
 
     def as_noop(self, overlay_path: Path) -> BuildResult:
         """This result as the next plain build reports it if nothing changed: every node
         cached, the image pinned by its ID in the overlay at `overlay_path`."""
         return replace(
             self,
-            ref=self.image_id,
+            ref=self.local_ref,
             overlay_path=overlay_path,
             nodes=[replace(n, status="cached", seconds=0.0) for n in self.nodes],
         )
@@ -65,7 +71,12 @@ class BuildResult:
     def to_json(self) -> dict[str, Any]:
         """The object `build --json` prints (DESIGN.md §12)."""
         return {
-            "image": {"id": self.image_id, "ref": self.ref, "tags": self.tags},
+            "image": {
+                "id": self.image_id,
+                "engine_id": self.local_ref,
+                "ref": self.ref,
+                "tags": self.tags,
+            },
             "nodes": [
                 {
                     "name": n.name,
@@ -81,8 +92,9 @@ class BuildResult:
 
     def text(self) -> str:
         """What `build` prints on stdout without --json."""
+        engine = "" if self.local_ref == self.image_id else f"  engine id: {self.local_ref}\n"
         return (
-            f"image {self.image_id}\n  ref: {self.ref}\n  tags: {', '.join(self.tags)}\n"
+            f"image {self.image_id}\n{engine}  ref: {self.ref}\n  tags: {', '.join(self.tags)}\n"
             f"  overlay: {self.overlay_path}"
         )
 
@@ -174,8 +186,10 @@ def build_project(
     image = platform_image(spec=spec, lock=lock, platform=platform, entries=entries, cache=cache)
     config, layers, tags = image.config, image.layers, image.tags
     with in_step("image"):
-        load_image(engine=engine(), cache=cache, config=config, layers=layers, tags=tags)
-    ref = config.image_id
+        engine_id = load_image(
+            engine=engine(), cache=cache, config=config, layers=layers, tags=tags
+        )
+    ref = engine_id
     write = native
     if push and len(lock.platforms) > 1:
         from builder.index import publish_index
@@ -206,7 +220,12 @@ def build_project(
         progress.say(f"  overlay   {overlay_path} left as it was: this image is {platform}'s")
     if native:
         history.save(
-            cache, spec.path, image_id=config.image_id, image_name=spec.image.name, nodes=nodes
+            cache,
+            spec.path,
+            image_id=config.image_id,
+            engine_id=engine_id,
+            image_name=spec.image.name,
+            nodes=nodes,
         )
     sbom_file = cache.root / sbom_name(platform)
     return BuildResult(
@@ -223,8 +242,9 @@ def build_project(
             *(Path(mount.split(":", 1)[0]) for mount in mounts),
         ),
         plain_overlay=overlay_text(
-            make_overlay(image_ref=config.image_id, sandbox=spec.sandbox, deps_mounts=mounts)
+            make_overlay(image_ref=engine_id, sandbox=spec.sandbox, deps_mounts=mounts)
         ),
+        engine_id=engine_id,
     )
 
 

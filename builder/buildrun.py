@@ -170,7 +170,7 @@ def _record_noop(request: BuildRequest, spec: Spec, cache: Cache, result: BuildR
         inputs=[*spec.files(), lock_path(spec.path)],
         outputs=result.files,
         overlay=(overlay, result.plain_overlay),
-        image_id=result.image_id,
+        image_id=result.local_ref,
         tags=result.tags,
         stderr=lines.getvalue() + summary_table(again.nodes),
         text=again.text(),

@@ -78,7 +78,7 @@ def last_build(cache: Cache, spec: Spec, nodes: Mapping[str, NodeLock]) -> str:
             "build` first, or check that image anyway with `sandbox check --image REF`"
         )
         raise CheckError(msg)
-    return record.image_id
+    return record.engine_id or record.image_id
 
 
 def config_checks(config: Mapping[str, Any]) -> list[CheckResult]:

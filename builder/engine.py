@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
+import re
+import secrets
+import shutil
+import stat
+import tarfile
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -24,7 +31,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from builder import dockersock, limits
+from builder import dockersock, limits, transfer
+from builder.atomic import write_atomic
 from builder.dockersock import local_socket
 from builder.errors import (
     BuilderError,
@@ -36,6 +44,8 @@ from builder.errors import (
     ResolutionError,
 )
 
+_FIRST_API = "1.24"  # the oldest Engine API the SDK speaks: only until the engine's is known
+_PROBE = "/sandbox-builder-probe"  # where a probe container shows what it was given
 START_HINT = (
     "Start it (as root: `dockerd >/var/log/dockerd.log 2>&1 &`, or `systemctl start docker`) "
     "or point DOCKER_HOST at a running engine; `sandbox doctor` checks the setup"
@@ -59,9 +69,17 @@ def in_step(name: str) -> Iterator[None]:
 
 @dataclass(frozen=True, kw_only=True)
 class Mount:
+    """A file or folder of ours at `target` in a container.
+
+    Where the engine sees our filesystem it is a bind mount. Where it does not, the engine
+    copies it in before the step starts and, when writable, back out after it ends; a
+    download cache (`cache` names it) is an engine-owned volume of that name instead.
+    """
+
     source: str
     target: str
     read_only: bool = True
+    cache: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +117,9 @@ class RunResult:
 class Engine(Protocol):
     def ping(self) -> str: ...
     def image_id(self, ref: str) -> str | None: ...
+    def find_image(
+        self, config_digest: str, *, tag: str, diff_ids: list[str], labels: Mapping[str, str]
+    ) -> str | None: ...
     def image_env(self, ref: str) -> list[str]: ...
     def registry_digest(self, ref: str, platform: str) -> str: ...
     def pull(self, ref: str, platform: str) -> str: ...
@@ -146,6 +167,15 @@ class DockerEngine:
     questions a no-op build asks, whether the engine has an image and tagging it, go straight
     to the daemon's unix socket when it is local, so `sandbox build` with nothing to do never
     imports the SDK. `sdk` is a client object to use instead of connecting (tests).
+
+    Images are named here by their config digest, the identity the lock and the team cache
+    use. The containerd image store (Docker 28/29, Docker Desktop) names them by manifest
+    digest instead: `find_image` learns that name, and every method taking an image turns
+    our name into the engine's.
+
+    Whether the daemon sees our files is proved, never guessed: a bind mount of a marker
+    file of ours must show that file (`_sees`). Where it does not, mounts travel through the
+    API (`Mount`) and the overlay2 upper dir is never read.
     """
 
     def __init__(self, *, sdk: Any = None) -> None:
@@ -153,6 +183,10 @@ class DockerEngine:
         self._errors: Any = None
         self._described: str | None = None
         self._connecting = threading.Lock()
+        self._ids: dict[str, str] = {}  # config digest -> the engine's image ID, where they differ
+        self._visible: dict[tuple[object, ...], bool] = {}  # what `_sees` proved, by filesystem
+        self._probing = threading.Lock()
+        self._scope: str | None = None  # the daemon's ID and this boot's (`_sees`)
         if sdk is not None:
             import docker.errors
 
@@ -177,10 +211,26 @@ class DockerEngine:
         from docker.errors import DockerException
 
         try:
-            self._sdk = docker.from_env(timeout=600)
+            if docker.utils.kwargs_from_env().get("tls"):
+                # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (a proxy's CA, for the
+                # internet) override the engine's ca.pem from DOCKER_CERT_PATH; the Docker
+                # CLI trusts that CA alone, and so does this client: no request before
+                # the environment is out of it, then the API version is asked.
+                self._sdk = docker.from_env(timeout=600, version=_FIRST_API)
+                self._sdk.api.trust_env = False
+                self._sdk.api._version = self._sdk.api._retrieve_server_version()
+            else:
+                self._sdk = docker.from_env(timeout=600)
             self._sdk.ping()
         except DockerException as exc:
-            msg = f"Docker Engine unreachable ({_short(exc)}). {START_HINT}"
+            hint = START_HINT
+            if "SSL" in str(exc) or "HTTPS" in str(exc):
+                hint = (
+                    "Check TLS as the Docker CLI reads it: DOCKER_TLS_VERIFY=1 and "
+                    "DOCKER_CERT_PATH holding the engine's ca.pem and a cert.pem/key.pem it "
+                    "accepts (`docker info` with the same variables tells)"
+                )
+            msg = f"Docker Engine {_where()} unreachable ({_short(exc)}). {hint}"
             raise EngineUnavailableError(msg) from None
         self._errors = docker.errors
 
@@ -254,23 +304,52 @@ class DockerEngine:
         return str(version.get("Version", "?"))
 
     def image_id(self, ref: str) -> str | None:
+        found = self._image_json(self._ids.get(ref, ref))
+        return None if found is None else str(found["Id"])
+
+    def _image_json(self, ref: str) -> dict[str, Any] | None:
         if self._socket is not None:
             status, body = self._request("GET", f"/images/{quote(ref, safe='')}/json")
             if status in (400, 404):
                 return None
             if status == 200:
-                return str(json.loads(body)["Id"])
+                found: dict[str, Any] = json.loads(body)
+                return found
         with self._asking(f"inspecting image {ref}"):
             try:
-                return str(self._client.api.inspect_image(ref)["Id"])
+                info: dict[str, Any] = self._client.api.inspect_image(ref)
             except self._errors.ImageNotFound:
                 return None
             except self._errors.APIError as exc:
                 if exc.status_code in (400, 404):
                     return None
                 raise
+        return info
+
+    def find_image(
+        self, config_digest: str, *, tag: str, diff_ids: list[str], labels: Mapping[str, str]
+    ) -> str | None:
+        """The engine's ID of the image whose config has digest `config_digest`, or None.
+
+        Docker's classic store knows an image by that digest. The containerd store cannot be
+        asked by config: there the image tagged `tag` is it when its layers and labels are
+        the config's (our labels name the lock and every node key); its ID is remembered.
+        """
+        found = self.image_id(config_digest)
+        if found is not None:
+            return found
+        info = self._image_json(tag)
+        if info is None:
+            return None
+        layers = list((info.get("RootFS") or {}).get("Layers") or [])
+        theirs = (info.get("Config") or {}).get("Labels") or {}
+        if layers != diff_ids or any(theirs.get(k) != v for k, v in labels.items()):
+            return None
+        self._ids[config_digest] = str(info["Id"])
+        return self._ids[config_digest]
 
     def tag(self, image: str, repository: str, tag: str) -> None:
+        image = self._ids.get(image, image)
         if self._socket is not None:
             query = urlencode({"repo": repository, "tag": tag, "force": "1"})
             status, _ = self._request("POST", f"/images/{quote(image, safe='')}/tag?{query}")
@@ -281,7 +360,7 @@ class DockerEngine:
 
     def image_env(self, ref: str) -> list[str]:
         with self._asking(f"inspecting image {ref}"):
-            config = self._client.api.inspect_image(ref).get("Config") or {}
+            config = self._client.api.inspect_image(self._ids.get(ref, ref)).get("Config") or {}
         return list(config.get("Env") or [])
 
     def registry_digest(self, ref: str, platform: str) -> str:
@@ -309,7 +388,7 @@ class DockerEngine:
 
     def save(self, ref: str, dest: Path) -> None:
         with self._asking(f"saving image {ref} (docker save)"), dest.open("wb") as out:
-            for chunk in self._client.api.get_image(ref):
+            for chunk in self._client.api.get_image(self._ids.get(ref, ref)):
                 out.write(chunk)
 
     def load(self, archive: Iterable[bytes]) -> None:
@@ -332,6 +411,7 @@ class DockerEngine:
         network: bool,
     ) -> RunResult:
         """Run `script` with /bin/sh as root in a new container; keep it for `commit`.
+        What it wrote into a writable mount of ours is there when this returns.
 
         The image's own Entrypoint, User and HOME do not apply (a base image's may be
         anything: an orchestrator's sets HOME to its agent's, where a tool's cache would land
@@ -342,9 +422,8 @@ class DockerEngine:
         the progress heartbeat can tell a step that has gone quiet.
         """
         api = self._client.api
-        binds = {
-            m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts
-        }
+        image = self._ids.get(image, image)
+        binds, copy_in, copy_out = self._place(image, mounts)
         with self._asking(f"creating a container of {image}"):
             host_config = api.create_host_config(
                 binds=binds, network_mode="bridge" if network else "none"
@@ -370,6 +449,9 @@ class DockerEngine:
         timer = threading.Timer(limit, stop)
         timer.daemon = True
         try:
+            if copy_in:
+                with self._asking(f"copying the step's inputs into a container of {image}"):
+                    self._put_files(cid, copy_in)
             log.parent.mkdir(parents=True, exist_ok=True)
             with self._asking(f"running a container of {image}"), log.open("wb") as out:
                 try:
@@ -386,6 +468,10 @@ class DockerEngine:
                 finally:
                     timer.cancel()
                 code = int(api.wait(cid)["StatusCode"])
+            for source, target in copy_out:
+                with self._asking(f"copying {target} out of a container of {image}"):
+                    stream, _ = api.get_archive(cid, target)
+                    transfer.unpack_into(stream, Path(source), what=f"copying {target} out")
         except BaseException:
             with contextlib.suppress(BuilderError):  # the first failure is the one to tell
                 self.remove_container(cid)
@@ -393,6 +479,159 @@ class DockerEngine:
         return RunResult(
             container=cid, exit_code=code, stopped_after=limit if stopped.is_set() else None
         )
+
+    def _put_files(self, container: str, items: list[tuple[str, str]]) -> None:
+        """Copy (source, target) pairs into a created container, owners kept as ours
+        (`copyUIDGID`: a folder given to the agent's uid stays its, as a bind mount shows it;
+        the SDK's put_archive cannot ask for that)."""
+        api = self._client.api
+        url = api._url("/containers/{0}/archive", container)
+        params = {"path": "/", "copyUIDGID": "1"}
+        api._raise_for_status(api._put(url, params=params, data=transfer.pack(items)))
+
+    def _place(
+        self, image: str, mounts: list[Mount]
+    ) -> tuple[dict[str, dict[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+        """How each mount reaches a container of `image`: (binds, what to copy in, what to
+        copy back out), as (source, target) pairs."""
+        binds: dict[str, dict[str, str]] = {}
+        copy_in, copy_out = [], []
+        sees = self._sees(image, mounts)
+        for m in mounts:
+            if sees[m.source] or not Path(m.source).exists():  # nothing here to copy
+                binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+            elif m.cache:
+                volume = "sandbox-builder-cache-" + re.sub(r"[^A-Za-z0-9_.-]", "-", m.cache)
+                binds[volume] = {"bind": m.target, "mode": "rw"}
+            else:
+                copy_in.append((m.source, m.target))
+                if not m.read_only:
+                    copy_out.append((m.source, m.target))
+        return binds, copy_in, copy_out
+
+    def _sees(self, image: str, mounts: list[Mount]) -> dict[str, bool]:
+        """Source -> whether the daemon sees it as we do, proved once per filesystem (a
+        file: once per version of it) by a probe container of `image`.
+
+        What a probe proved is remembered in the user's cache (PROBES_FILE) under the
+        daemon's ID and this boot, so a later build asks the daemon one question (~10 ms)
+        instead of probing again (a container created and removed: 0.1-0.4 s here)."""
+        with self._probing:
+            unknown: dict[tuple[object, ...], str] = {}
+            for m in mounts:
+                key = _probe_key(m.source)
+                if key not in self._visible:
+                    unknown.setdefault(key, m.source)
+            if unknown:
+                memo = self._remembered()
+                for key in list(unknown):
+                    if repr(key) in memo:
+                        self._visible[key] = bool(memo[repr(key)])
+                        del unknown[key]
+            if unknown:
+                seen = self._probe(image, list(unknown.values()))
+                for key, source in unknown.items():
+                    self._visible[key] = seen[source]
+                self._remember()
+            return {m.source: self._visible[_probe_key(m.source)] for m in mounts}
+
+    def _memo_scope(self) -> str:
+        if self._scope is None:
+            engine = str(self._client.info().get("ID") or "")
+            try:
+                boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+            except OSError:
+                boot = ""
+            self._scope = f"{engine}/{boot}" if engine and boot else ""
+        return self._scope
+
+    def _remembered(self) -> dict[str, bool]:
+        scope = self._memo_scope()
+        if not scope:
+            return {}
+        try:
+            found = json.loads(probes_file().read_bytes()).get(scope)
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def _remember(self) -> None:
+        """Add what this process proved to what is kept for this daemon and boot (other
+        daemons' results are dropped: the file stays small)."""
+        scope = self._memo_scope()
+        if not scope:
+            return
+        mine = {**self._remembered(), **{repr(k): v for k, v in self._visible.items()}}
+        with contextlib.suppress(OSError):
+            probes_file().parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(probes_file(), json.dumps({scope: mine}, sort_keys=True).encode())
+
+    def _probe(self, image: str, sources: list[str]) -> dict[str, bool]:
+        """Bind-mount each source (a folder: a marker file made in it) into one created,
+        never started, container and read it back through the API: the daemon sees a source
+        when the engine's copy holds our bytes. An engine that refuses the mount (no such
+        path there) sees none of them, so each is then asked alone."""
+        from docker.types import Mount as Bind
+
+        api = self._client.api
+        expected: dict[str, tuple[str, str, bytes]] = {}  # source -> bound, path in it, bytes
+        try:
+            for source in sources:
+                if Path(source).is_dir():
+                    folder = tempfile.mkdtemp(dir=source, prefix=".sandbox-probe-")
+                    token = secrets.token_hex(16).encode()
+                    Path(folder, "marker").write_bytes(token)
+                    expected[source] = (folder, "/marker", token)
+                else:
+                    expected[source] = (source, "", Path(source).read_bytes())
+            binds = [
+                Bind(
+                    target=f"/sandbox-builder-probe/{i}", source=bound, type="bind", read_only=True
+                )
+                for i, (bound, _, _) in enumerate(expected.values())
+            ]
+            try:
+                cid = str(
+                    api.create_container(
+                        image,
+                        command=["true"],
+                        host_config=api.create_host_config(mounts=binds, network_mode="none"),
+                        labels={"sandbox-builder": "step"},
+                    )["Id"]
+                )
+            except self._errors.APIError:
+                if len(sources) == 1:
+                    return {sources[0]: False}
+                return {s: self._probe(image, [s])[s] for s in sources}
+            try:
+                return {
+                    source: self._file_in(cid, f"{_PROBE}/{i}{path}") == data
+                    for i, (source, (_, path, data)) in enumerate(expected.items())
+                }
+            finally:
+                self.remove_container(cid)
+        except OSError:
+            return dict.fromkeys(sources, False)  # cannot make the marker: copy, to be safe
+        finally:
+            for source, (bound, _, _) in expected.items():
+                if bound != source:
+                    shutil.rmtree(bound, ignore_errors=True)
+
+    def _file_in(self, container: str, path: str) -> bytes | None:
+        try:
+            stream, _ = self._client.api.get_archive(container, path)
+        except self._errors.APIError:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            data = archive.extractfile(member) if member is not None and member.isreg() else None
+            return None if data is None else data.read()
+
+    def shares_storage(self) -> bool:
+        """Whether a probe proved that the daemon sees a folder of ours, i.e. runs on this
+        machine: only then may its overlay2 upper dirs be read here."""
+        with self._probing:
+            return any(v for k, v in self._visible.items() if k[0] == "dir")
 
     def commit(self, container: str) -> str:
         with self._asking(f"committing container {container[:12]}"):
@@ -418,6 +657,8 @@ class DockerEngine:
     def upper_dir(self, container: str) -> Path | None:
         """The folder holding what the container wrote (overlay2's upper dir), when the
         engine stores it on this machine and it can be read here; else None."""
+        if not self.shares_storage():
+            return None
         with self._asking(f"inspecting container {container[:12]}"):
             driver = self._client.api.inspect_container(container).get("GraphDriver") or {}
         upper = (driver.get("Data") or {}).get("UpperDir")
@@ -448,7 +689,7 @@ class DockerEngine:
         """`docker image inspect` of `ref`; a missing image is a BuildError saying so."""
         with self._asking(f"inspecting image {ref}"):
             try:
-                found: dict[str, Any] = self._client.api.inspect_image(ref)
+                found: dict[str, Any] = self._client.api.inspect_image(self._ids.get(ref, ref))
             except self._errors.ImageNotFound:
                 msg = f"no image {ref} in the engine. Check the name, or run `sandbox build`"
                 raise BuildError(msg) from None
@@ -467,16 +708,28 @@ class DockerEngine:
         refuses (a limit, a network or a runtime it lacks) is a CheckError quoting it."""
         api = self._client.api
         c = confinement
+        image = self._ids.get(image, image)
         volume = f"sandbox-check-{os.urandom(6).hex()}" if c.home else None
-        binds = {
-            m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in c.mounts
-        }
+        binds, copy_in, _ = self._place(image, list(c.mounts))  # what checks write is not kept
+        # A folder copied into the container's own filesystem would be hidden by a tmpfs the
+        # run mounts over it (/tmp): each goes into a fresh volume instead, mounted as a bind is.
+        folders = [(s, t) for s, t in copy_in if Path(s).is_dir()]
+        copy_in = [item for item in copy_in if item not in folders]
+        filled = [f"sandbox-check-{os.urandom(6).hex()}" for _ in folders]
         try:
             if volume is not None and c.home is not None:
                 api.create_volume(volume, labels={"sandbox-builder": "check"})
                 self._chown_volume(image, volume, c.user)
                 binds[volume] = {"bind": c.home, "mode": "rw"}
-            return self._run_checked(image, script, c, binds, timeout)
+            for name, (source, target) in zip(filled, folders, strict=True):
+                api.create_volume(name, labels={"sandbox-builder": "check"})
+                self._fill_volume(image, name, source)
+                st = Path(source).stat()  # a copy cannot give the volume's root our owner
+                self._chown_volume(image, name, f"{st.st_uid}:{st.st_gid}")
+                # nocopy: else Docker gives an empty volume the owner of the folder it makes
+                # for the run's workdir there (root)
+                binds[name] = {"bind": target, "mode": "rw,nocopy"}
+            return self._run_checked(image, script, c, binds, copy_in, timeout)
         except self._errors.APIError as exc:
             where = f"{_STEP.get()}: " if _STEP.get() else ""
             status = exc.response.status_code if exc.response is not None else "?"
@@ -488,9 +741,25 @@ class DockerEngine:
             )
             raise CheckError(msg) from None
         finally:
-            if volume is not None:
+            for name in [*([volume] if volume else []), *filled]:
                 with contextlib.suppress(self._errors.APIError):
-                    api.remove_volume(volume, force=True)
+                    api.remove_volume(name, force=True)
+
+    def _fill_volume(self, image: str, volume: str, source: str) -> None:
+        """Our folder `source`, owners kept, as the contents of the engine's `volume`."""
+        api = self._client.api
+        host_config = api.create_host_config(
+            binds={volume: {"bind": "/mnt", "mode": "rw"}}, network_mode="none"
+        )
+        helper = api.create_container(
+            image, entrypoint=["true"], command=[], host_config=host_config,
+            labels={"sandbox-builder": "step"},
+        )  # fmt: skip
+        cid = str(helper["Id"])
+        try:
+            self._put_files(cid, [(source, "/mnt")])
+        finally:
+            self.remove_container(cid)
 
     def _chown_volume(self, image: str, volume: str, user: str) -> None:
         """Risoluto's helper container: the fresh volume's root given to the agent's uid."""
@@ -523,6 +792,7 @@ class DockerEngine:
         script: str,
         c: Confinement,
         binds: dict[str, dict[str, str]],
+        copy_in: list[tuple[str, str]],
         timeout: float,
     ) -> tuple[int, str]:
         from requests.exceptions import ConnectionError as Unanswered
@@ -556,6 +826,8 @@ class DockerEngine:
         cid = str(container["Id"])
         try:
             with self._asking(f"starting a confined container of {image}"):
+                if copy_in:
+                    self._put_files(cid, copy_in)
                 api.start(cid)
             try:
                 code = int(api.wait(cid, timeout=timeout)["StatusCode"])
@@ -585,7 +857,7 @@ class DockerEngine:
     def remove_image(self, image: str) -> None:
         api = self._client.api
         with self._asking(f"removing image {image}"), contextlib.suppress(self._errors.NotFound):
-            api.remove_image(image, force=True, noprune=False)
+            api.remove_image(self._ids.get(image, image), force=True, noprune=False)
 
     def images(self, label: str) -> list[ImageInfo]:
         """Images carrying `label` (a key, or key=value)."""
@@ -615,6 +887,27 @@ def _advice(status: object) -> str:
             "the README's table of engines for what works there"
         )
     return "Fix what the engine names; the README's table of engines says what works where"
+
+
+def probes_file() -> Path:
+    """Where what the probes proved is kept: SANDBOX_PROBES_FILE, else in the user's cache."""
+    env = os.environ.get("SANDBOX_PROBES_FILE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("sandbox-builder")) / "engines.json"
+
+
+def _probe_key(source: str) -> tuple[object, ...]:
+    """What a probe result holds for: a folder's filesystem, or one version of a file."""
+    try:
+        st = Path(source).stat()
+    except OSError:
+        return ("missing", source)
+    if stat.S_ISDIR(st.st_mode):
+        return ("dir", st.st_dev)
+    return ("file", source, st.st_size, st.st_mtime_ns)
 
 
 def _upper_changes(upper: Path) -> list[str] | None:
@@ -652,6 +945,15 @@ def require_success(
         tail = "\n".join("    " + line for line in lines)
         msg = f"{what} failed with exit {result.exit_code}:\n{tail}\n  full log: {log}"
         raise error(msg)
+
+
+def _where() -> str:
+    """The engine as the Docker CLI's variables name it (DOCKER_HOST, TLS settings)."""
+    host = os.environ.get("DOCKER_HOST") or dockersock.DEFAULT_HOST
+    if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+        certs = os.environ.get("DOCKER_CERT_PATH") or "~/.docker"
+        return f"at {host} (TLS, certificates from {certs})"
+    return f"at {host}"
 
 
 def _short(exc: BaseException) -> str:

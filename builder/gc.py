@@ -90,11 +90,11 @@ def _collect_images(
     result: GcResult,
     dry_run: bool,
 ) -> None:
-    keep_images = {r.image_id for r in others}
+    keep_images = {i for r in others for i in (r.image_id, r.engine_id)}
     last = history.load(cache, Path(mine))
     current = {n.key for nodes in lock.platforms.values() for n in nodes.values()}
     if last is not None and {n["key"] for n in last.nodes.values()} <= current:
-        keep_images.add(last.image_id)
+        keep_images |= {last.image_id, last.engine_id}
     # Another platform's last build (`build --platform`) is the one tagged latest-<arch>.
     latest = {f"{image_name}:latest-{p.split('/')[1]}" for p in lock.platforms}
     for image in engine.images("dev.sandbox-builder.lock"):

@@ -26,6 +26,7 @@ class BuildRecord:
     spec: str
     image_id: str
     image_name: str
+    engine_id: str = ""  # the engine's ID of the image where it is not image_id (containerd)
     nodes: Mapping[str, Mapping[str, Any]]  # name -> {key, parents, inputs}
 
 
@@ -46,11 +47,13 @@ def save(
     image_id: str,
     image_name: str,
     nodes: Mapping[str, NodeLock],
+    engine_id: str = "",
 ) -> None:
     record = {
         "version": RECORD_VERSION,
         "spec": str(spec_path.resolve()),
         "image_id": image_id,
+        **({"engine_id": engine_id} if engine_id and engine_id != image_id else {}),
         "image_name": image_name,
         "nodes": {
             name: {"key": n.key, "parents": list(n.parents), "inputs": n.inputs}
@@ -86,6 +89,7 @@ def _read(path: Path) -> BuildRecord | None:
     return BuildRecord(
         spec=data["spec"],
         image_id=data["image_id"],
+        engine_id=data.get("engine_id") or data["image_id"],
         image_name=data["image_name"],
         nodes=data["nodes"],
     )

@@ -19,6 +19,9 @@ from a hand-edited lock: `sandbox lock` re-keys it and keeps every pin.
   so Docker's overlay2 upper dir and Podman's commit give the same layer.
 - system/5: the home folder of the user it creates is mode 1777, so any uid can write HOME
   once Risoluto's fresh volume on /home/agent is filled from it.
+- system/6: a file the layers below already hold alike (same mode, owners, mtime and bytes:
+  a lock file apt only opened, a file dpkg rewrote unchanged) is dropped too: Docker 28's
+  containerd snapshotter records no such copy-up.
 - tools/2, deps/2: the node's prefix is a host folder mounted into the step's container and
   packed on the host (no commit, no `docker save`); the folders above the prefix are made
   by the tool (mode 755) instead of coming from the container's diff.
@@ -34,7 +37,7 @@ from typing import Any
 # Bump a kind's version whenever its build step changes what lands in the layer.
 RECIPES = {
     "base": "base/1",
-    "system": "system/5",
+    "system": "system/6",
     "runtime": "runtime/1",
     "tools": "tools/2",
     "deps": "deps/2",
@@ -42,7 +45,7 @@ RECIPES = {
 
 # Earlier versions of each kind's recipe, newest first.
 PREVIOUS = {
-    "system": ("system/4", "system/3", "system/2", "system/1"),
+    "system": ("system/5", "system/4", "system/3", "system/2", "system/1"),
     "tools": ("tools/1",),
     "deps": ("deps/1",),
 }

@@ -161,12 +161,34 @@ def _member(archive: tarfile.TarFile, name: str) -> IO[bytes]:
 
 
 Below = Mapping[str, tuple[bytes, int, int, int]]  # name -> (type, mode, uid, gid)
+EMPTY_FILE = b"empty"  # in a listing: a regular file of no bytes
 
 
-def listing(layers: list[Path]) -> dict[str, tuple[bytes, int, int, int]]:
+class Listing(dict[str, tuple[bytes, int, int, int]]):
+    """A `listing`, which also knows where each regular file's bytes are (layer, offset,
+    size), to tell a file rewritten with the same bytes from a changed one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, tuple[Path, int, int]] = {}
+        self.mtimes: dict[str, int] = {}
+
+    def digest(self, name: str) -> str | None:
+        found = self.data.get(name)
+        if found is None:
+            return None
+        path, offset, size = found
+        digest = hashlib.sha256()
+        with path.open("rb") as raw:
+            raw.seek(offset)
+            digest.update(raw.read(size))
+        return digest.hexdigest()
+
+
+def listing(layers: list[Path]) -> Listing:
     """What the layer tars `layers` (bottom first) hold, stacked: name -> (type, mode, uid,
     gid). Whiteouts remove what they name (and an opaque marker a folder's old content)."""
-    found: dict[str, tuple[bytes, int, int, int]] = {}
+    found = Listing()
     for path in layers:
         with tarfile.open(path) as tar:
             for m in tar:
@@ -174,21 +196,48 @@ def listing(layers: list[Path]) -> dict[str, tuple[bytes, int, int, int]]:
                 folder, _, base = name.rpartition("/")
                 if base == ".wh..wh..opq":
                     inside = folder + "/"
-                    found = {n: v for n, v in found.items() if not n.startswith(inside)}
+                    for n in [n for n in found if n.startswith(inside)]:
+                        del found[n]
                 elif base.startswith(".wh."):
                     gone = f"{folder}/{base[4:]}".lstrip("/")
-                    found = {n: v for n, v in found.items() if n != gone}
-                    found = {n: v for n, v in found.items() if not n.startswith(gone + "/")}
+                    for n in [n for n in found if n == gone or n.startswith(gone + "/")]:
+                        del found[n]
                 else:
-                    found[name] = (m.type, m.mode & 0o7777, m.uid, m.gid)
+                    kind = EMPTY_FILE if m.isreg() and m.size == 0 else m.type
+                    found[name] = (kind, m.mode & 0o7777, m.uid, m.gid)
+                    if m.isreg() and m.size:
+                        found.data[name] = (path, m.offset_data, m.size)
+                        found.mtimes[name] = int(m.mtime)
     return found
 
 
-def _same_as_below(members: list[tarfile.TarInfo], below: Below) -> set[str]:
+def _same_file(m: tarfile.TarInfo, name: str, below: Below, src: tarfile.TarFile) -> bool:
+    """Whether regular file `m` of the diff has the mode, owners, mtime and bytes of the
+    file `below` holds at `name` (a listing that knows where its bytes are)."""
+    if not isinstance(below, Listing) or below.get(name) != (tarfile.REGTYPE, *_owned(m)):
+        return False
+    found = below.data.get(name)
+    if found is None or found[2] != m.size:
+        return False
+    data = src.extractfile(m)
+    if data is None:
+        return False
+    mine = hashlib.sha256(data.read()).hexdigest()
+    return mine == below.digest(name) and below.mtimes.get(name) == int(m.mtime)
+
+
+def _owned(m: tarfile.TarInfo) -> tuple[int, int, int]:
+    return m.mode & 0o7777, m.uid, m.gid
+
+
+def _same_as_below(
+    members: list[tarfile.TarInfo], below: Below, src: tarfile.TarFile | None = None
+) -> set[str]:
     """Names in a diff that say nothing the layers below do not: opaque markers of folders
     and whiteouts of names that are not below, folders present below with the same mode and
-    owners and nothing kept inside them (a changed mtime, clamped anyway), and the
-    /etc/mtab -> /proc/mounts link Podman adds to a container that lacks one."""
+    owners and nothing kept inside them (a changed mtime, clamped anyway), empty files
+    present below alike (overlay2 records a file apt only opened; the containerd snapshotter
+    does not), and the /etc/mtab -> /proc/mounts link Podman adds to a container lacking one."""
     names = {_clean(m.name): m for m in members}
     dropped = set()
     for name, m in names.items():
@@ -201,6 +250,10 @@ def _same_as_below(members: list[tarfile.TarInfo], below: Below) -> set[str]:
                 dropped.add(name)
         elif name == "etc/mtab" and name not in below and m.linkname == "/proc/mounts":
             dropped.add(name)  # Podman's, when the image has none
+        elif m.isreg() and m.size == 0 and below.get(name) == (EMPTY_FILE, *_owned(m)):
+            dropped.add(name)  # copied up, not changed (/etc/.pwd.lock): containerd omits it
+        elif m.isreg() and src is not None and _same_file(m, name, below, src):
+            dropped.add(name)  # rewritten with the same bytes (dpkg): containerd omits it
     holding = {
         "/".join(parts[:i])
         for n in names
@@ -232,7 +285,7 @@ def normalize_tar(
         everything = {_clean(m.name): m for m in src.getmembers()}
         members = [m for m in everything.values() if not is_scratch(m.name)]
         if below is not None:
-            same = _same_as_below(members, below)
+            same = _same_as_below(members, below, src)
             members = [m for m in members if _clean(m.name) not in same]
         if prefix is not None:  # folders a step only passed through (/tmp, /root/.npm)
             members = [m for m in members if not (m.isdir() and _holds_scratch(m.name))]

@@ -29,24 +29,41 @@ def load_image(
     config: assemble.ImageConfig,
     layers: list[Layer],
     tags: list[str],
-) -> None:
+) -> str:
     """Make sure the engine has the image of `config` with `tags`; load it when missing.
+    Returns the engine's ID of it: the config digest, but on the containerd image store
+    the manifest digest, which is what `docker run` accepts there.
 
     Only the layers above the longest stack the engine already holds (from an earlier stage
     or image) are written into the archive; should the engine refuse that, the full archive
     is loaded instead.
     """
-    if engine.image_id(config.image_id) is None:
-        present = _layers_present(engine, cache, [layer.diff_id for layer in layers])
+    diff_ids = [layer.diff_id for layer in layers]
+    labels = json.loads(config.data)["config"].get("Labels") or {}
+
+    def find() -> str | None:
+        return engine.find_image(config.image_id, tag=tags[0], diff_ids=diff_ids, labels=labels)
+
+    found = find()
+    if found is None:
+        present = _layers_present(engine, cache, diff_ids)
         try:
             _load(engine, cache, config, layers, tags, present=present)
         except BuildError:
             if not present:
                 raise
             _load(engine, cache, config, layers, tags, present=0)
+        found = find()
+        if found is None:
+            msg = (
+                f"the engine loaded {tags[0]} but lists no image of config {config.image_id} "
+                "under that tag; `sandbox doctor` checks the engine"
+            )
+            raise BuildError(msg)
     for tag in tags:
         repo, _, name = tag.rpartition(":")
-        engine.tag(config.image_id, repo, name)
+        engine.tag(found, repo, name)
+    return found
 
 
 def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:

@@ -2,8 +2,9 @@
 
 Three ways make a layer. A container step runs a script in a container of the node's ancestors
 (`run_in_stage`). When the node owns one prefix (tools, deps), that prefix is a host folder
-mounted into the container (`run_into_prefix`): the container's own changes are checked to lie
-in scratch only, and the folder is packed on the host, with no commit and no `docker save`.
+mounted into the container (`run_into_prefix`; on an engine that cannot see our files, copied
+back out of it, engine.Mount): the container's own changes are checked to lie in scratch
+only, and the folder is packed on the host, with no commit and no `docker save`.
 The system node writes all over `/`, so its container is committed and its diff normalized
 (`capture`). A host step fills a folder with files it fetched and checked itself (runtime
 archives, binaries) and packs it (`host_layer`). Build-time-only inputs, such as the host's CA
@@ -82,10 +83,11 @@ def tls_mounts_and_env() -> tuple[list[Mount], dict[str, str]]:
 
 
 def download_cache_mount(cache: Cache, tool: str, target: str) -> Mount:
-    """A shared, writable download cache (pip's, npm's) kept under the cache dir."""
+    """A shared, writable download cache (pip's, npm's) kept under the cache dir; on an
+    engine that cannot see it, an engine-owned volume named after `tool`."""
     folder = cache.downloads / tool
     folder.mkdir(parents=True, exist_ok=True)
-    return Mount(source=str(folder), target=target, read_only=False)
+    return Mount(source=str(folder), target=target, read_only=False, cache=tool)
 
 
 @contextmanager

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import engines
+
 BOOTSTRAP_BASE = """
 [image]
 name = "{name}"
@@ -192,3 +194,25 @@ def second_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield host
     daemon.terminate()
     daemon.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def engine_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture(scope="session")
+def docker28_containerd(engine_work: Path) -> Iterator[engines.Engine]:
+    """Docker 28.5 with the containerd image store, in a container, over plain TCP."""
+    with engines.running_engine(work=engine_work, name="containerd", containerd_store=True) as e:
+        yield e
+
+
+@pytest.fixture(scope="session")
+def docker28_overlay2_tls(engine_work: Path) -> Iterator[engines.Engine]:
+    """Docker 28.5 with overlay2, in a container, over TCP with TLS (certificates made here)."""
+    certs = engines.make_certs(engine_work / "certs")
+    with engines.running_engine(
+        work=engine_work, name="overlay2", containerd_store=False, certs=certs
+    ) as e:
+        yield e

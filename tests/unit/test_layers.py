@@ -563,3 +563,20 @@ def test_a_listing_stacks_layers_and_their_whiteouts(tmp_path: Path) -> None:
     assert "etc/old.conf" not in stacked
     assert "usr/share/gone" not in stacked
     assert {"etc", "etc/x", "usr/share"} <= set(stacked)
+
+
+def test_an_empty_file_copied_up_unchanged_is_dropped_as_containerd_does(tmp_path: Path) -> None:
+    below = [directory("etc"), Entry("etc/.pwd.lock", b"", mode=0o600), Entry("etc/a", b"1")]
+    overlay2 = [directory("etc"), Entry("etc/.pwd.lock", b"", mode=0o600), Entry("etc/b", b"2")]
+    containerd = [directory("etc"), Entry("etc/b", b"2")]
+    listed = listing([write_tar(tmp_path / "below.tar", below)])
+
+    def layer(name: str, diff: list[Entry]) -> LayerFile:
+        source = write_tar(tmp_path / f"{name}-diff.tar", diff)
+        return normalize_tar(
+            source, tmp_path / f"{name}.tar", epoch=EPOCH, prefix=None, node="system", below=listed
+        )
+
+    assert layer("overlay2", overlay2).diff_id == layer("containerd", containerd).diff_id
+    changed = [directory("etc"), Entry("etc/.pwd.lock", b"", mode=0o644)]
+    assert names(layer("changed", changed)) == ["etc", "etc/.pwd.lock"]
