@@ -289,7 +289,8 @@ class DockerEngine:
             if any("podman" in str(c.get("Name", "")).lower() for c in parts):
                 name = "Podman"
             number = version.get("Version")
-            host = endpoint.current().host
+            where = endpoint.current()
+            host = where.host if where.source != "default" else None
             self._described = " ".join(
                 [name, *([str(number)] if number else []), *([f"at {host}"] if host else [])]
             )
