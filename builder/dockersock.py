@@ -9,16 +9,15 @@ replay (noop.py) both use it.
 
 from __future__ import annotations
 
-import os
 import socket
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
+from builder import endpoint
 
 
 def local_socket() -> str | None:
-    """The daemon's unix socket when DOCKER_HOST names one or is unset, else None."""
-    host = os.environ.get("DOCKER_HOST", DEFAULT_HOST)
-    return host.removeprefix("unix://") if host.startswith("unix://") else None
+    """The daemon's unix socket when the engine (DOCKER_HOST, else the Docker context, else
+    the default) is reached through one, else None."""
+    return endpoint.current().local_socket
 
 
 def request(path: str, method: str, url: str, *, timeout: float = 60) -> tuple[int, bytes]:

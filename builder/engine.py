@@ -29,9 +29,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
-from builder import dockersock, limits, transfer
+from builder import dockersock, endpoint, limits, transfer
 from builder.atomic import write_atomic
 from builder.dockersock import local_socket
 from builder.errors import (
@@ -210,21 +210,18 @@ class DockerEngine:
         import docker
         from docker.errors import DockerException
 
+        where = endpoint.current()
         try:
-            if docker.utils.kwargs_from_env().get("tls"):
-                # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (a proxy's CA, for the
-                # internet) override the engine's ca.pem from DOCKER_CERT_PATH; the Docker
-                # CLI trusts that CA alone, and so does this client: no request before
-                # the environment is out of it, then the API version is asked.
-                self._sdk = docker.from_env(timeout=600, version=_FIRST_API)
-                self._sdk.api.trust_env = False
-                self._sdk.api._version = self._sdk.api._retrieve_server_version()
-            else:
-                self._sdk = docker.from_env(timeout=600)
+            self._sdk = _client_for(where)
             self._sdk.ping()
         except DockerException as exc:
             hint = START_HINT
-            if "SSL" in str(exc) or "HTTPS" in str(exc):
+            if where.scheme == "ssh":
+                hint = (
+                    f"Check that `{_ssh_command(where.host)} docker version` works here: the "
+                    "tool runs `docker system dial-stdio` there, as the Docker CLI does"
+                )
+            elif "SSL" in str(exc) or "HTTPS" in str(exc):
                 hint = (
                     "Check TLS as the Docker CLI reads it: DOCKER_TLS_VERIFY=1 and "
                     "DOCKER_CERT_PATH holding the engine's ca.pem and a cert.pem/key.pem it "
@@ -292,7 +289,8 @@ class DockerEngine:
             if any("podman" in str(c.get("Name", "")).lower() for c in parts):
                 name = "Podman"
             number = version.get("Version")
-            host = os.environ.get("DOCKER_HOST")
+            where = endpoint.current()
+            host = where.host if where.source != "default" else None
             self._described = " ".join(
                 [name, *([str(number)] if number else []), *([f"at {host}"] if host else [])]
             )
@@ -948,12 +946,51 @@ def require_success(
 
 
 def _where() -> str:
-    """The engine as the Docker CLI's variables name it (DOCKER_HOST, TLS settings)."""
-    host = os.environ.get("DOCKER_HOST") or dockersock.DEFAULT_HOST
-    if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
-        certs = os.environ.get("DOCKER_CERT_PATH") or "~/.docker"
-        return f"at {host} (TLS, certificates from {certs})"
-    return f"at {host}"
+    """The engine as the Docker CLI would pick it (DOCKER_HOST, a context, TLS settings)."""
+    try:
+        return endpoint.current().describe()
+    except EngineUnavailableError:
+        return "(its Docker context is unreadable)"
+
+
+def _client_for(where: endpoint.Endpoint) -> Any:
+    """A Docker SDK client for `where`. ssh:// shells out to the `ssh` program, as the Docker
+    CLI does (so ~/.ssh/config, agents and known_hosts apply; the remote end needs the
+    `docker` CLI for `docker system dial-stdio`)."""
+    import docker
+    from docker.tls import TLSConfig
+
+    ssh = where.scheme == "ssh"
+    if where.tls_dir is None:
+        if where.source == "DOCKER_HOST":
+            return docker.from_env(timeout=600, use_ssh_client=ssh)
+        return docker.DockerClient(base_url=where.host, timeout=600, use_ssh_client=ssh)
+    pem = {name: where.tls_dir / f"{name}.pem" for name in ("ca", "cert", "key")}
+    tls = TLSConfig(
+        client_cert=(str(pem["cert"]), str(pem["key"])) if pem["cert"].is_file() else None,
+        ca_cert=str(pem["ca"]) if where.verify and pem["ca"].is_file() else None,
+        verify=where.verify,
+    )
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (a proxy's CA, for the internet)
+    # override the engine's ca.pem; the Docker CLI trusts that CA alone, and so does this
+    # client: no request before the environment is out of it, then the API version is asked.
+    client = docker.DockerClient(
+        base_url=where.host,
+        tls=tls,
+        timeout=600,
+        version=_FIRST_API,
+    )
+    client.api.trust_env = False
+    client.api._version = client.api._retrieve_server_version()
+    return client
+
+
+def _ssh_command(host: str) -> str:
+    """`ssh [-p PORT] [USER@]HOST` for an ssh:// engine address."""
+    parts = urlsplit(host)
+    port = f"-p {parts.port} " if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"ssh {port}{user}{parts.hostname}"
 
 
 def _short(exc: BaseException) -> str:

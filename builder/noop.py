@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from builder import dockersock
+from builder import dockersock, endpoint
 from builder.atomic import write_atomic
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (2.5 ms)
@@ -118,8 +118,7 @@ def record(
 
 def _context(spec_file: Path, cache_dir: Path) -> list[str]:
     """What a record is only valid for: this spec, this cache, this daemon."""
-    host = os.environ.get("DOCKER_HOST", dockersock.DEFAULT_HOST)
-    return [str(VERSION), str(spec_file), str(cache_dir), host]
+    return [str(VERSION), str(spec_file), str(cache_dir), endpoint.current().host]
 
 
 def _stats(paths: Iterable[Path]) -> dict[str, list[int] | None]:

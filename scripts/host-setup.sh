@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine (as root) for sandbox-builder:
 #   - Debian packages: Docker Engine (docker.io), debootstrap, the registry, skopeo and podman (tests),
-#     ca-certificates, python3 with venv, qemu-user-static and binfmt-support (to build
+#     ca-certificates, openssh-server (tests; not started), python3 with venv, qemu-user-static and binfmt-support (to build
 #     another platform's image under emulation; binfmt_misc mounted when it is not);
 #   - dockerd started in the background when `docker info` fails, and waited for;
 #   - a virtualenv at .venv with the package installed (editable) plus its dev tools.
@@ -28,6 +28,20 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# tests/integration/test_ssh_engine.py runs its own sshd on 127.0.0.1; the system's ssh service
+# must not start (policy-rc.d 101 while the package installs).
+if [ ! -x /usr/sbin/sshd ]; then
+  echo "==> installing openssh-server (its service is not started)"
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+  [ -z "$policy" ] || rm -f "$policy"
 fi
 
 if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
