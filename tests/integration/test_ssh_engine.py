@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Project, docker
+from tests.integration.conftest import Project, _free_port, docker
 
 pytestmark = pytest.mark.docker
 
@@ -36,12 +36,6 @@ image = "{base}"
 [system]
 packages = ["git"]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _keygen(path: Path) -> None:
