@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,11 +20,10 @@ from builder.spec import (
     ToolsSpec,
     load_spec,
 )
+from tests.unit.clirun import sandbox
 from tests.unit.spec_corpus import CASES, VALID
 
 EMPTY_JSON = hashlib.sha256(b"{}\n").hexdigest()  # what make_project writes in each file
-
-REPO = Path(__file__).resolve().parents[2]
 
 FULL = """\
 [image]
@@ -469,56 +463,18 @@ def _listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-@dataclass(frozen=True, kw_only=True)
-class CliRun:
-    spec: Path
-    returncode: int
-    stderr: str
-    before: list[str]
-    after: list[str]
-
-
-def _run_lock(root: Path, content: str | bytes) -> CliRun:
-    path = write_spec(make_project(root), content)
-    before = _listing(root)
-    env = {k: v for k, v in os.environ.items() if k != "SANDBOX_CACHE_DIR"}
-    env["PYTHONPATH"] = str(REPO)
-    done = subprocess.run(
-        [sys.executable, "-m", "builder", "-f", str(path), "lock"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return CliRun(
-        spec=path,
-        returncode=done.returncode,
-        stderr=done.stderr,
-        before=before,
-        after=_listing(root),
-    )
-
-
-@pytest.fixture(scope="module")
-def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliRun]:
-    """`sandbox -f SPEC lock` once per corpus case, run side by side (each takes ~0.3 s)."""
-    roots = {case_id: tmp_path_factory.mktemp(case_id) for case_id, _, _ in CASES}
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        futures = {cid: pool.submit(_run_lock, roots[cid], content) for cid, content, _ in CASES}
-        return {cid: future.result() for cid, future in futures.items()}
-
-
-@pytest.mark.parametrize(("case_id", "expected"), [(c[0], c[2]) for c in CASES], ids=IDS)
+@pytest.mark.parametrize(("content", "expected"), [c[1:] for c in CASES], ids=IDS)
 def test_cli_lock_refuses_malformed_spec_and_writes_nothing(
-    cli_runs: dict[str, CliRun], case_id: str, expected: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes, expected: str
 ) -> None:
-    run = cli_runs[case_id]
+    path = write_spec(make_project(tmp_path), content)
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
 
-    assert run.returncode == 2, run.stderr
-    assert "Traceback" not in run.stderr
-    assert str(run.spec) in run.stderr
-    assert expected in run.stderr.replace(str(run.spec), "<spec>")
-    assert not (run.spec.parent / "sandbox.lock").exists()
-    assert run.after == run.before
+    done = sandbox("-f", path, "lock", env={"SANDBOX_CACHE_DIR": None})
+
+    assert done.exit_code == 2, done.stderr
+    assert str(path) in done.stderr
+    assert expected in done.stderr.replace(str(path), "<spec>")
+    assert not (path.parent / "sandbox.lock").exists()
+    assert _listing(tmp_path) == before
