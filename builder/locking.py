@@ -213,7 +213,7 @@ class _Locker:
             keep = {
                 p["name"]: p["version"]
                 for p in old.inputs["packages"]
-                if p["name"] not in self.update and p["name"] not in request
+                if p["name"] not in self.update
             }
         packages: list[dict[str, Any]] = []
         if request or upgrades:
