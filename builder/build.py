@@ -27,7 +27,7 @@ from builder.engine import Engine, in_step
 from builder.errors import LockError
 from builder.execute import Executor, NodeOutcome, Remote
 from builder.export import deps_mounts
-from builder.keys import sha256_of
+from builder.keys import content_digest, sha256_of
 from builder.loading import IMAGE_LABEL, load_image
 from builder.lockfile import Lock, NodeLock, lock_path, read
 from builder.overlay import make_overlay, overlay_text, write_overlay
@@ -327,7 +327,7 @@ def write_sbom(lock: Lock, *, image: str, platform: str, cache: Cache) -> str:
     )
     try:
         stamp = json.loads(stamp_path.read_text())
-        digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = content_digest(path.read_bytes())
         if stamp == {"made_of": made_of, "digest": digest}:
             return digest
     except (OSError, ValueError):

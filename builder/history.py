@@ -16,6 +16,7 @@ from typing import Any
 
 from builder.atomic import write_atomic
 from builder.cache import Cache
+from builder.keys import canonical_bytes
 from builder.lockfile import NodeLock
 
 RECORD_VERSION = 1
@@ -62,7 +63,7 @@ def save(
     }
     # Compact: json's C encoder (indenting takes the pure-Python one, 10x slower on a lock's
     # npm closures, and a no-op build saves this record every time).
-    data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    data = canonical_bytes(record)
     write_atomic(path_of(cache, spec_path), data)
 
 

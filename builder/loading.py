@@ -15,6 +15,7 @@ from builder.atomic import write_atomic
 from builder.cache import Cache, Layer
 from builder.engine import Engine
 from builder.errors import BuildError
+from builder.keys import canonical_bytes
 
 STAGE_REPO = "sandbox-stage"
 STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by
@@ -81,7 +82,7 @@ def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:
     for label in (STAGE_LABEL, IMAGE_LABEL):
         stacks.update(engine.layer_stacks(label, known))
     if stacks != known:
-        write_atomic(memo, json.dumps(stacks, sort_keys=True, separators=(",", ":")).encode())
+        write_atomic(memo, canonical_bytes(stacks))
     best = 0
     for theirs_all in stacks.values():
         same = 0

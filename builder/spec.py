@@ -9,13 +9,13 @@ spec can inject a command.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from builder import patterns
 from builder.errors import SpecError
+from builder.keys import canonical_bytes, content_digest
 from builder.tomlread import Source, Table, read_toml
 
 RUNTIMES = ("go", "java", "node", "python", "rust")
@@ -151,8 +151,7 @@ class Spec:
         return data
 
     def spec_hash(self) -> str:
-        canonical = json.dumps(self.locking_inputs(), sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        return content_digest(canonical_bytes(self.locking_inputs()))
 
 
 def load_spec(path: Path) -> Spec:
