@@ -28,6 +28,7 @@ from builder.errors import LockError
 from builder.execute import Executor, NodeOutcome, Remote
 from builder.export import deps_mounts
 from builder.keys import content_digest, sha256_of
+from builder.layout import SBOM_FILE
 from builder.loading import IMAGE_LABEL, load_image
 from builder.lockfile import Lock, NodeLock, lock_path, read
 from builder.overlay import make_overlay, overlay_text, write_overlay
@@ -246,9 +247,6 @@ def build_project(
         ),
         engine_id=engine_id,
     )
-
-
-SBOM_FILE = "sbom.spdx.json"  # in the cache dir, beside overlay.json
 
 
 def sbom_name(platform: str) -> str:

@@ -34,7 +34,7 @@ from builder.buildrun import cache_lock as _cache_lock
 from builder.buildrun import print_plan as _print_plan
 from builder.cache import Cache
 from builder.errors import BuilderError, LockError, SpecError
-from builder.layout import default_cache_dir
+from builder.layout import OVERLAY_FILE, default_cache_dir
 from builder.risoluto import EXAMPLE_URL, TOKEN_ENV
 from builder.spec import Spec, load_spec
 
@@ -635,7 +635,7 @@ def overlay_show(
     """Print the overlay the last build wrote; on stderr, what applying it sets and removes
     on each Risoluto an earlier apply recorded."""
     cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
-    path = cache_root / "overlay.json"
+    path = cache_root / OVERLAY_FILE
     if not path.exists():
         msg = f"{path}: no overlay yet. Run `sandbox build` first"
         raise LockError(msg)
@@ -676,7 +676,7 @@ def overlay_apply(
     token.
     """
     cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
-    path = cache_root / "overlay.json"
+    path = cache_root / OVERLAY_FILE
     if dry_run:
         from builder.overlay import check_types
         from builder.risoluto import read_overlay

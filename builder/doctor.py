@@ -11,7 +11,7 @@ from pathlib import Path
 from builder.cache import Cache
 from builder.engine import Engine
 from builder.errors import BuilderError
-from builder.layout import default_cache_dir
+from builder.layout import CACHE_TMP, default_cache_dir
 
 CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
@@ -59,7 +59,7 @@ def run_checks(
     cache = Cache(cache_dir or default_cache_dir(spec_file))
     try:
         cache.ensure()
-        probe = cache.root / "tmp" / ".doctor"
+        probe = cache.root / CACHE_TMP / ".doctor"
         probe.write_text("ok")
         probe.unlink()
         free = shutil.disk_usage(cache.root).free
@@ -97,8 +97,8 @@ def emulation_checks() -> list[Check]:
 def store_check(store: Path) -> Check:
     """The user-wide store of built nodes: optional, so never a failure, only a note."""
     try:
-        (store / "tmp").mkdir(parents=True, exist_ok=True)
-        probe = store / "tmp" / f".doctor-{os.getpid()}"
+        (store / CACHE_TMP).mkdir(parents=True, exist_ok=True)
+        probe = store / CACHE_TMP / f".doctor-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:

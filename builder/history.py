@@ -17,6 +17,7 @@ from typing import Any
 from builder.atomic import write_atomic
 from builder.cache import Cache
 from builder.keys import canonical_bytes
+from builder.layout import CACHE_BUILDS
 from builder.lockfile import NodeLock
 
 RECORD_VERSION = 1
@@ -32,7 +33,7 @@ class BuildRecord:
 
 
 def _folder(cache: Cache) -> Path:
-    return cache.root / "builds"
+    return cache.root / CACHE_BUILDS
 
 
 def path_of(cache: Cache, spec_path: Path) -> Path:

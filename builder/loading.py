@@ -16,11 +16,11 @@ from builder.cache import Cache, Layer
 from builder.engine import Engine
 from builder.errors import BuildError
 from builder.keys import canonical_bytes
+from builder.layout import STACKS_FILE
 
 STAGE_REPO = "sandbox-stage"
 STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by
 IMAGE_LABEL = "dev.sandbox-builder.lock"  # every image `sandbox build` makes carries it
-STACKS_FILE = "stacks.json"  # in the cache dir: the layer stacks of the engine's images
 
 
 def load_image(

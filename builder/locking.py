@@ -223,7 +223,7 @@ class _Locker:
                 keep=keep,
                 engine=self.engine(),
                 image=(self.host or self)._stage(["base"]),
-                log_dir=self.cache.root / "logs",
+                log_dir=self.cache.logs,
                 foreign=self._foreign_arch(),
             )
         _check_apt_runtimes(spec, packages, base=BaseFacts.of(base).packages)
