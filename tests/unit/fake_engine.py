@@ -9,11 +9,13 @@ upper dir) to `step`, the test's stand-in for the script, which may write the lo
 into `run.upper` (the container's diff, read back by `upper_dir`) and returns the exit code.
 `shell_step` runs the script on this machine with /bin/sh instead, for resolvers whose
 scripts only need a few faked programs on PATH. Images are what `load`, `pull` and `tag`
-gave the engine: `find_image` and `image_id` answer from them.
+gave the engine: `find_image` and `image_id` answer from them; `stacks` are the layer
+stacks (diff IDs) of the images a test says the engine holds, by label.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -71,7 +73,8 @@ class FakeEngine:
     """The Engine interface over in-memory images; containers are `step` calls (see above).
 
     `root` holds the containers' upper dirs; `present` answers `image_id` for refs a test
-    says the engine has (pulled or loaded ones are added); `config` is what `inspect` gives.
+    says the engine has (pulled or loaded ones are added); `config` is what `inspect` gives;
+    `listed` and `held` are the images and containers listed by label (what gc sees).
     """
 
     root: Path
@@ -79,9 +82,12 @@ class FakeEngine:
     present: set[str] = field(default_factory=set)
     config: dict[str, Any] = field(default_factory=dict)
     listed: dict[str, list[ImageInfo]] = field(default_factory=dict)  # label -> images
+    held: dict[str, list[str]] = field(default_factory=dict)  # label -> containers
+    stacks: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)  # label -> diff IDs
     calls: list[str] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)  # repo:tag -> image ID
+    loaded: list[list[str]] = field(default_factory=list)  # the layer.tar names of each load
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -124,16 +130,27 @@ class FakeEngine:
         raise NotImplementedError(msg)
 
     def load(self, archive: Iterable[bytes]) -> None:
-        """Take a `docker load` archive: its tags now name its config digest."""
+        """Take a `docker load` archive: its tags now name its image (`loaded_id`)."""
         with tarfile.open(fileobj=io.BytesIO(b"".join(archive))) as tar:
             member = tar.extractfile("manifest.json")
             assert member is not None
             [manifest] = json.loads(member.read())
-        image = "sha256:" + manifest["Config"].removeprefix("blobs/sha256/").split(".")[0]
+            names = sorted(n for n in tar.getnames() if n.endswith("layer.tar"))
+        with self._lock:
+            self.loaded.append(names)
+        self._record(f"load {' '.join(manifest['RepoTags'])} ({len(names)} layers)")
+        self.check_load(names)
+        config = "sha256:" + manifest["Config"].removeprefix("blobs/sha256/").split(".")[0]
         with self._lock:
             for tag in manifest["RepoTags"]:
-                self.tags[tag] = image
-        self._record(f"load {' '.join(manifest['RepoTags'])} ({len(manifest['Layers'])} layers)")
+                self.tags[tag] = self.loaded_id(config)
+
+    def check_load(self, layers: list[str]) -> None:
+        """Raise as `docker load` would refuse an archive of `layers` (here: never)."""
+
+    def loaded_id(self, config_digest: str) -> str:
+        """The engine's ID of a loaded image: its config digest, as on overlay2."""
+        return config_digest
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         with self._lock:
@@ -142,7 +159,12 @@ class FakeEngine:
     def layer_stacks(
         self, label: str, known: Mapping[str, tuple[str, ...]]
     ) -> dict[str, tuple[str, ...]]:
-        return {}
+        """`stacks[label]` by made-up image IDs; those not in `known` are inspected."""
+        found = {stack_id(stack): stack for stack in self.stacks.get(label, [])}
+        for image in found:
+            if image not in known:
+                self._record(f"inspect {image}")
+        return found
 
     def inspect(self, ref: str) -> dict[str, Any]:
         self._record(f"inspect {ref}")
@@ -210,4 +232,9 @@ class FakeEngine:
         self._record(f"rm {container}")
 
     def containers(self, label: str) -> list[str]:
-        return []
+        return list(self.held.get(label, []))
+
+
+def stack_id(stack: tuple[str, ...]) -> str:
+    """The made-up image ID of an image whose layers are `stack`."""
+    return "sha256:" + hashlib.sha256(" ".join(stack).encode()).hexdigest()
