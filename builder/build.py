@@ -25,7 +25,7 @@ from builder.atomic import write_atomic
 from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import Engine, in_step
 from builder.errors import LockError
-from builder.execute import Executor, NodeOutcome, Remote
+from builder.execute import BuildStatus, Executor, NodeOutcome, Remote
 from builder.export import deps_mounts
 from builder.keys import content_digest, sha256_of
 from builder.layout import SBOM_FILE
@@ -66,7 +66,7 @@ class BuildResult:
             self,
             ref=self.local_ref,
             overlay_path=overlay_path,
-            nodes=[replace(n, status="cached", seconds=0.0) for n in self.nodes],
+            nodes=[replace(n, status=BuildStatus.CACHED, seconds=0.0) for n in self.nodes],
         )
 
     def to_json(self) -> dict[str, Any]:
