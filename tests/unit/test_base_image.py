@@ -17,7 +17,7 @@ from builder.errors import ResolutionError
 from builder.locking import _check_apt_runtimes
 from builder.resolve.apt import system_request
 from builder.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
-from builder.spec import BaseSpec, ImageSpec, RuntimeSpec, Spec, ToolsSpec
+from builder.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
 from tests.unit.fake_engine import FakeEngine, Run
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\n"
@@ -94,7 +94,7 @@ def test_an_ubuntu_base_takes_the_same_apt_path() -> None:
     assert facts["os"] == {"id": "ubuntu", "version_id": "24.04", "codename": "noble"}
     base = BaseFacts.of(facts)
     spec = _spec(
-        pip=("ruff",), runtimes=(RuntimeSpec(name="python", version="3.12", provider="apt"),)
+        pip=("ruff",), runtimes=(RuntimeSpec(name="python", version="3.12", provider=Provider.APT),)
     )
     assert system_request(spec, base) == ["jq", "python3-venv"]
     _check_apt_runtimes(spec, [], base=base.packages)  # Ubuntu's 3.12.3-0ubuntu2 is 3.12
@@ -241,7 +241,7 @@ def test_a_node_without_npm_still_gets_debians_npm() -> None:
 
 
 def test_an_apt_runtime_the_base_has_is_not_asked_for_again() -> None:
-    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider=Provider.APT),))
     facts = _facts({"python3": "3.11.2-1+b1", "python3-venv": "3.11.2-1+b1"})
 
     assert system_request(spec, facts) == ["jq"]
@@ -250,12 +250,12 @@ def test_an_apt_runtime_the_base_has_is_not_asked_for_again() -> None:
 def test_an_apt_runtime_the_base_has_is_the_bases_version() -> None:
     # The "apt has python3 , which is not python 3.11": nothing to install, and the
     # version was read from the (empty) closure instead of the base.
-    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider=Provider.APT),))
     _check_apt_runtimes(spec, [], base={"python3": "3.11.2-1+b1"})
 
     with pytest.raises(ResolutionError) as caught:
         _check_apt_runtimes(
-            _spec(runtimes=(RuntimeSpec(name="python", version="3.12", provider="apt"),)),
+            _spec(runtimes=(RuntimeSpec(name="python", version="3.12", provider=Provider.APT),)),
             [],
             base={"python3": "3.11.2-1+b1"},
         )
@@ -263,7 +263,7 @@ def test_an_apt_runtime_the_base_has_is_the_bases_version() -> None:
 
 
 def test_a_package_the_system_layer_upgrades_is_checked_at_the_new_version() -> None:
-    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+    spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider=Provider.APT),))
 
     with pytest.raises(ResolutionError):
         _check_apt_runtimes(

@@ -15,7 +15,7 @@ from builder.cache import Cache
 from builder.errors import ResolutionError
 from builder.locking import _check_apt_runtimes, _npm_path_of, upstream_version
 from builder.platforms import host_platform
-from builder.spec import BaseSpec, ImageSpec, RuntimeSpec, Spec
+from builder.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec
 from tests.unit.clirun import sandbox
 from tests.unit.fake_engine import FakeEngine, Run, shell_step
 from tests.unit.test_base_image import DEBIAN
@@ -46,8 +46,8 @@ def _spec(*runtimes: RuntimeSpec) -> Spec:
 
 def test_apt_runtime_matching_its_request_passes() -> None:
     spec = _spec(
-        RuntimeSpec(name="python", version="3.11", provider="apt"),
-        RuntimeSpec(name="java", version="17", provider="apt"),
+        RuntimeSpec(name="python", version="3.11", provider=Provider.APT),
+        RuntimeSpec(name="java", version="17", provider=Provider.APT),
     )
     packages = [
         {"name": "python3", "version": "3.11.2-1+b1"},
@@ -57,7 +57,7 @@ def test_apt_runtime_matching_its_request_passes() -> None:
 
 
 def test_apt_runtime_of_another_version_says_what_apt_has() -> None:
-    spec = _spec(RuntimeSpec(name="python", version="3.12", provider="apt"))
+    spec = _spec(RuntimeSpec(name="python", version="3.12", provider=Provider.APT))
     with pytest.raises(ResolutionError) as caught:
         _check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
     message = str(caught.value)
@@ -69,7 +69,7 @@ def test_apt_runtime_of_another_version_says_what_apt_has() -> None:
 
 
 def test_prefix_of_a_version_is_not_a_match() -> None:
-    spec = _spec(RuntimeSpec(name="python", version="3.1", provider="apt"))
+    spec = _spec(RuntimeSpec(name="python", version="3.1", provider=Provider.APT))
     with pytest.raises(ResolutionError):
         _check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
 

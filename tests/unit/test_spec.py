@@ -12,8 +12,11 @@ from builder.spec import (
     BaseSpec,
     BinaryTool,
     Bootstrap,
+    DepManager,
+    DepMode,
     DepSpec,
     ImageSpec,
+    Provider,
     RuntimeSpec,
     SandboxSpec,
     Spec,
@@ -127,9 +130,9 @@ def test_the_documented_example_parses_into_the_expected_spec(tmp_path: Path) ->
             "libvips-dev=8.14.*",
         ),
         runtimes=(
-            RuntimeSpec(name="go", version="1.23", provider="apt"),
-            RuntimeSpec(name="node", version="22", provider="official"),
-            RuntimeSpec(name="python", version="3.12", provider="official"),
+            RuntimeSpec(name="go", version="1.23", provider=Provider.APT),
+            RuntimeSpec(name="node", version="22", provider=Provider.OFFICIAL),
+            RuntimeSpec(name="python", version="3.12", provider=Provider.OFFICIAL),
         ),
         tools=ToolsSpec(
             pip=("poetry", "ruff==0.6.*", "mypy"),
@@ -145,9 +148,9 @@ def test_the_documented_example_parses_into_the_expected_spec(tmp_path: Path) ->
         deps=(
             DepSpec(
                 name="web",
-                manager="pnpm",
+                manager=DepManager.PNPM,
                 path="web",
-                mode="store",
+                mode=DepMode.STORE,
                 mount="/workspace/web/node_modules",
                 files={"package.json": EMPTY_JSON, "pnpm-lock.yaml": EMPTY_JSON},
             ),
@@ -214,7 +217,7 @@ def test_runtime_shorthand_and_table_forms_are_equivalent(tmp_path: Path) -> Non
     table = write_spec(tmp_path, VALID + '[runtimes.node]\nversion = "22"\n')
 
     assert load_spec(table).runtimes == short_runtimes
-    assert short_runtimes == (RuntimeSpec(name="node", version="22", provider="official"),)
+    assert short_runtimes == (RuntimeSpec(name="node", version="22", provider=Provider.OFFICIAL),)
 
 
 def test_runtime_table_with_pypi_provider_and_mirror(tmp_path: Path) -> None:
@@ -228,7 +231,7 @@ def test_runtime_table_with_pypi_provider_and_mirror(tmp_path: Path) -> None:
         RuntimeSpec(
             name="python",
             version="3.12.4",
-            provider="pypi",
+            provider=Provider.PYPI,
             mirror="https://mirror.example/python",
         ),
     )
@@ -291,23 +294,25 @@ def test_deps_of_each_manager_with_their_lockfiles(tmp_path: Path) -> None:
     assert load_spec(path).deps == (
         DepSpec(
             name="admin",
-            manager="npm",
+            manager=DepManager.NPM,
             path="admin",
-            mode="install",
+            mode=DepMode.INSTALL,
             files={"package.json": newline, "package-lock.json": newline},
         ),
-        DepSpec(name="jobs", manager="pip", path="jobs", files={"requirements.txt": newline}),
+        DepSpec(
+            name="jobs", manager=DepManager.PIP, path="jobs", files={"requirements.txt": newline}
+        ),
         DepSpec(
             name="svc",
-            manager="uv",
+            manager=DepManager.UV,
             path="svc",
             files={"pyproject.toml": newline, "uv.lock": newline},
         ),
         DepSpec(
             name="web",
-            manager="pnpm",
+            manager=DepManager.PNPM,
             path="web",
-            mode="store",
+            mode=DepMode.STORE,
             files={"package.json": newline, "pnpm-lock.yaml": newline},
         ),
     )
