@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.cache import Cache
+from builder.certs import ca_bundle
 from builder.engine import Engine
 from builder.errors import BuilderError
 from builder.layout import CACHE_TMP, default_cache_dir
-
-CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,14 +20,6 @@ class Check:
     name: str
     ok: bool
     detail: str
-
-
-def ca_bundle() -> Path | None:
-    """The host CA bundle mounted into build steps (never into a layer), if any."""
-    for candidate in (os.environ.get("SSL_CERT_FILE"), *CA_BUNDLES):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 def run_checks(
