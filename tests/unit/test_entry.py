@@ -7,15 +7,13 @@ is the point, so these few start `python -m builder` (what the `sandbox` script 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from builder.buildrun import BuildRequest
 from builder.entry import quick_build
+from tests.unit.clirun import sandbox_process
 
 
 @pytest.fixture(autouse=True)
@@ -68,32 +66,13 @@ def test_anything_else_goes_to_typer(argv: list[str]) -> None:
     assert quick_build(argv) is None
 
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_sandbox(
-    *args: str | Path, python: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    """`sandbox ARGS` as a real process, on this checkout's code."""
-    env = {k: v for k, v in os.environ.items() if k != "SANDBOX_CACHE_DIR"}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, *python, "-m", "builder", *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("command", ["lock", "build"], ids=["through typer", "quick build"])
 def test_an_error_is_one_line_and_its_exit_code(tmp_path: Path, command: str) -> None:
     spec = tmp_path / "sandbox.toml"
     spec.write_text('[image]\nname = "acme/sandbox"\n')
 
-    done = run_sandbox("-f", spec, command)
+    done = sandbox_process("-f", spec, command)
 
     assert done.returncode == 2, done.stderr
-    assert done.stderr == (f"error: {spec}: `base`: missing table. Add a [base] table\n")
+    assert done.stderr == f"error: {spec}: `base`: missing table. Add a [base] table\n"
     assert done.stdout == ""

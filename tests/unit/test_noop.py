@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from builder import noop
-from tests.unit.test_entry import run_sandbox
+from tests.unit.clirun import sandbox_process
 
 IMAGE = "sha256:" + "ab" * 32
 TAGS = ["team/agent:abababababab", "team/agent:latest"]
@@ -111,7 +111,7 @@ def test_a_replayed_build_imports_neither_typer_docker_nor_tomlkit(
     """The real `sandbox build` process, its imports listed by `python -X importtime`."""
     _record(project)
 
-    done = run_sandbox("-f", project / "sandbox.toml", "build", python=("-X", "importtime"))
+    done = sandbox_process("-f", project / "sandbox.toml", "build", python=("-X", "importtime"))
 
     assert (done.returncode, done.stdout) == (0, f"image {IMAGE}\n"), done.stderr
     imported = {
