@@ -80,7 +80,8 @@ def _execute(
 
 
 class Steps:
-    """Step containers that write /opt/<node> and record how many ran at once."""
+    """Step containers that each write /opt/made-by-<container> and record how many run at
+    once; with `meet`, that many must be running together or the step fails."""
 
     def __init__(self, *, meet: int = 0) -> None:
         self._lock = threading.Lock()
