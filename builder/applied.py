@@ -18,9 +18,10 @@ from typing import Any
 
 from builder.atomic import write_atomic
 from builder.errors import CacheError
+from builder.layout import APPLIED_FILE
 from builder.overlay import leaves
 
-FILE = "applied.json"
+FILE = APPLIED_FILE
 VERSION = 1
 
 Applied = dict[str, dict[str, Any]]  # URL -> dotted key -> the value sent

@@ -18,6 +18,7 @@ from typing import Any
 from builder.cache import Cache, Layer
 from builder.errors import CacheError
 from builder.inherit import container_config
+from builder.keys import canonical_bytes, content_digest
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -30,7 +31,7 @@ class ImageConfig:
 
     @property
     def image_id(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+        return content_digest(self.data)
 
 
 def image_config(
@@ -61,7 +62,7 @@ def image_config(
             {"created": created, "created_by": f"sandbox-builder: {node}"} for node, _ in layers
         ],
     }
-    return ImageConfig(data=json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+    return ImageConfig(data=canonical_bytes(document))
 
 
 def archive_chunks(

@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 from builder.atomic import write_atomic
 from builder.errors import CacheError, RegistryError
+from builder.layout import CACHE_BLOBS, CACHE_TMP
 
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 GZIP_LAYER_TYPES = frozenset({GZIP_LAYER, "application/vnd.docker.image.rootfs.diff.tar.gzip"})
@@ -60,9 +61,9 @@ class BlobStore:
     """The gzip blobs under `<cache>/blobs`, found by the diff ID of the layer they hold."""
 
     def __init__(self, cache_root: Path) -> None:
-        self.folder = cache_root / "blobs"
+        self.folder = cache_root / CACHE_BLOBS
         self._index = self.folder / "index"
-        self._tmp = cache_root / "tmp"
+        self._tmp = cache_root / CACHE_TMP
 
     def path(self, digest: str) -> Path:
         return self.folder / (digest.removeprefix("sha256:") + ".tar.gz")

@@ -25,9 +25,10 @@ from builder.atomic import write_atomic
 from builder.cache import Cache, Layer, NodeEntry
 from builder.engine import Engine, in_step
 from builder.errors import LockError
-from builder.execute import Executor, NodeOutcome, Remote
+from builder.execute import BuildStatus, Executor, NodeOutcome, Remote
 from builder.export import deps_mounts
-from builder.keys import sha256_of
+from builder.keys import content_digest, sha256_of
+from builder.layout import SBOM_FILE
 from builder.loading import IMAGE_LABEL, load_image
 from builder.lockfile import Lock, NodeLock, lock_path, read
 from builder.overlay import make_overlay, overlay_text, write_overlay
@@ -65,7 +66,7 @@ class BuildResult:
             self,
             ref=self.local_ref,
             overlay_path=overlay_path,
-            nodes=[replace(n, status="cached", seconds=0.0) for n in self.nodes],
+            nodes=[replace(n, status=BuildStatus.CACHED, seconds=0.0) for n in self.nodes],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -248,9 +249,6 @@ def build_project(
     )
 
 
-SBOM_FILE = "sbom.spdx.json"  # in the cache dir, beside overlay.json
-
-
 def sbom_name(platform: str) -> str:
     """The host's SBOM is SBOM_FILE; another platform's names its arch (sbom.arm64.spdx.json)."""
     if platform == host_platform():
@@ -327,7 +325,7 @@ def write_sbom(lock: Lock, *, image: str, platform: str, cache: Cache) -> str:
     )
     try:
         stamp = json.loads(stamp_path.read_text())
-        digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = content_digest(path.read_bytes())
         if stamp == {"made_of": made_of, "digest": digest}:
             return digest
     except (OSError, ValueError):

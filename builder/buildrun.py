@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from builder.cache import Cache
 from builder.errors import OverlayError
-from builder.layout import default_cache_dir
+from builder.layout import OVERLAY_FILE, default_cache_dir
 
 if TYPE_CHECKING:
     from builder.applied import ApplyPlan
@@ -123,7 +123,7 @@ def run_build(request: BuildRequest) -> None:
             progress=progress,
             jobs=request.jobs,
             overlay_path=(
-                request.overlay.absolute() if request.overlay else cache.root / "overlay.json"
+                request.overlay.absolute() if request.overlay else cache.root / OVERLAY_FILE
             ),
             remote=remote_for(spec, cache),
             push=request.push,
@@ -158,7 +158,7 @@ def _record_noop(request: BuildRequest, spec: Spec, cache: Cache, result: BuildR
     from builder.lockfile import lock_path
     from builder.progress import Progress, summary_table
 
-    overlay = cache.root / "overlay.json"
+    overlay = cache.root / OVERLAY_FILE
     again = result.as_noop(overlay)
     lines = io.StringIO()
     said = Progress(lines)

@@ -45,6 +45,7 @@ from typing import Any
 from builder import scratch
 from builder.atomic import atomic_file, write_atomic
 from builder.errors import CacheError
+from builder.layout import CACHE_LAYERS, CACHE_LOCK, CACHE_LOGS, CACHE_NODES, CACHE_TMP
 
 ENTRY_VERSION = 1
 _STALE_TEMP = 3600.0  # seconds after which a store temp file is left over from a killed copy
@@ -165,7 +166,7 @@ class Cache:
 
     def ensure(self) -> None:
         try:
-            for sub in ("layers", "nodes", "logs", "tmp"):
+            for sub in (CACHE_LAYERS, CACHE_NODES, CACHE_LOGS, CACHE_TMP):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             msg = f"cache dir {self.root} is not writable ({exc.strerror}). Fix its permissions "
@@ -198,13 +199,18 @@ class Cache:
 
     @property
     def lock_file(self) -> Path:
-        return self.root / ".lock"
+        return self.root / CACHE_LOCK
 
     def layer_path(self, diff_id: str) -> Path:
-        return self.root / "layers" / (diff_id.removeprefix("sha256:") + ".tar")
+        return self.root / CACHE_LAYERS / (diff_id.removeprefix("sha256:") + ".tar")
+
+    @property
+    def logs(self) -> Path:
+        """Where each step's and resolver's log is kept."""
+        return self.root / CACHE_LOGS
 
     def log_path(self, node: str) -> Path:
-        return self.root / "logs" / f"{node}.log"
+        return self.logs / f"{node}.log"
 
     def clear_scratch(self) -> None:
         """Remove what interrupted builds left in tmp/ (call only while holding the lock).
@@ -212,7 +218,7 @@ class Cache:
         A killed debootstrap can leave /proc and /sys mounted inside its rootfs: those are
         unmounted first, so removing the folder never reaches into the host's /proc.
         """
-        tmp = (self.root / "tmp").resolve()
+        tmp = (self.root / CACHE_TMP).resolve()
         for mount in sorted(_mounts_under(tmp), reverse=True):
             import subprocess  # only after a killed debootstrap: rare
 
@@ -228,13 +234,13 @@ class Cache:
 
     def scratch(self, prefix: str) -> Path:
         """A fresh folder under tmp/ for one piece of work; the caller removes it."""
-        return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix=prefix))
+        return Path(tempfile.mkdtemp(dir=self.root / CACHE_TMP, prefix=prefix))
 
     def tree_scratch(self, prefix: str) -> Path:
         """A fresh folder for a tree that is packed into a layer and removed: in memory when
         the machine has room (scratch.py), else under tmp/; the caller removes it."""
         if self._trees is None:
-            self._trees = scratch.tree_root(self.root) or self.root / "tmp"
+            self._trees = scratch.tree_root(self.root) or self.root / CACHE_TMP
             self._trees.mkdir(parents=True, exist_ok=True, mode=0o700)
         return Path(tempfile.mkdtemp(dir=self._trees, prefix=prefix))
 
@@ -292,13 +298,13 @@ class Cache:
         return [self._entry_path(entry.key)] + [self.layer_path(la.diff_id) for la in entry.layers]
 
     def _entry_path(self, key: str) -> Path:
-        return self.root / "nodes" / (key.removeprefix("sha256:") + ".json")
+        return self.root / CACHE_NODES / (key.removeprefix("sha256:") + ".json")
 
     def _store_entry_path(self, key: str) -> Path:
-        return self.store / "nodes" / (key.removeprefix("sha256:") + ".json")
+        return self.store / CACHE_NODES / (key.removeprefix("sha256:") + ".json")
 
     def _store_layer_path(self, diff_id: str) -> Path:
-        return self.store / "layers" / (diff_id.removeprefix("sha256:") + ".tar")
+        return self.store / CACHE_LAYERS / (diff_id.removeprefix("sha256:") + ".tar")
 
     def _sharing(self) -> bool:
         try:
@@ -326,7 +332,7 @@ class Cache:
                 if src.stat().st_size != layer.size:
                     return None
                 dest.unlink(missing_ok=True)  # a damaged copy here gives way to the store's
-                _link_or_copy(src, dest, scratch=self.root / "tmp")
+                _link_or_copy(src, dest, scratch=self.root / CACHE_TMP)
             write_atomic(self._entry_path(key), _entry_bytes(entry))
         except (OSError, ValueError):
             return None
@@ -336,7 +342,7 @@ class Cache:
         """Put `entry` and its layers in the store too; silently skipped when it fails."""
         if not self._sharing():
             return
-        scratch = self.store / "tmp"
+        scratch = self.store / CACHE_TMP
         try:
             _sweep(scratch)
             for layer in entry.layers:

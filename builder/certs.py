@@ -17,9 +17,21 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+
+CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+def ca_bundle() -> Path | None:
+    """The host CA bundle mounted into build steps (never into a layer), if any."""
+    for candidate in (os.environ.get("SSL_CERT_FILE"), *CA_BUNDLES):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
 
 PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 _PEM = re.compile(

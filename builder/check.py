@@ -21,7 +21,7 @@ from typing import Any
 
 from builder import certs, history, probes, scan
 from builder.cache import Cache
-from builder.doctor import ca_bundle
+from builder.certs import ca_bundle
 from builder.engine import Engine, in_step
 from builder.errors import CheckError
 from builder.layers import layers_of_saved_image

@@ -1,7 +1,8 @@
 """The `sandbox` command line (typer). Glue only: parse options, call one core function, render.
 
-The only place that catches `BuilderError`: it prints the message and exits with the error's
-code (DESIGN.md §10); `--verbose` adds the traceback.
+The only place that catches `BuilderError` (`_Commands.invoke`): it prints the message and
+exits with the error's code (DESIGN.md §10); `--verbose` adds the traceback. It does so inside
+the typer app, so typer's CliRunner sees exactly what a user sees.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import traceback
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from builder import history, proc
 from builder.atomic import write_atomic
@@ -32,14 +34,29 @@ from builder.buildrun import cache_lock as _cache_lock
 from builder.buildrun import print_plan as _print_plan
 from builder.cache import Cache
 from builder.errors import BuilderError, LockError, SpecError
-from builder.layout import default_cache_dir
+from builder.layout import OVERLAY_FILE, default_cache_dir
 from builder.risoluto import EXAMPLE_URL, TOKEN_ENV
 from builder.spec import Spec, load_spec
 
 if TYPE_CHECKING:
     from builder.lockfile import Lock
 
+
+class _Commands(TyperGroup):
+    """The app's command group: a BuilderError from any command becomes its message and code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context, not exported
+        try:
+            return super().invoke(ctx)
+        except BuilderError as exc:
+            if _options.verbose:
+                traceback.print_exc()
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from exc
+
+
 app = typer.Typer(
+    cls=_Commands,
     help=(
         "Lockfile builds of the Docker images AI coding agents run in.\n\n"
         "Describe the sandbox once in sandbox.toml, pin it with `sandbox lock`, build it with "
@@ -618,7 +635,7 @@ def overlay_show(
     """Print the overlay the last build wrote; on stderr, what applying it sets and removes
     on each Risoluto an earlier apply recorded."""
     cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
-    path = cache_root / "overlay.json"
+    path = cache_root / OVERLAY_FILE
     if not path.exists():
         msg = f"{path}: no overlay yet. Run `sandbox build` first"
         raise LockError(msg)
@@ -659,7 +676,7 @@ def overlay_apply(
     token.
     """
     cache_root = _options.cache_dir or default_cache_dir(_options.spec_file)
-    path = cache_root / "overlay.json"
+    path = cache_root / OVERLAY_FILE
     if dry_run:
         from builder.overlay import check_types
         from builder.risoluto import read_overlay
@@ -675,14 +692,9 @@ def overlay_apply(
 
 
 def main() -> None:
-    """Entry point: run the app, turning BuilderErrors into messages and exit codes."""
+    """Entry point: run the app (whose group turns BuilderErrors into messages and codes)."""
     try:
         app()
-    except BuilderError as exc:
-        if _options.verbose:
-            traceback.print_exc()
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing half-written was kept; run the command again", err=True)
         sys.exit(130)

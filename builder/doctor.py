@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.cache import Cache
+from builder.certs import ca_bundle
 from builder.engine import Engine
 from builder.errors import BuilderError
-from builder.layout import default_cache_dir
-
-CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+from builder.layout import CACHE_TMP, default_cache_dir
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,14 +20,6 @@ class Check:
     name: str
     ok: bool
     detail: str
-
-
-def ca_bundle() -> Path | None:
-    """The host CA bundle mounted into build steps (never into a layer), if any."""
-    for candidate in (os.environ.get("SSL_CERT_FILE"), *CA_BUNDLES):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 def run_checks(
@@ -59,7 +50,7 @@ def run_checks(
     cache = Cache(cache_dir or default_cache_dir(spec_file))
     try:
         cache.ensure()
-        probe = cache.root / "tmp" / ".doctor"
+        probe = cache.root / CACHE_TMP / ".doctor"
         probe.write_text("ok")
         probe.unlink()
         free = shutil.disk_usage(cache.root).free
@@ -97,8 +88,8 @@ def emulation_checks() -> list[Check]:
 def store_check(store: Path) -> Check:
     """The user-wide store of built nodes: optional, so never a failure, only a note."""
     try:
-        (store / "tmp").mkdir(parents=True, exist_ok=True)
-        probe = store / "tmp" / f".doctor-{os.getpid()}"
+        (store / CACHE_TMP).mkdir(parents=True, exist_ok=True)
+        probe = store / CACHE_TMP / f".doctor-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,11 +28,19 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 
+class BuildStatus(StrEnum):
+    """What became of a node in a build (printed, and in `build --json`, as its value)."""
+
+    CACHED = "cached"  # its layers were in the cache
+    PULLED = "pulled"  # a teammate published it (the team cache)
+    BUILT = "built"  # its recipe ran here
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeOutcome:
     name: str
     key: str
-    status: str  # cached | pulled | built
+    status: BuildStatus
     seconds: float
     entry: NodeEntry
 
@@ -76,11 +85,11 @@ class Executor:
                 outcomes[step.node.name] = NodeOutcome(
                     name=step.node.name,
                     key=step.node.key,
-                    status="cached",
+                    status=BuildStatus.CACHED,
                     seconds=0.0,
                     entry=entry,
                 )
-                self._progress.done(step.node.name, "cached", 0.0, entry)
+                self._progress.done(step.node.name, BuildStatus.CACHED, 0.0, entry)
         pending = [s.node for s in plan.steps if s.node.name not in outcomes]
         for node in pending:
             self._progress.queued(node.name, [p for p in node.parents if p not in outcomes])
@@ -112,9 +121,13 @@ class Executor:
         pulled = self._pull(node)
         if pulled is not None:
             seconds = round(time.monotonic() - started, 1)
-            self._progress.done(node.name, "pulled", seconds, pulled)
+            self._progress.done(node.name, BuildStatus.PULLED, seconds, pulled)
             return NodeOutcome(
-                name=node.name, key=node.key, status="pulled", seconds=seconds, entry=pulled
+                name=node.name,
+                key=node.key,
+                status=BuildStatus.PULLED,
+                seconds=seconds,
+                entry=pulled,
             )
         self._progress.start(node.name, log=self._cache.log_path(node.name))
         from builder import recipes  # only when something builds: a no-op never imports it
@@ -143,9 +156,9 @@ class Executor:
             seconds=seconds,
         )
         self._cache.put(entry)
-        self._progress.done(node.name, "built", seconds, entry)
+        self._progress.done(node.name, BuildStatus.BUILT, seconds, entry)
         return NodeOutcome(
-            name=node.name, key=node.key, status="built", seconds=seconds, entry=entry
+            name=node.name, key=node.key, status=BuildStatus.BUILT, seconds=seconds, entry=entry
         )
 
     def _pull(self, node: NodeLock) -> NodeEntry | None:

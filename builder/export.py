@@ -21,8 +21,8 @@ from pathlib import Path
 
 from builder.cache import Cache, NodeEntry
 from builder.errors import BuildError
+from builder.layout import CACHE_DEPS, TREES
 from builder.layout import DEPS_PREFIX as PREFIX
-from builder.layout import TREES
 from builder.spec import DepSpec
 
 
@@ -45,7 +45,7 @@ def deps_mounts(
 
 def export_tree(cache: Cache, *, entry: NodeEntry, name: str, tree: str) -> Path:
     """`<prefix>/<tree>` of the node's layers, extracted under `<cache>/deps/<name>/`."""
-    dest = cache.root / "deps" / name / entry.key.removeprefix("sha256:")[:12]
+    dest = cache.root / CACHE_DEPS / name / entry.key.removeprefix("sha256:")[:12]
     if dest.is_dir():
         return dest
     inside = f"{PREFIX.strip('/')}/{name}/{tree}"
@@ -97,5 +97,5 @@ def _members_under(tar: tarfile.TarFile, folder: str) -> Iterator[tarfile.TarInf
 def stale_exports(cache: Cache, keep_keys: set[str]) -> list[Path]:
     """Exported trees of nodes no kept key names: what `sandbox gc` may remove."""
     kept = {key.removeprefix("sha256:")[:12] for key in keep_keys}
-    folders = (cache.root / "deps").glob("*/*")
+    folders = (cache.root / CACHE_DEPS).glob("*/*")
     return sorted(p for p in folders if p.is_dir() and p.name not in kept)

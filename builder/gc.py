@@ -21,6 +21,7 @@ from builder.blobs import BlobStore
 from builder.cache import Cache
 from builder.engine import ImageInfo
 from builder.export import stale_exports
+from builder.layout import CACHE_LAYERS, CACHE_NODES
 from builder.loading import STAGE_LABEL
 from builder.lockfile import Lock
 
@@ -59,7 +60,7 @@ def collect(
     keep_keys = {node.key for nodes in lock.platforms.values() for node in nodes.values()}
     keep_keys |= {n["key"] for r in others for n in r.nodes.values()}
     keep_layers: set[str] = set()
-    for path in sorted((cache.root / "nodes").glob("*.json")):
+    for path in sorted((cache.root / CACHE_NODES).glob("*.json")):
         key = "sha256:" + path.stem
         entry = cache.entry(key) if key in keep_keys else None
         if entry is not None:
@@ -67,7 +68,7 @@ def collect(
             continue
         result.entries += 1
         result.freed += _remove(path, dry_run)
-    for path in sorted((cache.root / "layers").glob("*.tar")):
+    for path in sorted((cache.root / CACHE_LAYERS).glob("*.tar")):
         if path.stem not in keep_layers:
             result.layers += 1
             result.freed += _remove(path, dry_run)

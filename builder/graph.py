@@ -17,7 +17,9 @@ from builder.plan import stack_key
 from builder.spec import Spec
 
 
-class NodeKind(enum.Enum):
+class NodeKind(enum.StrEnum):
+    """A node's kind: its recipe, its key's recipe version, where it sits in the stack."""
+
     BASE = "base"
     SYSTEM = "system"
     RUNTIME = "runtime"

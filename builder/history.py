@@ -16,6 +16,8 @@ from typing import Any
 
 from builder.atomic import write_atomic
 from builder.cache import Cache
+from builder.keys import canonical_bytes
+from builder.layout import CACHE_BUILDS
 from builder.lockfile import NodeLock
 
 RECORD_VERSION = 1
@@ -31,7 +33,7 @@ class BuildRecord:
 
 
 def _folder(cache: Cache) -> Path:
-    return cache.root / "builds"
+    return cache.root / CACHE_BUILDS
 
 
 def path_of(cache: Cache, spec_path: Path) -> Path:
@@ -62,7 +64,7 @@ def save(
     }
     # Compact: json's C encoder (indenting takes the pure-Python one, 10x slower on a lock's
     # npm closures, and a no-op build saves this record every time).
-    data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    data = canonical_bytes(record)
     write_atomic(path_of(cache, spec_path), data)
 
 

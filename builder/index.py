@@ -11,12 +11,12 @@ until then the build says which platforms are missing and how to add them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from builder.build import PlatformImage, platform_image
 from builder.cache import Cache, NodeEntry
 from builder.errors import RegistryError
+from builder.keys import canonical_bytes
 from builder.lockfile import Lock
 from builder.plan import stack
 from builder.progress import Progress
@@ -65,7 +65,7 @@ def index_document(manifests: list[tuple[str, str, int]]) -> bytes:
             }
         )
     document = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_bytes(document)
 
 
 def publish_index(

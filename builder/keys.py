@@ -52,12 +52,27 @@ PREVIOUS = {
 
 
 def canonical_json(obj: Any) -> str:
+    """`obj` as canonical JSON (sorted keys, no whitespace), non-ASCII text kept as it is:
+    what node keys and `sha256_of` hash."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """`obj` as canonical JSON bytes with non-ASCII text escaped (`\\u00e9`): the spelling of
+    the documents whose bytes are hashed or compared as they are written (the spec hash,
+    image configs, registry manifests and indexes, cache records). Their bytes are part of
+    image IDs and the lock, so this is not `canonical_json(obj).encode()`."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def content_digest(data: bytes) -> str:
+    """ "sha256:<hex>" of `data`: how every content hash is written."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def sha256_of(obj: Any) -> str:
     """ "sha256:<hex>" of the canonical JSON of `obj`."""
-    return "sha256:" + hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+    return content_digest(canonical_json(obj).encode())
 
 
 def node_key(

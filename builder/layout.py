@@ -1,6 +1,6 @@
 """Where things live, kept apart so that reading them imports nothing: the cache dir of a
-project, and a deps node's files in the image (facts the deps recipe and the exports of
-`mount` mode share)."""
+project and the name of everything in it, and a deps node's files in the image (facts the
+deps recipe and the exports of `mount` mode share)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,21 @@ def default_cache_dir(spec_path: Path) -> Path:
     env = os.environ.get("SANDBOX_CACHE_DIR")
     return Path(env) if env else spec_path.parent / "cache"
 
+
+# The cache dir's contents: each name is spelled here only.
+CACHE_LOCK = ".lock"  # held while a build writes here; the no-op replay takes it shared
+CACHE_LAYERS = "layers"  # <diff ID hex>.tar (the user-wide store has layers/ and nodes/ too)
+CACHE_NODES = "nodes"  # <node key hex>.json: a built node's layers and env
+CACHE_LOGS = "logs"  # <node>.log of each step, apt-*.log of the resolvers
+CACHE_TMP = "tmp"  # scratch of the running steps, cleared by the next build
+CACHE_BUILDS = "builds"  # history.py: the last build of each spec using this cache
+CACHE_BLOBS = "blobs"  # blobs.py: the compressed layers of published nodes
+CACHE_DEPS = "deps"  # export.py: the trees of `mount`-mode deps
+OVERLAY_FILE = "overlay.json"  # the orchestrator overlay of the last build
+NOOP_FILE = "noop.json"  # noop.py: what a build with nothing to do prints
+STACKS_FILE = "stacks.json"  # loading.py: the layer stacks of the engine's images
+APPLIED_FILE = "applied.json"  # applied.py: what each apply to Risoluto set
+SBOM_FILE = "sbom.spdx.json"  # the host platform's; another's names its arch
 
 DEPS_PREFIX = "/opt/sandbox/deps"
 # The folder each manager's tree is in, under the node's prefix (what `mount` exports).

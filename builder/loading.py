@@ -15,11 +15,12 @@ from builder.atomic import write_atomic
 from builder.cache import Cache, Layer
 from builder.engine import Engine
 from builder.errors import BuildError
+from builder.keys import canonical_bytes
+from builder.layout import STACKS_FILE
 
 STAGE_REPO = "sandbox-stage"
 STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments by
 IMAGE_LABEL = "dev.sandbox-builder.lock"  # every image `sandbox build` makes carries it
-STACKS_FILE = "stacks.json"  # in the cache dir: the layer stacks of the engine's images
 
 
 def load_image(
@@ -81,7 +82,7 @@ def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:
     for label in (STAGE_LABEL, IMAGE_LABEL):
         stacks.update(engine.layer_stacks(label, known))
     if stacks != known:
-        write_atomic(memo, json.dumps(stacks, sort_keys=True, separators=(",", ":")).encode())
+        write_atomic(memo, canonical_bytes(stacks))
     best = 0
     for theirs_all in stacks.values():
         same = 0

@@ -213,7 +213,7 @@ class _Locker:
             keep = {
                 p["name"]: p["version"]
                 for p in old.inputs["packages"]
-                if p["name"] not in self.update and p["name"] not in request
+                if p["name"] not in self.update
             }
         packages: list[dict[str, Any]] = []
         if request or upgrades:
@@ -223,7 +223,7 @@ class _Locker:
                 keep=keep,
                 engine=self.engine(),
                 image=(self.host or self)._stage(["base"]),
-                log_dir=self.cache.root / "logs",
+                log_dir=self.cache.logs,
                 foreign=self._foreign_arch(),
             )
         _check_apt_runtimes(spec, packages, base=BaseFacts.of(base).packages)

@@ -36,12 +36,13 @@ from pathlib import Path
 
 from builder import dockersock, endpoint
 from builder.atomic import write_atomic
+from builder.layout import CACHE_LOCK, NOOP_FILE
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (2.5 ms)
 if TYPE_CHECKING:
     from typing import Any
 
-RECORD = "noop.json"  # in the cache dir
+RECORD = NOOP_FILE  # in the cache dir
 VERSION = 1
 RECENT_NS = 2_000_000_000  # coarser than any filesystem's mtime granularity (FAT: 2 s)
 
@@ -59,7 +60,7 @@ def replay(*, spec_file: Path, cache_dir: Path, as_json: bool) -> bool:
     if socket_path is None:
         return False
     try:
-        with (cache_dir / ".lock").open("a") as lock:
+        with (cache_dir / CACHE_LOCK).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a build writing here: no replay
             if record["files"] != _stats(Path(p) for p in record["files"]):
                 return False

@@ -71,14 +71,35 @@ def apt_package(value: str) -> str | None:
 
 
 def pip_requirement(value: str) -> str | None:
-    return _matches(_PIP, value.strip(), "is not a PEP 508 requirement; e.g. ruff or ruff==0.6.*")
+    """A PEP 508 requirement as pip reads it (packaging's parser), and on top of that only a
+    name, extras and version specifiers in shell-safe characters: no URL, marker or option."""
+    problem = _matches(
+        _PIP, value.strip(), "is not a PEP 508 requirement; e.g. ruff or ruff==0.6.*"
+    )
+    if problem is None and _requirement_name(value) is None:
+        problem = "is not a valid PEP 508 requirement, so pip would refuse it; e.g. ruff==0.6.*"
+    return problem
 
 
 def pip_name(value: str) -> str:
     """The normalized project name of a pip requirement (PEP 503)."""
-    match = _PIP.fullmatch(value.strip())
-    name = match.group("name") if match else value
-    return re.sub(r"[-_.]+", "-", name).lower()
+    from packaging.utils import canonicalize_name  # here: ~17 ms to import, few specs need it
+
+    name = _requirement_name(value)
+    if name is None:  # not valid (the spec refuses it): the name as our pattern reads it
+        match = _PIP.fullmatch(value.strip())
+        name = match.group("name") if match else value
+    return str(canonicalize_name(name))
+
+
+def _requirement_name(value: str) -> str | None:
+    """The project name of PEP 508 requirement `value` as written, or None if it is not one."""
+    from packaging.requirements import InvalidRequirement, Requirement  # ~50 ms to import
+
+    try:
+        return Requirement(value).name
+    except InvalidRequirement:
+        return None
 
 
 def npm_spec(value: str) -> str | None:

@@ -16,7 +16,6 @@ layer whose blob digest the cache already knows is not even compressed to find t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from builder.blobs import (
 )
 from builder.cache import Cache, Layer, NodeEntry
 from builder.errors import RegistryError
+from builder.keys import canonical_bytes, content_digest
 from builder.lockfile import NodeLock
 from builder.registry import Registry
 
@@ -70,7 +70,7 @@ def manifest(config_digest: str, config_size: int, config_type: str, layers: lis
         "config": {"mediaType": config_type, "digest": config_digest, "size": config_size},
         "layers": [{"mediaType": LAYER, "digest": b.digest, "size": b.size} for b in layers],
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_bytes(document)
 
 
 class LayerPusher:
@@ -193,10 +193,10 @@ def push_nodes(
     try:
         for entry in missing:
             blobs = pusher.push(entry.layers)  # known by now: no request
-            data = json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode()
+            data = canonical_bytes(entry.to_json())
             config_file = work / "entry.json"
             config_file.write_bytes(data)
-            config_digest = sha256_of_bytes(data)
+            config_digest = content_digest(data)
             uploaded += registry.push_blob(repo, config_digest, config_file)
             body = manifest(config_digest, len(data), NODE_CONFIG, blobs)
             registry.put_manifest(repo, node_tag(entry.key), body, MANIFEST)
@@ -285,10 +285,6 @@ class RegistryCache:
         self._cache.store_layer(tar, layer.diff_id)
         # Kept, so publishing from this cache neither compresses nor uploads the layer.
         self._store.adopt(gz, Blob(diff_id=layer.diff_id, digest=digest, size=gz.stat().st_size))
-
-
-def sha256_of_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _unique(layers: Sequence[Layer]) -> list[Layer]:

@@ -45,6 +45,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from builder import limits
 from builder.errors import OverlayError
+from builder.keys import canonical_bytes
 from builder.overlay import check_types, leaves
 
 TOKEN_ENV = "RISOLUTO_WRITE_TOKEN"
@@ -186,16 +187,12 @@ def _remove(
         now = _lookup(stored, tuple(key.split(".")))
         if now is _MISSING:
             continue  # someone removed it already
-        if _canonical(now) != _canonical(ours):
+        if canonical_bytes(now) != canonical_bytes(ours):
             left.append(key)
             continue
         _call("DELETE", base, f"{OVERLAY_API}/{quote(key, safe='.')}", token=token, body=None)
         removed.append(key)
     return tuple(removed), tuple(left)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _settings(overlay: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +387,7 @@ def _lookup(config: Any, path: tuple[str, ...]) -> Any:
 
 def _consistent(sent: Any, got: Any) -> bool:
     """`got` reads back as `sent`, allowing the parts the server redacts."""
-    if json.dumps(sent, sort_keys=True) == json.dumps(got, sort_keys=True):
+    if canonical_bytes(sent) == canonical_bytes(got):
         return True
     if isinstance(got, str) and got.startswith(REDACTED) and got.endswith("]"):
         return True  # the whole value hidden

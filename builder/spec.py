@@ -9,24 +9,52 @@ spec can inject a command.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from builder import patterns
 from builder.errors import SpecError
+from builder.keys import canonical_bytes, content_digest
 from builder.tomlread import Source, Table, read_toml
 
 RUNTIMES = ("go", "java", "node", "python", "rust")
-PROVIDERS = ("official", "apt", "pypi")
+
+
+class Provider(StrEnum):
+    """Where a runtime comes from (README, "Runtimes and tools")."""
+
+    OFFICIAL = "official"  # the publisher's archive, checked against its checksums
+    APT = "apt"  # Debian's package, joining the system layer
+    PYPI = "pypi"  # a wheel from PyPI
+
+
+class DepManager(StrEnum):
+    """The package manager of a `[deps]` entry (its files: DEP_MANAGERS)."""
+
+    PNPM = "pnpm"
+    NPM = "npm"
+    PIP = "pip"
+    UV = "uv"
+
+
+class DepMode(StrEnum):
+    """How a `[deps]` entry reaches the agent (README, "Project dependencies")."""
+
+    STORE = "store"  # the manager's cache warmed, so the task's frozen install runs offline
+    INSTALL = "install"  # the tree installed under /opt/sandbox/deps/<name>/, on PATH
+    MOUNT = "mount"  # the tree exported too, and mounted read-only at `mount`
+
+
+PROVIDERS = tuple(p.value for p in Provider)
 DEP_MANAGERS = {
     "pnpm": ("package.json", "pnpm-lock.yaml"),
     "npm": ("package.json", "package-lock.json"),
     "pip": ("requirements.txt",),
     "uv": ("pyproject.toml", "uv.lock"),
 }
-DEP_MODES = ("store", "install", "mount")
+DEP_MODES = tuple(m.value for m in DepMode)
 INHERITABLE = ("user", "workdir")  # [image] keys an image base's config fills in when unset
 
 
@@ -64,7 +92,7 @@ class BaseSpec:
 class RuntimeSpec:
     name: str
     version: str
-    provider: str = "official"
+    provider: Provider = Provider.OFFICIAL
     mirror: str | None = None
 
 
@@ -91,9 +119,9 @@ class ToolsSpec:
 @dataclass(frozen=True, kw_only=True)
 class DepSpec:
     name: str
-    manager: str
+    manager: DepManager
     path: str
-    mode: str = "store"
+    mode: DepMode = DepMode.STORE
     mount: str | None = None
     # The manager's files in `path` (DEP_MANAGERS) -> their sha256, read when the spec is
     # loaded: they are part of what `lock` resolves, so changing one makes the lock stale.
@@ -151,8 +179,7 @@ class Spec:
         return data
 
     def spec_hash(self) -> str:
-        canonical = json.dumps(self.locking_inputs(), sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        return content_digest(canonical_bytes(self.locking_inputs()))
 
 
 def load_spec(path: Path) -> Spec:
@@ -250,7 +277,7 @@ def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
             RuntimeSpec(
                 name=name,
                 version=rt.string("version", check=patterns.runtime_version),
-                provider=provider,
+                provider=Provider(provider),
                 mirror=rt.optional_string("mirror", check=patterns.http_url),
             )
         )
@@ -328,9 +355,9 @@ def _deps(t: Table | None, project: Path) -> tuple[DepSpec, ...]:
         found.append(
             DepSpec(
                 name=name,
-                manager=manager,
+                manager=DepManager(manager),
                 path=rel,
-                mode=mode,
+                mode=DepMode(mode),
                 mount=dt.optional_string("mount", check=patterns.abs_path),
                 files={
                     f: hashlib.sha256((project / rel / f).read_bytes()).hexdigest()

@@ -63,9 +63,7 @@ def live_sources(
             project_dir=spec.project_dir,
         )
         foreign = ForeignArch(arch=platform.split("/")[1], installed=()) if use_host else None
-        return madison(
-            names, engine=engine(), image=image, log_dir=cache.root / "logs", foreign=foreign
-        )
+        return madison(names, engine=engine(), image=image, log_dir=cache.logs, foreign=foreign)
 
     def get_json(url: str) -> Any:
         return downloads.get_json(url, what=url, error=ResolutionError)

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from builder import limits, space
 from builder.cache import Cache
-from builder.doctor import ca_bundle
+from builder.certs import ca_bundle
 from builder.engine import Engine, Mount, RunResult, kept_container, require_success
 from builder.errors import BuilderError, BuildError
 from builder.layers import (

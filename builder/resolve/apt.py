@@ -128,7 +128,8 @@ def resolve_system(
 ) -> list[dict[str, Any]]:
     """The full closure of `request` as [{name, version, sha256}], sorted by name.
 
-    `keep` holds name -> version pins to hold fixed (for `lock --update NAME`); `foreign`
+    `keep` holds name -> version pins to hold fixed (for `lock --update NAME`), also over a
+    request of the name without a version; `foreign`
     resolves for another architecture than the one `image` runs.
     """
     if not request:
@@ -140,7 +141,8 @@ def resolve_system(
     )
     wanted = {_name(r): r for r in exact}
     for name, version in keep.items():
-        wanted.setdefault(name, f"{name}={version}")
+        if wanted.get(name, name) == name:  # not asked for, or asked for without a version
+            wanted[name] = f"{name}={version}"
     args = shlex.join(sorted(wanted.values()))
     script = f"""{setup}{apt_update()}
 echo @@sim

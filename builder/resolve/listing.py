@@ -32,7 +32,7 @@ def runtime_versions(runtime: RuntimeSpec, *, platform: str) -> tuple[str, str]:
     publisher = PUBLISHERS.get((runtime.name, runtime.provider))
     if publisher is None or platform not in ARCH:
         msg = (
-            f"runtime {runtime.name}: provider {runtime.provider!r} on {platform} has no "
+            f"runtime {runtime.name}: provider '{runtime.provider}' on {platform} has no "
             "release index to compare against. Check [runtimes] in sandbox.toml"
         )
         raise ResolutionError(msg)

@@ -1,6 +1,7 @@
 """Ordering and matching versions the way each ecosystem does, for `sandbox outdated`.
 
-- Debian: dpkg's own comparison (epoch, upstream, revision; `~` sorts before everything).
+- Debian: dpkg's own comparison (epoch, upstream, revision; `~` sorts before everything),
+  from python-debian (the Debian python team's `debian_support.Version`).
 - npm: semver ordering and a matcher for the range forms specs use in practice: exact
   (`1.2.3`, `=1.2.3`), `^`, `~`, x-ranges and partials (`1.x`, `1.2.*`, `5`), comparators
   (`>=1.2 <2`), `||`, `*`/empty. Prereleases match only an exact pin, as npm does by default.
@@ -12,72 +13,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from debian.debian_support import Version as DebianVersion
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 # -- Debian ------------------------------------------------------------------------------------
 
 
-def _order(char: str) -> int:
-    if char == "~":
-        return -1
-    if not char or char.isdigit():
-        return 0
-    if char.isalpha():
-        return ord(char)
-    return ord(char) + 256
-
-
-def _compare_part(a: str, b: str) -> int:
-    """dpkg's verrevcmp: alternating non-digit and digit runs."""
-    i = j = 0
-    while i < len(a) or j < len(b):
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
-            ac = _order(a[i]) if i < len(a) else 0
-            bc = _order(b[j]) if j < len(b) else 0
-            if ac != bc:
-                return ac - bc
-            i, j = i + 1, j + 1
-        while i < len(a) and a[i] == "0":
-            i += 1
-        while j < len(b) and b[j] == "0":
-            j += 1
-        first_diff = 0
-        while i < len(a) and a[i].isdigit() and j < len(b) and b[j].isdigit():
-            if not first_diff:
-                first_diff = ord(a[i]) - ord(b[j])
-            i, j = i + 1, j + 1
-        if i < len(a) and a[i].isdigit():
-            return 1
-        if j < len(b) and b[j].isdigit():
-            return -1
-        if first_diff:
-            return first_diff
-    return 0
-
-
-def _split_debian(version: str) -> tuple[int, str, str]:
-    epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
-    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
-    return int(epoch or "0"), upstream, revision
-
-
 def debian_compare(a: str, b: str) -> int:
-    """<0, 0 or >0 as Debian version `a` sorts before, with or after `b`."""
-    ea, ua, ra = _split_debian(a)
-    eb, ub, rb = _split_debian(b)
-    if ea != eb:
-        return ea - eb
-    return _compare_part(ua, ub) or _compare_part(ra, rb)
+    """-1, 0 or 1 as Debian version `a` sorts before, with or after `b` (dpkg's order)."""
+    first, second = DebianVersion(a), DebianVersion(b)
+    return (first > second) - (first < second)
 
 
 def debian_newest(versions: Iterable[str]) -> str:
-    """The newest of `versions` ("" when there are none)."""
-    newest = ""
-    for version in versions:
-        if not newest or debian_compare(version, newest) > 0:
-            newest = version
-    return newest
+    """The newest of `versions` ("" when there are none; the first of equal ones)."""
+    return max(versions, key=DebianVersion, default="")
 
 
 # -- npm ---------------------------------------------------------------------------------------

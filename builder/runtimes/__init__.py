@@ -62,7 +62,7 @@ def resolve_runtime(
     if publisher is None:
         offered = sorted({p for n, p in PUBLISHERS if n == name} | {"apt"})
         msg = (
-            f"runtime {name}: provider {provider!r} is not offered for {name}. Use one of "
+            f"runtime {name}: provider '{provider}' is not offered for {name}. Use one of "
             f"{', '.join(offered)} in [runtimes] {name} of sandbox.toml."
         )
         raise ResolutionError(msg)
@@ -105,7 +105,7 @@ def layout_runtime(inputs: Mapping[str, Any], archive: Path, prefix_dir: Path) -
     publisher = PUBLISHERS.get((name, inputs["provider"]))
     if publisher is None:
         provider = inputs["provider"]
-        msg = f"runtime {name}: sandbox.lock names provider {provider!r}; run `sandbox lock`."
+        msg = f"runtime {name}: sandbox.lock names provider '{provider}'; run `sandbox lock`."
         raise BuildError(msg)
     prefix_dir.mkdir(parents=True, exist_ok=True)
     prefix_dir.chmod(0o755)

@@ -11,13 +11,13 @@ number (CycloneDX) from the lock digest, the `dev.sandbox-builder.lock` label of
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from builder.atomic import write_atomic
+from builder.keys import content_digest
 from builder.lockfile import Lock
 from builder.sbom.cyclonedx import cyclonedx_document
 from builder.sbom.inventory import NAMESPACE, Package, lock_digest, packages, purl
@@ -58,7 +58,7 @@ def render(document: Mapping[str, Any]) -> bytes:
 
 def digest_of(data: bytes) -> str:
     """`sha256:<hex>` of the document's bytes: the image's `dev.sandbox-builder.sbom` label."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return content_digest(data)
 
 
 def write_sbom(data: bytes, path: Path) -> None:

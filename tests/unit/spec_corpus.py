@@ -155,6 +155,11 @@ CASES: list[tuple[str, str | bytes, str]] = [
         "`tools.pip`",
     ),
     ("pip-option", _plus('[tools]\npip = ["--index-url=http://evil.example"]'), "`tools.pip`"),
+    (
+        "pip-specifier-pip-refuses",  # safe characters, but `.*` goes only with == and !=
+        _plus('[tools]\npip = ["ruff>=0.6.*"]'),
+        "`tools.pip`: 'ruff>=0.6.*' is not a valid PEP 508 requirement",
+    ),
     ("npm-spec-injection", _plus('[tools]\nnpm = ["typescript@5; reboot"]'), "`tools.npm`"),
     # Names that would carry shell syntax into a build step.
     ("package-semicolon", _plus('[system]\npackages = ["git; rm -rf /"]'), "`system.packages`"),

@@ -7,16 +7,13 @@ read the APT_CONFIG the script writes), so what is checked is what the script ma
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from builder.engine import Mount, RunResult
 from builder.resolve import apt
 from builder.resolve.apt import ForeignArch, resolve_system
+from tests.unit.fake_engine import FakeEngine, shell_step
 
 # apt-cache: `show name=version...` prints a stanza per pin, its SHA256 naming the arch the
 # config asks for; apt-get: `update` does nothing, `install -s` installs each requested
@@ -48,56 +45,24 @@ done
 """
 
 
-class ShellEngine:
-    """Runs each script here with /bin/sh; the foreign apt state goes under `root`."""
-
-    def __init__(self, root: Path, bin_dir: Path) -> None:
-        self.root = root
-        self.bin_dir = bin_dir
-        self.scripts: list[str] = []
-
-    def run(
-        self,
-        *,
-        image: str,
-        script: str,
-        log: Path,
-        env: Mapping[str, str],
-        mounts: list[Mount],
-        network: bool,
-    ) -> RunResult:
-        script = script.replace(apt._FOREIGN, str(self.root / "foreign"))
-        self.scripts.append(script)
-        path = f"{self.bin_dir}:{os.environ['PATH']}"
-        with log.open("w") as out:
-            done = subprocess.run(
-                ["/bin/sh", "-c", script],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**env, "PATH": path},
-                check=False,
-            )
-        return RunResult(container="c", exit_code=done.returncode)
-
-    def remove_container(self, container: str) -> None:
-        pass
-
-
 @pytest.fixture
-def shell_engine(tmp_path: Path) -> ShellEngine:
+def shell_engine(tmp_path: Path) -> FakeEngine:
+    """Runs each script here with /bin/sh; the foreign apt state goes under tmp_path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in (("apt-cache", _APT_CACHE), ("apt-get", _APT_GET)):
+    for name, text in (("apt-get", _APT_GET), ("apt-cache", _APT_CACHE)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    return ShellEngine(tmp_path, bin_dir)
+    here = str(tmp_path / "foreign")
+    step = shell_step(bin_dir, rewrite=lambda script: script.replace(apt._FOREIGN, here))
+    return FakeEngine(root=tmp_path / "engine", step=step)
 
 
-def _resolve(engine: ShellEngine, tmp_path: Path, foreign: ForeignArch | None) -> list[str]:
+def _resolve(engine: FakeEngine, tmp_path: Path, foreign: ForeignArch | None) -> list[str]:
     packages = resolve_system(
         ["jq", "tzdata"],
         keep={},
-        engine=engine,  # type: ignore[arg-type]
+        engine=engine,
         image="host-base",
         log_dir=tmp_path,
         foreign=foreign,
@@ -105,16 +70,14 @@ def _resolve(engine: ShellEngine, tmp_path: Path, foreign: ForeignArch | None) -
     return [f"{p['name']} {p['sha256']}" for p in packages]
 
 
-def test_the_host_architecture_resolves_as_before(
-    shell_engine: ShellEngine, tmp_path: Path
-) -> None:
+def test_the_host_architecture_resolves_as_before(shell_engine: FakeEngine, tmp_path: Path) -> None:
     found = _resolve(shell_engine, tmp_path, None)
     assert found == ["jq jq-amd64", "libjq1 libjq1-amd64", "tzdata tzdata-amd64"]
-    assert all("APT_CONFIG" not in s for s in shell_engine.scripts)
+    assert all("APT_CONFIG" not in run.script for run in shell_engine.runs)
 
 
 def test_another_architecture_takes_its_own_hashes_and_its_base_as_installed(
-    shell_engine: ShellEngine, tmp_path: Path
+    shell_engine: FakeEngine, tmp_path: Path
 ) -> None:
     base = [{"name": "tzdata", "version": "2025b", "sha256": "x"}]
     found = _resolve(shell_engine, tmp_path, ForeignArch(arch="arm64", installed=base))

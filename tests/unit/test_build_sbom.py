@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from builder import sbom
-from builder.build import SBOM_FILE, write_sbom
+from builder.build import write_sbom
 from builder.cache import Cache
+from builder.layout import SBOM_FILE
 from tests.unit.test_sbom import make_lock
 
 PLATFORM = "linux/amd64"

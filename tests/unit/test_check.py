@@ -32,6 +32,7 @@ from builder.spec import (
     BaseSpec,
     BinaryTool,
     ImageSpec,
+    Provider,
     RuntimeSpec,
     SandboxSpec,
     Spec,
@@ -296,7 +297,7 @@ def test_probes_cover_the_basics_runtimes_tools_and_the_overlays_needs() -> None
     spec = _spec(
         runtimes=(
             RuntimeSpec(name="java", version="21"),
-            RuntimeSpec(name="node", version="22", provider="pypi"),
+            RuntimeSpec(name="node", version="22", provider=Provider.PYPI),
         ),
         tools=ToolsSpec(bin=(BinaryTool(name="kubectl", version="1", url="https://x/k"),)),
         sandbox=SandboxSpec(egress_allowlist=("registry.npmjs.org",)),
@@ -330,7 +331,7 @@ def test_tools_without_a_declared_runtime_probe_the_images_own_python3_node_and_
     assert checks["python3 (tools.pip)"] == ("python3", "--version")
     assert checks["node (tools.npm)"] == ("node", "--version")
     assert checks["npm (tools.npm)"] == ("npm", "--version")
-    declared = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),))
+    declared = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider=Provider.APT),))
     planned = probes.plan_probes(declared, _nodes()).probes
     assert "python3 (tools.pip)" not in {p.check for p in planned}
 

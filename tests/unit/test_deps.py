@@ -23,7 +23,7 @@ from builder.errors import BuildError, ResolutionError
 from builder.export import deps_mounts, export_tree, stale_exports
 from builder.recipes import deps as recipe
 from builder.resolve import deps
-from builder.spec import DEP_MANAGERS, DepSpec, SandboxSpec
+from builder.spec import DEP_MANAGERS, DepManager, DepMode, DepSpec, SandboxSpec
 from tests.unit.conftest import Web
 
 NODE_18 = "18.20.4+dfsg-1~deb12u1"
@@ -45,7 +45,7 @@ def project(root: Path, manager: str, files: dict[str, str], **spec: Any) -> Dep
         name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
         for name in DEP_MANAGERS[manager]
     }
-    return DepSpec(name="app", manager=manager, path="app", files=digests, **spec)
+    return DepSpec(name="app", manager=DepManager(manager), path="app", files=digests, **spec)
 
 
 class FakePip:
@@ -433,8 +433,10 @@ def test_mounted_deps_become_read_only_extra_mounts(cache: Cache) -> None:
         key="sha256:" + "ef" * 32,
         layers=(layer(cache, [(f"{tree}/bin/python", "sym", "/usr/bin/python3")]),),
     )
-    web = DepSpec(name="web", manager="uv", path="web", mode="mount", mount="/workspace/.venv")
-    other = DepSpec(name="other", manager="npm", path="other", mode="install")
+    web = DepSpec(
+        name="web", manager=DepManager.UV, path="web", mode=DepMode.MOUNT, mount="/workspace/.venv"
+    )
+    other = DepSpec(name="other", manager=DepManager.NPM, path="other", mode=DepMode.INSTALL)
     mounts = deps_mounts(deps=[web, other], entries={"deps.web": entry}, cache=cache)
     host = cache.root / "deps" / "web" / ("ef" * 6)
     assert mounts == [f"{host}:/workspace/.venv:ro"]

@@ -1,4 +1,9 @@
-"""Which command lines skip typer: exactly the plain `sandbox build` ones."""
+"""The `sandbox` entry point: which command lines skip typer (exactly the plain `sandbox build`
+ones), and the exit codes and messages the real process gives on both paths.
+
+The rest of the CLI is tested in-process (tests/unit/clirun.py); here the process boundary
+is the point, so these few start `python -m builder` (what the `sandbox` script runs).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import pytest
 
 from builder.buildrun import BuildRequest
 from builder.entry import quick_build
+from tests.unit.clirun import sandbox_process
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +64,15 @@ def test_the_cache_dir_comes_from_the_environment(
 )
 def test_anything_else_goes_to_typer(argv: list[str]) -> None:
     assert quick_build(argv) is None
+
+
+@pytest.mark.parametrize("command", ["lock", "build"], ids=["through typer", "quick build"])
+def test_an_error_is_one_line_and_its_exit_code(tmp_path: Path, command: str) -> None:
+    spec = tmp_path / "sandbox.toml"
+    spec.write_text('[image]\nname = "acme/sandbox"\n')
+
+    done = sandbox_process("-f", spec, command)
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"error: {spec}: `base`: missing table. Add a [base] table\n"
+    assert done.stdout == ""

@@ -1,7 +1,7 @@
 """`sandbox gc` keeps what current builds use and removes the rest, on a real cache dir.
 
-The engine is a recording fake: images and containers are listed from fixed data and every
-removal is recorded, so the test sees exactly what gc asks Docker to delete.
+The engine is the recording FakeEngine: images and containers are listed from fixed data and
+every removal is recorded, so the test sees exactly what gc asks Docker to delete.
 """
 
 from __future__ import annotations
@@ -14,26 +14,16 @@ from builder.engine import ImageInfo
 from builder.gc import collect
 from builder.loading import STAGE_LABEL
 from builder.lockfile import Lock, NodeLock
+from tests.unit.fake_engine import FakeEngine
 
 
-class RecordingEngine:
-    def __init__(self, images: dict[str, list[ImageInfo]], containers: list[str]) -> None:
-        self._images = images
-        self._containers = containers
-        self.removed_images: list[str] = []
-        self.removed_containers: list[str] = []
+def _engine(tmp_path: Path, images: dict[str, list[ImageInfo]], held: list[str]) -> FakeEngine:
+    return FakeEngine(root=tmp_path / "engine", listed=images, held={"sandbox-builder=step": held})
 
-    def images(self, label: str) -> list[ImageInfo]:
-        return self._images.get(label, [])
 
-    def containers(self, label: str) -> list[str]:
-        return self._containers if label == "sandbox-builder=step" else []
-
-    def remove_image(self, image: str) -> None:
-        self.removed_images.append(image)
-
-    def remove_container(self, container: str) -> None:
-        self.removed_containers.append(container)
+def _removed(engine: FakeEngine, what: str) -> list[str]:
+    """The images (`rmi`) or containers (`rm`) gc asked the engine to remove."""
+    return [call.split(" ", 1)[1] for call in engine.calls if call.split(" ", 1)[0] == what]
 
 
 def _entry(cache: Cache, key: str, diff_id: str, size: int) -> None:
@@ -72,7 +62,8 @@ def test_gc_keeps_current_and_other_projects_and_removes_the_rest(tmp_path: Path
         image_name="t/q",
         nodes=_lock("c" * 64).nodes("linux/amd64"),
     )
-    engine = RecordingEngine(
+    engine = _engine(
+        tmp_path,
         images={
             "dev.sandbox-builder.lock": [
                 ImageInfo(id="sha256:new", tags=("t/p:new", "t/p:latest"), size=1),
@@ -82,7 +73,7 @@ def test_gc_keeps_current_and_other_projects_and_removes_the_rest(tmp_path: Path
             ],
             STAGE_LABEL: [ImageInfo(id="sha256:stage", tags=("sandbox-stage:1",), size=1)],
         },
-        containers=["dead-step"],
+        held=["dead-step"],
     )
 
     old_entry = cache.root / "nodes" / f"{'b' * 64}.json"
@@ -95,8 +86,8 @@ def test_gc_keeps_current_and_other_projects_and_removes_the_rest(tmp_path: Path
     assert cache.entry("sha256:" + "c" * 64) is not None
     assert not old_entry.exists()  # (the user-wide store keeps its copy: gc is per project)
     assert not (cache.root / "layers" / f"{'2' * 64}.tar").exists()
-    assert engine.removed_images == ["sha256:old", "sha256:stage"]
-    assert engine.removed_containers == ["dead-step"]
+    assert _removed(engine, "rmi") == ["sha256:old", "sha256:stage"]
+    assert _removed(engine, "rm") == ["dead-step"]
 
 
 def test_dry_run_removes_nothing(tmp_path: Path) -> None:
@@ -121,16 +112,17 @@ def test_gc_keeps_another_platforms_last_build(tmp_path: Path) -> None:
         source_date_epoch=0,
         platforms={"linux/amd64": {"system": node}, "linux/arm64": {"system": node}},
     )
-    engine = RecordingEngine(
+    engine = _engine(
+        tmp_path,
         images={
             "dev.sandbox-builder.lock": [
                 ImageInfo(id="sha256:arm", tags=("t/p:arm", "t/p:latest-arm64"), size=1),
                 ImageInfo(id="sha256:old-arm", tags=("t/p:old-arm",), size=1),
             ]
         },
-        containers=[],
+        held=[],
     )
     collect(
         cache=cache, spec_path=tmp_path / "sandbox.toml", image_name="t/p", lock=both, engine=engine
     )
-    assert engine.removed_images == ["sha256:old-arm"]
+    assert _removed(engine, "rmi") == ["sha256:old-arm"]

@@ -10,8 +10,10 @@ from builder.graph import LayerGraph, NodeKind, build_graph, render
 from builder.spec import (
     BaseSpec,
     BinaryTool,
+    DepManager,
     DepSpec,
     ImageSpec,
+    Provider,
     RuntimeSpec,
     Spec,
     ToolsSpec,
@@ -40,7 +42,7 @@ def make_spec(
 
 
 def node(name: str, provider: str = "official") -> RuntimeSpec:
-    return RuntimeSpec(name=name, version="1", provider=provider)
+    return RuntimeSpec(name=name, version="1", provider=Provider(provider))
 
 
 def edges(graph: LayerGraph) -> set[tuple[str, str]]:
@@ -54,8 +56,8 @@ FULL = make_spec(
     npm=("typescript",),
     binaries=("kubectl",),
     deps=(
-        DepSpec(name="web", manager="pnpm", path="web"),
-        DepSpec(name="api", manager="uv", path="api"),
+        DepSpec(name="web", manager=DepManager.PNPM, path="web"),
+        DepSpec(name="api", manager=DepManager.UV, path="api"),
     ),
 )
 
@@ -105,10 +107,10 @@ def test_npm_deps_need_node_and_python_deps_need_python() -> None:
         make_spec(
             runtimes=(node("node"), node("python")),
             deps=(
-                DepSpec(name="a", manager="npm", path="a"),
-                DepSpec(name="b", manager="pnpm", path="b"),
-                DepSpec(name="c", manager="pip", path="c"),
-                DepSpec(name="d", manager="uv", path="d"),
+                DepSpec(name="a", manager=DepManager.NPM, path="a"),
+                DepSpec(name="b", manager=DepManager.PNPM, path="b"),
+                DepSpec(name="c", manager=DepManager.PIP, path="c"),
+                DepSpec(name="d", manager=DepManager.UV, path="d"),
             ),
         )
     )

@@ -6,7 +6,14 @@ import hashlib
 import re
 from typing import Any
 
-from builder.keys import RECIPES, node_key, sha256_of
+from builder.keys import (
+    RECIPES,
+    canonical_bytes,
+    canonical_json,
+    content_digest,
+    node_key,
+    sha256_of,
+)
 
 INPUTS: dict[str, Any] = {
     "request": ["git", "jq"],
@@ -81,3 +88,12 @@ def test_sha256_of_is_the_hash_of_canonical_json() -> None:
     expected = hashlib.sha256(b'{"a":[1,2],"b":"\xc3\xa9"}').hexdigest()
 
     assert sha256_of({"b": "é", "a": [1, 2]}) == "sha256:" + expected
+
+
+def test_documents_escape_non_ascii_where_keys_keep_it() -> None:
+    """Both spellings are in images and locks already: neither may drift into the other."""
+    value = {"b": "é", "a": [1, 2]}
+
+    assert canonical_bytes(value) == b'{"a":[1,2],"b":"\\u00e9"}'
+    assert canonical_json(value) == '{"a":[1,2],"b":"é"}'
+    assert content_digest(b"x") == "sha256:" + hashlib.sha256(b"x").hexdigest()

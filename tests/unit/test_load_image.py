@@ -1,16 +1,13 @@
 """Loading an image writes only the layers the engine lacks, and falls back to all of them.
 
-The engine is a recording fake: it reports the layer stacks of the images it holds and
-records the member names of every archive it is asked to load.
+The engine is the recording FakeEngine: it reports the layer stacks of the images it holds
+and records the member names of every archive it is asked to load; a subclass plays an
+engine refusing partial archives and the containerd image store.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
-import tarfile
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,58 +16,44 @@ from builder import assemble
 from builder.cache import Cache, Layer
 from builder.errors import BuildError
 from builder.loading import IMAGE_LABEL, STAGE_LABEL, load_image
+from tests.unit.fake_engine import FakeEngine, stack_id
 
 
-class RecordingEngine:
-    """With `manifest_ids`, an engine of the containerd image store: what it loads gets an ID
-    other than the config digest (here the config digest with a prefix)."""
+class LoadingEngine(FakeEngine):
+    """`refuse_partial`: refuses an archive of fewer than 3 layers, as an engine that lacks
+    the layers below would; `manifest_ids`: the containerd image store, where what it loads
+    gets an ID other than the config digest (here the config digest with a prefix)."""
 
-    def __init__(
-        self,
-        stacks: dict[str, list[tuple[str, ...]]],
-        *,
-        refuse_partial: bool,
-        manifest_ids: bool = False,
-    ) -> None:
-        self._stacks = stacks
-        self._refuse_partial = refuse_partial
-        self._manifest_ids = manifest_ids
-        self._present: dict[str, str] = {}  # tag -> engine ID
-        self.loaded: list[list[str]] = []
-        self.inspected: list[tuple[str, ...]] = []
-        self.tagged: list[str] = []
-        self.config = ""
+    refuse_partial: bool = False
+    manifest_ids: bool = False
 
-    def find_image(
-        self, config_digest: str, *, tag: str, diff_ids: list[str], labels: Mapping[str, str]
-    ) -> str | None:
-        return self._present.get(tag)
-
-    def layer_stacks(
-        self, label: str, known: Mapping[str, tuple[str, ...]]
-    ) -> dict[str, tuple[str, ...]]:
-        self.inspected += [s for s in self._stacks.get(label, []) if _id(s) not in known]
-        return {_id(stack): stack for stack in self._stacks.get(label, [])}
-
-    def load(self, archive: Iterable[bytes]) -> None:
-        with tarfile.open(fileobj=io.BytesIO(b"".join(archive))) as tar:
-            names = sorted(n for n in tar.getnames() if n.endswith("layer.tar"))
-            manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
-        self.loaded.append(names)
-        if self._refuse_partial and len(names) < 3:
+    def check_load(self, layers: list[str]) -> None:
+        if self.refuse_partial and len(layers) < 3:
             msg = "docker load refused the image: layer.tar: no such file"
             raise BuildError(msg)
-        config = "sha256:" + manifest[0]["Config"].removeprefix("blobs/sha256/").split(".")[0]
-        for tag in manifest[0]["RepoTags"]:
-            self._present[tag] = ("manifest-of-" if self._manifest_ids else "") + config
 
-    def tag(self, image: str, repository: str, tag: str) -> None:
-        self.tagged.append(f"{image} {repository}:{tag}")
+    def loaded_id(self, config_digest: str) -> str:
+        return ("manifest-of-" if self.manifest_ids else "") + config_digest
 
 
-def _id(stack: tuple[str, ...]) -> str:
-    """A made-up image ID for a stack (the fake's images are their stacks)."""
-    return "sha256:" + str(abs(hash(stack)))
+def _engine(
+    tmp_path: Path,
+    stacks: dict[str, list[tuple[str, ...]]],
+    *,
+    refuse_partial: bool,
+    manifest_ids: bool = False,
+) -> LoadingEngine:
+    engine = LoadingEngine(root=tmp_path / "engine", stacks=stacks)
+    engine.refuse_partial, engine.manifest_ids = refuse_partial, manifest_ids
+    return engine
+
+
+def _inspected(engine: FakeEngine) -> list[str]:
+    return [call.removeprefix("inspect ") for call in engine.calls if call.startswith("inspect")]
+
+
+def _tagged(engine: FakeEngine) -> str:
+    return engine.tags["img:latest"]
 
 
 def _layers(cache: Cache) -> list[Layer]:
@@ -83,12 +66,18 @@ def _layers(cache: Cache) -> list[Layer]:
     return layers
 
 
-def _load(engine: RecordingEngine, cache: Cache, layers: list[Layer]) -> str:
+def _config(layers: list[Layer]) -> str:
     config = assemble.image_config(
         layers=[("node", la) for la in layers], env={}, platform="linux/amd64", epoch=0, labels={}
     )
-    engine.config = config.image_id
-    return load_image(engine=engine, cache=cache, config=config, layers=layers, tags=["img:latest"])  # type: ignore[arg-type]
+    return config.image_id
+
+
+def _load(engine: FakeEngine, cache: Cache, layers: list[Layer]) -> str:
+    config = assemble.image_config(
+        layers=[("node", la) for la in layers], env={}, platform="linux/amd64", epoch=0, labels={}
+    )
+    return load_image(engine=engine, cache=cache, config=config, layers=layers, tags=["img:latest"])
 
 
 @pytest.fixture
@@ -98,56 +87,64 @@ def cache(tmp_path: Path) -> Cache:
     return cache
 
 
-def test_only_layers_above_the_longest_present_stack_are_written(cache: Cache) -> None:
+def test_only_layers_above_the_longest_present_stack_are_written(
+    cache: Cache, tmp_path: Path
+) -> None:
     layers = _layers(cache)
     ids = tuple(la.diff_id for la in layers)
     other: tuple[str, ...] = (ids[0], ids[1], "sha256:" + "9" * 64)
     stacks = {STAGE_LABEL: [ids[:1]], IMAGE_LABEL: [other]}
-    engine = RecordingEngine(stacks, refuse_partial=False)
-    _load(engine, cache, layers)
+    engine = _engine(tmp_path, stacks, refuse_partial=False)
+    found = _load(engine, cache, layers)
     assert engine.loaded == [[f"{ids[2].removeprefix('sha256:')}/layer.tar"]]
-    assert engine.tagged == [f"{engine.config} img:latest"]
+    assert found == _tagged(engine) == _config(layers)
 
 
 def test_on_the_containerd_store_the_image_is_named_and_tagged_by_the_engines_id(
-    cache: Cache,
+    cache: Cache, tmp_path: Path
 ) -> None:
-    engine = RecordingEngine({}, refuse_partial=False, manifest_ids=True)
-    found = _load(engine, cache, _layers(cache))
-    assert found == f"manifest-of-{engine.config}"
-    assert engine.tagged == [f"manifest-of-{engine.config} img:latest"]
+    engine = _engine(tmp_path, {}, refuse_partial=False, manifest_ids=True)
+    layers = _layers(cache)
+    found = _load(engine, cache, layers)
+    assert found == f"manifest-of-{_config(layers)}" == _tagged(engine)
     assert _load(engine, cache, _layers(cache)) == found
     assert len(engine.loaded) == 1, "an image the engine holds under its own ID is not loaded again"
 
 
-def test_an_engine_that_loads_but_does_not_list_the_image_is_an_error(cache: Cache) -> None:
-    engine = RecordingEngine({}, refuse_partial=False)
+def test_an_engine_that_loads_but_does_not_list_the_image_is_an_error(
+    cache: Cache, tmp_path: Path
+) -> None:
+    engine = _engine(tmp_path, {}, refuse_partial=False)
     engine.find_image = lambda *a, **k: None  # type: ignore[method-assign]
     with pytest.raises(BuildError, match="lists no image of config"):
         _load(engine, cache, _layers(cache))
 
 
-def test_an_engine_refusing_the_partial_archive_gets_the_full_one(cache: Cache) -> None:
+def test_an_engine_refusing_the_partial_archive_gets_the_full_one(
+    cache: Cache, tmp_path: Path
+) -> None:
     layers = _layers(cache)
-    engine = RecordingEngine({STAGE_LABEL: [(layers[0].diff_id,)]}, refuse_partial=True)
+    engine = _engine(tmp_path, {STAGE_LABEL: [(layers[0].diff_id,)]}, refuse_partial=True)
     _load(engine, cache, layers)
     assert [len(names) for names in engine.loaded] == [2, 3]
 
 
-def test_a_refused_full_archive_is_an_error(cache: Cache) -> None:
+def test_a_refused_full_archive_is_an_error(cache: Cache, tmp_path: Path) -> None:
     layers = _layers(cache)[:2]
-    engine = RecordingEngine({}, refuse_partial=True)
+    engine = _engine(tmp_path, {}, refuse_partial=True)
     with pytest.raises(BuildError, match="refused"):
         _load(engine, cache, layers)
 
 
-def test_an_image_is_inspected_once_for_all_loads(cache: Cache) -> None:
+def test_an_image_is_inspected_once_for_all_loads(cache: Cache, tmp_path: Path) -> None:
     layers = _layers(cache)
     ids = tuple(la.diff_id for la in layers)
-    engine = RecordingEngine({STAGE_LABEL: [ids[:1]], IMAGE_LABEL: [ids[:2]]}, refuse_partial=False)
+    stacks = {STAGE_LABEL: [ids[:1]], IMAGE_LABEL: [ids[:2]]}
+    engine = _engine(tmp_path, stacks, refuse_partial=False)
     _load(engine, cache, layers)
-    assert sorted(engine.inspected) == sorted([ids[:1], ids[:2]])
-    engine.inspected.clear()
+    assert sorted(_inspected(engine)) == sorted([stack_id(ids[:1]), stack_id(ids[:2])])
+    engine.calls.clear()
+    engine.tags.clear()  # gone from the engine: loaded again
     _load(engine, cache, layers)
-    assert engine.inspected == [], "the stacks are remembered in cache/stacks.json"
+    assert _inspected(engine) == [], "the stacks are remembered in cache/stacks.json"
     assert engine.loaded[-1] == [f"{ids[2].removeprefix('sha256:')}/layer.tar"]

@@ -1,14 +1,25 @@
-"""Pure parts of locking: Debian versions of apt runtimes, and which npm pins an update drops."""
+"""Locking (builder/locking.py): Debian versions of apt runtimes, which npm pins an update
+drops, and `sandbox lock [--update NAME]` itself on the recording FakeEngine."""
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from builder import cli
+from builder.cache import Cache
 from builder.errors import ResolutionError
 from builder.locking import _check_apt_runtimes, _npm_path_of, upstream_version
-from builder.spec import BaseSpec, ImageSpec, RuntimeSpec, Spec
+from builder.platforms import host_platform
+from builder.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec
+from tests.unit.clirun import sandbox
+from tests.unit.fake_engine import FakeEngine, Run, shell_step
+from tests.unit.test_base_image import DEBIAN
+from tests.unit.test_execute import put_base
 
 
 @pytest.mark.parametrize(
@@ -35,8 +46,8 @@ def _spec(*runtimes: RuntimeSpec) -> Spec:
 
 def test_apt_runtime_matching_its_request_passes() -> None:
     spec = _spec(
-        RuntimeSpec(name="python", version="3.11", provider="apt"),
-        RuntimeSpec(name="java", version="17", provider="apt"),
+        RuntimeSpec(name="python", version="3.11", provider=Provider.APT),
+        RuntimeSpec(name="java", version="17", provider=Provider.APT),
     )
     packages = [
         {"name": "python3", "version": "3.11.2-1+b1"},
@@ -46,7 +57,7 @@ def test_apt_runtime_matching_its_request_passes() -> None:
 
 
 def test_apt_runtime_of_another_version_says_what_apt_has() -> None:
-    spec = _spec(RuntimeSpec(name="python", version="3.12", provider="apt"))
+    spec = _spec(RuntimeSpec(name="python", version="3.12", provider=Provider.APT))
     with pytest.raises(ResolutionError) as caught:
         _check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
     message = str(caught.value)
@@ -58,7 +69,7 @@ def test_apt_runtime_of_another_version_says_what_apt_has() -> None:
 
 
 def test_prefix_of_a_version_is_not_a_match() -> None:
-    spec = _spec(RuntimeSpec(name="python", version="3.1", provider="apt"))
+    spec = _spec(RuntimeSpec(name="python", version="3.1", provider=Provider.APT))
     with pytest.raises(ResolutionError):
         _check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
 
@@ -74,3 +85,107 @@ def test_prefix_of_a_version_is_not_a_match() -> None:
 )
 def test_update_drops_exactly_the_named_packages_pins(path: str, dropped: bool) -> None:
     assert _npm_path_of(path, ["typescript"]) is dropped
+
+
+# -- `sandbox lock` on the recording FakeEngine --------------------------------------------
+
+# apt as the resolver's script runs it: `install -s` installs each NAME=VERSION as asked and
+# each bare NAME at the mirror's current version (the file MIRROR); `apt-cache show` gives a
+# stanza per pin, its SHA256 naming the pin.
+_APT_GET = """#!/bin/sh
+case " $* " in *" update "*) exit 0 ;; esac
+for arg in "$@"; do
+  case "$arg" in
+    -*|install|Acquire::*) ;;
+    *=*) echo "Inst ${arg%%=*} (${arg#*=} Debian:12/stable [amd64])" ;;
+    *) echo "Inst $arg ($(cat MIRROR) Debian:12/stable [amd64])" ;;
+  esac
+done
+"""
+_APT_CACHE = """#!/bin/sh
+shift
+for pin in "$@"; do
+  printf 'Package: %s\\nVersion: %s\\nSHA256: %s\\n\\n' "${pin%%=*}" "${pin#*=}" "$pin"
+done
+"""
+
+
+@dataclass
+class Project:
+    spec: Path
+    engine: FakeEngine
+    mirror: Path
+
+    def lock(self, *args: str) -> dict[str, Any]:
+        done = sandbox("-f", self.spec, "--cache-dir", self.spec.parent / "cache", "lock", *args)
+        assert done.exit_code == 0, done.stderr
+        return tomllib.loads(self.spec.with_name("sandbox.lock").read_text())
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A spec on an image base whose base is built in the cache, and apt's mirror at 1.0."""
+    for var, folder in (("SANDBOX_STORE_DIR", "store"), ("SANDBOX_DOWNLOAD_DIR", "dl")):
+        monkeypatch.setenv(var, str(tmp_path / folder))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("apt-get", _APT_GET), ("apt-cache", _APT_CACHE)):
+        (bin_dir / name).write_text(text.replace("MIRROR", str(tmp_path / "mirror")))
+        (bin_dir / name).chmod(0o755)
+    apt = shell_step(bin_dir)
+
+    def step(run: Run) -> int:
+        if "@@sim" in run.script:  # resolve/apt.py's resolver
+            return apt(run)
+        run.log.write_text(DEBIAN)  # resolve/image.py's probe of the base
+        return 0
+
+    engine = FakeEngine(root=tmp_path / "engine", step=step)
+    monkeypatch.setattr(cli, "EngineFactory", lambda: lambda: engine)
+    spec = tmp_path / "project" / "sandbox.toml"
+    spec.parent.mkdir()
+    spec.write_text('[image]\nname = "acme/sandbox"\n[base]\nimage = "127.0.0.1:5000/debian:12"\n')
+    project = Project(spec=spec, engine=engine, mirror=tmp_path / "mirror")
+    project.mirror.write_text("1.0")
+    base_key = project.lock()["platforms"][host_platform()]["nodes"]["base"]["key"]
+    cache = Cache(spec.parent / "cache")
+    put_base(cache, base_key)
+    spec.write_text(spec.read_text() + '[system]\npackages = ["jq", "tzdata"]\n')
+    return project
+
+
+def _pins(lock: dict[str, Any]) -> dict[str, str]:
+    system = lock["platforms"][host_platform()]["nodes"]["system"]["inputs"]
+    return {p["name"]: p["version"] for p in system["packages"]}
+
+
+def test_update_name_moves_that_package_and_keeps_the_other_pins(project: Project) -> None:
+    first = project.lock()
+    assert _pins(first) == {"jq": "1.0", "tzdata": "1.0"}
+    project.mirror.write_text("2.0")  # the mirror moves on
+
+    again = project.lock()
+    runs = len(project.engine.runs)
+    updated = project.lock("--update", "jq")
+
+    assert again == first, "a plain lock keeps every pin"
+    assert _pins(updated) == {"jq": "2.0", "tzdata": "1.0"}
+    [resolver] = project.engine.runs[runs:]
+    assert "jq tzdata=1.0" in resolver.script, "apt was told to hold tzdata"
+    platform = host_platform()
+    assert (
+        updated["platforms"][platform]["nodes"]["base"]
+        == first["platforms"][platform]["nodes"]["base"]
+    )
+    assert _pins(project.lock("--update")) == {"jq": "2.0", "tzdata": "2.0"}
+
+
+def test_locking_twice_gives_the_same_bytes_and_asks_the_engine_nothing(project: Project) -> None:
+    project.lock()
+    text = project.spec.with_name("sandbox.lock").read_bytes()
+    calls = len(project.engine.calls)
+
+    project.lock()
+
+    assert project.spec.with_name("sandbox.lock").read_bytes() == text
+    assert project.engine.calls[calls:] == []

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from builder import noop
+from tests.unit.clirun import sandbox_process
 
 IMAGE = "sha256:" + "ab" * 32
 TAGS = ["team/agent:abababababab", "team/agent:latest"]
@@ -52,7 +53,8 @@ def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDaem
     server = FakeDaemon(str(path), Handler)
     server.images = {IMAGE: list(TAGS)}
     server.asked = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it (the default 0.5 s, once per test).
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
     yield server
@@ -101,6 +103,25 @@ def test_a_recorded_noop_is_printed_as_recorded(
     assert _replay(project, as_json=True)
     assert json.loads(capsys.readouterr().out) == {"image": {"id": IMAGE}}
     assert daemon.asked == [f"/images/{IMAGE}/json"] * 2
+
+
+def test_a_replayed_build_imports_neither_typer_docker_nor_tomlkit(
+    project: Path, daemon: FakeDaemon
+) -> None:
+    """The real `sandbox build` process, its imports listed by `python -X importtime`."""
+    _record(project)
+
+    done = sandbox_process("-f", project / "sandbox.toml", "build", python=("-X", "importtime"))
+
+    assert (done.returncode, done.stdout) == (0, f"image {IMAGE}\n"), done.stderr
+    imported = {
+        line.rpartition("|")[2].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "builder" in imported
+    assert imported.isdisjoint({"typer", "click", "rich", "docker", "tomlkit", "requests"})
+    assert daemon.asked == [f"/images/{IMAGE}/json"]
 
 
 @pytest.mark.parametrize(

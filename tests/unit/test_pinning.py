@@ -10,7 +10,7 @@ import pytest
 
 from builder.lockfile import NodeLock
 from builder.pinning import floating, inherited
-from builder.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
+from builder.spec import BaseSpec, Bootstrap, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -131,7 +131,7 @@ def test_lock_notes_what_the_base_provides_and_what_the_image_drops() -> None:
         path=Path("/p/sandbox.toml"),
         image=ImageSpec(name="t/t", inherit=("user", "workdir")),
         base=BaseSpec(image="risoluto-codex:latest"),
-        runtimes=(RuntimeSpec(name="python", version="3.11", provider="apt"),),
+        runtimes=(RuntimeSpec(name="python", version="3.11", provider=Provider.APT),),
         tools=ToolsSpec(pip=("ruff",), npm=("typescript",)),
     )
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from builder.cache import Layer, NodeEntry
-from builder.execute import NodeOutcome
+from builder.execute import BuildStatus, NodeOutcome
 from builder.progress import Progress, human_size
 
 
@@ -40,10 +40,18 @@ def test_summary_table_lists_every_node_with_status_time_and_size() -> None:
     out = io.StringIO()
     nodes = [
         NodeOutcome(
-            name="base", key="k1", status="cached", seconds=0.0, entry=_entry("base", 1000)
+            name="base",
+            key="k1",
+            status=BuildStatus.CACHED,
+            seconds=0.0,
+            entry=_entry("base", 1000),
         ),
         NodeOutcome(
-            name="system", key="k2", status="built", seconds=20.4, entry=_entry("system", 5)
+            name="system",
+            key="k2",
+            status=BuildStatus.BUILT,
+            seconds=20.4,
+            entry=_entry("system", 5),
         ),
     ]
     Progress(out).summary(nodes, 21.0)

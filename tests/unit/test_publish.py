@@ -20,6 +20,7 @@ from builder.assemble import image_config
 from builder.blobs import BlobStore
 from builder.cache import Cache, Layer, NodeEntry
 from builder.errors import RegistryError
+from builder.keys import content_digest as sha256_of_bytes
 from builder.lockfile import NodeLock
 from builder.publish import (
     MANIFEST,
@@ -27,7 +28,6 @@ from builder.publish import (
     RegistryCache,
     node_tag,
     push_nodes,
-    sha256_of_bytes,
 )
 from builder.registry import Registry
 from tests.unit.registry_server import RunningRegistry, run_registry

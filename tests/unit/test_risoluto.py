@@ -1,17 +1,14 @@
 """Applying the overlay (builder/risoluto.py) to a real server that behaves as Risoluto does.
 
 No mocks: tests.integration.risoluto_server runs Risoluto's config API contract (DESIGN.md
-§7) on a free port, and the CLI tests drive `python -m builder` in a subprocess.
+§7) on a free port, and the CLI tests run `sandbox` in-process (tests/unit/clirun.py).
 """
 
 from __future__ import annotations
 
 import http.server
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -20,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import Result
 
 from builder import risoluto
 from builder.errors import OverlayError
 from builder.risoluto import apply_overlay, check_url
 from tests.integration.risoluto_server import RisolutoServer, start
+from tests.unit import clirun
 
 IMAGE = "sha256:" + "4f" * 32
 TOKEN = "tok-3f9a1c7e5b2d"
@@ -494,23 +493,11 @@ def test_check_url_refuses_credentials_without_showing_them() -> None:
 # -- the CLI -----------------------------------------------------------------------------------
 
 
-def sandbox(
-    tmp_path: Path, *args: str, token: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def sandbox(tmp_path: Path, *args: str, token: str | None = None) -> Result:
     spec = tmp_path / "sandbox.toml"
     spec.write_text('[image]\nname = "acme/sandbox"\n[base]\nimage = "debian:bookworm-slim"\n')
-    env = {k: v for k, v in os.environ.items() if k != risoluto.TOKEN_ENV}
-    env["SANDBOX_CACHE_DIR"] = str(tmp_path / "cache")
-    if token is not None:
-        env[risoluto.TOKEN_ENV] = token
-    return subprocess.run(
-        [sys.executable, "-m", "builder", "-f", str(spec), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    env = {"SANDBOX_CACHE_DIR": str(tmp_path / "cache"), risoluto.TOKEN_ENV: token}
+    return clirun.sandbox("-f", spec, *args, env=env)
 
 
 def write_overlay(tmp_path: Path) -> Path:
@@ -528,7 +515,7 @@ def test_cli_overlay_apply_puts_the_last_builds_overlay(
 
     done = sandbox(tmp_path, "overlay", "apply", url, token=TOKEN)
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"applied: {path} to Risoluto at {url} (image {IMAGE}, 4 keys confirmed)"
     ]
@@ -544,7 +531,7 @@ def test_cli_wrong_token_exits_8_without_printing_it(
 
     done = sandbox(tmp_path, "overlay", "apply", url, token="not-the-token-91b2")
 
-    assert done.returncode == 8
+    assert done.exit_code == 8
     assert done.stdout == ""
     assert done.stderr.startswith("error: Risoluto at ")
     assert "token missing or wrong: set RISOLUTO_WRITE_TOKEN" in done.stderr
@@ -560,7 +547,7 @@ def test_cli_overlay_apply_before_any_build_says_to_build(
 
     done = sandbox(tmp_path, "overlay", "apply", url)
 
-    assert done.returncode == 8
+    assert done.exit_code == 8
     assert "Run `sandbox build` first" in done.stderr
     assert server.requests == []
 
@@ -570,14 +557,14 @@ def test_cli_overlay_apply_refuses_a_bad_url(tmp_path: Path) -> None:
 
     done = sandbox(tmp_path, "overlay", "apply", "ftp://127.0.0.1:4000")
 
-    assert done.returncode == 8
+    assert done.exit_code == 8
     assert "http:// or https://" in done.stderr
 
 
 def test_cli_build_checks_the_apply_url_before_building(tmp_path: Path) -> None:
     done = sandbox(tmp_path, "build", "--apply", "localhost:4000")
 
-    assert done.returncode == 8
+    assert done.exit_code == 8
     assert "http:// or https://" in done.stderr
     assert not (tmp_path / "cache").exists()  # nothing was built
 
@@ -587,7 +574,7 @@ def test_cli_a_second_apply_removes_what_the_first_set_and_shows_it_first(
 ) -> None:
     url, server = serve(overlay={"codex": {"model": "o3"}})
     path = write_overlay(tmp_path)
-    assert sandbox(tmp_path, "overlay", "apply", url).returncode == 0
+    assert sandbox(tmp_path, "overlay", "apply", url).exit_code == 0
     smaller = {"codex": {"sandbox": {"image": IMAGE, "security": {"gvisor": False}}}}
     path.write_text(json.dumps(smaller))
 
@@ -596,20 +583,20 @@ def test_cli_a_second_apply_removes_what_the_first_set_and_shows_it_first(
     requests_before = len(server.requests)
     done = sandbox(tmp_path, "overlay", "apply", url)
 
-    assert shown.returncode == 0, shown.stderr
+    assert shown.exit_code == 0, shown.stderr
     assert json.loads(shown.stdout) == {
         "path": str(path),
         "overlay": smaller,
         "set": ["codex.sandbox.image", "codex.sandbox.security.gvisor"],
         "remove": {url: ["codex.sandbox.egress_allowlist", "codex.sandbox.extra_mounts"]},
     }
-    assert dry.returncode == 0, dry.stderr
+    assert dry.exit_code == 0, dry.stderr
     assert dry.stdout.splitlines() == [
         f"{url}: would set 2 keys: codex.sandbox.image, codex.sandbox.security.gvisor",
         f"{url}: would remove codex.sandbox.egress_allowlist, codex.sandbox.extra_mounts "
         "(set by an earlier apply, no longer in the overlay)",
     ]
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"applied: {path} to Risoluto at {url} (image {IMAGE}, 2 keys confirmed; removed "
         "codex.sandbox.egress_allowlist, codex.sandbox.extra_mounts)"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from builder.keys import node_key
 from builder.lockfile import Lock, NodeLock
 from builder.platforms import host_platform
 from builder.spec import load_spec
+from tests.unit.clirun import sandbox
 
 PLATFORM = "linux/amd64"
 EPOCH = 1700000000
@@ -396,15 +395,6 @@ bootstrap = { suite = "bookworm" }
 """
 
 
-def _sandbox(spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "builder", "-f", str(spec), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_cli_prints_or_writes_the_document_and_refuses_a_stale_lock(tmp_path: Path) -> None:
     spec = tmp_path / "sandbox.toml"
     spec.write_text(SPEC)
@@ -416,18 +406,18 @@ def test_cli_prints_or_writes_the_document_and_refuses_a_stale_lock(tmp_path: Pa
     )
     lockfile.write(lock, lockfile.lock_path(spec))
 
-    printed = _sandbox(spec, "sbom")
-    assert printed.returncode == 0, printed.stderr
+    printed = sandbox("-f", spec, "sbom")
+    assert printed.exit_code == 0, printed.stderr
     assert json.loads(printed.stdout)["name"] == f"acme/sbom-cli ({host_platform()})"
     out = tmp_path / "out" / "bom.json"
-    written = _sandbox(spec, "sbom", "--format", "cyclonedx", "-o", str(out))
-    assert written.returncode == 0, written.stderr
+    written = sandbox("-f", spec, "sbom", "--format", "cyclonedx", "-o", str(out))
+    assert written.exit_code == 0, written.stderr
     assert written.stdout == ""
     assert json.loads(out.read_text())["bomFormat"] == "CycloneDX"
 
     spec.write_text(SPEC + '\n[system]\npackages = ["jq"]\n')
-    stale = _sandbox(spec, "sbom")
-    assert stale.returncode == 3
+    stale = sandbox("-f", spec, "sbom")
+    assert stale.exit_code == 3
     assert "run `sandbox lock`" in stale.stderr.lower()
 
 

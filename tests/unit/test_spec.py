@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,19 +12,21 @@ from builder.spec import (
     BaseSpec,
     BinaryTool,
     Bootstrap,
+    DepManager,
+    DepMode,
     DepSpec,
     ImageSpec,
+    Provider,
     RuntimeSpec,
     SandboxSpec,
     Spec,
     ToolsSpec,
     load_spec,
 )
+from tests.unit.clirun import sandbox
 from tests.unit.spec_corpus import CASES, VALID
 
 EMPTY_JSON = hashlib.sha256(b"{}\n").hexdigest()  # what make_project writes in each file
-
-REPO = Path(__file__).resolve().parents[2]
 
 FULL = """\
 [image]
@@ -133,9 +130,9 @@ def test_the_documented_example_parses_into_the_expected_spec(tmp_path: Path) ->
             "libvips-dev=8.14.*",
         ),
         runtimes=(
-            RuntimeSpec(name="go", version="1.23", provider="apt"),
-            RuntimeSpec(name="node", version="22", provider="official"),
-            RuntimeSpec(name="python", version="3.12", provider="official"),
+            RuntimeSpec(name="go", version="1.23", provider=Provider.APT),
+            RuntimeSpec(name="node", version="22", provider=Provider.OFFICIAL),
+            RuntimeSpec(name="python", version="3.12", provider=Provider.OFFICIAL),
         ),
         tools=ToolsSpec(
             pip=("poetry", "ruff==0.6.*", "mypy"),
@@ -151,9 +148,9 @@ def test_the_documented_example_parses_into_the_expected_spec(tmp_path: Path) ->
         deps=(
             DepSpec(
                 name="web",
-                manager="pnpm",
+                manager=DepManager.PNPM,
                 path="web",
-                mode="store",
+                mode=DepMode.STORE,
                 mount="/workspace/web/node_modules",
                 files={"package.json": EMPTY_JSON, "pnpm-lock.yaml": EMPTY_JSON},
             ),
@@ -220,7 +217,7 @@ def test_runtime_shorthand_and_table_forms_are_equivalent(tmp_path: Path) -> Non
     table = write_spec(tmp_path, VALID + '[runtimes.node]\nversion = "22"\n')
 
     assert load_spec(table).runtimes == short_runtimes
-    assert short_runtimes == (RuntimeSpec(name="node", version="22", provider="official"),)
+    assert short_runtimes == (RuntimeSpec(name="node", version="22", provider=Provider.OFFICIAL),)
 
 
 def test_runtime_table_with_pypi_provider_and_mirror(tmp_path: Path) -> None:
@@ -234,7 +231,7 @@ def test_runtime_table_with_pypi_provider_and_mirror(tmp_path: Path) -> None:
         RuntimeSpec(
             name="python",
             version="3.12.4",
-            provider="pypi",
+            provider=Provider.PYPI,
             mirror="https://mirror.example/python",
         ),
     )
@@ -297,23 +294,25 @@ def test_deps_of_each_manager_with_their_lockfiles(tmp_path: Path) -> None:
     assert load_spec(path).deps == (
         DepSpec(
             name="admin",
-            manager="npm",
+            manager=DepManager.NPM,
             path="admin",
-            mode="install",
+            mode=DepMode.INSTALL,
             files={"package.json": newline, "package-lock.json": newline},
         ),
-        DepSpec(name="jobs", manager="pip", path="jobs", files={"requirements.txt": newline}),
+        DepSpec(
+            name="jobs", manager=DepManager.PIP, path="jobs", files={"requirements.txt": newline}
+        ),
         DepSpec(
             name="svc",
-            manager="uv",
+            manager=DepManager.UV,
             path="svc",
             files={"pyproject.toml": newline, "uv.lock": newline},
         ),
         DepSpec(
             name="web",
-            manager="pnpm",
+            manager=DepManager.PNPM,
             path="web",
-            mode="store",
+            mode=DepMode.STORE,
             files={"package.json": newline, "pnpm-lock.yaml": newline},
         ),
     )
@@ -469,56 +468,18 @@ def _listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-@dataclass(frozen=True, kw_only=True)
-class CliRun:
-    spec: Path
-    returncode: int
-    stderr: str
-    before: list[str]
-    after: list[str]
-
-
-def _run_lock(root: Path, content: str | bytes) -> CliRun:
-    path = write_spec(make_project(root), content)
-    before = _listing(root)
-    env = {k: v for k, v in os.environ.items() if k != "SANDBOX_CACHE_DIR"}
-    env["PYTHONPATH"] = str(REPO)
-    done = subprocess.run(
-        [sys.executable, "-m", "builder", "-f", str(path), "lock"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return CliRun(
-        spec=path,
-        returncode=done.returncode,
-        stderr=done.stderr,
-        before=before,
-        after=_listing(root),
-    )
-
-
-@pytest.fixture(scope="module")
-def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliRun]:
-    """`sandbox -f SPEC lock` once per corpus case, run side by side (each takes ~0.3 s)."""
-    roots = {case_id: tmp_path_factory.mktemp(case_id) for case_id, _, _ in CASES}
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        futures = {cid: pool.submit(_run_lock, roots[cid], content) for cid, content, _ in CASES}
-        return {cid: future.result() for cid, future in futures.items()}
-
-
-@pytest.mark.parametrize(("case_id", "expected"), [(c[0], c[2]) for c in CASES], ids=IDS)
+@pytest.mark.parametrize(("content", "expected"), [c[1:] for c in CASES], ids=IDS)
 def test_cli_lock_refuses_malformed_spec_and_writes_nothing(
-    cli_runs: dict[str, CliRun], case_id: str, expected: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes, expected: str
 ) -> None:
-    run = cli_runs[case_id]
+    path = write_spec(make_project(tmp_path), content)
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
 
-    assert run.returncode == 2, run.stderr
-    assert "Traceback" not in run.stderr
-    assert str(run.spec) in run.stderr
-    assert expected in run.stderr.replace(str(run.spec), "<spec>")
-    assert not (run.spec.parent / "sandbox.lock").exists()
-    assert run.after == run.before
+    done = sandbox("-f", path, "lock", env={"SANDBOX_CACHE_DIR": None})
+
+    assert done.exit_code == 2, done.stderr
+    assert str(path) in done.stderr
+    assert expected in done.stderr.replace(str(path), "<spec>")
+    assert not (path.parent / "sandbox.lock").exists()
+    assert _listing(tmp_path) == before
