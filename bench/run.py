@@ -60,7 +60,7 @@ from bench.infra import BenchError, sh
 from builder import lockfile
 from builder.assemble import ImageConfig, compose_env, image_config
 from builder.cache import Cache, Layer
-from builder.doctor import ca_bundle
+from builder.certs import ca_bundle
 from builder.engine import DockerEngine
 from builder.loading import STAGE_LABEL, load_image
 from builder.platforms import host_platform
