@@ -21,6 +21,6 @@ test: setup lint
 	.venv/bin/pytest -q --durations=12
 
 lint:
-	.venv/bin/ruff check builder tests
-	.venv/bin/ruff format --check builder tests
+	.venv/bin/ruff check builder tests bench
+	.venv/bin/ruff format --check builder tests bench
 	.venv/bin/mypy
