@@ -464,7 +464,11 @@ class DockerEngine:
                 with self._asking(f"copying the step's inputs into a container of {image}"):
                     self._put_files(cid, copy_in)
             log.parent.mkdir(parents=True, exist_ok=True)
-            with self._asking(f"running a container of {image}"), log.open("wb") as out:
+            with (
+                space.room_for(log, what=f"writing the log of a step in {image}"),
+                self._asking(f"running a container of {image}"),
+                log.open("wb") as out,
+            ):
                 # Attached before it starts, as `docker run` does: what the step prints
                 # reaches us even when the engine cannot keep its log (its disk full).
                 output = api.attach(cid, stdout=True, stderr=True, stream=True, logs=False)
@@ -478,7 +482,7 @@ class DockerEngine:
                         )
                         return RunResult(container=cid, exit_code=127)
                     timer.start()
-                    for chunk in output:
+                    for chunk in _arriving(output):
                         out.write(chunk)
                         out.flush()
                 finally:
@@ -935,6 +939,17 @@ def probes_file() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("sandbox-builder")) / "engines.json"
+
+
+def _arriving(output: Iterable[bytes]) -> Iterator[bytes]:
+    """What an attached container prints; its socket breaking (the engine went away) is the
+    engine no longer answering, as a broken request is."""
+    from requests.exceptions import ConnectionError as Unanswered
+
+    try:
+        yield from output
+    except OSError as exc:
+        raise Unanswered(exc) from exc
 
 
 def _probe_key(source: str) -> tuple[object, ...]:

@@ -460,6 +460,7 @@ def test_the_engine_s_full_data_root_names_the_engine_keeps_nothing_then_builds(
     finally:
         own_engine.resize("1g")
     assert run.code == 6, run.err
+    said = run.err.strip().splitlines()[-1]
     assert "system: apt-get install: no space left in the storage of Docker Engine" in run.err
     assert f"(its data root {own_engine.data})" in run.err
     assert "That is the engine's disk, not the cache dir" in run.err
@@ -477,7 +478,7 @@ def test_the_engine_s_full_data_root_names_the_engine_keeps_nothing_then_builds(
     assert run.code == 0, run.err
     statuses = {n["name"]: n["status"] for n in json.loads(run.out)["nodes"]}
     assert statuses == {"base": "cached", "system": "built"}
-    print(f"the engine's full data root detected in {seconds:.1f}s")
+    print(f"the engine's full data root detected in {seconds:.1f}s: {said}")
 
 
 @pytest.fixture(scope="module")
@@ -520,9 +521,11 @@ def index_project(
 
 
 def test_a_stalled_index_fails_pip_and_npm_in_seconds_naming_the_step_log_and_setting(
-    index_project: Project, mirror: Mirror
+    index_project: Project, mirror: Mirror, tmp_path: Path
 ) -> None:
     lock = index_project.lock.read_bytes()
+    # Empty download caches: npm would answer from its cache what it fetched minutes ago.
+    env = {**FAST, "SANDBOX_DOWNLOAD_DIR": str(tmp_path / "downloads")}
     measured = {}
     for under, tool, node, what in (
         ("/pypi/", "pycodestyle", "tools.pip", "resolving pip tools"),
@@ -530,7 +533,7 @@ def test_a_stalled_index_fails_pip_and_npm_in_seconds_naming_the_step_log_and_se
     ):
         mirror.stall(under)
         try:
-            seconds, code, _, err = _timed(index_project, "lock", "--update", tool, env=FAST)
+            seconds, code, _, err = _timed(index_project, "lock", "--update", tool, env=env)
         finally:
             mirror.relay()
         assert code == 4, err
@@ -552,26 +555,28 @@ def test_a_step_filling_the_trees_folder_names_it_and_its_setting_then_builds(
     env = {"SANDBOX_TREE_DIR": str(trees)}
     run = index_project.sandbox("build", "--jobs", "1", env=env)
     assert run.code == 6, run.err
-    assert re.search(
-        rf"tools\.(pip: pip install|npm: npm ci): no space left on the filesystem at {trees} \(",
+    found = re.search(
+        rf"(?:(tools\.pip): pip install|(tools\.npm): npm ci): no space left on the filesystem at "
+        rf"{trees} \(",
         run.err,
-    ), run.err
+    )
+    assert found, run.err
+    failed = found.group(1) or found.group(2)  # pip's venv fills 64k; npm's tree may fit
+    run_err_line = run.err.strip().splitlines()[-1]
     assert "point SANDBOX_TREE_DIR at a folder with room" in run.err
     assert f"Its log: {index_project.cache / 'logs'}/tools." in run.err
     assert "Traceback" not in run.err
     assert [p for p in trees.rglob("*") if p.is_file()] == []
     _assert_cache_whole(index_project.cache)
     names = [json.loads(p.read_text())["name"] for p in (index_project.cache / "nodes").iterdir()]
-    assert not [n for n in names if n.startswith("tools.")], names
+    assert failed not in names, names
 
     _remount(trees, "64m")
     run = index_project.sandbox("build", "--json", env=env)
     assert run.code == 0, run.err
     statuses = {n["name"]: n["status"] for n in json.loads(run.out)["nodes"]}
-    assert statuses == {
-        "base": "cached",
-        "system": "cached",
-        "runtime.node": "cached",
-        "tools.npm": "built",
-        "tools.pip": "built",
-    }
+    assert statuses.pop(failed) == "built"
+    other = statuses.pop({"tools.pip", "tools.npm"}.difference({failed}).pop())
+    assert other in ("built", "cached")  # built when the failure stopped the build first
+    assert statuses == {"base": "cached", "system": "cached", "runtime.node": "cached"}
+    print(f"{failed} filled the trees folder: {run_err_line}")
