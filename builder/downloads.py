@@ -8,6 +8,9 @@ leaves a half file under a valid name, and a file already there is used without 
 
 Transient failures (no connection, a reset, HTTP 5xx or 429) are retried three times in all,
 after 1 s and 2 s; anything else (404, 401, ...) fails at once, because waiting will not fix it.
+Each read waits at most `SANDBOX_NET_TIMEOUT`; a download as a whole (every attempt, every
+read) may take `SANDBOX_STEP_TIMEOUT`, so a server that trickles a byte every few seconds,
+which no read timeout catches, is stopped too (within one read timeout of that limit).
 
 Credentials: with `auth_env`, the value of that environment variable is sent as a bearer
 token; otherwise `~/.netrc` gives basic auth for the host, as curl and pip do. The header is
@@ -74,8 +77,9 @@ def fetch(
     except OSError as exc:
         raise _cache_error(what, dest_dir, exc) from exc
     headers = _auth_headers(url, auth_env, what=what, error=error)
+    deadline = _Deadline(url=url, what=what, error=error)
     partial, actual = _with_retries(
-        lambda: _download(url, headers, dest_dir, what, error), url=url, what=what, error=error
+        lambda: _download(url, headers, dest_dir, deadline), url=url, what=what, error=error
     )
     if expected is not None and actual != expected:
         partial.unlink(missing_ok=True)
@@ -94,11 +98,11 @@ def fetch(
 def get_text(url: str, *, what: str, error: type[BuilderError] = ResolutionError) -> str:
     """The body of `url` as text (an index, a checksum list), with the retry policy."""
     headers = _auth_headers(url, None, what=what, error=error)
+    deadline = _Deadline(url=url, what=what, error=error)
 
     def read() -> bytes:
         with _open(url, headers, what, error) as response:
-            body: bytes = response.read()
-            return body
+            return b"".join(_chunks(response, deadline))
 
     data = _with_retries(read, url=url, what=what, error=error)
     return data.decode("utf-8", errors="replace")
@@ -117,10 +121,42 @@ def get_json(url: str, *, what: str, error: type[BuilderError] = ResolutionError
         raise error(msg) from exc
 
 
+class _Deadline:
+    """The overall bound of one download (SANDBOX_STEP_TIMEOUT from its first request)."""
+
+    def __init__(self, *, url: str, what: str, error: type[BuilderError]) -> None:
+        self.url, self.what, self.error = url, what, error
+        self.limit = limits.step_timeout()
+        self.started = time.monotonic()
+        self.received = 0
+
+    def check(self, got: int) -> None:
+        self.received += got
+        seconds = time.monotonic() - self.started
+        if seconds > self.limit:
+            msg = (
+                f"{self.what}: downloading {_redact(self.url)} was stopped after "
+                f"{seconds:.0f}s with {self.received:,} bytes received (the limit of one "
+                f"download, {limits.STEP_TIMEOUT_ENV}={self.limit:g}). The server sends too "
+                "slowly (a trickling server or proxy): check the network and the mirror, or "
+                f"raise {limits.STEP_TIMEOUT_ENV} if it is just slow, then run the command again."
+            )
+            raise self.error(msg)
+
+
+def _chunks(response: http.client.HTTPResponse, deadline: _Deadline) -> Iterator[bytes]:
+    """The body as the network gives it (each read returns what one arrival brought, so a
+    trickle is seen), checked against the download's deadline after each read."""
+    while chunk := response.read1(_CHUNK):
+        deadline.check(len(chunk))
+        yield chunk
+
+
 def _download(
-    url: str, headers: dict[str, str], dest_dir: Path, what: str, error: type[BuilderError]
+    url: str, headers: dict[str, str], dest_dir: Path, deadline: _Deadline
 ) -> tuple[Path, str]:
     """One attempt: stream `url` into a temporary file in `dest_dir`, return it and its digest."""
+    what, error = deadline.what, deadline.error
     try:
         handle, name = tempfile.mkstemp(dir=dest_dir, prefix=".partial-")
     except OSError as exc:
@@ -132,7 +168,7 @@ def _download(
             os.fdopen(handle, "wb", buffering=0) as out,
             _open(url, headers, what, error) as response,
         ):
-            while chunk := response.read(_CHUNK):
+            for chunk in _chunks(response, deadline):
                 digest.update(chunk)
                 try:
                     out.write(chunk)

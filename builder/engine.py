@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from builder import dockersock, endpoint, limits, transfer
+from builder import dockersock, endpoint, limits, space, transfer
 from builder.atomic import write_atomic
 from builder.dockersock import local_socket
 from builder.errors import (
@@ -80,6 +80,7 @@ class Mount:
     target: str
     read_only: bool = True
     cache: str = ""
+    setting: str = ""  # what moves `source` elsewhere, named when its disk fills
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +113,11 @@ class RunResult:
     container: str
     exit_code: int
     stopped_after: float | None = None  # seconds, when the step limit stopped it
+    # Where a failed step's writes went, to tell which disk filled: each folder of ours it
+    # wrote straight into (target -> our folder, the setting moving it), and the engine's
+    # storage, where the container's own files live.
+    bound: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    storage: str = ""
 
 
 class Engine(Protocol):
@@ -182,6 +188,7 @@ class DockerEngine:
         self._sdk: Any = sdk
         self._errors: Any = None
         self._described: str | None = None
+        self._storage: str | None = None
         self._connecting = threading.Lock()
         self._ids: dict[str, str] = {}  # config digest -> the engine's image ID, where they differ
         self._visible: dict[tuple[object, ...], bool] = {}  # what `_sees` proved, by filesystem
@@ -266,6 +273,8 @@ class DockerEngine:
         if isinstance(exc, APIError):
             status = exc.response.status_code if exc.response is not None else "?"
             said = str(exc.explanation or "").strip() or _short(exc)
+            if space.says_full(said):
+                return space.engine_full(what=f"{where}{what}", storage=self.storage(), said=said)
             msg = (
                 f"{where}{self.describe()} refused {what} (HTTP {status}): {said}. "
                 f"{_advice(status)}"
@@ -395,7 +404,11 @@ class DockerEngine:
         with self._asking("loading an image (docker load)"):
             for message in self._client.api.load_image(archive):
                 if isinstance(message, dict) and message.get("error"):
-                    msg = f"{self.describe()} refused to load the image: {message['error']}"
+                    said = str(message["error"])
+                    if space.says_full(said):
+                        what = "loading an image (docker load)"
+                        raise space.engine_full(what=what, storage=self.storage(), said=said)
+                    msg = f"{self.describe()} refused to load the image: {said}"
                     raise EngineRefusedError(msg)
 
     def run(
@@ -451,20 +464,31 @@ class DockerEngine:
                 with self._asking(f"copying the step's inputs into a container of {image}"):
                     self._put_files(cid, copy_in)
             log.parent.mkdir(parents=True, exist_ok=True)
-            with self._asking(f"running a container of {image}"), log.open("wb") as out:
+            with (
+                space.room_for(log, what=f"writing the log of a step in {image}"),
+                self._asking(f"running a container of {image}"),
+                log.open("wb") as out,
+            ):
+                # Attached before it starts, as `docker run` does: what the step prints
+                # reaches us even when the engine cannot keep its log (its disk full).
+                output = api.attach(cid, stdout=True, stderr=True, stream=True, logs=False)
                 try:
-                    api.start(cid)
-                except self._errors.APIError as exc:
-                    said = str(exc.explanation or "").strip() or _short(exc)
-                    out.write(f"the container did not start: {self.describe()}: {said}\n".encode())
-                    return RunResult(container=cid, exit_code=127)
-                timer.start()
-                try:
-                    for chunk in api.logs(cid, stream=True, follow=True):
+                    try:
+                        api.start(cid)
+                    except self._errors.APIError as exc:
+                        said = str(exc.explanation or "").strip() or _short(exc)
+                        out.write(
+                            f"the container did not start: {self.describe()}: {said}\n".encode()
+                        )
+                        return RunResult(container=cid, exit_code=127)
+                    timer.start()
+                    for chunk in _arriving(output):
                         out.write(chunk)
                         out.flush()
                 finally:
                     timer.cancel()
+                    with contextlib.suppress(Exception):  # closed already by the engine
+                        output.close()
                 code = int(api.wait(cid)["StatusCode"])
             for source, target in copy_out:
                 with self._asking(f"copying {target} out of a container of {image}"):
@@ -474,9 +498,29 @@ class DockerEngine:
             with contextlib.suppress(BuilderError):  # the first failure is the one to tell
                 self.remove_container(cid)
             raise
+        bound = {
+            m.target: (m.source, m.setting or space.CACHE_SETTING)
+            for m in mounts
+            if not m.read_only and binds.get(m.source, {}).get("bind") == m.target
+        }
         return RunResult(
-            container=cid, exit_code=code, stopped_after=limit if stopped.is_set() else None
+            container=cid,
+            exit_code=code,
+            stopped_after=limit if stopped.is_set() else None,
+            bound=bound,
+            storage=self.storage() if code else "",
         )
+
+    def storage(self) -> str:
+        """The engine's own disk, as a message names it: its data root."""
+        if self._storage is None:
+            try:
+                root = str(self._client.info().get("DockerRootDir") or "")
+            except Exception:  # naming the engine in an error must not raise another
+                root = ""
+            held = f" (its data root {root})" if root else ""
+            self._storage = f"the storage of {self.describe()}{held}"
+        return self._storage
 
     def _put_files(self, container: str, items: list[tuple[str, str]]) -> None:
         """Copy (source, target) pairs into a created container, owners kept as ours
@@ -897,6 +941,17 @@ def probes_file() -> Path:
     return Path(platformdirs.user_cache_dir("sandbox-builder")) / "engines.json"
 
 
+def _arriving(output: Iterable[bytes]) -> Iterator[bytes]:
+    """What an attached container prints; its socket breaking (the engine went away) is the
+    engine no longer answering, as a broken request is."""
+    from requests.exceptions import ConnectionError as Unanswered
+
+    try:
+        yield from output
+    except OSError as exc:
+        raise Unanswered(exc) from exc
+
+
 def _probe_key(source: str) -> tuple[object, ...]:
     """What a probe result holds for: a folder's filesystem, or one version of a file."""
     try:
@@ -939,10 +994,23 @@ def require_success(
     if result.stopped_after is not None:
         raise error(limits.stalled(what, seconds=result.stopped_after, log=log))
     if result.exit_code != 0:
-        lines = log.read_text(errors="replace").strip().splitlines()[-20:]
+        output = log.read_text(errors="replace").strip()
+        full = space.step_full(
+            output, what=what, log=log, bound=result.bound, storage=result.storage or "the engine"
+        )
+        if full is not None:
+            raise full
+        lines = output.splitlines()[-20:]
         tail = "\n".join("    " + line for line in lines)
         msg = f"{what} failed with exit {result.exit_code}:\n{tail}\n  full log: {log}"
+        if _TIMED_OUT.search("\n".join(lines)) and limits.NET_TIMEOUT_ENV not in tail:
+            msg += f"\n  {limits.network_hint()}"
         raise error(msg)
+
+
+# How pip, npm, pnpm and uv say a request got no answer in time (urllib3's ReadTimeoutError,
+# Node's ETIMEDOUT, npm's "Response timeout while trying to fetch", uv's "operation timed out").
+_TIMED_OUT = re.compile(r"timed out|timeout|ETIMEDOUT|ESOCKETTIMEDOUT", re.IGNORECASE)
 
 
 def _where() -> str:

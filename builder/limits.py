@@ -10,8 +10,12 @@ apt and npm wait minutes per file). Two settings, both in seconds:
   uv's `UV_HTTP_TIMEOUT`, and the tool's own downloads, registry and Risoluto requests.
   Each tool retries a failed request a few times (`RETRIES`).
 - `SANDBOX_STEP_TIMEOUT` (default 1800): how long one step (a build container, debootstrap)
-  may run in all. Past it the step is stopped and fails, naming itself, its log and this
-  setting.
+  may run in all, and one download of the tool's own (downloads.py: a server trickling a
+  byte every few seconds never trips a read timeout). Past it the step is stopped and
+  fails, naming itself, its log and this setting.
+
+A step that fails with a tool saying a request timed out (pip, npm, pnpm, uv) gets
+`network_hint()` after its log's tail, so the setting is named there too.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,13 @@ from builder.plan import ancestors, make_plan
 from builder.platforms import host_platform
 from builder.progress import Progress
 from builder.recipes.common import StepContext
-from builder.resolve.apt import APT_RUNTIMES, ForeignArch, resolve_system, system_request
+from builder.resolve.apt import (
+    APT_RUNTIMES,
+    ForeignArch,
+    resolve_logs,
+    resolve_system,
+    system_request,
+)
 from builder.resolve.base import resolve_base
 from builder.resolve.deps import lock_dep
 from builder.resolve.image import BaseFacts, describe_image
@@ -218,14 +225,17 @@ class _Locker:
         packages: list[dict[str, Any]] = []
         if request or upgrades:
             self.progress.say(f"  resolving system ({len(request)} requested) ...")
-            packages = resolve_system(
-                request + upgrades,
-                keep=keep,
-                engine=self.engine(),
-                image=(self.host or self)._stage(["base"]),
-                log_dir=self.cache.logs,
-                foreign=self._foreign_arch(),
-            )
+            image = (self.host or self)._stage(["base"])
+            logs, foreign = self.cache.logs, self._foreign_arch()
+            with self.progress.watch("system", resolve_logs(logs, foreign)):
+                packages = resolve_system(
+                    request + upgrades,
+                    keep=keep,
+                    engine=self.engine(),
+                    image=image,
+                    log_dir=logs,
+                    foreign=foreign,
+                )
         _check_apt_runtimes(spec, packages, base=BaseFacts.of(base).packages)
         self.progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
         return {**request_inputs, **setuid, "packages": packages}
@@ -306,12 +316,12 @@ class _Locker:
                 todo[tool] = requirement
         if todo:
             self.progress.say(f"  resolving tools.pip ({', '.join(sorted(todo))}) ...")
-            if self.host is None:
-                tools.update(resolve_pip_tools(self._context("tools.pip"), todo))
-            else:
+            if self.host is not None:
                 self._same_as_host("python", python)
-                context = self.host._context("tools.pip")
-                tools.update(resolve_pip_tools(context, todo, target=self.platform))
+            context = (self.host or self)._context("tools.pip")
+            with self._watch("tools.pip"):
+                target = self.platform if self.host else None
+                tools.update(resolve_pip_tools(context, todo, target=target))
         closure = sum(len(t["packages"]) for t in tools.values())
         summary = f"{len(tools)} tools, {closure} packages"
         if not todo:
@@ -345,7 +355,8 @@ class _Locker:
         if self.host is not None:
             self._same_as_host("node", node)
         context = (self.host or self)._context("tools.npm")
-        packages = resolve_npm_tools(context, specs, previous)
+        with self._watch("tools.npm"):
+            packages = resolve_npm_tools(context, specs, previous)
         self.progress.say(f"  resolved  tools.npm ({len(packages)} packages)")
         return {"node": node, "tools": specs, "packages": packages}
 
@@ -358,14 +369,16 @@ class _Locker:
             self.progress.say(f"  resolving {name} (pip: requirements.txt) ...")
             if self.host is not None:
                 self._same_as_host("python", self._runtime_version("python"))
-            closures = resolve_pip_closures(
-                (self.host or self)._context(name),
-                name,
-                {dep.name: requirements},
-                what=f"resolving {name}",
-                constraints=constraints,
-                target=self.platform if self.host else None,
-            )
+            context = (self.host or self)._context(name)
+            with self._watch(name):
+                closures = resolve_pip_closures(
+                    context,
+                    name,
+                    {dep.name: requirements},
+                    what=f"resolving {name}",
+                    constraints=constraints,
+                    target=self.platform if self.host else None,
+                )
             return closures[dep.name]
 
         inputs = lock_dep(
@@ -385,6 +398,10 @@ class _Locker:
         return inputs
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _watch(self, name: str) -> AbstractContextManager[None]:
+        """The heartbeat of the step resolving `name` in a container (its log's name)."""
+        return self.progress.watch(name, [(self.host or self).cache.log_path(name)])
 
     def _foreign_arch(self) -> ForeignArch | None:
         """What apt resolves for when this platform is not the host's."""

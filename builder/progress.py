@@ -4,7 +4,9 @@ stdout stays free for `--json`. Lines are plain text (no cursor tricks), so they
 in a terminal, a CI log and a pipe: a node is queued, then building, then built, pulled or
 cached; a long step says every HEARTBEAT seconds that it is still running, with its time,
 and, when its log has not grown for that long, how long it has been quiet and where the log
-is (a stalled mirror looks like that; limits.py bounds how long it may last).
+is (a stalled mirror looks like that; limits.py bounds how long it may last). `sandbox
+lock`'s steps (apt resolving the system closure, pip and npm resolving tools) get the same
+heartbeat through `watch`, as `resolving`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -40,8 +44,9 @@ class Progress:
         self._out = stream or sys.stderr
         self._quiet = quiet
         self._lock = threading.Lock()
-        self._started: dict[str, float] = {}
-        self._logs: dict[str, tuple[Path, float]] = {}  # node -> its log, wall time it began
+        self._started: dict[str, tuple[float, str]] = {}  # node -> when it began, its verb
+        # node -> the logs its step writes, wall time it began
+        self._logs: dict[str, tuple[Sequence[Path], float]] = {}
         self._heartbeat = heartbeat
         self._ticker: threading.Thread | None = None
 
@@ -55,14 +60,29 @@ class Progress:
         self.say(f"  queued    {node}{after}")
 
     def start(self, node: str, log: Path | None = None) -> None:
+        self._begin(node, [log] if log is not None else [], "building")
+        self.say(f"  building  {node} ...")
+
+    @contextmanager
+    def watch(self, node: str, logs: Sequence[Path], *, verb: str = "resolving") -> Iterator[None]:
+        """The heartbeat for a step announced elsewhere (a lock step), while the block runs;
+        its quiet time is that of the newest of `logs` (a step writing several in turn)."""
+        self._begin(node, logs, verb)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._started.pop(node, None)
+                self._logs.pop(node, None)
+
+    def _begin(self, node: str, logs: Sequence[Path], verb: str) -> None:
         with self._lock:
-            self._started[node] = time.monotonic()
-            if log is not None:
-                self._logs[node] = (log, time.time())
+            self._started[node] = (time.monotonic(), verb)
+            if logs:
+                self._logs[node] = (logs, time.time())
             if self._ticker is None:
                 self._ticker = threading.Thread(target=self._tick, daemon=True)
                 self._ticker.start()
-        self.say(f"  building  {node} ...")
 
     def _tick(self) -> None:
         """Say which nodes are still building, every `heartbeat` seconds, while any is."""
@@ -72,9 +92,9 @@ class Progress:
             with self._lock:
                 running = sorted(self._started.items(), key=lambda item: item[1])
                 logs = dict(self._logs)
-            for node, since in running:
+            for node, (since, verb) in running:
                 quiet = _quiet(*logs[node], self._heartbeat) if node in logs else ""
-                self.say(f"  building  {node:<24} {now - since:6.0f}s ...{quiet}")
+                self.say(f"  {verb:<9} {node:<24} {now - since:6.0f}s ...{quiet}")
 
     def done(self, node: str, status: str, seconds: float, entry: NodeEntry) -> None:
         with self._lock:
@@ -96,13 +116,19 @@ class Progress:
         self.say(f"{summary_table(nodes)} in {seconds:.1f}s")
 
 
-def _quiet(log: Path, began: float, after: float) -> str:
-    """` no output for 95s (log: PATH)` when the step's log has not grown for `after` s;
-    nothing when the step writes no log this time (a host step) or printed lately."""
-    try:
-        changed = log.stat().st_mtime
-    except OSError:
+def _quiet(logs: Sequence[Path], began: float, after: float) -> str:
+    """` no output for 95s (log: PATH)` when the step's log (the newest of `logs`) has not
+    grown for `after` s; nothing when the step writes no log this time (a host step) or
+    printed lately."""
+    found = []
+    for path in logs:
+        try:
+            found.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    if not found:
         return ""
+    changed, log = max(found)
     if changed < began - 1:  # last build's log: this step has not started writing one
         return ""
     quiet = time.time() - changed

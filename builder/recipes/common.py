@@ -87,7 +87,13 @@ def download_cache_mount(cache: Cache, tool: str, target: str) -> Mount:
     engine that cannot see it, an engine-owned volume named after `tool`."""
     folder = cache.downloads / tool
     folder.mkdir(parents=True, exist_ok=True)
-    return Mount(source=str(folder), target=target, read_only=False, cache=tool)
+    return Mount(
+        source=str(folder),
+        target=target,
+        read_only=False,
+        cache=tool,
+        setting=space.DOWNLOAD_SETTING,
+    )
 
 
 @contextmanager
@@ -218,8 +224,12 @@ def run_into_prefix(
     prefix = prefix_of(node)
     assert prefix is not None, f"{node.name} owns no prefix"
     with _prefix_tree(ctx, node, prefix) as (root, tar):
+        in_cache = root.resolve().is_relative_to(ctx.cache.root.resolve())
         out = Mount(
-            source=str(root / prefix.strip("/")), target=prefix.rstrip("/"), read_only=False
+            source=str(root / prefix.strip("/")),
+            target=prefix.rstrip("/"),
+            read_only=False,
+            setting=space.CACHE_SETTING if in_cache else space.TREE_SETTING,
         )
         with run_in_stage(
             ctx,

@@ -78,17 +78,18 @@ def apt_update() -> str:
 
     apt-get update exits 0 when an index could not be fetched (it keeps the old one, here
     none), which would surface later as "Unable to locate package": fail here instead,
-    saying it is the network.
+    saying it is the network. Its errors are kept in a variable, not a file: on a full disk
+    a file would stay empty, and the reason with it.
     """
     wait = f"{limits.net_timeout():g}s ({limits.NET_TIMEOUT_ENV})"
-    return f"""apt-get {limits.apt_options()} update -qq >/dev/null 2>/tmp/apt-update.err \\
-  || {{ cat /tmp/apt-update.err >&2; exit 100; }}
-cat /tmp/apt-update.err >&2
-if grep -q 'Failed to fetch' /tmp/apt-update.err; then
+    return f"""apt_err=$(apt-get {limits.apt_options()} update -qq 2>&1 >/dev/null) \\
+  || {{ printf '%s\\n' "$apt_err" >&2; exit 100; }}
+[ -z "$apt_err" ] || printf '%s\\n' "$apt_err" >&2
+case "$apt_err" in *'Failed to fetch'*)
   echo "apt-get update could not download the package lists from the mirror (above)." >&2
   echo "Is the mirror reachable? Each try waited {wait}." >&2
   exit 100
-fi"""
+esac"""
 
 
 def system_request(spec: Spec, base: BaseFacts | None = None) -> list[str]:
@@ -135,10 +136,8 @@ def resolve_system(
     if not request:
         return []
     setup = foreign.setup() if foreign else ""
-    suffix = f"-{foreign.arch}" if foreign else ""
-    exact = _settle_globs(
-        request, engine=engine, image=image, log=log_dir / f"apt-madison{suffix}.log", setup=setup
-    )
+    madison, log = resolve_logs(log_dir, foreign)
+    exact = _settle_globs(request, engine=engine, image=image, log=madison, setup=setup)
     wanted = {_name(r): r for r in exact}
     for name, version in keep.items():
         if wanted.get(name, name) == name:  # not asked for, or asked for without a version
@@ -152,7 +151,6 @@ pins=$(apt-get install -s -y --no-install-recommends {args} \\
   | sed -n 's/^Inst \\([^ ]*\\) \\(\\[[^]]*\\] \\)\\{{0,1\\}}(\\([^ ]*\\) .*/\\1=\\3/p')
 if [ -n "$pins" ]; then apt-cache show $pins; fi
 """
-    log = log_dir / f"apt-resolve{suffix}.log"
     output = _run(script, engine=engine, image=image, log=log, what="resolving system packages")
     sim_text, _, show_text = output.partition("@@show")
     closure = parse_simulation(sim_text)
@@ -165,6 +163,12 @@ if [ -n "$pins" ]; then apt-cache show $pins; fi
             raise ResolutionError(msg)
         packages.append({"name": name, "version": closure[name], "sha256": stanza["SHA256"]})
     return packages
+
+
+def resolve_logs(log_dir: Path, foreign: ForeignArch | None = None) -> list[Path]:
+    """The logs `resolve_system` writes, in turn: apt-cache madison's, then apt's."""
+    suffix = f"-{foreign.arch}" if foreign else ""
+    return [log_dir / f"apt-madison{suffix}.log", log_dir / f"apt-resolve{suffix}.log"]
 
 
 def _settle_globs(

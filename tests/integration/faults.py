@@ -1,11 +1,13 @@
-"""Real faults for the fault tests: a Debian mirror that can stall, a registry to kill.
+"""Real faults for the fault tests: a mirror and an index that can stall, a registry to kill.
 
 `Mirror` is an HTTP server on the host's docker0 address (so both host programs such as
-debootstrap and build containers reach it) that relays every request to deb.debian.org, or,
-once `stall()` is called, accepts connections and never answers: what a dead proxy or a
-wedged mirror does. `relay()` brings it back. `RegistryServer` is a registry process of the
-test's own, killed with SIGKILL in the middle of an upload and started again on its storage;
-`Dockerd` is a Docker daemon of the test's own, killed and started again in the same way.
+debootstrap and build containers reach it) that relays each request to deb.debian.org, or
+under `/pypi` to PyPI and under `/npm` to the npm registry, or, once `stall()` is called,
+accepts connections and never answers: what a dead proxy or a wedged mirror does
+(`stall("/npm/")` stalls the requests under that path only). `relay()` brings it back.
+`RegistryServer` is a registry process of the test's own, killed with SIGKILL in the middle
+of an upload and started again on its storage; `Dockerd` is a Docker daemon of the test's
+own, killed and started again in the same way, whose data root can be a small tmpfs to fill.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 UPSTREAM = "http://deb.debian.org"
+ROUTES = {"/pypi/": "https://pypi.org/", "/npm/": "https://registry.npmjs.org/"}
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
 
 
@@ -36,6 +40,7 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     stalled: threading.Event
     released: threading.Event
+    stall_under: str  # "": every connection; else requests for paths under it
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -43,19 +48,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
     def handle(self) -> None:
-        if self.server.stalled.is_set():
+        if self.server.stalled.is_set() and not self.server.stall_under:
             self.server.released.wait()  # the connection is accepted; no byte comes back
             return
         super().handle()
 
     def do_GET(self) -> None:
-        if self.server.stalled.is_set():
+        if self.server.stalled.is_set() and self.path.startswith(self.server.stall_under):
             self.server.released.wait()
             self.close_connection = True
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers.pop("Host", None)
-        request = urllib.request.Request(UPSTREAM + self.path, headers=headers)
+        url = UPSTREAM + self.path
+        for prefix, upstream in ROUTES.items():
+            if self.path.startswith(prefix):
+                url = upstream + self.path.removeprefix(prefix)
+        request = urllib.request.Request(url, headers=headers)
         try:
             response: Any = urllib.request.urlopen(request, timeout=60)
         except urllib.error.HTTPError as exc:
@@ -75,18 +84,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class Mirror:
-    """deb.debian.org relayed on docker0, or stalled; `url` is its `/debian` base."""
+    """deb.debian.org, PyPI and npm relayed on docker0, or stalled; `url` is the Debian
+    mirror's base, `pypi` a PyPI simple index, `npm` an npm registry."""
 
     def __init__(self) -> None:
         self._server = _Server((docker0_address(), 0), _Handler)
         self._server.stalled = threading.Event()
         self._server.released = threading.Event()
+        self._server.stall_under = ""
         host, port = self._server.server_address[:2]
+        self.host = str(host)
         self.url = f"http://{host!s}:{port}/debian"
+        self.pypi = f"http://{host!s}:{port}/pypi/simple"
+        self.npm = f"http://{host!s}:{port}/npm/"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
-    def stall(self) -> None:
+    def stall(self, under: str = "") -> None:
         self._server.released.clear()
+        self._server.stall_under = under
         self._server.stalled.set()
 
     def relay(self) -> None:
@@ -194,8 +209,10 @@ class Dockerd:
 
     BRIDGE, SUBNET = "sbx20br", "172.40.0.1/16"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, data_size: str | None = None) -> None:
         self.folder = folder
+        self.data = folder / "data"
+        self.data_size = data_size  # a tmpfs of that size holds the data root, to fill
         self.host = f"unix://{folder / 'docker.sock'}"
         self._process: subprocess.Popen[bytes] | None = None
         self._containerd: subprocess.Popen[bytes] | None = None
@@ -208,6 +225,12 @@ class Dockerd:
                 ["ip", "link", "set", self.BRIDGE, "up"],
             ):
                 subprocess.run(command, check=True, capture_output=True)
+        if self.data_size and not self.data.is_mount():
+            self.data.mkdir(exist_ok=True)
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={self.data_size}", "sbx20-data", self.data],
+                check=True,
+            )
         containerd = self.folder / "containerd.sock"
         if self._containerd is None:  # its own containerd, which outlives a killed dockerd
             with (self.folder / "containerd.log").open("a") as log:
@@ -226,7 +249,7 @@ class Dockerd:
                 [
                     "dockerd",
                     f"--containerd={containerd}",
-                    "--data-root", str(self.folder / "data"),
+                    "--data-root", str(self.data),
                     "--exec-root", str(self.folder / "exec"),
                     "-H", self.host,
                     "--pidfile", str(self.folder / "dockerd.pid"),
@@ -246,6 +269,14 @@ class Dockerd:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(timeout=30)
+
+    def leave_free(self, size: int) -> None:
+        """Shrink the data root's tmpfs to what it holds now and `size` bytes more."""
+        used = shutil.disk_usage(self.data).used
+        self.resize(f"{(used + size) // 1024}k")
+
+    def resize(self, size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.data)], check=True)
 
     def stop(self) -> None:
         """Stop the daemon, then its containerd, and unmount what they left mounted."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -366,10 +368,11 @@ def test_a_full_disk_names_the_folder_and_bytes_keeps_nothing_half_written_then_
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def own_engine(base_image: str) -> Iterator[Dockerd]:
-    """A daemon of this test's own, holding the session's base image."""
-    daemon = Dockerd(Path(tempfile.mkdtemp(prefix="sbx20e-", dir="/tmp")))
+    """A daemon of these tests' own, holding the session's base image, its data root a
+    tmpfs (1 GB at most) that a test can shrink to fill."""
+    daemon = Dockerd(Path(tempfile.mkdtemp(prefix="sbx20e-", dir="/tmp")), data_size="1g")
     daemon.start()
     try:
         with subprocess.Popen(["docker", "save", base_image], stdout=subprocess.PIPE) as save:
@@ -432,3 +435,148 @@ def test_an_engine_restarted_mid_step_fails_the_build_clearly_and_the_rerun_keep
     assert gc.code == 0, gc.err
     left = own_engine.docker("ps", "-aq", "--filter", "label=sandbox-builder", check=False)
     assert left.stdout.strip() == "", f"step containers left after gc: {left.stdout}"
+
+
+def test_the_engine_s_full_data_root_names_the_engine_keeps_nothing_then_builds(
+    project: Project, own_engine: Dockerd, base_image: str, tmp_path: Path
+) -> None:
+    project.write(
+        f'[image]\nname = "sbx20/enginefull"\nuser = "agent"\n\n[base]\nimage = "{base_image}"\n'
+        '\n[system]\npackages = ["file"]\n'  # libmagic's 7 MB database among them
+    )
+    cache = tmp_path / "cache"
+    env = {
+        "DOCKER_HOST": own_engine.host,
+        "SANDBOX_CACHE_DIR": str(cache),
+        "SANDBOX_STORE_DIR": str(tmp_path / "store"),
+    }
+    assert project.sandbox("lock", env=env).code == 0
+    lock = project.lock.read_bytes()
+    own_engine.leave_free(3 << 20)
+    try:
+        started = time.monotonic()
+        run = project.sandbox("build", env=env)
+        seconds = time.monotonic() - started
+    finally:
+        own_engine.resize("1g")
+    assert run.code == 6, run.err
+    said = run.err.strip().splitlines()[-1]
+    assert "system: apt-get install: no space left in the storage of Docker Engine" in run.err
+    assert f"(its data root {own_engine.data})" in run.err
+    assert "That is the engine's disk, not the cache dir" in run.err
+    assert "`docker system df`" in run.err
+    assert "Traceback" not in run.err
+    _assert_cache_whole(cache)
+    entries = [json.loads(p.read_text())["name"] for p in (cache / "nodes").glob("*.json")]
+    assert entries == ["base"], entries
+    assert not (cache / "overlay.json").exists()
+    assert project.lock.read_bytes() == lock
+    left = own_engine.docker("ps", "-aq", "--filter", "label=sandbox-builder=step")
+    assert left.stdout.strip() == "", "the failed step left its container"
+
+    run = project.sandbox("build", "--json", env=env)
+    assert run.code == 0, run.err
+    statuses = {n["name"]: n["status"] for n in json.loads(run.out)["nodes"]}
+    assert statuses == {"base": "cached", "system": "built"}
+    print(f"the engine's full data root detected in {seconds:.1f}s: {said}")
+
+
+@pytest.fixture(scope="module")
+def index_project(
+    mirror: Mirror, base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Project]:
+    """A project whose base image points pip and npm at `mirror` (its /etc/pip.conf and
+    /root/.npmrc, as a company's index would be set), locked through it while it relays:
+    Debian's python3, node from PyPI, one pip tool and one npm tool."""
+    root = tmp_path_factory.mktemp("sbx20-index")
+    port = mirror.url.split(":")[-1].split("/")[0]
+    name, derived = f"sbx20-index-{port}", f"sbx20-index-base:{port}"
+    pip_conf = f"[global]\nindex-url = {mirror.pypi}\ntrusted-host = {mirror.host}\n"
+    setup = (
+        f"printf %s {shlex.quote(pip_conf)} > /etc/pip.conf && "
+        f"printf %s {shlex.quote(f'registry={mirror.npm}')} > /root/.npmrc"
+    )
+    docker("run", "--name", name, "--user", "0", base_image, "sh", "-c", setup)
+    project = Project(root=root / "project", cache=root / "cache")
+    project.root.mkdir()
+    try:
+        docker("commit", name, derived)
+        project.write(
+            f'[image]\nname = "sbx20/index"\nuser = "agent"\n\n[base]\nimage = "{derived}"\n\n'
+            '[runtimes]\nnode = { version = "22", provider = "pypi" }\n\n'
+            '[tools]\npip = ["pycodestyle"]\nnpm = ["is-number"]\n'
+        )
+        mirror.relay()
+        project.ok("lock")
+        yield project
+    finally:
+        docker("rm", "-f", name, check=False)
+        subprocess.run(
+            f"docker images -q sbx20/index | sort -u | xargs -r docker rmi -f; "
+            f"docker rmi {derived}",
+            shell=True,
+            check=False,
+            capture_output=True,
+        )
+
+
+def test_a_stalled_index_fails_pip_and_npm_in_seconds_naming_the_step_log_and_setting(
+    index_project: Project, mirror: Mirror, tmp_path: Path
+) -> None:
+    lock = index_project.lock.read_bytes()
+    # Empty download caches: npm would answer from its cache what it fetched minutes ago.
+    env = {**FAST, "SANDBOX_DOWNLOAD_DIR": str(tmp_path / "downloads")}
+    measured = {}
+    for under, tool, node, what in (
+        ("/pypi/", "pycodestyle", "tools.pip", "resolving pip tools"),
+        ("/npm/", "is-number", "tools.npm", "resolving npm tools"),
+    ):
+        mirror.stall(under)
+        try:
+            seconds, code, _, err = _timed(index_project, "lock", "--update", tool, env=env)
+        finally:
+            mirror.relay()
+        assert code == 4, err
+        assert f"error: {what} failed with exit " in err
+        assert f"full log: {index_project.cache / 'logs' / f'{node}.log'}" in err
+        assert "waited up to 2s for an answer and was tried 3 times (SANDBOX_NET_TIMEOUT)" in err
+        assert "Traceback" not in err
+        assert seconds < 60, f"the stalled {node} took {seconds:.0f}s to detect"
+        assert index_project.lock.read_bytes() == lock, "a failed lock changed sandbox.lock"
+        measured[node] = seconds
+    print("stalled index detected in " + ", ".join(f"{n} {s:.1f}s" for n, s in measured.items()))
+
+
+def test_a_step_filling_the_trees_folder_names_it_and_its_setting_then_builds(
+    index_project: Project, small_disks: tuple[Path, Path]
+) -> None:
+    _, trees = small_disks
+    _remount(trees, "64k")  # room for a venv's first files, not for a tool
+    env = {"SANDBOX_TREE_DIR": str(trees)}
+    run = index_project.sandbox("build", "--jobs", "1", env=env)
+    assert run.code == 6, run.err
+    found = re.search(
+        rf"(?:(tools\.pip): pip install|(tools\.npm): npm ci): no space left on the filesystem at "
+        rf"{trees} \(",
+        run.err,
+    )
+    assert found, run.err
+    failed = found.group(1) or found.group(2)  # pip's venv fills 64k; npm's tree may fit
+    run_err_line = run.err.strip().splitlines()[-1]
+    assert "point SANDBOX_TREE_DIR at a folder with room" in run.err
+    assert f"Its log: {index_project.cache / 'logs'}/tools." in run.err
+    assert "Traceback" not in run.err
+    assert [p for p in trees.rglob("*") if p.is_file()] == []
+    _assert_cache_whole(index_project.cache)
+    names = [json.loads(p.read_text())["name"] for p in (index_project.cache / "nodes").iterdir()]
+    assert failed not in names, names
+
+    _remount(trees, "64m")
+    run = index_project.sandbox("build", "--json", env=env)
+    assert run.code == 0, run.err
+    statuses = {n["name"]: n["status"] for n in json.loads(run.out)["nodes"]}
+    assert statuses.pop(failed) == "built"
+    other = statuses.pop({"tools.pip", "tools.npm"}.difference({failed}).pop())
+    assert other in ("built", "cached")  # built when the failure stopped the build first
+    assert statuses == {"base": "cached", "system": "cached", "runtime.node": "cached"}
+    print(f"{failed} filled the trees folder: {run_err_line}")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -172,3 +176,50 @@ def test_projects_sharing_the_download_dir_at_once_never_corrupt_it(
     assert [w.wait(timeout=120) for w in workers] == [0, 0, 0, 0]
     assert sorted(p.name for p in dest.iterdir()) == [digest], "a partial file was left"
     assert hashlib.sha256((dest / digest).read_bytes()).hexdigest() == digest
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Answers at once, then sends its 1,000 bytes one every 0.2 s: no read ever times out."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        for _ in range(1000):
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
+            time.sleep(0.2)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_trickling_download_is_stopped_at_the_overall_limit_and_leaves_no_file(
+    trickle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SANDBOX_NET_TIMEOUT", "1")
+    monkeypatch.setenv("SANDBOX_STEP_TIMEOUT", "1.5")
+    started = time.monotonic()
+    with pytest.raises(BuildError) as caught:
+        fetch(trickle, sha256=DIGEST, dest_dir=tmp_path / "dl", what="tools.bin.slow")
+    seconds = time.monotonic() - started
+    assert seconds < 3, f"the trickle went on for {seconds:.1f}s"
+    message = str(caught.value)
+    assert message.startswith(f"tools.bin.slow: downloading {trickle} was stopped after ")
+    assert "bytes received (the limit of one download, SANDBOX_STEP_TIMEOUT=1.5)" in message
+    assert list((tmp_path / "dl").iterdir()) == [], "a partial download was kept"
+    with pytest.raises(ResolutionError, match=r"SANDBOX_STEP_TIMEOUT=1\.5"):
+        get_text(trickle, what="runtime.node")

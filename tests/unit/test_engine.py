@@ -48,6 +48,7 @@ class FakeApi:
                 "create_container": {"Id": "c0ffee" * 10},
                 "wait": {"StatusCode": 0},
                 "logs": iter([b"ok\n"]) if kwargs.get("stream") else b"ok\n",
+                "attach": iter([b"ok\n"]),
                 "load_image": iter([{"error": "layer sha256:ab does not match its digest"}]),
             }.get(name)
 
@@ -120,7 +121,7 @@ def test_a_step_container_that_cannot_start_exits_127_with_the_engines_words(
 
 
 def test_a_step_the_engine_drops_is_named_and_its_container_removed(tmp_path: Path) -> None:
-    eng = engine({"logs": refusal(500, "io: read/write on closed pipe")})
+    eng = engine({"attach": refusal(500, "io: read/write on closed pipe")})
 
     with in_step("tools.npm"), pytest.raises(EngineRefusedError) as raised:
         step_run(eng, tmp_path / "step.log")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ class FakeApi:
 
     def logs(self, cid: str, **kwargs: Any) -> list[bytes]:
         return [b"ok\n"]
+
+    def attach(self, cid: str, **kwargs: Any) -> Iterator[bytes]:
+        return iter([b"ok\n"])
 
     def wait(self, cid: str) -> dict[str, int]:
         return {"StatusCode": 0}

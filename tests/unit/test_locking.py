@@ -3,6 +3,8 @@ drops, and `sandbox lock [--update NAME]` itself on the recording FakeEngine."""
 
 from __future__ import annotations
 
+import io
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +191,42 @@ def test_locking_twice_gives_the_same_bytes_and_asks_the_engine_nothing(project:
 
     assert project.spec.with_name("sandbox.lock").read_bytes() == text
     assert project.engine.calls[calls:] == []
+
+
+def test_lock_s_apt_step_has_the_build_steps_heartbeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from builder import locking
+    from builder.cache import Cache
+    from builder.progress import Progress
+    from builder.spec import load_spec
+
+    (tmp_path / "sandbox.toml").write_text(
+        '[image]\nname = "a/b"\nuser = "agent"\n\n[base]\nimage = "debian:bookworm-slim"\n'
+        '\n[system]\npackages = ["jq"]\n'
+    )
+    pinned = {"image": "debian:bookworm-slim", "pinned": "sha256:" + "0" * 64, "epoch": 0}
+    monkeypatch.setattr(locking, "resolve_base", lambda *_, **__: pinned)
+    monkeypatch.setattr(locking, "describe_image", lambda **_: {})
+    monkeypatch.setattr(locking._Locker, "_stage", lambda *_: "sha256:stage")
+
+    def quiet_apt(request: list[str], *, log_dir: Path, **_: object) -> list[dict[str, str]]:
+        (log_dir / "apt-resolve.log").write_text("Reading package lists...\n")
+        time.sleep(1.0)  # a mirror that stopped answering
+        return [{"name": "jq", "version": "1.6-2.1", "sha256": "0" * 64}]
+
+    monkeypatch.setattr(locking, "resolve_system", quiet_apt)
+    out = io.StringIO()
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    locking.lock_project(
+        spec=load_spec(tmp_path / "sandbox.toml"),
+        old=None,
+        update=None,
+        cache=cache,
+        engine=lambda: None,  # type: ignore[arg-type,return-value]
+        progress=Progress(out, heartbeat=0.3),
+    )
+    beats = [line for line in out.getvalue().splitlines() if line.startswith("  resolving system ")]
+    assert any("no output for" in line for line in beats), out.getvalue()
+    assert beats[-1].endswith(f"(log: {cache.root / 'logs' / 'apt-resolve.log'})")

@@ -94,3 +94,21 @@ def test_a_log_left_by_an_earlier_build_is_not_called_quiet(tmp_path: Path) -> N
     progress.done("runtime.node", "built", 0.3, _entry("runtime.node", 5))
     assert "no output" not in out.getvalue()
     assert "building  runtime.node" in out.getvalue()
+
+
+def test_a_lock_step_gets_the_heartbeat_with_the_newest_of_its_logs(tmp_path: Path) -> None:
+    out = io.StringIO()
+    progress = Progress(out, heartbeat=0.3)
+    madison, resolve = tmp_path / "apt-madison.log", tmp_path / "apt-resolve.log"
+    with progress.watch("system", [madison, resolve]):
+        madison.write_text("system: 1 requested\n")
+        time.sleep(0.1)
+        resolve.write_text("Reading package lists...\n")  # the second step, gone quiet
+        time.sleep(1.0)
+    time.sleep(0.4)
+    lines = out.getvalue().splitlines()
+    beats = [line for line in lines if line.startswith("  resolving system ")]
+    assert beats, out.getvalue()
+    assert "no output for" in beats[-1]
+    assert beats[-1].endswith(f"(log: {resolve})")
+    assert lines[-1] == beats[-1], "a heartbeat after the step was done"
