@@ -113,6 +113,7 @@ def write(
 ) -> dict[str, Any]:
     """Write results.json, results.md and chart.png into `out`; returns the summary."""
     summary = summarize(samples, names)
+    extra = {**extra, "repeats_done": len({s.repeat for s in samples})}
     stored = {
         name: {
             who: round(_median([s.stored_bytes[who] for s in samples if s.name == name]))
@@ -149,12 +150,16 @@ def conditions(extra: Mapping[str, Any]) -> str:
     low, high = extra.get("load_avg", [0, 0])
     loaded = high > 3
     buildx = extra.get("buildx")
+    repeats = f"{extra.get('repeat', '?')} repeat(s)"
+    if extra.get("repeats_done", extra.get("repeat")) != extra.get("repeat"):
+        done = extra["repeats_done"]
+        repeats = f"the samples of the {done} repeat(s) begun ({repeats} asked)"
     return (
         f"Measured: sandbox-builder {extra.get('builder', '?')}, Docker Engine "
         f"{extra.get('docker', '?')} (classic builder and its built-in BuildKit)"
         + (f", {buildx}" if buildx else "")
-        + f", {extra.get('cpus', '?')} CPUs. Medians of {extra.get('repeat', '?')} "
-        f"repeat(s); 1-minute load average during the samples {low}-{high}"
+        + f", {extra.get('cpus', '?')} CPUs. Medians of {repeats}; 1-minute load "
+        f"average during the samples {low}-{high}"
         + (" (**a loaded machine**: other builds ran beside it)" if loaded else "")
         + f"; quiet machine (no pytest running at any sample): "
         f"{'yes' if extra.get('quiet') else 'no'}. Whole run {extra.get('run_s', '?')} s "
@@ -247,7 +252,7 @@ def markdown(
                 f"{mate[f'pull_{who}_s']:.2f} s"
                 for who in pulls
             )
-            + " (the faster is the floor)"
+            + (" (the faster is the floor)" if len(pulls) > 1 else "")
             + ("; buildx does not run this scenario." if "buildx" in peers else "."),
             "",
         ]
