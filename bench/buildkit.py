@@ -8,7 +8,12 @@ Dockerfile frontend: no `# syntax=` line, which would need Docker Hub):
   they need), so BuildKit builds what does not depend on each other in parallel; the final
   stage is FROM system with one `COPY --from` per stage, in the order `sandbox build` stacks
   its layers (runtimes, pip tools, npm tools, deps). 20.10's frontend has no `COPY --link`
-  ("Unknown flag: link"), so a changed stage re-creates the COPY layers above its own.
+  ("Unknown flag: link"), so a changed stage re-creates the COPY layers above its own;
+  `link=True` writes `COPY --link --from=...` for the frontend built into Docker 28.5's
+  BuildKit (driven by buildx 0.29), whose layers then do not depend on what is below them.
+  (`ADD --checksum` is not used: BuildKit fetches an ADD's URL itself, outside any cache
+  mount, so the runtime would be downloaded again after every `cold`, and the daemon in a
+  container does not trust the TLS proxy's CA; the checked fetch into a cache mount stays.)
 - cache mounts for what the package managers download: apt's lists and archives, pip's
   cache, npm's cache, pnpm's store, and the checked runtime and pnpm archives (kept by
   sha256); nothing of them lands in a layer, and they outlive `cold` (see bench/run.py).
@@ -68,10 +73,14 @@ CACHE_TARGETS = ["/var/cache/apt", "/var/lib/apt/lists", KEEP, "/root/.cache/pip
 CACHE_TARGETS.append(PNPM_STORE)
 
 
-def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context:
+def generate(
+    *, spec: Spec, lock: Lock, platform: str, base_ref: str, link: bool = False
+) -> Context:
     """The multi-stage Dockerfile (and its context) equivalent to `lock`, FROM `base_ref`
-    (a name: BuildKit's FROM takes a reference, not an image ID)."""
+    (a name: BuildKit's FROM takes a reference, not an image ID); with `link`, the final
+    stage's copies are `COPY --link`."""
     nodes = lock.nodes(platform)
+    copy = "COPY --link" if link else "COPY"
     order = stack(nodes)
     unknown = [n for n in nodes if n.startswith("tools.") and n not in ("tools.pip", "tools.npm")]
     if unknown:
@@ -95,7 +104,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context
             f"RUN {_SECRET} {_KEEP} " + _and(_with_ca([_runtime(nodes[name], home)])),
             f"ENV PATH={home}/bin:$PATH",
         ]
-        copies.append(f"COPY --from={stage} {home} {home}")
+        copies.append(f"{copy} --from={stage} {home} {home}")
         if nodes[name].inputs["runtime"] == "node":
             node_stage = stage
     if "tools.pip" in nodes:
@@ -106,7 +115,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context
                 f"FROM system AS {stage}",
                 f"RUN {_SECRET} {_PIP} " + _and(_with_ca(_pip_tool(tool, locked["packages"]))),
             ]
-            copies.append(f"COPY --from={stage} {PIP_PREFIX} {PIP_PREFIX}")
+            copies.append(f"{copy} --from={stage} {PIP_PREFIX} {PIP_PREFIX}")
     if "tools.npm" in nodes:
         node = nodes["tools.npm"]
         for tool_spec in node.inputs["tools"]:
@@ -124,7 +133,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context
                 f"COPY npm-{folder}/ {where}/",
                 f"RUN {_SECRET} {_NPM} " + _and(_with_ca([f"{install} --loglevel=warn"])),
             ]
-            copies.append(f"COPY --from={stage} {where} {where}")
+            copies.append(f"{copy} --from={stage} {where} {where}")
     for name in (n for n in order if nodes[n].kind == "deps"):
         short = name.removeprefix("deps.")
         node_files, steps = _deps(nodes[name], spec.project_dir)
@@ -136,7 +145,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context
             f"COPY deps-{short}/ {prefix}/",
             f"RUN {_SECRET} {_KEEP} {_PNPM} " + _and(_with_ca(steps)),
         ]
-        copies.append(f"COPY --from={stage} {prefix} {prefix}")
+        copies.append(f"{copy} --from={stage} {prefix} {prefix}")
     env = compose_env({}, [_node_env(nodes[n]) for n in order])
     env.update(spec.image.env)
     stages += [
@@ -146,7 +155,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_ref: str) -> Context
         "ENV " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())),
         f"USER {spec.image.user}",
         f"WORKDIR {spec.image.workdir}",
-        f"LABEL {LABEL}=buildkit",
+        f"LABEL {LABEL}={'buildx' if link else 'buildkit'}",
     ]
     return Context(dockerfile="\n".join(stages) + "\n", files=files)
 

@@ -5,7 +5,7 @@
 - `CountingProxy`: a TCP forwarder in front of it that counts the bytes clients send. Both
   `sandbox publish` and `docker push` talk to the registry through it, so "bytes a push
   uploads" is measured on the wire, headers included; the registry's storage growth (blobs
-  not there before) is measured as well, as a cross-check.
+  not there before) is measured as well, as a cross-check. `CountedRegistry` is the pair.
 - `CAServer`: serves the host's CA bundle over HTTP on the docker0 bridge, for the
   Dockerfile's RUN steps (see bench/dockerfile.py for why not COPY).
 """
@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -113,11 +113,13 @@ class LocalRegistry:
 
 
 class CountingProxy:
-    """127.0.0.1:<port> forwarding to `upstream`, counting what clients send through it."""
+    """<address>:<port> forwarding to `upstream`, counting what clients send through it
+    (127.0.0.1, or the docker0 gateway for a daemon in a container)."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, address: str = "127.0.0.1") -> None:
         self._upstream = ("127.0.0.1", upstream_port)
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server((address, 0))
+        self.address = address
         self.port = int(self._server.getsockname()[1])
         self._lock = threading.Lock()
         self._sent = 0
@@ -166,6 +168,36 @@ class CountingProxy:
                 dest.shutdown(socket.SHUT_WR)
 
 
+class CountedRegistry:
+    """A `LocalRegistry` behind its own `CountingProxy` on `address` (127.0.0.1, or the
+    docker0 gateway for a daemon in a container): one per contender, so that pushes run
+    side by side and each counts every blob its image needs (no layer already sent by
+    another contender's push)."""
+
+    def __init__(self, folder: Path, *, address: str = "127.0.0.1") -> None:
+        self.registry = LocalRegistry(folder)
+        self.proxy = CountingProxy(self.registry.port, address=address)
+
+    @property
+    def host(self) -> str:
+        """host:port of the counting proxy, as image references name it."""
+        return f"{self.proxy.address}:{self.proxy.port}"
+
+    def start(self) -> None:
+        self.registry.start()
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.registry.stop()
+
+    def measure(self, push: Callable[[], object]) -> tuple[int, int]:
+        """(bytes sent to the registry, bytes its storage grew by) during `push()`."""
+        before, sent = self.registry.blobs(), self.proxy.sent
+        push()
+        grown = sum(size for d, size in self.registry.blobs().items() if d not in before)
+        return self.proxy.sent - sent, grown
+
+
 class CAServer:
     """Serves one file, the CA bundle, at http://<docker0 gateway>:<port>/ca.crt."""
 
@@ -206,9 +238,9 @@ def bridge_gateway() -> str:
     return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
-def image_ids(*filters: str, repo: str = "") -> set[str]:
+def image_ids(*filters: str, repo: str = "", env: dict[str, str] | None = None) -> set[str]:
     args = ["docker", "images", "-q", "--no-trunc", *(f"--filter={f}" for f in filters)]
-    return set(sh([*args, repo] if repo else args).split())
+    return set(sh([*args, repo] if repo else args, env=env).split())
 
 
 def built_on(base: str) -> set[str]:
@@ -232,10 +264,10 @@ def built_on(base: str) -> set[str]:
     return found
 
 
-def remove_images(ids: set[str]) -> None:
-    """`docker rmi -f` each (untagged parents, i.e. the classic builder's cache, go too)."""
-    for image in sorted(ids):
-        sh(["docker", "rmi", "-f", image], check=False)
+def remove_images(ids: set[str], *, env: dict[str, str] | None = None) -> None:
+    """`docker rmi -f` them (untagged parents, i.e. the classic builder's cache, go too)."""
+    if ids:
+        sh(["docker", "rmi", "-f", *sorted(ids)], check=False, env=env)
 
 
 def image_size(ref: str, *, host: str = "") -> int:
@@ -331,18 +363,20 @@ class SecondDaemon:
             self._made_bridge = False
 
 
-def prune_build_cache(log: Path) -> None:
+def prune_build_cache(log: Path, *, env: dict[str, str] | None = None) -> None:
     """Drop BuildKit's build cache except its cache mounts (`exec.cachemount`: the download
     caches a BuildKit user keeps). 20.10 compares filters by equality only (a `type!=`
-    filter is ignored and would prune everything), so each other record type is pruned."""
+    filter is ignored and would prune everything), so each other record type is pruned.
+    `env` points the client at another daemon (buildx's)."""
     for kind in ("regular", "source.local", "source.git.checkout", "internal", "frontend"):
-        sh(["docker", "builder", "prune", "-af", "--filter", f"type={kind}"], log=log)
+        sh(["docker", "builder", "prune", "-af", "--filter", f"type={kind}"], log=log, env=env)
 
 
-def cache_mounts() -> set[str]:
+def cache_mounts(*, env: dict[str, str] | None = None) -> set[str]:
     """The targets of the cache mounts BuildKit keeps for the benchmark's builds (20.10's
     descriptions name a mount's target and command, not its id)."""
-    out = sh(["docker", "system", "df", "-v", "--format", "{{json .BuildCache}}"], check=False)
+    df = ["docker", "system", "df", "-v", "--format", "{{json .BuildCache}}"]
+    out = sh(df, check=False, env=env)
     found = set()
     for record in json.loads(out or "[]") or []:
         description = str(record.get("Description", ""))

@@ -1,7 +1,8 @@
 """The benchmark's results: medians of the samples, and the files written from them.
 
 `results.json` holds `scenarios` (per scenario, for each contender `<who>_s`, and but for
-teammate `<who>_push_bytes` and `<who>_size`; teammate adds `floor_s`, the faster `docker
+teammate `<who>_push_bytes` and `<who>_size`; a contender that did not run a scenario, such
+as buildx in teammate, has no keys there; teammate adds `floor_s`, the faster `docker
 pull` of the finished image, and each pull), `image_size` (after cold), `profile` (where our
 time went: each node's status and seconds, from the median sample) and `details` (every
 sample, the registry's storage growth, lock times, load and quiet flags). `results.md` has
@@ -20,9 +21,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-CONTENDERS = ("ours", "docker", "buildkit")
-LABELS = {"ours": "sandbox build", "docker": "classic builder", "buildkit": "BuildKit (expert)"}
-COLORS = {"ours": "#2e8b57", "docker": "#999999", "buildkit": "#3465a4"}
+CONTENDERS = ("ours", "docker", "buildkit", "buildx")
+PEERS = CONTENDERS[1:]
+EXPERTS = ("buildkit", "buildx")  # the goals are ours / each of them
+LABELS = {
+    "ours": "sandbox build",
+    "docker": "classic builder",
+    "buildkit": "BuildKit 20.10 (expert)",
+    "buildx": "buildx 0.29 (expert, --link)",
+}
+SHORT = {"ours": "ours", "docker": "classic", "buildkit": "BuildKit 20.10", "buildx": "buildx"}
+COLORS = {"ours": "#2e8b57", "docker": "#999999", "buildkit": "#3465a4", "buildx": "#75507b"}
 # Goals of issue 21 for ours / BuildKit-expert (medians, the same run).
 TIME_GOALS = {"cold": 0.8, "noop": 1.0, "bump-npm-tool": 0.2, "bump-runtime": 0.4}
 PUSH_GOAL = 0.1  # bytes a push uploads after a bump
@@ -34,16 +43,16 @@ MB = 1_000_000
 
 @dataclass(frozen=True, kw_only=True)
 class Sample:
-    """One scenario in one repeat: the three contenders built, then (but for teammate) pushed."""
+    """One scenario in one repeat: the contenders built, then (but for teammate) pushed."""
 
     name: str
     repeat: int
-    order: list[str]  # who built first, second, third (rotates every repeat)
+    order: list[str]  # who built first, second, ... (rotates every repeat)
     seconds: dict[str, float]
     push_bytes: dict[str, int]  # sent to the registry (on the wire, through the counting proxy)
     stored_bytes: dict[str, int]  # the registry's storage growth (blobs not there before)
     size: dict[str, int]  # `docker image inspect -f {{.Size}}`
-    steps_run: dict[str, int]  # docker, buildkit: Dockerfile steps not taken from cache
+    steps_run: dict[str, int]  # docker, buildkit, buildx: Dockerfile steps not cached
     ours_nodes: dict[str, list[Any]]  # node -> [status, seconds] from `sandbox build --json`
     pull_s: dict[str, float] = field(default_factory=dict)  # teammate: `docker pull` of each
     suite_running: bool  # a pytest process was seen while this sample ran
@@ -59,6 +68,11 @@ def _median_sample(mine: Sequence[Sample]) -> Sample:
     return ranked[(len(ranked) - 1) // 2]
 
 
+def ran(samples: Sequence[Sample]) -> list[str]:
+    """The contenders every one of `samples` has a time for, in CONTENDERS' order."""
+    return [who for who in CONTENDERS if samples and all(who in s.seconds for s in samples)]
+
+
 def summarize(samples: Sequence[Sample], names: Sequence[str]) -> dict[str, Any]:
     """The `scenarios`, `image_size` and `profile` parts of results.json: medians."""
     scenarios = []
@@ -66,16 +80,18 @@ def summarize(samples: Sequence[Sample], names: Sequence[str]) -> dict[str, Any]
     for name in names:
         mine = [s for s in samples if s.name == name]
         row: dict[str, Any] = {"name": name}
-        for who in CONTENDERS:
+        who_ran = ran(mine)
+        for who in who_ran:
             row[f"{who}_s"] = round(_median([s.seconds[who] for s in mine]), 2)
         if name == "teammate":
-            for who in ("ours", "buildkit"):
+            pulled = [who for who in CONTENDERS if all(who in s.pull_s for s in mine)]
+            for who in pulled:
                 row[f"pull_{who}_s"] = round(_median([s.pull_s[who] for s in mine]), 2)
-            row["floor_s"] = min(row["pull_ours_s"], row["pull_buildkit_s"])
+            row["floor_s"] = min(row[f"pull_{who}_s"] for who in pulled)
         else:
-            for who in CONTENDERS:
+            for who in who_ran:
                 row[f"{who}_push_bytes"] = round(_median([s.push_bytes[who] for s in mine]))
-        for who in CONTENDERS:
+        for who in who_ran:
             row[f"{who}_size"] = round(_median([s.size[who] for s in mine]))
         scenarios.append(row)
         median = _median_sample(mine)
@@ -87,7 +103,7 @@ def summarize(samples: Sequence[Sample], names: Sequence[str]) -> dict[str, Any]
     cold = next(row for row in scenarios if row["name"] == "cold")
     return {
         "scenarios": scenarios,
-        "image_size": {who: cold[f"{who}_size"] for who in CONTENDERS},
+        "image_size": {who: cold[f"{who}_size"] for who in CONTENDERS if f"{who}_size" in cold},
         "profile": profile,
     }
 
@@ -97,10 +113,11 @@ def write(
 ) -> dict[str, Any]:
     """Write results.json, results.md and chart.png into `out`; returns the summary."""
     summary = summarize(samples, names)
+    extra = {**extra, "repeats_done": len({s.repeat for s in samples})}
     stored = {
         name: {
             who: round(_median([s.stored_bytes[who] for s in samples if s.name == name]))
-            for who in CONTENDERS
+            for who in ran([s for s in samples if s.name == name])
         }
         for name in names
         if name != "teammate"
@@ -132,11 +149,17 @@ def conditions(extra: Mapping[str, Any]) -> str:
     """One sentence: what was measured, how often, and how busy the machine was."""
     low, high = extra.get("load_avg", [0, 0])
     loaded = high > 3
+    buildx = extra.get("buildx")
+    repeats = f"{extra.get('repeat', '?')} repeat(s)"
+    if extra.get("repeats_done", extra.get("repeat")) != extra.get("repeat"):
+        done = extra["repeats_done"]
+        repeats = f"the samples of the {done} repeat(s) begun ({repeats} asked)"
     return (
         f"Measured: sandbox-builder {extra.get('builder', '?')}, Docker Engine "
-        f"{extra.get('docker', '?')} (classic builder and its built-in BuildKit), "
-        f"{extra.get('cpus', '?')} CPUs. Medians of {extra.get('repeat', '?')} "
-        f"repeat(s); 1-minute load average during the samples {low}-{high}"
+        f"{extra.get('docker', '?')} (classic builder and its built-in BuildKit)"
+        + (f", {buildx}" if buildx else "")
+        + f", {extra.get('cpus', '?')} CPUs. Medians of {repeats}; 1-minute load "
+        f"average during the samples {low}-{high}"
         + (" (**a loaded machine**: other builds ran beside it)" if loaded else "")
         + f"; quiet machine (no pytest running at any sample): "
         f"{'yes' if extra.get('quiet') else 'no'}. Whole run {extra.get('run_s', '?')} s "
@@ -145,74 +168,114 @@ def conditions(extra: Mapping[str, Any]) -> str:
     )
 
 
+def _cell(row: Mapping[str, Any], key: str, scale: float = 1.0, digits: int = 2) -> str:
+    return f"{row[key] / scale:.{digits}f}" if key in row else "-"
+
+
+def _goals(row: Mapping[str, Any], ours: str, goal: float | None, suffix: str = "") -> str:
+    """`ours/<expert> ratio (goal: met|missed)` against each BuildKit-expert that ran."""
+    parts = [
+        f"ours/{SHORT[who]} {_verdict(_ratio(row[ours], row[key]), goal)}"
+        for who in EXPERTS
+        if (key := f"{who}{suffix}") in row
+    ]
+    return "; ".join(parts) or "-"
+
+
 def markdown(
     summary: Mapping[str, Any], stored: Mapping[str, Any], extra: Mapping[str, Any]
 ) -> str:
+    scenarios = summary["scenarios"]
+    peers = [who for who in PEERS if any(f"{who}_s" in s for s in scenarios)]
+    heads = " | ".join(f"{SHORT[who]} (s)" for who in peers)
+    ratios = " | ".join(f"ours/{SHORT[who]}" for who in peers)
     lines = [
-        "| scenario | ours (s) | classic (s) | BuildKit (s) | ours/classic "
-        "| ours/BuildKit | goal |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| scenario | ours (s) | {heads} | {ratios} | goal |",
+        "| --- | ---: |" + " ---: |" * (2 * len(peers)) + " --- |",
     ]
-    for s in summary["scenarios"]:
+    for s in scenarios:
         name = s["name"]
-        versus = {who: _ratio(s["ours_s"], s[f"{who}_s"]) for who in ("docker", "buildkit")}
         if name == "teammate":
             goal = "ours/floor " + _verdict(_ratio(s["ours_s"], s["floor_s"]), TEAMMATE_GOAL)
             goal += f"; floor {s['floor_s']:.2f} s"
         else:
-            goal = "ours/BuildKit " + _verdict(versus["buildkit"], TIME_GOALS.get(name))
-        lines.append(
-            f"| {name} | {s['ours_s']:.2f} | {s['docker_s']:.2f} | {s['buildkit_s']:.2f} "
-            f"| {_verdict(versus['docker'], None)} | {_verdict(versus['buildkit'], None)} "
-            f"| {goal} |"
+            goal = _goals(s, "ours_s", TIME_GOALS.get(name), "_s")
+        times = " | ".join(_cell(s, f"{who}_s") for who in peers)
+        versus = " | ".join(
+            _verdict(_ratio(s["ours_s"], s[f"{who}_s"]), None) if f"{who}_s" in s else "-"
+            for who in peers
         )
+        lines.append(f"| {name} | {s['ours_s']:.2f} | {times} | {versus} | {goal} |")
+    heads = " | ".join(f"{SHORT[who]} (MB)" for who in peers)
     lines += [
         "",
-        "| push after | ours (MB) | classic (MB) | BuildKit (MB) | ours/classic | ours/BuildKit |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        f"| push after | ours (MB) | {heads} | {ratios} |",
+        "| --- | ---: |" + " ---: |" * len(peers) + " --- |" * len(peers),
     ]
-    for s in summary["scenarios"]:
+    for s in scenarios:
         if s["name"] == "teammate":
             continue
-        push = {who: s[f"{who}_push_bytes"] for who in CONTENDERS}
         push_goal = PUSH_GOAL if s["name"] in BUMPS else None
-        versus = {who: _ratio(push["ours"], push[who]) for who in ("docker", "buildkit")}
-        lines.append(
-            f"| {s['name']} | {push['ours'] / MB:.1f} | {push['docker'] / MB:.1f} "
-            f"| {push['buildkit'] / MB:.1f} | {_verdict(versus['docker'], None)} "
-            f"| {_verdict(versus['buildkit'], push_goal)} |"
+        ours = s["ours_push_bytes"]
+        sent = " | ".join(_cell(s, f"{who}_push_bytes", MB, 1) for who in peers)
+        versus = " | ".join(
+            _verdict(_ratio(ours, s[key]), push_goal if who in EXPERTS else None)
+            if (key := f"{who}_push_bytes") in s
+            else "-"
+            for who in peers
         )
+        lines.append(f"| {s['name']} | {ours / MB:.1f} | {sent} | {versus} |")
     size = summary["image_size"]
     lines += [
         "",
-        "| image size (after cold) | ours (MB) | classic (MB) | BuildKit (MB) | ours/classic "
-        "| ours/BuildKit |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
-        f"| `docker image inspect -f {{{{.Size}}}}` | {size['ours'] / MB:.1f} "
-        f"| {size['docker'] / MB:.1f} | {size['buildkit'] / MB:.1f} "
-        f"| {_verdict(_ratio(size['ours'], size['docker']), None)} "
-        f"| {_verdict(_ratio(size['ours'], size['buildkit']), SIZE_GOAL)} |",
+        f"| image size (after cold) | ours (MB) | {heads} | {ratios} |",
+        "| --- | ---: |" + " ---: |" * len(peers) + " --- |" * len(peers),
+        f"| `docker image inspect -f {{{{.Size}}}}` | {size['ours'] / MB:.1f} | "
+        + " | ".join(_cell(size, who, MB, 1) for who in peers)
+        + " | "
+        + " | ".join(
+            _verdict(_ratio(size["ours"], size[who]), SIZE_GOAL if who in EXPERTS else None)
+            if who in size
+            else "-"
+            for who in peers
+        )
+        + " |",
         "",
     ]
-    mate = next((s for s in summary["scenarios"] if s["name"] == "teammate"), None)
+    mate = next((s for s in scenarios if s["name"] == "teammate"), None)
     if mate is not None:
+        pulls = [who for who in CONTENDERS if f"pull_{who}_s" in mate]
         lines += [
-            f"Teammate floor: `docker pull` on a clean daemon of our published image "
-            f"{mate['pull_ours_s']:.2f} s, of BuildKit's {mate['pull_buildkit_s']:.2f} s "
-            "(the faster is the floor).",
+            "Teammate floor: `docker pull` on a clean daemon of "
+            + ", ".join(
+                f"{'our published' if who == 'ours' else SHORT[who] + chr(39) + 's'} image "
+                f"{mate[f'pull_{who}_s']:.2f} s"
+                for who in pulls
+            )
+            + (" (the faster is the floor)" if len(pulls) > 1 else "")
+            + ("; buildx does not run this scenario." if "buildx" in peers else "."),
             "",
         ]
+    grown = [who for who in CONTENDERS if any(who in v for v in stored.values())]
     lines += [
         "Push MB are bytes sent to the registry (counted on the wire); the registry's storage "
-        "grew by (MB, ours / classic / BuildKit): "
+        f"grew by (MB, {' / '.join(SHORT[who] for who in grown)}): "
         + ", ".join(
-            f"{name} {v['ours'] / MB:.1f} / {v['docker'] / MB:.1f} / {v['buildkit'] / MB:.1f}"
+            f"{name} " + " / ".join(_cell(v, who, MB, 1) for who in grown)
             for name, v in stored.items()
         )
         + ".",
         "",
         conditions(extra),
     ]
+    overhead = extra.get("bench_s")
+    if overhead:
+        lines += [
+            "",
+            "Where the run's time went (s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in overhead.items())
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -227,32 +290,34 @@ def profile_md(summary: Mapping[str, Any]) -> str:
 
 
 def per_repeat(samples: Sequence[Sample]) -> str:
-    """Every sample: the order, the three times, what rebuilt, pytest and load."""
+    """Every sample: the order, the times, what rebuilt, pytest and load."""
+    peers = [who for who in PEERS if any(who in s.seconds for s in samples)]
     lines = [
         "",
         "Every sample (`built`: nodes `sandbox build` built, `pulled`: pulled; `steps`: "
-        "Dockerfile steps not taken from cache, classic / BuildKit):",
+        f"Dockerfile steps not taken from cache, {' / '.join(SHORT[w] for w in peers)}):",
         "",
-        "| repeat | scenario | order | ours (s) | classic (s) | BuildKit (s) | built | pulled "
-        "| steps | pytest running | load |",
-        "| ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
+        "| repeat | scenario | order | ours (s) | "
+        + " | ".join(f"{SHORT[who]} (s)" for who in peers)
+        + " | built | pulled | steps | pytest running | load |",
+        "| ---: | --- | --- | ---: |" + " ---: |" * len(peers) + " --- | --- | --- | --- | ---: |",
     ]
     for s in samples:
         built = [n for n, (status, _) in s.ours_nodes.items() if status == "built"]
         pulled = [n for n, (status, _) in s.ours_nodes.items() if status == "pulled"]
-        steps = f"{s.steps_run.get('docker', '-')} / {s.steps_run.get('buildkit', '-')}"
+        steps = " / ".join(str(s.steps_run.get(who, "-")) for who in peers)
+        times = " | ".join(f"{s.seconds[who]:.2f}" if who in s.seconds else "-" for who in peers)
         lines.append(
             f"| {s.repeat + 1} | {s.name} | {', '.join(s.order)} | {s.seconds['ours']:.2f} "
-            f"| {s.seconds['docker']:.2f} | {s.seconds['buildkit']:.2f} "
-            f"| {', '.join(built) or '-'} | {', '.join(pulled) or '-'} | {steps} "
+            f"| {times} | {', '.join(built) or '-'} | {', '.join(pulled) or '-'} | {steps} "
             f"| {'yes' if s.suite_running else 'no'} | {s.load_avg:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def chart(summary: Mapping[str, Any], extra: Mapping[str, Any]) -> bytes:
-    """One panel per scenario (seconds, the three contenders; teammate with its floor), then
-    the pushes after the bumps and the image size."""
+    """One panel per scenario (seconds, each contender that ran it; teammate with its floor),
+    then the pushes after the bumps and the image size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,23 +325,27 @@ def chart(summary: Mapping[str, Any], extra: Mapping[str, Any]) -> bytes:
 
     panels: list[tuple[str, str, dict[str, float], float | None]] = []
     for s in summary["scenarios"]:
-        values = {who: float(s[f"{who}_s"]) for who in CONTENDERS}
+        values = {who: float(s[f"{who}_s"]) for who in CONTENDERS if f"{who}_s" in s}
         panels.append((s["name"], "s", values, s.get("floor_s")))
     for s in summary["scenarios"]:
         if s["name"] in BUMPS:
-            values = {who: s[f"{who}_push_bytes"] / MB for who in CONTENDERS}
+            values = {
+                who: s[f"{who}_push_bytes"] / MB for who in CONTENDERS if f"{who}_push_bytes" in s
+            }
             panels.append((f"push after {s['name']}", "MB", values, None))
     size = summary["image_size"]
-    panels.append(("image size", "MB", {who: size[who] / MB for who in CONTENDERS}, None))
+    panels.append(("image size", "MB", {who: size[who] / MB for who in size}, None))
     columns = 4
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.6 * rows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (title, unit, values, floor) in zip(axes.flat, panels, strict=False):
-        names = [LABELS[who] for who in CONTENDERS]
-        heights = [values[who] for who in CONTENDERS]
-        bars = ax.bar(names, heights, color=[COLORS[who] for who in CONTENDERS])
+        who_ran = list(values)
+        heights = [values[who] for who in who_ran]
+        bars = ax.bar(
+            [SHORT[who] for who in who_ran], heights, color=[COLORS[who] for who in who_ran]
+        )
         top = max([*heights, floor or 0]) or 1.0
         for bar, value in zip(bars, heights, strict=True):
             ax.annotate(
@@ -289,17 +358,21 @@ def chart(summary: Mapping[str, Any], extra: Mapping[str, Any]) -> bytes:
         if floor is not None:
             ax.axhline(floor, color="#c83232", linestyle="--", linewidth=1)
             ax.annotate(
-                f"docker pull {floor:.1f} s", (2.4, floor), ha="right", va="bottom", fontsize=8
+                f"docker pull {floor:.1f} s",
+                (len(who_ran) - 0.6, floor),
+                ha="right",
+                va="bottom",
+                fontsize=8,
             )
         ax.set_ylim(0, top * 1.18)
         ratios = [
-            f"ours/{short} {values['ours'] / values[who]:.2f}"
-            for who, short in (("buildkit", "BuildKit"), ("docker", "classic"))
-            if values[who]
+            f"/{SHORT[who]} {values['ours'] / values[who]:.2f}"
+            for who in ("buildx", "buildkit", "docker")
+            if values.get(who)
         ]
         if floor:
-            ratios.insert(0, f"ours/pull {values['ours'] / floor:.2f}")
-        ax.set_title(f"{title}\n{', '.join(ratios)}", fontsize=9)
+            ratios.insert(0, f"/pull {values['ours'] / floor:.2f}")
+        ax.set_title(f"{title}\nours {', '.join(ratios)}", fontsize=8)
         ax.set_ylabel(unit)
         ax.tick_params(axis="x", labelsize=7)
     low, high = extra.get("load_avg", [0, 0])

@@ -1,43 +1,52 @@
-"""`bench/run.py --out DIR [--repeat N]`: `sandbox build` against its two peers, in one run.
+"""`bench/run.py --out DIR [--repeat N]`: `sandbox build` against its peers, in one run.
 
-The contenders, side by side on the same daemon: ours (`sandbox build`), the classic builder
-(`DOCKER_BUILDKIT=0 docker build` of bench/dockerfile.py's Dockerfile) and BuildKit as an
-expert writes for it (`DOCKER_BUILDKIT=1 /usr/bin/docker build`, docker.io 20.10's BuildKit,
-of bench/buildkit.py's multi-stage Dockerfile with cache and secret mounts).
+The contenders: ours (`sandbox build`), the classic builder (`DOCKER_BUILDKIT=0 docker build`
+of bench/dockerfile.py's Dockerfile) and BuildKit as an expert writes for it
+(`DOCKER_BUILDKIT=1 /usr/bin/docker build`, docker.io 20.10's BuildKit, of bench/buildkit.py's
+multi-stage Dockerfile with cache and secret mounts), side by side on the host's daemon; and
+`buildx`: the same Dockerfile with `COPY --link` into the final stage, built by `docker
+buildx build` (sid's docker-buildx 0.29 as a plugin of the host's CLI) on Debian sid's Docker
+28.5 in a container (tests/integration/engines.py), the current frontend built into its
+BuildKit (no `# syntax=`: Docker Hub is unreachable). buildx runs every scenario but
+teammate; `--no-buildx` leaves it out.
 
 The workload (SPEC): system packages, node 22 from PyPI, python from apt, npm tools
 (@openai/codex, typescript) and pip tools (ruff, mypy), and a pnpm project in `install` mode.
 Three variants are locked once, untimed: v0; v1 = one npm tool's version changed; v2 = v1 with
-node's major changed; each gets both Dockerfiles generated from its sandbox.lock. Set-up then
-builds v0 and v2 once with ours and BuildKit (untimed), so that each side's download caches
-hold what the scenarios fetch. Per repeat the contenders take turns (who goes first rotates
+node's major changed; each gets its Dockerfiles generated from its sandbox.lock (what `sandbox
+lock` builds to resolve comes from the user-wide store). Set-up then builds v0 and v2 once
+with ours, BuildKit and buildx (untimed), so that each side's download caches hold what the
+scenarios fetch. Per repeat the contenders take turns (who goes first rotates
 every repeat) through the scenarios:
 
 - cold: our cache dir and user-wide store of nodes emptied and our images removed; the
   Dockerfiles' images removed and BuildKit's build cache pruned except its cache mounts; the
-  registry emptied. Kept: each side's download caches (our download folder, BuildKit's cache
+  registries emptied. Kept: each side's download caches (our download folder, BuildKit's cache
   mounts; the classic builder has none) and the shared base both start from: the base
   node's debootstrapped layer, as the image `FROM` names and as the base node in our cache
   (whose build environments, this layer included, are our images: removed).
 - teammate: a second, clean daemon (`infra.SecondDaemon`) with empty caches, holding only the
-  shared base, and the registry holding what `cold` pushed. Ours: `sandbox build` (it pulls
-  the nodes); BuildKit: `--cache-from` the pushed image (its inline cache); the classic
-  builder: `docker pull` then `--cache-from` it; the floor: `docker pull` of the finished
-  image (ours and BuildKit's, the faster counts). The daemon is restarted empty before each.
+  shared base, and the registries holding what `cold` pushed. Ours: `sandbox build` (it
+  pulls the nodes); BuildKit: `--cache-from` the pushed image (its inline cache); the classic
+  builder: `docker pull` then `--cache-from` it; the floor: `docker pull` of our finished
+  image. The daemon is restarted empty before each.
 - noop: rebuild, nothing changed.
 - bump-npm-tool: v1's sandbox.toml and sandbox.lock in place (re-locked beforehand), rebuild.
 - bump-runtime: v2's, rebuild.
 
-After each scenario but teammate the three images are pushed to a local registry (`sandbox
-publish`, `docker push`) and the bytes sent are counted. `--scenarios` runs some of them
-(cold always runs first: the others start from it). Results: DIR/results.json, results.md,
-chart.png (with `--profile` also profile.md and profile.json); logs and caches go to the work
-folder (`--work`, default DIR/work).
+After each scenario but teammate the images are pushed, side by side, each contender to its
+own local registry (`sandbox publish`, `docker push`) and the bytes each sent are counted;
+the time each phase of the run took (builds, pushes, resets) goes to results.json's
+`bench_s`. `--scenarios` runs some of them (cold always runs first: the others start from
+it). Results: DIR/results.json, results.md, chart.png (with `--profile` also profile.md and
+profile.json); logs and caches go to the work folder (`--work`, default DIR/work; with
+`--keep-work` a later run keeps its locks, download caches and buildx's daemon's data).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -47,7 +56,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +69,7 @@ from bench import buildkit, dockerfile, infra, report
 from bench.infra import BenchError, sh
 from builder import lockfile
 from builder.assemble import ImageConfig, compose_env, image_config
-from builder.cache import Cache, Layer
+from builder.cache import Cache, Layer, default_store_dir
 from builder.certs import ca_bundle
 from builder.engine import DockerEngine
 from builder.loading import STAGE_LABEL, load_image
@@ -71,6 +81,8 @@ SANDBOX = [sys.executable, "-m", "builder"]
 OURS_NAME = "sandbox-bench/ours"
 DOCKER_NAME = "sandbox-bench/docker"
 BUILDKIT_NAME = "sandbox-bench/buildkit"
+BUILDX_NAME = "sandbox-bench/buildx"
+NAMES = {"ours": OURS_NAME, "docker": DOCKER_NAME, "buildkit": BUILDKIT_NAME, "buildx": BUILDX_NAME}
 BUILDKIT_CLI = "/usr/bin/docker"  # docker.io 20.10's CLI: the 28.2 one first on PATH lacks buildx
 BASE_TAG = "sandbox-bench/base:latest"
 SPEC = """\
@@ -112,8 +124,21 @@ SCENARIOS = [
     ("bump-npm-tool", "v1"),
     ("bump-runtime", "v2"),
 ]
-CONTENDERS = report.CONTENDERS  # ours, docker (the classic builder), buildkit
 PNPM_FIXTURE = REPO / "tests/fixtures/deps/pnpm"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Buildx:
+    """buildx's engine: Docker 28.5 in a container, reached by the host's docker CLI with
+    sid's docker-buildx plugin (DOCKER_CONFIG); it pushes to its registry's counting proxy
+    on the docker0 gateway (the container cannot reach our 127.0.0.1)."""
+
+    env: dict[str, str]  # os.environ + DOCKER_HOST, DOCKER_CONFIG
+    version: str
+
+    @property
+    def host(self) -> str:
+        return self.env["DOCKER_HOST"]
 
 
 @dataclass
@@ -121,19 +146,35 @@ class Bench:
     """The work folder, the services, and what the contenders left on the daemon."""
 
     work: Path
-    registry: infra.LocalRegistry
-    proxy: infra.CountingProxy
+    registries: dict[str, infra.CountedRegistry]  # each contender pushes to its own
     ca_url: str
     bundle: Path | None
     mate: infra.SecondDaemon
+    user_store: Path  # the user-wide store (where set-up's `sandbox lock` builds what it needs)
+    buildx: Buildx | None = None
     base_image: str = ""
     docker_ids: set[str] = field(default_factory=set)
     refs: dict[str, str] = field(default_factory=dict)  # contender -> what its push sent up
     our_layers: set[str] = field(default_factory=set)
     suite_seen: bool = False
     base_loads: int = 0  # how often the base image had to be loaded (1 unless removed)
+    spent: dict[str, float] = field(default_factory=dict)  # the run's own time, by phase
     _base_config: ImageConfig = field(init=False)
     _base_layers: list[Layer] = field(init=False)
+
+    @property
+    def contenders(self) -> list[str]:
+        """Who runs the scenarios, in report.CONTENDERS' order."""
+        return [who for who in report.CONTENDERS if who != "buildx" or self.buildx is not None]
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the time the `with` block takes to `spent[name]` (where the run's time goes)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent[name] = round(self.spent.get(name, 0.0) + time.monotonic() - started, 1)
 
     @property
     def project(self) -> Path:
@@ -160,11 +201,14 @@ class Bench:
         """The teammate's machine: its daemon, and our cache, store and downloads there."""
         return self.work / "teammate"
 
-    def sandbox(self, *args: str, log: str, teammate: bool = False) -> str:
+    def sandbox(
+        self, *args: str, log: str, teammate: bool = False, store: Path | None = None
+    ) -> str:
+        """Run `sandbox` on the project; our store is the benchmark's own unless `store`."""
         env = {
             **os.environ,
             "SANDBOX_CACHE_DIR": str(self.cache),
-            "SANDBOX_STORE_DIR": str(self.store),
+            "SANDBOX_STORE_DIR": str(store or self.store),
         }
         if teammate:
             env.update(
@@ -186,17 +230,19 @@ class Bench:
         shutil.copytree(PNPM_FIXTURE, self.project / "web", dirs_exist_ok=True)
         lock_s = {}
         for name, values in VARIANTS.items():
-            registry = f"127.0.0.1:{self.proxy.port}"
+            registry = self.registries["ours"].host
             text = SPEC.format(name=OURS_NAME, registry=registry, **values)
             (self.project / "sandbox.toml").write_text(text)
             started = time.monotonic()
-            self.sandbox("lock", log="lock.log")
+            with self.phase("set-up: lock"):  # what it builds comes from the user's store
+                self.sandbox("lock", log="lock.log", store=self.user_store)
             lock_s[name] = round(time.monotonic() - started, 1)
             folder = self.variant(name)
             folder.mkdir(parents=True, exist_ok=True)
             for file in ("sandbox.toml", "sandbox.lock"):
                 shutil.copy2(self.project / file, folder / file)
-        self.base_image = self._base_image()
+        with self.phase("set-up: base"):
+            self.base_image = self._base_image()
         for name in VARIANTS:
             self.install(name)
             spec = load_spec(self.project / "sandbox.toml")
@@ -209,14 +255,24 @@ class Bench:
                 spec=spec, lock=lock, platform=host_platform(), base_ref=BASE_TAG
             )
             expert.write(self.variant(name) / "buildkit")
-        sh(["docker", "save", "-o", str(self.work / "base.tar"), BASE_TAG])
-        self.fill_download_caches()
+            linked = buildkit.generate(
+                spec=spec, lock=lock, platform=host_platform(), base_ref=BASE_TAG, link=True
+            )
+            linked.write(self.variant(name) / "buildx")
+        with self.phase("set-up: base"):
+            sh(["docker", "save", "-o", str(self.work / "base.tar"), BASE_TAG])
+            if self.buildx is not None:
+                base_tar = str(self.work / "base.tar")
+                sh(["docker", "load", "-q", "-i", base_tar], env=self.buildx.env)
+        with self.phase("set-up: fill download caches"):
+            self.fill_download_caches()
         return lock_s
 
     def fill_download_caches(self) -> None:
-        """Build v0 and v2 with ours and BuildKit, so each side's download caches hold what
-        the scenarios fetch; skipped when this work folder's last fill was of the same
-        locks and Dockerfiles and BuildKit still has its cache mounts."""
+        """Build v0 and v2 with ours and BuildKit (and buildx), so each side's download
+        caches hold what the scenarios fetch. Ours and BuildKit are skipped when this work
+        folder's last fill was of the same locks and Dockerfiles and BuildKit still has its
+        cache mounts; buildx when its daemon has its cache mounts (a new daemon has none)."""
         marker = self.work / "download-caches.json"
         filled = {
             name: [
@@ -225,16 +281,28 @@ class Bench:
             ]
             for name in ("v0", "v2")
         }
+        targets = set(buildkit.CACHE_TARGETS)
         same = marker.is_file() and json.loads(marker.read_text()) == filled
-        if same and infra.cache_mounts() >= set(buildkit.CACHE_TARGETS):
+        who = [] if same and infra.cache_mounts() >= targets else ["ours", "buildkit"]
+        if self.buildx is not None and not infra.cache_mounts(env=self.buildx.env) >= targets:
+            who.append("buildx")
+        if not who:
             print("  download caches already filled", file=sys.stderr, flush=True)
             return
-        marker.unlink(missing_ok=True)
+        if "ours" in who:
+            marker.unlink(missing_ok=True)
         for name in filled:
-            print(f"  filling the download caches with {name} ...", file=sys.stderr, flush=True)
+            print(
+                f"  filling the download caches ({', '.join(who)}) with {name} ...",
+                file=sys.stderr,
+                flush=True,
+            )
             self.install(name)
-            self.build_ours()
-            self.build_buildkit(name)
+            if "ours" in who:
+                self.build_ours()
+                self.build_buildkit(name)
+            if "buildx" in who:
+                self.build_buildkit(name, who="buildx")
         marker.write_text(json.dumps(filled))
 
     def _base_image(self) -> str:
@@ -319,10 +387,16 @@ class Bench:
         )
         self.docker_ids.clear()
         infra.prune_build_cache(self.logs / "buildkit.log")  # its cache mounts stay
-        self.registry.wipe()
+        if self.buildx is not None:
+            env = self.buildx.env
+            linked = infra.image_ids(f"label={dockerfile.LABEL}=buildx", env=env)
+            infra.remove_images(linked | infra.image_ids(repo=BUILDX_NAME, env=env), env=env)
+            infra.prune_build_cache(self.logs / "buildx.log", env=env)
+        for counted in self.registries.values():
+            counted.registry.wipe()
         self.refs.clear()
 
-    # -- the three contenders --------------------------------------------------------------
+    # -- the contenders ------------------------------------------------------------------
 
     def build_ours(self, *, teammate: bool = False) -> tuple[float, dict[str, list[Any]]]:
         """Seconds, and each node's [status, seconds] (where our time went)."""
@@ -334,31 +408,41 @@ class Bench:
         return seconds, {n["name"]: [n["status"], n["seconds"]] for n in result["nodes"]}
 
     def build_buildkit(
-        self, variant: str, *, host: str = "", cache_from: str = ""
+        self, variant: str, *, host: str = "", cache_from: str = "", who: str = "buildkit"
     ) -> tuple[float, int]:
-        """Seconds, and the steps (RUN, COPY) BuildKit ran rather than took from cache."""
+        """Seconds, and the steps (RUN, COPY) BuildKit ran rather than took from cache;
+        `who="buildx"`: `docker buildx build` of the `--link` Dockerfile on buildx's daemon."""
         self.suite_seen |= infra.suite_running()
-        env = {**os.environ, "DOCKER_BUILDKIT": "1", **({"DOCKER_HOST": host} if host else {})}
-        args = [BUILDKIT_CLI, "build", "--progress=plain", "-t", f"{BUILDKIT_NAME}:latest"]
-        args += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]  # for a teammate's --cache-from
+        if who == "buildx":
+            if self.buildx is None:
+                msg = "buildx: no engine was started (--no-buildx)"
+                raise BenchError(msg)
+            env = self.buildx.env
+            args = ["docker", "buildx", "build", "--progress=plain"]
+        else:
+            env = {**os.environ, "DOCKER_BUILDKIT": "1", **({"DOCKER_HOST": host} if host else {})}
+            args = [BUILDKIT_CLI, "build", "--progress=plain"]
+            args += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]  # for a teammate's --cache-from
+        args += ["-t", f"{NAMES[who]}:latest"]
         if self.bundle is not None:
             args += ["--secret", f"id={buildkit.SECRET_ID},src={self.bundle}"]
         if cache_from:
             args += ["--cache-from", cache_from]
         started = time.monotonic()
         done = subprocess.run(
-            [*args, str(self.variant(variant) / "buildkit")],
+            [*args, str(self.variant(variant) / who)],
             capture_output=True,
             text=True,
             env=env,
             check=False,
         )
         seconds = time.monotonic() - started
-        with (self.logs / "buildkit.log").open("a") as log:
+        log_file = self.logs / f"{who}.log"
+        with log_file.open("a") as log:
             log.write(f"$ {' '.join(args)}\n{done.stdout}{done.stderr}\n")
         if done.returncode:
             tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-            msg = f"BuildKit's build failed (log: {self.logs / 'buildkit.log'}):\n{tail}"
+            msg = f"{who}'s build failed (log: {log_file}):\n{tail}"
             raise BenchError(msg)
         steps = set(re.findall(r"^#(\d+) \[[^\]]+ \d+/\d+\] (?:RUN|COPY)", done.stderr, re.M))
         cached = set(re.findall(r"^#(\d+) CACHED", done.stderr, re.M))
@@ -391,27 +475,33 @@ class Bench:
         steps = out.count("\nStep ")
         return seconds, steps - 1 - out.count("Using cache")  # FROM is never "cached"
 
+    def push_all(self, contenders: list[str]) -> dict[str, tuple[int, int]]:
+        """Every contender pushes to its own registry, side by side (pushes are not timed:
+        their bytes are counted, each registry's by its own proxy)."""
+        with ThreadPoolExecutor(max_workers=len(contenders)) as pool:
+            pushes = {who: pool.submit(self.push, who) for who in contenders}
+            return {who: push.result() for who, push in pushes.items()}
+
     def push(self, who: str) -> tuple[int, int]:
         """Push `who`'s image; (bytes sent, bytes the registry's storage grew by)."""
+        counted = self.registries[who]
         if who == "ours":
             out: list[str] = []
-            sent = self._measure(
+            sent = counted.measure(
                 lambda: out.append(self.sandbox("publish", "--json", log="publish.log"))
             )
             self.refs[who] = str(json.loads(out[0])["image"]["ref"])
             return sent
-        name = DOCKER_NAME if who == "docker" else BUILDKIT_NAME
-        remote = f"127.0.0.1:{self.proxy.port}/{name}:latest"
-        sh(["docker", "tag", f"{name}:latest", remote])
+        env = self.buildx.env if who == "buildx" and self.buildx is not None else None
+        remote = f"{counted.host}/{NAMES[who]}:latest"
+        sh(["docker", "tag", f"{NAMES[who]}:latest", remote], env=env)
         self.refs[who] = remote
-        return self._measure(lambda: sh(["docker", "push", remote], log=self.logs / "push.log"))
+        log = self.logs / f"push-{who}.log"
+        return counted.measure(lambda: sh(["docker", "push", remote], log=log, env=env))
 
-    def _measure(self, push: Callable[[], object]) -> tuple[int, int]:
-        """(bytes sent to the registry, bytes its storage grew by) during `push()`."""
-        before, sent = self.registry.blobs(), self.proxy.sent
-        push()
-        grown = sum(size for d, size in self.registry.blobs().items() if d not in before)
-        return self.proxy.sent - sent, grown
+    def size(self, who: str) -> int:
+        host = self.buildx.host if who == "buildx" and self.buildx is not None else ""
+        return infra.image_size(f"{NAMES[who]}:latest", host=host)
 
 
 def run_repeat(
@@ -426,9 +516,11 @@ def run_repeat(
     """One pass through `scenarios` (cold first), each sample added to `samples` and then
     `saved()`; with `wait_quiet`, each scenario first waits for a quiet machine (the state
     carries over between scenarios, so pausing changes nothing else)."""
-    turn = repeat % len(CONTENDERS)
-    order = [*CONTENDERS[turn:], *CONTENDERS[:turn]]
-    bench.make_cold()
+    contenders = bench.contenders
+    turn = repeat % len(contenders)
+    order = [*contenders[turn:], *contenders[:turn]]
+    with bench.phase("cold: reset"):
+        bench.make_cold()
     for name, variant in SCENARIOS:
         if name not in scenarios:
             continue
@@ -449,27 +541,30 @@ def run_repeat(
 
 
 def scenario(bench: Bench, name: str, repeat: int, order: list[str], variant: str) -> report.Sample:
-    """The three build on the host's daemon, one after the other, then the three push."""
+    """The contenders build one after the other (ours, the classic builder and BuildKit on
+    the host's daemon, buildx on its own), then each pushes."""
     seconds: dict[str, float] = {}
     steps: dict[str, int] = {}
     nodes: dict[str, list[Any]] = {}
     for who in order:
-        if who == "ours":
-            seconds[who], nodes = bench.build_ours()
-        elif who == "docker":
-            seconds[who], steps[who] = bench.build_docker(variant)
-        else:
-            seconds[who], steps[who] = bench.build_buildkit(variant)
-    pushed = {who: bench.push(who) for who in CONTENDERS}
-    names = {"ours": OURS_NAME, "docker": DOCKER_NAME, "buildkit": BUILDKIT_NAME}
+        with bench.phase(f"{name}: build"):
+            if who == "ours":
+                seconds[who], nodes = bench.build_ours()
+            elif who == "docker":
+                seconds[who], steps[who] = bench.build_docker(variant)
+            else:
+                seconds[who], steps[who] = bench.build_buildkit(variant, who=who)
+    contenders = bench.contenders
+    with bench.phase(f"{name}: push"):
+        pushed = bench.push_all(contenders)
     return report.Sample(
         name=name,
         repeat=repeat,
         order=order,
-        seconds={who: round(seconds[who], 2) for who in CONTENDERS},
-        push_bytes={who: pushed[who][0] for who in CONTENDERS},
-        stored_bytes={who: pushed[who][1] for who in CONTENDERS},
-        size={who: infra.image_size(f"{names[who]}:latest") for who in CONTENDERS},
+        seconds={who: round(seconds[who], 2) for who in contenders},
+        push_bytes={who: pushed[who][0] for who in contenders},
+        stored_bytes={who: pushed[who][1] for who in contenders},
+        size={who: bench.size(who) for who in contenders},
         steps_run=steps,
         ours_nodes=nodes,
         suite_running=bench.suite_seen,
@@ -477,9 +572,10 @@ def scenario(bench: Bench, name: str, repeat: int, order: list[str], variant: st
 
 
 def teammate(bench: Bench, repeat: int, order: list[str], variant: str) -> report.Sample:
-    """Each contender on a clean second daemon, from what the registry holds; then the floor,
-    `docker pull` of the finished image (ours and BuildKit's), each on a clean daemon."""
-    missing = [who for who in CONTENDERS if who not in bench.refs]
+    """Each contender but buildx on a clean second daemon, from what its registry holds; then
+    the floor, `docker pull` of our finished image on a clean daemon."""
+    order = [who for who in order if who != "buildx"]
+    missing = [who for who in order if who not in bench.refs]
     if missing:
         msg = f"teammate: nothing pushed yet by {', '.join(missing)} (cold runs first)"
         raise BenchError(msg)
@@ -488,32 +584,37 @@ def teammate(bench: Bench, repeat: int, order: list[str], variant: str) -> repor
     steps: dict[str, int] = {}
     size: dict[str, int] = {}
     nodes: dict[str, list[Any]] = {}
-    names = {"ours": OURS_NAME, "docker": DOCKER_NAME, "buildkit": BUILDKIT_NAME}
     for who in order:
-        clean_teammate(bench)
-        if who == "ours":
-            seconds[who], nodes = bench.build_ours(teammate=True)
-        elif who == "docker":
-            seconds[who], steps[who] = bench.build_docker(
-                variant, host=host, cache_from=bench.refs[who]
-            )
-        else:
-            seconds[who], steps[who] = bench.build_buildkit(
-                variant, host=host, cache_from=bench.refs[who]
-            )
-        size[who] = infra.image_size(f"{names[who]}:latest", host=host)
+        with bench.phase("teammate: reset"):
+            clean_teammate(bench)
+        with bench.phase("teammate: build"):
+            if who == "ours":
+                seconds[who], nodes = bench.build_ours(teammate=True)
+            elif who == "docker":
+                seconds[who], steps[who] = bench.build_docker(
+                    variant, host=host, cache_from=bench.refs[who]
+                )
+            else:
+                seconds[who], steps[who] = bench.build_buildkit(
+                    variant, host=host, cache_from=bench.refs[who]
+                )
+        size[who] = infra.image_size(f"{NAMES[who]}:latest", host=host)
     floor: dict[str, float] = {}
-    for who in ("ours", "buildkit"):
-        clean_teammate(bench)
-        started = time.monotonic()
-        sh(["docker", "-H", host, "pull", "-q", bench.refs[who]], log=bench.logs / "pull.log")
-        floor[who] = round(time.monotonic() - started, 2)
-    bench.mate.stop()
+    for who in ("ours",):
+        with bench.phase("teammate: reset"):
+            clean_teammate(bench)
+        with bench.phase("teammate: floor pull"):
+            started = time.monotonic()
+            pull = ["docker", "-H", host, "pull", "-q", bench.refs[who]]
+            sh(pull, log=bench.logs / "pull.log")
+            floor[who] = round(time.monotonic() - started, 2)
+    with bench.phase("teammate: reset"):
+        bench.mate.stop()
     return report.Sample(
         name="teammate",
         repeat=repeat,
         order=order,
-        seconds={who: round(seconds[who], 2) for who in CONTENDERS},
+        seconds={who: round(seconds[who], 2) for who in order},
         push_bytes={},
         stored_bytes={},
         size=size,
@@ -588,6 +689,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="Then profile a no-op and a cold build."
     )
+    parser.add_argument(
+        "--no-buildx",
+        action="store_true",
+        help="Leave out buildx 0.29 (which runs on Docker 28.5 in a container).",
+    )
     args = parser.parse_args(argv)
     known = [name for name, _ in SCENARIOS]
     asked = {name.strip() for name in args.scenarios.split(",") if name.strip()}
@@ -600,24 +706,41 @@ def main(argv: list[str] | None = None) -> int:
     work: Path = (args.work or out / "work").absolute()
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
+    user_store = default_store_dir()
     os.environ["SANDBOX_STORE_DIR"] = str(work / "store")  # in-process Cache objects too
-    registry = infra.LocalRegistry(work / "registry")
-    proxy = infra.CountingProxy(registry.port)
     bundle = ca_bundle()
     mate = infra.SecondDaemon(work / "teammate" / "daemon")
     ca: infra.CAServer | None = None
     version = builder_version()
     started = time.monotonic()
-    try:
-        registry.start()
+    with contextlib.ExitStack() as stack:
+        stack.callback(mate.close)
+        registries: dict[str, infra.CountedRegistry] = {}
+        for who in report.CONTENDERS:
+            if who == "buildx" and args.no_buildx:
+                continue
+            address = infra.bridge_gateway() if who == "buildx" else "127.0.0.1"
+            registries[who] = infra.CountedRegistry(work / "registry" / who, address=address)
+            stack.callback(registries[who].close)
+            registries[who].start()
         ca = infra.CAServer(bundle) if bundle else None
+        if ca is not None:
+            stack.callback(ca.close)
+        spent: dict[str, float] = {}
+        buildx = None
+        if not args.no_buildx:
+            engine_started = time.monotonic()
+            buildx = stack.enter_context(start_buildx(work, registries["buildx"].host))
+            spent["set-up: buildx engine"] = round(time.monotonic() - engine_started, 1)
         bench = Bench(
             work=work,
-            registry=registry,
-            proxy=proxy,
+            registries=registries,
             ca_url=ca.url if ca else "",
             bundle=bundle,
             mate=mate,
+            user_store=user_store,
+            buildx=buildx,
+            spent=spent,
         )
         print(f"setting up in {work} ...", file=sys.stderr, flush=True)
         lock_s = bench.setup()
@@ -635,9 +758,11 @@ def main(argv: list[str] | None = None) -> int:
                 "lock_s": lock_s,
                 "setup_s": setup_s,
                 "run_s": round(time.monotonic() - started),
+                "bench_s": bench.spent,
                 "base_image": bench.base_image,
                 "base_image_loads": bench.base_loads,
                 "docker": sh(["docker", "version", "-f", "{{.Server.Version}}"]).strip(),
+                **({"buildx": buildx.version} if buildx is not None else {}),
                 "builder": version if version == now else f"changed: {version} -> {now}",
                 "cpus": os.cpu_count(),
                 **({"incomplete": incomplete} if incomplete else {}),
@@ -665,13 +790,33 @@ def main(argv: list[str] | None = None) -> int:
             from bench import profiling
 
             profiling.run(bench, out)
-    finally:
-        mate.close()
-        proxy.close()
-        if ca is not None:
-            ca.close()
-        registry.stop()
     return 0
+
+
+@contextlib.contextmanager
+def start_buildx(work: Path, registry: str) -> Iterator[Buildx]:
+    """Docker 28.5 in a container (tests/integration/engines.py's image and start), the
+    host's CLI given sid's docker-buildx plugin (copied out of that image); it pushes to
+    `registry` (host:port, on the docker0 gateway where the container reaches us) over
+    plain HTTP."""
+    from tests.integration import engines
+
+    with engines.running_engine(
+        work=work / "buildx-engine",
+        name="sbx21-bench-buildx",
+        containerd_store=False,
+        insecure_registries=(registry,),
+        keep_data=True,  # its cache mounts, for the next run with --keep-work
+    ) as engine:
+        config = work / "buildx-engine" / "client"
+        (config / "cli-plugins").mkdir(parents=True, exist_ok=True)
+        plugin = "/usr/libexec/docker/cli-plugins/docker-buildx"
+        sh(["docker", "cp", f"{engine.name}:{plugin}", str(config / "cli-plugins")])
+        env = {**os.environ, **engine.env, "DOCKER_CONFIG": str(config)}
+        env.pop("DOCKER_BUILDKIT", None)
+        buildx_version = sh(["docker", "buildx", "version"], env=env).split()[1]
+        version = f"buildx {buildx_version} on Docker Engine {engine.version} in a container"
+        yield Buildx(env=env, version=version)
 
 
 if __name__ == "__main__":

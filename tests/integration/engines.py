@@ -120,15 +120,25 @@ exec dockerd --containerd=/run/containerd/containerd.sock {hosts} >/run/engine/d
 
 @contextmanager
 def running_engine(
-    *, work: Path, name: str, containerd_store: bool, certs: Path | None = None
+    *,
+    work: Path,
+    name: str,
+    containerd_store: bool,
+    certs: Path | None = None,
+    insecure_registries: tuple[str, ...] = (),
+    keep_data: bool = False,
 ) -> Iterator[Engine]:
     """Start a daemon in a container of the host daemon, wait until it answers, remove it
-    after. Its API is published on a free port of 127.0.0.1 (TLS with `certs`)."""
+    after. Its API is published on a free port of 127.0.0.1 (TLS with `certs`); it pushes
+    to `insecure_registries` over plain HTTP. With `keep_data` its data roots stay in
+    `work/name` for the next start (images, build cache and BuildKit's cache mounts)."""
     image = engine_image(work)
     data = work / name
     (data / "docker").mkdir(parents=True, exist_ok=True)
     (data / "containerd").mkdir(parents=True, exist_ok=True)
-    config = {"features": {"containerd-snapshotter": containerd_store}}
+    config: dict[str, object] = {"features": {"containerd-snapshotter": containerd_store}}
+    if insecure_registries:
+        config["insecure-registries"] = list(insecure_registries)
     (data / "daemon.json").write_text(json.dumps(config))
     hosts = f"-H tcp://0.0.0.0:{PORT}"
     if certs is not None:
@@ -169,7 +179,8 @@ def running_engine(
     finally:
         # the daemon's files belong to root in its container; removing them needs no daemon
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
-        shutil.rmtree(data, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def _wait(container: str, env: dict[str, str]) -> dict[str, object]:

@@ -19,7 +19,7 @@ from builder.spec import load_spec
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-def _dockerfile(tmp_path: Path) -> Context:
+def _dockerfile(tmp_path: Path, *, link: bool = False) -> Context:
     for name in ("sandbox.toml", "sandbox.lock"):
         shutil.copy2(FIXTURES / "bench" / name, tmp_path / name)
     shutil.copytree(FIXTURES / "deps" / "pnpm", tmp_path / "web")
@@ -30,6 +30,7 @@ def _dockerfile(tmp_path: Path) -> Context:
         lock=lock,
         platform=platform,
         base_ref="sandbox-bench/base:latest",
+        link=link,
     )
 
 
@@ -98,3 +99,20 @@ def test_each_npm_tool_installs_from_its_own_closure(tmp_path: Path) -> None:
     assert set(typescript["packages"]) == {"", "node_modules/typescript"}
     assert "node_modules/typescript" not in codex["packages"]
     assert "node_modules/@openai/codex" in codex["packages"]
+
+
+def test_for_buildx_the_final_stage_copies_with_link_and_nothing_else_changes(
+    tmp_path: Path,
+) -> None:
+    plain = _dockerfile(tmp_path).dockerfile
+    (tmp_path / "linked").mkdir()
+    linked = _dockerfile(tmp_path / "linked", link=True).dockerfile
+    final = _stages(linked)[""]
+    copies = [line for line in final.splitlines() if line.startswith("COPY ")]
+    assert len(copies) == 6
+    assert all(line.startswith("COPY --link --from=") for line in copies)
+    assert "LABEL dev.sandbox-bench=buildx" in final
+    assert "syntax" not in linked  # the frontend built into Docker 28.5's BuildKit
+    # the stages above the final one are the same Dockerfile lines
+    unlinked = linked.replace("COPY --link --from=", "COPY --from=")
+    assert unlinked.replace("bench=buildx", "bench=buildkit") == plain
