@@ -47,6 +47,17 @@ python = {{ version = "3.11", provider = "apt" }}
 pip = ["pyflakes==3.2.0"]
 npm = ["esbuild@0.24.2"]
 """
+IMAGE_BASE_SPEC = """
+[image]
+name = "sandbox-test/multiplatform-on-image"
+platforms = ["linux/amd64", "linux/arm64"]
+
+[base]
+image = "{base}"
+
+[system]
+packages = ["tree"]
+"""
 TOOLS = "uname -m; jq --version; node --version; esbuild --version; pyflakes --version"
 
 
@@ -175,3 +186,30 @@ def test_both_platforms_lock_here_and_arm64_builds_under_emulation(
         assert theirs["image"]["id"] == first["image"]["id"]
     machine = docker("-H", second_engine, "run", "--rm", emulated["image"]["id"], "uname", "-m")
     assert machine == "aarch64"
+
+    # Another platform on an image base: the index pushed above, each platform pinned to its
+    # own manifest in it (read from the registry), arm64's packages resolved against what its
+    # image has (one emulated probe at lock), then built under emulation on top of it.
+    on_image = Project(root=tmp_path_factory.mktemp("on-image"), cache=project.cache)
+    on_image.write(IMAGE_BASE_SPEC.format(base=f"{registry}/sandbox-test/multiplatform:latest"))
+    started = time.monotonic()
+    on_image.ok("lock")
+    stacked = tomllib.loads(on_image.lock.read_text())["platforms"]
+    base = stacked["linux/arm64"]["nodes"]["base"]["inputs"]
+    assert base["pinned"] == f"{registry}/sandbox-test/multiplatform@{arm64_manifest['digest']}"
+    assert any(p["name"] == "jq" for p in base["packages"]), "read from arm64's image"
+    tree = {p["name"]: p for p in stacked["linux/arm64"]["nodes"]["system"]["inputs"]["packages"]}
+    amd64_tree = stacked["linux/amd64"]["nodes"]["system"]["inputs"]["packages"]
+    assert set(tree) == {"tree"}, "jq and the rest come with the base"
+    assert tree["tree"]["sha256"] != next(p["sha256"] for p in amd64_tree if p["name"] == "tree")
+    on_arm64 = _build(on_image, "--platform", "linux/arm64")
+    log.append(
+        _timed("image base linux/arm64 (lock + build)", on_arm64, time.monotonic() - started)
+    )
+    print(log[-1])
+    assert [n["status"] for n in on_arm64["nodes"]] == ["built", "built"]
+    out = docker(
+        "run", "--rm", on_arm64["image"]["id"], "sh", "-c", "uname -m; jq --version; tree --version"
+    )
+    assert out.splitlines()[:2] == ["aarch64", "jq-1.6"]
+    assert out.splitlines()[2].startswith("tree v2.1.0")
