@@ -9,6 +9,8 @@ sample, the registry's storage growth, lock times, load and quiet flags). `resul
 the tables with the ratios against both peers and the goals (ours / BuildKit), `chart.png`
 one panel per scenario (matplotlib, the `bench` extra).
 `python -m bench.report DIR` writes results.md and chart.png again from DIR/results.json.
+bench/multiplatform.py adds `multiplatform` to results.json (each platform's cold build and
+its nodes, medians) and its section to results.md; rewriting either keeps them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SIZE_GOAL = 0.9
 TEAMMATE_GOAL = 1.2  # ours / the `docker pull` floor
 BUMPS = ("bump-npm-tool", "bump-runtime")
 MB = 1_000_000
+MULTIPLATFORM_HEADING = "## Several platforms: a cold build of each, here"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,13 +126,73 @@ def write(
         if name != "teammate"
     }
     details = {**extra, "stored_bytes": stored, "samples": [asdict(s) for s in samples]}
-    data = {**summary, "details": details}
+    data = {**summary, "details": details, **_multiplatform(out)}
     (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "results.md").write_text(
-        markdown(summary, stored, extra) + profile_md(summary) + per_repeat(samples)
+        markdown(summary, stored, extra)
+        + profile_md(summary)
+        + per_repeat(samples)
+        + multiplatform_md(data.get("multiplatform"))
     )
     (out / "chart.png").write_bytes(chart(summary, extra))
     return data
+
+
+def _multiplatform(out: Path) -> dict[str, Any]:
+    """What bench/multiplatform.py left in out/results.json, if anything."""
+    try:
+        old = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"multiplatform": old["multiplatform"]} if "multiplatform" in old else {}
+
+
+def write_multiplatform(out: Path, multiplatform: Mapping[str, Any]) -> None:
+    """Put bench/multiplatform.py's results into out/results.json and out/results.md."""
+    path = out / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["multiplatform"] = dict(multiplatform)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    md = out / "results.md"
+    text = md.read_text() if md.exists() else ""
+    kept = text.split("\n" + MULTIPLATFORM_HEADING, 1)[0].rstrip("\n")
+    md.write_text((kept + "\n" if kept else "") + multiplatform_md(multiplatform))
+
+
+def multiplatform_md(multiplatform: Mapping[str, Any] | None) -> str:
+    """The table of each platform's cold build, node by node: native first, then emulated."""
+    if not multiplatform:
+        return ""
+    platforms = multiplatform["platforms"]
+    names = list(next(iter(platforms.values()))["nodes"])
+    header = " | ".join(
+        f"{p} ({'emulated' if p != multiplatform.get('host', 'linux/amd64') else 'native'}, s)"
+        for p in platforms
+    )
+    lines = [
+        "",
+        MULTIPLATFORM_HEADING,
+        "",
+        f"| node | {header} | ratio |",
+        "| --- | " + "---: | " * len(platforms) + "---: |",
+    ]
+    rows = [(n, [platforms[p]["nodes"].get(n, 0.0) for p in platforms]) for n in names]
+    rows.append(("whole build", [platforms[p]["seconds"] for p in platforms]))
+    for name, seconds in rows:
+        ratio = _ratio(seconds[-1], seconds[0])
+        cells = " | ".join(f"{s:.1f}" for s in seconds)
+        lines.append(f"| {name} | {cells} | {f'{ratio:.1f}x' if ratio else '-'} |")
+    low, high = multiplatform.get("load_avg", [0, 0])
+    lines += [
+        "",
+        f"Cold: empty cache dir and store (the debootstrapped base too), downloads kept. "
+        f"sandbox-builder {multiplatform.get('builder', '?')}, {multiplatform.get('cpus', '?')} "
+        f"CPUs, medians of {multiplatform.get('repeat', '?')} repeat(s), 1-minute load "
+        f"average {low}-{high}; emulator {multiplatform.get('emulator', '?')}; lock of both "
+        f"platforms {multiplatform.get('lock_s', '?')} s.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _ratio(ours: float, peer: float) -> float | None:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import BuildError
+from builder.errors import BuilderError, BuildError
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 # The binfmt_misc entry qemu-user-static registers for each platform's machine.
@@ -52,8 +52,10 @@ def emulation(platform: str, binfmt: Path | None = None) -> Emulation:
     return Emulation(platform=platform, available=True, detail=f"{interpreter} (flags {flags})")
 
 
-def require_emulation(platform: str) -> None:
-    """Refuse to build `platform` on this machine's engine when it cannot run its programs.
+def require_emulation(
+    platform: str, *, what: str = "", error: type[BuilderError] = BuildError
+) -> None:
+    """Refuse to run `platform`'s programs on this machine's engine when it cannot.
 
     An engine elsewhere (DOCKER_HOST tcp:// or ssh://) is not checked: its own kernel decides.
     """
@@ -62,7 +64,8 @@ def require_emulation(platform: str) -> None:
     found = emulation(platform)
     if not found.available:
         msg = (
-            f"building {platform} here needs QEMU user emulation, and {found.detail}. "
-            f"Install it: {SETUP}; or build on a {platform} machine"
+            f"{what or f'building {platform}'} here needs QEMU user emulation, and "
+            f"{found.detail}. Install it: {SETUP}; or "
+            f"{'lock' if what else 'build'} on a {platform} machine"
         )
-        raise BuildError(msg)
+        raise error(msg)

@@ -26,6 +26,7 @@ from typing import Any
 
 from builder import bins, patterns, runtimes
 from builder.cache import Cache
+from builder.emulation import require_emulation
 from builder.engine import Engine, in_step
 from builder.errors import ResolutionError
 from builder.execute import Executor
@@ -166,11 +167,19 @@ class _Locker:
             self.spec.base,
             platform=self.platform,
             engine=None if self.spec.base.bootstrap else self.engine(),
+            foreign=self.host is not None,
         )
         return self._describe(inputs) if self.spec.base.image else self._resolved(inputs)
 
     def _describe(self, pinned: Mapping[str, Any]) -> Mapping[str, Any]:
-        """An image base's inputs: its pin and what the image has (resolve/image.py)."""
+        """An image base's inputs: its pin and what the image has (resolve/image.py).
+
+        Another platform's image is probed under emulation: one short script, the only
+        step of a lock that runs that platform's programs.
+        """
+        if self.host is not None:
+            what = f"reading {self.platform}'s base image {pinned['image']}"
+            require_emulation(self.platform, what=what, error=ResolutionError)
         described = describe_image(
             image=str(pinned["image"]),
             pinned=str(pinned["pinned"]),
@@ -408,12 +417,12 @@ class _Locker:
         if self.host is None:
             return None
         base = self.nodes["base"].inputs
-        if "bootstrap" not in base:
+        if "packages" not in base:
             msg = (
                 f"{self.spec.path}: [image].platforms: {self.platform} is not this machine's "
-                f"platform ({host_platform()}), and its system packages can be resolved here "
-                "only on a `[base] bootstrap` base. Use a bootstrap base, or lock on a "
-                f"{self.platform} machine"
+                f"platform ({host_platform()}), and its base was locked before the lock read "
+                "an image base's packages, which its system packages are resolved against. "
+                "Run `sandbox lock --update base`"
             )
             raise ResolutionError(msg)
         return ForeignArch(arch=self.platform.split("/")[1], installed=base["packages"])

@@ -4,11 +4,15 @@
   version and sha256 come from the same signed Packages index debootstrap read, and the
   suite's Release date becomes the lock's source_date_epoch.
 - `image`: a reference with a registry host is pinned to its manifest digest; any other
-  reference to the image ID of the local image (DESIGN.md §7: never a moving tag).
+  reference to the image ID of the local image (DESIGN.md §7: never a moving tag). For a
+  platform other than this machine's, the reference must name an image index (or manifest
+  list) in a registry: the pin is that platform's own manifest in it, read from the
+  registry (a local image has one platform, this machine's).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from email.utils import parsedate_to_datetime
@@ -18,15 +22,20 @@ from typing import Any
 from builder import limits, proc
 from builder.engine import Engine
 from builder.errors import ResolutionError
+from builder.registry import Registry
 from builder.resolve.debian import parse_stanzas
 from builder.spec import BaseSpec, Bootstrap
 
 
-def resolve_base(base: BaseSpec, *, platform: str, engine: Engine | None) -> dict[str, Any]:
-    """The locked inputs of the base node."""
+def resolve_base(
+    base: BaseSpec, *, platform: str, engine: Engine | None, foreign: bool = False
+) -> dict[str, Any]:
+    """The locked inputs of the base node (`foreign`: `platform` is not this machine's)."""
     if base.bootstrap is not None:
         return resolve_bootstrap(base.bootstrap, platform=platform)
     assert base.image is not None
+    if foreign:
+        return resolve_foreign_image(base.image, platform=platform)
     assert engine is not None
     return resolve_image(base.image, platform=platform, engine=engine)
 
@@ -105,3 +114,96 @@ def resolve_image(ref: str, *, platform: str, engine: Engine) -> dict[str, Any]:
         )
         raise ResolutionError(msg)
     return {"image": ref, "pinned": image_id, "epoch": 0}
+
+
+# What a registry may answer for a reference: an index of platforms, or one image.
+INDEXES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+MANIFESTS = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """`host/repo:tag` or `host/repo@sha256:...` as (registry host, repo, tag or digest)."""
+    host, _, rest = ref.partition("/")
+    repo, at, digest = rest.partition("@")
+    if at:
+        reference = digest
+    else:
+        last = repo.rsplit("/", 1)[-1]
+        reference = last.rsplit(":", 1)[1] if ":" in last else "latest"
+        repo = repo[: len(repo) - len(reference) - 1] if ":" in last else repo
+    if host in ("docker.io", "index.docker.io"):  # Docker Hub's API host and official images
+        host = "registry-1.docker.io"
+        repo = repo if "/" in repo else f"library/{repo}"
+    return host, repo, reference
+
+
+def resolve_foreign_image(ref: str, *, platform: str) -> dict[str, Any]:
+    """Another platform's base: its own manifest in the index `ref` names, from the registry."""
+    if not has_registry(ref):
+        msg = (
+            f"[base] image = {ref!r} is a local image, which has this machine's platform only, "
+            f"so it cannot be the base of {platform}. Name an image index that has "
+            f"{platform} in a registry (e.g. 127.0.0.1:5000/{ref}, pushed with `sandbox "
+            "publish` or `docker buildx build --platform ... --push`), or use `bootstrap`"
+        )
+        raise ResolutionError(msg)
+    host, repo, reference = split_ref(ref)
+    registry = Registry(host)
+    found = registry.get_manifest(repo, reference, [*INDEXES, *MANIFESTS])
+    if found is None:
+        msg = f"base image {ref}: its registry {host} has no such manifest. Check the name and tag"
+        raise ResolutionError(msg)
+    body, media_type, digest = found
+    document = json.loads(body)
+    os_name, arch = platform.split("/")
+    if media_type in INDEXES or "manifests" in document:
+        offered = []
+        for entry in document.get("manifests") or []:
+            entry_platform = entry.get("platform") or {}
+            offered.append(f"{entry_platform.get('os')}/{entry_platform.get('architecture')}")
+            if (entry_platform.get("os"), entry_platform.get("architecture")) == (os_name, arch):
+                return {"image": ref, "pinned": f"{host_repo(ref)}@{entry['digest']}", "epoch": 0}
+        msg = (
+            f"base image {ref}: its index has no {platform} image (it has "
+            f"{', '.join(offered) or 'none'}). Use an image published for {platform}, or "
+            "drop that platform from [image].platforms"
+        )
+        raise ResolutionError(msg)
+    config = _config_of(registry, repo, document, where=ref)
+    if (config.get("os"), config.get("architecture")) != (os_name, arch):
+        msg = (
+            f"base image {ref} is one image, for {config.get('os')}/"
+            f"{config.get('architecture')}, not for {platform}. Name an image index that has "
+            f"{platform}, or drop that platform from [image].platforms"
+        )
+        raise ResolutionError(msg)
+    return {"image": ref, "pinned": f"{host_repo(ref)}@{digest}", "epoch": 0}
+
+
+def host_repo(ref: str) -> str:
+    """`ref` without its tag or digest: what a pin puts `@sha256:...` after."""
+    name = ref.partition("@")[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+def _config_of(
+    registry: Registry, repo: str, manifest: dict[str, Any], *, where: str
+) -> dict[str, Any]:
+    """A manifest's image config (its os and architecture), read from the registry."""
+    digest = str((manifest.get("config") or {}).get("digest") or "")
+    work = Path(tempfile.mkdtemp(prefix="sandbox-config-"))
+    try:
+        registry.pull_blob(repo, digest, work / "config.json")
+        config: dict[str, Any] = json.loads((work / "config.json").read_text())
+    except ValueError:
+        msg = f"base image {where}: its config {digest} is not JSON. Check the image"
+        raise ResolutionError(msg) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return config

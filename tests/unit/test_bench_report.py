@@ -91,3 +91,33 @@ def test_numbers_from_a_loaded_machine_are_labelled_so(tmp_path: Path) -> None:
     assert "**a loaded machine**" in (tmp_path / "results.md").read_text()
     report.rerender(tmp_path)  # and again from results.json alone
     assert "**a loaded machine**" in (tmp_path / "results.md").read_text()
+
+
+def test_the_multiplatform_section_survives_a_rewrite_of_the_results(tmp_path: Path) -> None:
+    multi = {
+        "platforms": {
+            "linux/amd64": {"seconds": 100.0, "nodes": {"base": 60.0, "system": 40.0}},
+            "linux/arm64": {"seconds": 400.0, "nodes": {"base": 150.0, "system": 250.0}},
+        },
+        "host": "linux/amd64",
+        "repeat": 1,
+        "load_avg": [2.0, 3.0],
+    }
+    report.write_multiplatform(tmp_path, multi)
+    first = (tmp_path / "results.md").read_text()
+    assert "| node | linux/amd64 (native, s) | linux/arm64 (emulated, s) | ratio |" in first
+    assert "| system | 40.0 | 250.0 | 6.2x |" in first
+    assert "| whole build | 100.0 | 400.0 | 4.0x |" in first
+
+    samples = [_sample(n, 0, 10.0) for n in SCENARIOS]
+    report.write(tmp_path, samples, SCENARIOS, {"repeat": 1, "load_avg": [0.5, 0.5]})
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["multiplatform"] == multi, "bench/run.py's rewrite keeps it"
+    text = (tmp_path / "results.md").read_text()
+    assert text.startswith("| scenario |")
+    assert text.count(report.MULTIPLATFORM_HEADING) == 1
+
+    report.write_multiplatform(tmp_path, {**multi, "repeat": 2})
+    again = (tmp_path / "results.md").read_text()
+    assert again.count(report.MULTIPLATFORM_HEADING) == 1, "replaced, not added"
+    assert again.startswith("| scenario |"), "the contenders' tables stay"
