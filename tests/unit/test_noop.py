@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socketserver
 import threading
 from collections.abc import Callable, Iterator
@@ -99,7 +100,8 @@ def test_a_recorded_noop_is_printed_as_recorded(
     assert _replay(project)
     out, err = capsys.readouterr()
     assert out == f"image {IMAGE}\n"
-    assert err == "  cached    base\n1 nodes (1 cached) in 0.0s\n"
+    # the time is the replay's own: a loaded machine may take a tenth of a second or more
+    assert re.fullmatch(r"  cached    base\n1 nodes \(1 cached\) in \d+\.\ds\n", err), err
     assert _replay(project, as_json=True)
     assert json.loads(capsys.readouterr().out) == {"image": {"id": IMAGE}}
     assert daemon.asked == [f"/images/{IMAGE}/json"] * 2
