@@ -29,17 +29,16 @@ from typing import Any
 
 from bench.dockerfile import (
     HELPER_B64,
-    LABEL,
     PIP_PREFIX,
     UPDATE,
     Context,
     Unsupported,
     deps_files,
     deps_prefix,
+    final_lines,
     get_step,
 )
 from builder import managers
-from builder.assemble import compose_env
 from builder.lockfile import Lock, NodeLock
 from builder.plan import stack
 from builder.spec import Spec
@@ -146,16 +145,15 @@ def generate(
             f"RUN {_SECRET} {_KEEP} {_PNPM} " + _and(_with_ca(steps)),
         ]
         copies.append(f"{copy} --from={stage} {prefix} {prefix}")
-    env = compose_env({}, [_node_env(nodes[n]) for n in order])
-    env.update(spec.image.env)
     stages += [
         "",
         "FROM system",
         *copies,
-        "ENV " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())),
-        f"USER {spec.image.user}",
-        f"WORKDIR {spec.image.workdir}",
-        f"LABEL {LABEL}={'buildx' if link else 'buildkit'}",
+        *final_lines(
+            spec,
+            [_node_env(nodes[n]) for n in order],
+            contender="buildx" if link else "buildkit",
+        ),
     ]
     return Context(dockerfile="\n".join(stages) + "\n", files=files)
 

@@ -181,15 +181,21 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_image: str) -> Conte
         deps_steps += steps
     if deps_steps:
         lines.append(_run(_with_ca(deps_steps)))
-    env = compose_env({}, [_node_env(nodes[n]) for n in stack(nodes)])
+    lines += final_lines(spec, [_node_env(nodes[n]) for n in stack(nodes)], contender="docker")
+    return Context(dockerfile="\n".join(lines) + "\n", files=files)
+
+
+def final_lines(spec: Spec, node_envs: list[Mapping[str, str]], *, contender: str) -> list[str]:
+    """The image's last lines: ENV (what each node adds, in build order, then [image].env),
+    USER, WORKDIR and the label naming the contender that built it."""
+    env = compose_env({}, node_envs)
     env.update(spec.image.env)
-    lines += [
+    return [
         "ENV " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())),
         f"USER {spec.image.user}",
         f"WORKDIR {spec.image.workdir}",
-        f"LABEL {LABEL}=docker",
+        f"LABEL {LABEL}={contender}",
     ]
-    return Context(dockerfile="\n".join(lines) + "\n", files=files)
 
 
 def _run(steps: list[str]) -> str:
