@@ -38,10 +38,9 @@ from bench.dockerfile import (
     final_lines,
     get_step,
 )
-from builder import managers
-from builder.lockfile import Lock, NodeLock
-from builder.plan import stack
-from builder.spec import Spec
+from builder.lock import managers
+from builder.model.lockfile import Lock, NodeLock, stack
+from builder.model.spec import Spec
 
 NPM_PREFIX = "/opt/sandbox/tools/npm"  # each tool in NPM_PREFIX/<folder>, as `sandbox build`
 SECRET_ID = "ca"

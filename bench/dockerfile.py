@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import managers
-from builder.assemble import compose_env
-from builder.lockfile import Lock, NodeLock
-from builder.plan import stack
-from builder.spec import Spec
+from builder.image.assemble import compose_env
+from builder.lock import managers
+from builder.model.lockfile import Lock, NodeLock, stack
+from builder.model.spec import Spec
 
 CA_ARG = "SANDBOX_CA_URL"
 # apt-get update as a hand-written Dockerfile has it (sandbox build's own also bounds each fetch).

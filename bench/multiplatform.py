@@ -31,9 +31,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `builder` imp
 from bench import infra, report
 from bench.infra import BenchError, sh
 from bench.run import builder_version
-from builder.emulation import emulation
-from builder.loading import STAGE_LABEL
-from builder.platforms import host_platform
+from builder.core.platforms import host_platform
+from builder.engine.emulation import emulation
+from builder.image.loading import STAGE_LABEL
 
 NAME = "sandbox-bench/multiplatform"
 PLATFORMS = ("linux/amd64", "linux/arm64")

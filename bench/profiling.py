@@ -1,6 +1,6 @@
 """Where `sandbox build`'s time goes: a no-op rebuild, a cold build and the two bumps.
 
-- no-op: wall time of the command against `python -c pass` and `import builder.cli`;
+- no-op: wall time of the command against `python -c pass` and `import builder.cli.app`;
   `python -X importtime` (the biggest top-level imports); cProfile of the build itself,
   in-process, after the imports (what is left besides importing).
 - cold, bump-npm-tool, bump-runtime: the build run in-process with timers wrapped around the
@@ -39,13 +39,13 @@ if TYPE_CHECKING:
 
 # (module, class or None, names) whose time the cold profile adds up.
 TIMED = [
-    ("builder.engine", "DockerEngine", ["run", "commit", "save", "load", "remove_image"]),
-    ("builder.layers", None, ["normalize_tar", "tar_overlay_upper", "tar_directory"]),
-    ("builder.downloads", None, ["fetch"]),
-    ("builder.unpack", None, ["unpack"]),
-    ("builder.recipes", None, ["build"]),
-    ("builder.recipes.common", None, ["capture"]),
-    ("builder.loading", None, ["load_image"]),
+    ("builder.engine.docker", "DockerEngine", ["run", "commit", "save", "load", "remove_image"]),
+    ("builder.store.layers", None, ["normalize_tar", "tar_overlay_upper", "tar_directory"]),
+    ("builder.net.downloads", None, ["fetch"]),
+    ("builder.core.unpack", None, ["unpack"]),
+    ("builder.build.recipes", None, ["build"]),
+    ("builder.build.recipes.common", None, ["capture"]),
+    ("builder.image.loading", None, ["load_image"]),
 ]
 HEAVY = ("networkx", "docker", "typer", "rich", "click", "requests", "tomlkit")
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
@@ -106,9 +106,13 @@ def noop(bench: Bench) -> dict[str, Any]:
     return {
         "wall_s": _timed(command, env),
         "python_startup_s": _timed([sys.executable, "-c", "pass"], env),
-        "import_cli_s": _timed([sys.executable, "-c", "import builder.cli"], env),
+        "import_cli_s": _timed([sys.executable, "-c", "import builder.cli.app"], env),
         "import_cli_and_build_s": _timed(
-            [sys.executable, "-c", "import builder.cli, builder.build, builder.engine, docker"],
+            [
+                sys.executable,
+                "-c",
+                "import builder.cli.app, builder.actions.build, builder.engine.docker, docker",
+            ],
             env,
         ),
         "imports_total_s": round(sum(t for _, t in top), 3),
@@ -119,7 +123,7 @@ def noop(bench: Bench) -> dict[str, Any]:
 
 
 def _cli(spec: str, cache: str) -> Callable[[], None]:
-    from builder.cli import app
+    from builder.cli.app import app
 
     def call() -> None:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -151,10 +155,11 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
     """`docker load` of the current image's layers, all already in the engine, as a new image:
     the full archive `sandbox build` writes, against one listing the layers without their tars
     (what DESIGN.md §5 asks for: the engine skips layers whose chain it has)."""
-    from builder import assemble, lockfile
-    from builder.cache import Cache
-    from builder.engine import DockerEngine
-    from builder.platforms import host_platform
+    from builder.core.platforms import host_platform
+    from builder.engine.docker import DockerEngine
+    from builder.image import assemble
+    from builder.model import lockfile
+    from builder.store.cache import Cache
 
     cache = Cache(bench.cache)
     lock = lockfile.read(bench.project / "sandbox.lock")
@@ -216,7 +221,7 @@ def instrumented(bench: Bench) -> dict[str, Any]:
     output = io.StringIO()
     started = time.monotonic()
     with _timers(totals, lock), contextlib.redirect_stdout(output):
-        from builder.cli import app
+        from builder.cli.app import app
 
         spec = str(bench.project / "sandbox.toml")
         app(["-f", spec, "--cache-dir", str(bench.cache), "build", "--json"], standalone_mode=False)
@@ -235,7 +240,12 @@ def instrumented(bench: Bench) -> dict[str, Any]:
 @contextlib.contextmanager
 def _timers(totals: dict[str, list[float]], lock: threading.Lock) -> Iterator[None]:
     """Wrap every TIMED function (wherever it was imported to) with a timer."""
-    for name in ("builder.build", "builder.execute", "builder.recipes", "builder.cli"):
+    for name in (
+        "builder.actions.build",
+        "builder.build.execute",
+        "builder.build.recipes",
+        "builder.cli.app",
+    ):
         importlib.import_module(name)
     undo: list[tuple[object, str, object]] = []
     for module_name, class_name, names in TIMED:
@@ -291,8 +301,8 @@ def markdown(result: dict[str, Any]) -> str:
         "## No-op rebuild",
         "",
         f"- wall: {noop['wall_s']} s; python startup {noop['python_startup_s']} s; "
-        f"`import builder.cli` {noop['import_cli_s']} s; with builder.build, builder.engine "
-        f"and docker {noop['import_cli_and_build_s']} s",
+        f"`import builder.cli.app` {noop['import_cli_s']} s; with builder.actions.build, "
+        f"builder.engine.docker and docker {noop['import_cli_and_build_s']} s",
         f"- in-process, imports already done: {noop['in_process']['wall_s']} s",
         "",
         "Top-level imports of the no-op build (`python -X importtime`, cumulative):",

@@ -67,14 +67,14 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `builder` imp
 
 from bench import buildkit, dockerfile, infra, report
 from bench.infra import BenchError, sh
-from builder import lockfile
-from builder.assemble import ImageConfig, compose_env, image_config
-from builder.cache import Cache, Layer, default_store_dir
-from builder.certs import ca_bundle
-from builder.engine import DockerEngine
-from builder.loading import STAGE_LABEL, load_image
-from builder.platforms import host_platform
-from builder.spec import load_spec
+from builder.core.certs import ca_bundle
+from builder.core.platforms import host_platform
+from builder.engine.docker import DockerEngine
+from builder.image.assemble import ImageConfig, compose_env, image_config
+from builder.image.loading import STAGE_LABEL, load_image
+from builder.model import lockfile
+from builder.model.spec import load_spec
+from builder.store.cache import Cache, Layer, default_store_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SANDBOX = [sys.executable, "-m", "builder"]

@@ -1,5 +1,5 @@
 """`python -m builder`: the same as the `sandbox` command."""
 
-from builder.entry import main
+from builder.cli.entry import main
 
 main()

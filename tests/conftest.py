@@ -1,6 +1,6 @@
 """Every test runs against a user-wide store of its own, never the real one in ~/.cache.
 
-The store (`builder.cache.default_store_dir`) is where built nodes are shared between a
+The store (`builder.store.cache.default_store_dir`) is where built nodes are shared between a
 user's projects. Integration tests share one store per session, as they share one cache dir
 (the CLI runs in a subprocess that inherits os.environ). A test without Docker gets an empty
 store of its own, so what one unit test puts there cannot turn another's miss into a hit.

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from builder.atomic import write_atomic
-from builder.keys import content_digest
-from builder.lockfile import Lock
+from builder.core.atomic import write_atomic
+from builder.core.keys import content_digest
+from builder.model.lockfile import Lock
 from builder.sbom.cyclonedx import cyclonedx_document
 from builder.sbom.inventory import NAMESPACE, Package, lock_digest, packages, purl
 from builder.sbom.spdx import TOOL, spdx_document

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from builder import __version__
-from builder.lockfile import Lock
+from builder.model.lockfile import Lock
 from builder.sbom.inventory import NAMESPACE, Package, creation_time, lock_digest, packages
 
 _CDX_ALG = {"SHA1": "SHA-1", "SHA256": "SHA-256", "SHA384": "SHA-384", "SHA512": "SHA-512"}

@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from builder.keys import sha256_of
-from builder.lockfile import Lock, NodeLock
-from builder.plan import stack
+from builder.core.keys import sha256_of
+from builder.model.lockfile import Lock, NodeLock, stack
 
 NAMESPACE = "https://sandbox-builder.dev/sbom"
 ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")  # what SPDX IDs and bom-refs cannot hold

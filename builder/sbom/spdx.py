@@ -10,8 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from builder import __version__
-from builder.lockfile import Lock
-from builder.plan import stack
+from builder.model.lockfile import Lock, stack
 from builder.sbom.inventory import (
     ID_UNSAFE,
     NAMESPACE,

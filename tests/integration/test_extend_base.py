@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from builder import runtimes
-from builder.cache import default_download_dir
+from builder.lock import runtimes
+from builder.store.cache import default_download_dir
 from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker

@@ -15,10 +15,10 @@ from dataclasses import replace
 
 import pytest
 
-from builder import lockfile
-from builder.keys import node_key
-from builder.lockfile import Lock, NodeLock
-from builder.resolve.debian import parse_stanzas
+from builder.core.keys import node_key
+from builder.lock.resolve.debian import parse_stanzas
+from builder.model import lockfile
+from builder.model.lockfile import Lock, NodeLock
 from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker

@@ -16,7 +16,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from builder.runtimes import layout_runtime, resolve_runtime, runtime_archive
+from builder.lock.runtimes import layout_runtime, resolve_runtime, runtime_archive
 from tests.integration.mirror import go_mirror, node_mirror, serve
 
 

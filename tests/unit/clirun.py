@@ -17,7 +17,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from builder.cli import app
+from builder.cli.app import app
 
 
 def sandbox(*args: str | Path, env: Mapping[str, str | None] | None = None) -> Result:

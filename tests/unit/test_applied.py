@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import applied
-from builder.errors import CacheError
+from builder.core.errors import CacheError
+from builder.orchestrator import applied
 
 URL = "http://127.0.0.1:4000"
 FULL = {

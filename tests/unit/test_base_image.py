@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from builder.errors import ResolutionError
-from builder.locking import _check_apt_runtimes
-from builder.resolve.apt import system_request
-from builder.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
-from builder.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
+from builder.core.errors import ResolutionError
+from builder.lock.locking import _check_apt_runtimes
+from builder.lock.resolve.apt import system_request
+from builder.lock.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
+from builder.model.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
 from tests.unit.fake_engine import FakeEngine, Run
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\n"
@@ -274,11 +274,11 @@ def test_a_package_the_system_layer_upgrades_is_checked_at_the_new_version() -> 
 def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
     tmp_path: Path,
 ) -> None:
-    from builder.cache import Cache
-    from builder.graph import build_graph
-    from builder.lockfile import NodeLock
-    from builder.locking import _Locker
-    from builder.progress import Progress
+    from builder.core.progress import Progress
+    from builder.lock.locking import _Locker
+    from builder.model.graph import build_graph
+    from builder.model.lockfile import NodeLock
+    from builder.store.cache import Cache
 
     cache = Cache(tmp_path / "cache")
     cache.ensure()
@@ -293,6 +293,7 @@ def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
         cache=cache,
         engine=lambda: engine,
         progress=Progress(quiet=True),
+        stage=lambda *_, **__: "sha256:stage",
         platform="linux/amd64",
     )
 

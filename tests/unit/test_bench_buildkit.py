@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bench import buildkit
 from bench.dockerfile import Context
-from builder import lockfile
-from builder.spec import load_spec
+from builder.model import lockfile
+from builder.model.spec import load_spec
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.bins import bin_archive, layout_bin, resolve_bin
-from builder.errors import BuildError, ResolutionError
-from builder.spec import BinaryTool
+from builder.core.errors import BuildError, ResolutionError
+from builder.lock.bins import bin_archive, layout_bin, resolve_bin
+from builder.model.spec import BinaryTool
 from tests.unit.conftest import Entry, Web, exe, write_tar, write_zip
 
 ELF = b"\x7fELF fake kubectl\n"

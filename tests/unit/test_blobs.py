@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.blobs import BlobStore, gunzip_layer
-from builder.errors import CacheError, RegistryError
+from builder.core.errors import CacheError, RegistryError
+from builder.store.blobs import BlobStore, gunzip_layer
 
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
 
@@ -41,7 +41,7 @@ def test_a_layer_compresses_to_the_same_gzip_bytes_in_another_process(tmp_path: 
     blob = BlobStore(tmp_path / "cache").compress(layer, diff_id)
     again = BlobStore(tmp_path / "other").compress(layer, diff_id)
     script = (
-        "import sys; from pathlib import Path; from builder.blobs import BlobStore; "
+        "import sys; from pathlib import Path; from builder.store.blobs import BlobStore; "
         "print(BlobStore(Path(sys.argv[1])).compress(Path(sys.argv[2]), sys.argv[3]).digest)"
     )
     elsewhere = subprocess.run(

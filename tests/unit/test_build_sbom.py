@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from builder import sbom
-from builder.build import write_sbom
-from builder.cache import Cache
-from builder.layout import SBOM_FILE
+from builder.actions.build import write_sbom
+from builder.core.layout import SBOM_FILE
+from builder.store.cache import Cache
 from tests.unit.test_sbom import make_lock
 
 PLATFORM = "linux/amd64"

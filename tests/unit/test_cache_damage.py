@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import assemble
-from builder.cache import Cache, Layer, NodeEntry
-from builder.errors import CacheError
+from builder.core.errors import CacheError
+from builder.image import assemble
+from builder.store.cache import Cache, Layer, NodeEntry
 
 KEY = "sha256:" + "b" * 64
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.cache import Cache, Layer, NodeEntry, default_store_dir
-from builder.errors import CacheError
-from builder.gc import collect
-from builder.lockfile import Lock
+from builder.actions.gc import collect
+from builder.core.errors import CacheError
+from builder.model.lockfile import Lock
+from builder.store.cache import Cache, Layer, NodeEntry, default_store_dir
 
 KEY = "sha256:" + "a" * 64
 

@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from builder import certs, probes, scan
-from builder.cache import Cache
-from builder.check import config_checks, leak_checks, setuid_check
-from builder.engine import Confinement
-from builder.errors import CheckError
-from builder.lockfile import NodeLock
-from builder.probes import run_probes
-from builder.report import CheckResult, render_table
-from builder.scan import LayerRef
-from builder.spawn import parse_uid
-from builder.spec import (
+from builder.check import probes, scan
+from builder.check.baseline import config_checks, leak_checks, setuid_check
+from builder.check.probes import run_probes
+from builder.check.report import CheckResult, render_table
+from builder.check.scan import LayerRef
+from builder.check.spawn import parse_uid
+from builder.core import certs
+from builder.core.errors import CheckError
+from builder.engine.docker import Confinement
+from builder.model.lockfile import NodeLock
+from builder.model.spec import (
     BaseSpec,
     BinaryTool,
     ImageSpec,
@@ -38,6 +38,7 @@ from builder.spec import (
     Spec,
     ToolsSpec,
 )
+from builder.store.cache import Cache
 
 PROXY_CA = """-----BEGIN CERTIFICATE-----
 MIIBqzCCAVGgAwIBAgIUD/ZtZnY+Q57AyFGhXbBL7MIa7D0wCgYIKoZIzj0EAwIw

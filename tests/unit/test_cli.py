@@ -31,7 +31,7 @@ def test_verbose_adds_the_traceback_before_the_message(tmp_path: Path) -> None:
 
     assert done.exit_code == 2
     assert done.stderr.startswith("Traceback (most recent call last):")
-    assert "builder.errors.SpecError" in done.stderr
+    assert "builder.core.errors.SpecError" in done.stderr
     assert done.stderr.endswith(f"error: {spec}: `base`: missing table. Add a [base] table\n")
 
 

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from builder import overlay
-from builder.cache import Cache, Layer, NodeEntry
-from builder.errors import BuildError, ResolutionError
-from builder.export import deps_mounts, export_tree, stale_exports
-from builder.recipes import deps as recipe
-from builder.resolve import deps
-from builder.spec import DEP_MANAGERS, DepManager, DepMode, DepSpec, SandboxSpec
+from builder.build.recipes import deps as recipe
+from builder.core.errors import BuildError, ResolutionError
+from builder.image.export import deps_mounts, export_tree, stale_exports
+from builder.lock.resolve import deps
+from builder.model.spec import DEP_MANAGERS, DepManager, DepMode, DepSpec, SandboxSpec
+from builder.orchestrator import overlay
+from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.conftest import Web
 
 NODE_18 = "18.20.4+dfsg-1~deb12u1"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import downloads
-from builder.downloads import fetch, get_json, get_text
-from builder.errors import BuildError, CacheError, ResolutionError
+from builder.core.errors import BuildError, CacheError, ResolutionError
+from builder.net import downloads
+from builder.net.downloads import fetch, get_json, get_text
 from tests.unit.conftest import Web
 
 DATA = b"the archive bytes\n" * 100
@@ -153,7 +153,7 @@ def test_an_unwritable_cache_is_a_cache_error(web: Web, tmp_path: Path) -> None:
 _FETCH_MANY = """
 import sys
 from pathlib import Path
-from builder.downloads import fetch
+from builder.net.downloads import fetch
 url, digest, dest = sys.argv[1:4]
 for round in range(8):
     path = fetch(url, sha256=digest if round % 2 else None, dest_dir=Path(dest), what="tool")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.emulation import emulation, require_emulation
-from builder.errors import BuildError
+from builder.core.errors import BuildError
+from builder.engine.emulation import emulation, require_emulation
 
 _ENTRY = """{state}
 interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P
@@ -51,7 +51,7 @@ def test_nothing_registered_or_not_mounted(tmp_path: Path) -> None:
 def test_build_without_emulation_is_refused_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("builder.emulation.BINFMT", tmp_path)
+    monkeypatch.setattr("builder.engine.emulation.BINFMT", tmp_path)
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     with pytest.raises(BuildError) as caught:
         require_emulation("linux/arm64")

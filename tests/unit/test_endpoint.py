@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import endpoint
-from builder.errors import EngineUnavailableError
+from builder.core.errors import EngineUnavailableError
+from builder.engine import endpoint
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from builder.engine import DockerEngine, Mount
+from builder.engine.docker import DockerEngine, Mount
 
 
 class FakeApi:

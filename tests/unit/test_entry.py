@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.buildrun import BuildRequest
-from builder.entry import quick_build
+from builder.actions.buildrun import BuildRequest
+from builder.cli.entry import quick_build
 from tests.unit.clirun import sandbox_process
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from builder.cache import Cache, Layer, NodeEntry
-from builder.errors import BuildError
-from builder.execute import Executor, NodeOutcome
-from builder.lockfile import NodeLock
-from builder.plan import make_plan
-from builder.progress import Progress
+from builder.build.execute import Executor, NodeOutcome
+from builder.build.plan import make_plan
+from builder.core.errors import BuildError
+from builder.core.progress import Progress
+from builder.model.lockfile import NodeLock
+from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.fake_engine import FakeEngine, Run
 
 SYSTEM_INPUTS: dict[str, Any] = {"packages": [], "user": "", "workdir": "", "allow_setuid": []}

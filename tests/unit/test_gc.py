@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder import history
-from builder.cache import Cache, Layer, NodeEntry
-from builder.engine import ImageInfo
-from builder.gc import collect
-from builder.loading import STAGE_LABEL
-from builder.lockfile import Lock, NodeLock
+from builder.actions.gc import collect
+from builder.build import history
+from builder.engine.docker import ImageInfo
+from builder.image.loading import STAGE_LABEL
+from builder.model.lockfile import Lock, NodeLock
+from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.fake_engine import FakeEngine
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.graph import LayerGraph, NodeKind, build_graph, render
-from builder.spec import (
+from builder.model.graph import LayerGraph, NodeKind, build_graph, render
+from builder.model.spec import (
     BaseSpec,
     BinaryTool,
     DepManager,

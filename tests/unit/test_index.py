@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from builder.cache import Cache, Layer, NodeEntry
-from builder.index import INDEX, PublishedIndex, built_image, publish_index
-from builder.lockfile import Lock, NodeLock
-from builder.progress import Progress
-from builder.publish import MANIFEST
-from builder.registry import Registry
-from builder.spec import BaseSpec, ImageSpec, Spec
+from builder.actions.index import INDEX, PublishedIndex, built_image, publish_index
+from builder.core.progress import Progress
+from builder.model.lockfile import Lock, NodeLock
+from builder.model.spec import BaseSpec, ImageSpec, Spec
+from builder.net.registry import Registry
+from builder.publish.push import MANIFEST
+from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.registry_server import RunningRegistry, run_registry
 from tests.unit.test_blobs import layer_tar
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from builder import inherit
-from builder.assemble import compose_env, image_config
-from builder.errors import ResolutionError
-from builder.spec import ImageSpec
+from builder.core.errors import ResolutionError
+from builder.image.assemble import compose_env, image_config
+from builder.model import inherit
+from builder.model.spec import ImageSpec
 
 # What `sandbox lock` records of an orchestrator image like risoluto-codex:latest.
 ORCHESTRATOR: dict[str, Any] = {

@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Any
 
-from builder.keys import (
+from builder.core.keys import (
     RECIPES,
     canonical_bytes,
     canonical_json,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import BuildError
-from builder.layers import (
+from builder.core.errors import BuildError
+from builder.store.layers import (
     LayerFile,
     check_changes,
     listing,

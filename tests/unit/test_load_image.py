@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import assemble
-from builder.cache import Cache, Layer
-from builder.errors import BuildError
-from builder.loading import IMAGE_LABEL, STAGE_LABEL, load_image
+from builder.core.errors import BuildError
+from builder.image import assemble
+from builder.image.loading import IMAGE_LABEL, STAGE_LABEL, load_image
+from builder.store.cache import Cache, Layer
 from tests.unit.fake_engine import FakeEngine, stack_id
 
 

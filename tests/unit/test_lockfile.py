@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from builder import lockfile
-from builder.errors import LockError
-from builder.keys import PREVIOUS, node_key
-from builder.lockfile import Lock, NodeLock
+from builder.core.errors import LockError
+from builder.core.keys import PREVIOUS, node_key
+from builder.model import lockfile
+from builder.model.lockfile import Lock, NodeLock
 
 PLATFORM = "linux/amd64"
 

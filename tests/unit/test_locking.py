@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from builder import cli
-from builder.cache import Cache
-from builder.errors import ResolutionError
-from builder.locking import _check_apt_runtimes, _npm_path_of, upstream_version
-from builder.platforms import host_platform
-from builder.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec
+from builder.cli import app as cli
+from builder.core.errors import ResolutionError
+from builder.core.platforms import host_platform
+from builder.lock.locking import _check_apt_runtimes, _npm_path_of, upstream_version
+from builder.model.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec
+from builder.store.cache import Cache
 from tests.unit.clirun import sandbox
 from tests.unit.fake_engine import FakeEngine, Run, shell_step
 from tests.unit.test_base_image import DEBIAN
@@ -196,10 +196,10 @@ def test_locking_twice_gives_the_same_bytes_and_asks_the_engine_nothing(project:
 def test_lock_s_apt_step_has_the_build_steps_heartbeat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from builder import locking
-    from builder.cache import Cache
-    from builder.progress import Progress
-    from builder.spec import load_spec
+    from builder.core.progress import Progress
+    from builder.lock import locking
+    from builder.model.spec import load_spec
+    from builder.store.cache import Cache
 
     (tmp_path / "sandbox.toml").write_text(
         '[image]\nname = "a/b"\nuser = "agent"\n\n[base]\nimage = "debian:bookworm-slim"\n'
@@ -208,7 +208,6 @@ def test_lock_s_apt_step_has_the_build_steps_heartbeat(
     pinned = {"image": "debian:bookworm-slim", "pinned": "sha256:" + "0" * 64, "epoch": 0}
     monkeypatch.setattr(locking, "resolve_base", lambda *_, **__: pinned)
     monkeypatch.setattr(locking, "describe_image", lambda **_: {})
-    monkeypatch.setattr(locking._Locker, "_stage", lambda *_: "sha256:stage")
 
     def quiet_apt(request: list[str], *, log_dir: Path, **_: object) -> list[dict[str, str]]:
         (log_dir / "apt-resolve.log").write_text("Reading package lists...\n")
@@ -226,6 +225,7 @@ def test_lock_s_apt_step_has_the_build_steps_heartbeat(
         cache=cache,
         engine=lambda: None,  # type: ignore[arg-type,return-value]
         progress=Progress(out, heartbeat=0.3),
+        stage=lambda *_, **__: "sha256:stage",
     )
     beats = [line for line in out.getvalue().splitlines() if line.startswith("  resolving system ")]
     assert any("no output for" in line for line in beats), out.getvalue()

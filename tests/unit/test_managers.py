@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from builder import managers
+from builder.lock import managers
 
 LOCK = {
     "name": "sandbox-tools",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from builder import noop
+from builder.image import noop
 from tests.unit.clirun import sandbox_process
 
 IMAGE = "sha256:" + "ab" * 32

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from builder.lockfile import NodeLock
-from builder.outdated import (
+from builder.lock.outdated import (
     NPM,
     PYPI,
     Pin,
@@ -19,15 +18,16 @@ from builder.outdated import (
     npm_url,
     security_updates,
 )
-from builder.resolve.madison import parse_madison
-from builder.resolve.versions import (
+from builder.lock.resolve.madison import parse_madison
+from builder.lock.resolve.versions import (
     debian_compare,
     debian_newest,
     npm_max_satisfying,
     pypi_allowed,
     pypi_newest,
 )
-from builder.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
+from builder.model.lockfile import NodeLock
+from builder.model.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
 
 DEBIAN = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"

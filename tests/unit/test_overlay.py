@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from builder.errors import OverlayError
-from builder.overlay import (
+from builder.core.errors import OverlayError
+from builder.model.spec import SandboxSpec, load_spec
+from builder.orchestrator.overlay import (
     KEY_TYPES,
     check_types,
     docker_size,
@@ -20,7 +21,6 @@ from builder.overlay import (
     resource_warnings,
     write_overlay,
 )
-from builder.spec import SandboxSpec, load_spec
 
 IMAGE_ID = "sha256:" + "4f" * 32
 PUSHED = "127.0.0.1:5000/acme/sandbox@sha256:" + "9a" * 32

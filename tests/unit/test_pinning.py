@@ -8,9 +8,17 @@ from typing import Any
 
 import pytest
 
-from builder.lockfile import NodeLock
-from builder.pinning import floating, inherited
-from builder.spec import BaseSpec, Bootstrap, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
+from builder.lock.pinning import floating, inherited
+from builder.model.lockfile import NodeLock
+from builder.model.spec import (
+    BaseSpec,
+    Bootstrap,
+    ImageSpec,
+    Provider,
+    RuntimeSpec,
+    Spec,
+    ToolsSpec,
+)
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from builder.cache import NodeEntry
-from builder.lockfile import NodeLock
-from builder.plan import Action, BuildPlan, ancestors, make_plan, stack
+from builder.build.plan import Action, BuildPlan, make_plan
+from builder.model.lockfile import NodeLock, ancestors, stack
+from builder.store.cache import NodeEntry
 
 PARENTS = {
     "base": (),

@@ -7,9 +7,9 @@ import os
 import time
 from pathlib import Path
 
-from builder.cache import Layer, NodeEntry
-from builder.execute import BuildStatus, NodeOutcome
-from builder.progress import Progress, human_size
+from builder.build.execute import BuildStatus, NodeOutcome
+from builder.core.progress import Progress, human_size
+from builder.store.cache import Layer, NodeEntry
 
 
 def _entry(name: str, size: int) -> NodeEntry:

@@ -15,21 +15,21 @@ from typing import Any, cast
 
 import pytest
 
-from builder import publish as publish_module
-from builder.assemble import image_config
-from builder.blobs import BlobStore
-from builder.cache import Cache, Layer, NodeEntry
-from builder.errors import RegistryError
-from builder.keys import content_digest as sha256_of_bytes
-from builder.lockfile import NodeLock
-from builder.publish import (
+from builder.core.errors import RegistryError
+from builder.core.keys import content_digest as sha256_of_bytes
+from builder.image.assemble import image_config
+from builder.model.lockfile import NodeLock
+from builder.net.registry import Registry
+from builder.publish import push as publish_module
+from builder.publish.push import (
     MANIFEST,
     NODE_CONFIG,
     RegistryCache,
     node_tag,
     push_nodes,
 )
-from builder.registry import Registry
+from builder.store.blobs import BlobStore
+from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.registry_server import RunningRegistry, run_registry
 from tests.unit.test_blobs import layer_tar
 

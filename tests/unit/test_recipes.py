@@ -9,11 +9,11 @@ from typing import Any, cast
 
 import pytest
 
-from builder.engine import Mount
-from builder.errors import BuildError
-from builder.lockfile import NodeLock
-from builder.recipes.base import build_base
-from builder.recipes.common import StepContext, hand_back
+from builder.build.recipes.base import build_base
+from builder.core.errors import BuildError
+from builder.engine.docker import Mount
+from builder.engine.step import StepContext, hand_back
+from builder.model.lockfile import NodeLock
 
 MOUNTS = [
     Mount(source="/host/ca.crt", target="/tmp/sandbox-builder-ca.crt"),

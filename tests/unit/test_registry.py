@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import registry as registry_module
-from builder.errors import RegistryError
-from builder.registry import Registry
+from builder.core.errors import RegistryError
+from builder.net import registry as registry_module
+from builder.net.registry import Registry
 from tests.unit.registry_server import (
     RunningRegistry,
     TokenServer,

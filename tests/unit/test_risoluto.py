@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from builder import risoluto
-from builder.errors import OverlayError
-from builder.risoluto import apply_overlay, check_url
+from builder.core.errors import OverlayError
+from builder.orchestrator import risoluto
+from builder.orchestrator.risoluto import apply_overlay, check_url
 from tests.integration.risoluto_server import RisolutoServer, start
 from tests.unit import clirun
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import ResolutionError
-from builder.runtimes import layout_runtime, resolve_runtime, runtime_archive
+from builder.core.errors import ResolutionError
+from builder.lock.runtimes import layout_runtime, resolve_runtime, runtime_archive
 from tests.unit.conftest import Entry, Web, exe, symlink, write_tar, write_zip
 
 

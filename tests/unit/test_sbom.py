@@ -21,11 +21,12 @@ from packageurl import PackageURL
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from builder import lockfile, sbom
-from builder.keys import node_key
-from builder.lockfile import Lock, NodeLock
-from builder.platforms import host_platform
-from builder.spec import load_spec
+from builder import sbom
+from builder.core.keys import node_key
+from builder.core.platforms import host_platform
+from builder.model import lockfile
+from builder.model.lockfile import Lock, NodeLock
+from builder.model.spec import load_spec
 from tests.unit.clirun import sandbox
 
 PLATFORM = "linux/amd64"

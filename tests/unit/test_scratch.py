@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import scratch
-from builder.cache import Cache
-from builder.engine import _upper_changes
+from builder.core import scratch
+from builder.engine.docker import _upper_changes
+from builder.store.cache import Cache
 
 
 def test_the_tree_dir_can_be_chosen_or_turned_off(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import SpecError
-from builder.spec import (
+from builder.core.errors import SpecError
+from builder.model.spec import (
     BaseSpec,
     BinaryTool,
     Bootstrap,

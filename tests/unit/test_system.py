@@ -7,7 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from builder.recipes.system import strip_setuid, user_and_workdir
+from builder.build.recipes.system import strip_setuid, user_and_workdir
 
 
 def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> None:

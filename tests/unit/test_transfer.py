@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import BuildError
-from builder.layers import tar_directory
-from builder.transfer import pack, unpack_into
+from builder.core.errors import BuildError
+from builder.engine.transfer import pack, unpack_into
+from builder.store.layers import tar_directory
 
 
 def _engine_archive(folder: Path) -> list[bytes]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import BuildError
-from builder.unpack import link_stays_inside, unpack
+from builder.core.errors import BuildError
+from builder.core.unpack import link_stays_inside, unpack
 from tests.unit.conftest import Entry, exe, folder, symlink, write_tar, write_zip
 
 RELEASE = [

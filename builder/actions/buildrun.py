@@ -1,0 +1,250 @@
+"""`sandbox build` and `sandbox publish` from parsed options to printed result, without typer.
+
+The CLI (cli.py, typer) and the quick entry point (entry.py, which runs a plain
+`sandbox build` without importing typer) both call `run_build`, so the two paths cannot
+drift apart. Also here: what several commands share around a build (the engine, the cache
+lock, the plan printout, applying the overlay after a build). Output goes to stdout/stderr
+with `print`, never through typer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder.core.errors import OverlayError
+from builder.core.layout import OVERLAY_FILE, default_cache_dir
+from builder.store.cache import Cache
+
+if TYPE_CHECKING:
+    from builder.actions.build import BuildResult
+    from builder.build.plan import BuildPlan
+    from builder.engine.docker import Engine
+    from builder.model.spec import Spec
+    from builder.orchestrator.applied import ApplyPlan
+    from builder.orchestrator.risoluto import ApplyResult
+
+
+class EngineFactory:
+    """Connects to Docker on first use only (graph, status and lock --check never do)."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                from builder.engine.docker import DockerEngine
+
+                self._engine = DockerEngine()
+            return self._engine
+
+
+def open_cache(spec_file: Path, cache_dir: Path | None) -> Cache:
+    cache = Cache(cache_dir or default_cache_dir(spec_file))
+    cache.ensure()
+    return cache
+
+
+@contextmanager
+def cache_lock(cache: Cache, what: str) -> Iterator[None]:
+    """Hold the cache's lock (flock(2) on cache/.lock, released by the kernel however the
+    process ends), telling the user when another build holds it."""
+    with cache.lock_file.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another {what} using {cache.root} ...", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            cache.clear_scratch()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    spec_file: Path
+    cache_dir: Path | None = None
+    as_json: bool = False
+    jobs: int = 2
+    overlay: Path | None = None
+    push: bool = False
+    explain: bool = False
+    apply: str | None = None
+    platform: str | None = None  # another platform of the lock than the host's (emulated)
+
+
+def run_build(request: BuildRequest) -> None:
+    """Build (and with `push`, publish), then print the result: JSON or a few lines."""
+    from builder.actions.build import build_project, fresh_lock, remote_for
+    from builder.build import history
+    from builder.core.progress import Progress
+    from builder.model.spec import load_spec
+
+    if request.apply is not None:
+        from builder.orchestrator.risoluto import check_url
+
+        check_url(request.apply)  # a typo fails now, not after the build
+    spec = load_spec(request.spec_file)
+    lock = fresh_lock(spec)
+    cache = open_cache(request.spec_file, request.cache_dir)
+    started = time.monotonic()
+    progress = Progress()
+    from builder.core.platforms import host_platform
+
+    native = request.platform in (None, host_platform())
+    with cache_lock(cache, "build"):
+        if request.explain:
+            from builder.build.explain import reasons
+            from builder.build.plan import make_plan
+
+            nodes = lock.nodes(request.platform or host_platform())
+            plan = make_plan(nodes, cache.entry)
+            last = history.load(cache, spec.path) if native else None  # the host's builds
+            print_plan(plan, reasons(nodes, last), err=True)
+        result = build_project(
+            spec=spec,
+            lock=lock,
+            cache=cache,
+            engine=EngineFactory(),
+            progress=progress,
+            jobs=request.jobs,
+            overlay_path=(
+                request.overlay.absolute() if request.overlay else cache.root / OVERLAY_FILE
+            ),
+            remote=remote_for(spec, cache),
+            push=request.push,
+            platform=request.platform,
+        )
+    progress.summary(result.nodes, time.monotonic() - started)
+    if native:  # the no-op replay answers plain builds of the host's platform only
+        _record_noop(request, spec, cache, result)
+    applied = None
+    if request.apply is not None:
+        applied = apply_overlay(
+            result.overlay_path, request.apply, after_build=True, cache_root=cache.root
+        )
+    if request.as_json:
+        out = result.to_json()
+        if applied is not None:
+            out["applied"] = applied.to_json()
+        print(json.dumps(out, indent=2))
+        return
+    print(result.text())
+    if applied is not None:
+        print(applied_line(result.overlay_path, applied))
+
+
+def _record_noop(request: BuildRequest, spec: Spec, cache: Cache, result: BuildResult) -> None:
+    """What the next plain build prints if nothing changes, for `noop.replay` to print.
+
+    Whatever this build was (a publish, another overlay path), the record is of a plain
+    build: the overlay it would write is kept in the record, and the replay writes it back
+    if this build (or anybody) left another there."""
+    from builder.core.progress import Progress, summary_table
+    from builder.image import noop
+    from builder.model.lockfile import lock_path
+
+    overlay = cache.root / OVERLAY_FILE
+    again = result.as_noop(overlay)
+    lines = io.StringIO()
+    said = Progress(lines)
+    for n in again.nodes:
+        said.done(n.name, n.status, n.seconds, n.entry)
+    noop.record(
+        spec_file=request.spec_file,
+        cache_dir=cache.root,
+        inputs=[*spec.files(), lock_path(spec.path)],
+        outputs=result.files,
+        overlay=(overlay, result.plain_overlay),
+        image_id=result.local_ref,
+        tags=result.tags,
+        stderr=lines.getvalue() + summary_table(again.nodes),
+        text=again.text(),
+        as_json=again.to_json(),
+    )
+
+
+def print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False) -> None:
+    """One line per node: cached, or build and which inputs changed since the last build."""
+    out = sys.stderr if err else sys.stdout
+    for step in plan.steps:
+        name = step.node.name
+        if step.action.value == "cached":
+            print(f"  cached  {name}", file=out)
+            continue
+        lines = why.get(name) or ["not in the cache"]
+        print(f"  build   {name:<24} {lines[0]}", file=out)
+        for line in lines[1:]:
+            print(f"          {'':<24} {line}", file=out)
+
+
+def apply_plans(path: Path, cache_root: Path, url: str | None) -> list[ApplyPlan]:
+    """What applying the overlay at `path` sets and removes: on `url`, else on each URL an
+    earlier apply recorded (none: an empty list)."""
+    from builder.orchestrator import applied
+    from builder.orchestrator.risoluto import check_url, read_overlay
+
+    overlay = read_overlay(path)
+    record = applied.load(cache_root)
+    urls = [check_url(url)] if url is not None else sorted(record)
+    return [applied.plan(overlay, base, record) for base in urls]
+
+
+def apply_overlay(path: Path, url: str, *, after_build: bool, cache_root: Path) -> ApplyResult:
+    """Apply the overlay at `path` to Risoluto at `url`, removing what an earlier apply set
+    there and this overlay dropped; record what it set (builder/applied.py)."""
+    from builder.orchestrator import applied
+    from builder.orchestrator.risoluto import TOKEN_ENV, check_url, read_overlay
+    from builder.orchestrator.risoluto import apply_overlay as apply
+
+    try:
+        overlay = read_overlay(path)
+        base = check_url(url)
+        plan = applied.plan(overlay, base, applied.load(cache_root))
+        return apply(
+            overlay,
+            base,
+            token=os.environ.get(TOKEN_ENV),
+            source=str(path),
+            remove=plan.remove,
+            stored=lambda: applied.remember(cache_root, base, plan.set),
+        )
+    except OverlayError as exc:
+        if not after_build:
+            raise
+        stop = "" if str(exc).endswith((".", "?")) else "."
+        msg = (
+            f"{exc}{stop} The image is built and {path} written: once that is fixed, "
+            f"`sandbox overlay apply {url}` applies it"
+        )
+        raise OverlayError(msg) from exc
+
+
+def applied_line(path: Path, applied: ApplyResult) -> str:
+    what = "applied" if applied.updated else "already applied (unchanged)"
+    image = f"image {applied.image}, " if applied.image else ""
+    removed = f"; removed {', '.join(applied.removed)}" if applied.removed else ""
+    left = (
+        f"; left {', '.join(applied.left)} (changed on the server since an earlier apply "
+        "set it: no longer ours)"
+        if applied.left
+        else ""
+    )
+    return (
+        f"{what}: {path} to Risoluto at {applied.url} "
+        f"({image}{len(applied.confirmed)} keys confirmed{removed}{left})"
+    )

@@ -1,0 +1,145 @@
+"""The system layer: the locked apt closure installed, checked, and the image's user made.
+
+It also clears the setuid/setgid bits of every file but those in `[image].allow_setuid`
+(DESIGN.md §5): the agent runs with no-new-privileges anyway, but an image that is safe only
+under one runtime flag is not. The base's own files (passwd, su, mount) are covered too: this
+step runs on top of the base, so a chmod copies them up into this layer with the bits cleared.
+
+The user's home is made writable by any uid (mode 1777, as /tmp): Risoluto mounts a fresh
+volume on /home/agent, and Docker fills an empty volume with the image's folder there, owner
+and mode included, undoing the chown its helper container did; with mode 755 only uid 1000
+could write HOME (not even root, with every capability dropped).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from builder.build.recipes.common import StepResult, capture, verify_installed
+from builder.core import limits
+from builder.core.errors import BuildError
+from builder.engine.docker import Mount, kept_container, require_success
+from builder.engine.step import StepContext, download_cache_mount, hand_back
+from builder.lock.resolve.apt import APT_ENV, apt_update
+from builder.model.lockfile import NodeLock
+
+
+def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
+    """Install the closure in a container of the base and capture what changed.
+
+    dpkg runs with --force-unsafe-io, as in Debian's own Docker images: it skips the fsync
+    of every unpacked file, which only matters if the machine crashes mid-install, and then
+    the container is thrown away anyway. The files are the same.
+    """
+    engine = ctx.engine()
+    packages = {p["name"]: p["version"] for p in node.inputs["packages"]}
+    install = ""
+    if packages:
+        pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
+        install = f"""{APT_CACHE_LOCK}
+{apt_update()}
+apt-get install -y -qq --no-install-recommends {limits.apt_options()} \\
+  -o Dpkg::Options::=--force-unsafe-io {pins}
+flock -u 9 2>/dev/null || true
+"""
+    script = f"""dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/before
+{install}dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/after
+echo @@installed
+comm -13 /tmp/before /tmp/after
+echo @@end
+{user_and_workdir(node.inputs)}
+{strip_setuid(node.inputs.get("allow_setuid", []))}
+"""
+    log = ctx.cache.log_path(node.name)
+    env = {**APT_ENV, "SOURCE_DATE_EPOCH": str(ctx.epoch)}
+    stage = ctx.stage(node.name)
+    mounts = apt_mounts(ctx, stage)
+    result = engine.run(
+        image=stage,
+        script=hand_back(mounts) + script,
+        log=log,
+        env=env,
+        mounts=mounts,
+        network=True,
+    )
+    with kept_container(engine, result):
+        text = log.read_text(errors="replace")
+        if "was not found" in text or "Unable to locate package" in text:
+            msg = (
+                f"system: a pinned package version is gone from the mirror ({_missing(text)}). "
+                f"Run `sandbox lock --update system` to re-pin. Full log: {log}"
+            )
+            raise BuildError(msg)
+        require_success(result, what="system: apt-get install", log=log)
+        installed = text.split("@@installed", 1)[1].split("@@end", 1)[0]
+        got = dict(line.split("=", 1) for line in installed.split() if "=" in line)
+        verify_installed(got, packages, node=node.name)
+        layer = capture(ctx, engine, result.container, node)
+    return StepResult(layers=[layer], env={})
+
+
+# apt refuses, rather than waits, when another apt holds the shared cache's lock: steps of
+# concurrent builds take turns on this lock first (flock is in util-linux, which is Essential).
+APT_CACHE_LOCK = """exec 9>/var/cache/apt/archives/sandbox-builder.lock
+if command -v flock >/dev/null; then flock 9; fi"""
+
+
+def apt_mounts(ctx: StepContext, stage: str) -> list[Mount]:
+    """apt's downloaded packages and package lists, kept in the user-wide downloads folder so
+    a rebuild (of any project) fetches only what changed. Lists depend on the sources of the
+    image below, so they are kept per build environment; .deb files are named by package,
+    version and architecture, so all share them. Mounts never reach the layer, so nothing
+    needs cleaning."""
+    lists = f"apt/lists/{stage.removeprefix('sha256:')[:12]}"
+    return [
+        download_cache_mount(ctx.cache, "apt/archives", "/var/cache/apt/archives"),
+        download_cache_mount(ctx.cache, lists, "/var/lib/apt/lists"),
+    ]
+
+
+def user_and_workdir(inputs: Mapping[str, Any]) -> str:
+    """Shell making the image's user (unless the base has one of that name) and its workdir.
+
+    An empty `user` is the base's own User, which is left as it is; an empty `workdir` the
+    base's WorkingDir. A group of the user's name that the base has already is joined.
+    """
+    user, workdir = shlex.quote(inputs["user"]), shlex.quote(inputs["workdir"])
+    lines = []
+    if inputs["user"]:
+        uid = int(inputs["uid"])
+        home = f"--create-home --shell /bin/bash {user}"
+        lines += [
+            f"if ! getent passwd {user} >/dev/null; then",
+            f"  if getent group {user} >/dev/null; then useradd --uid {uid} --gid {user} {home}",
+            f"  else useradd --uid {uid} --user-group {home}; fi",
+            f"  chmod 1777 /home/{user}",  # any uid writes HOME (the module's docstring)
+            "fi",
+        ]
+    if inputs["workdir"]:
+        owner = f'"$(id -u {user}):$(id -g {user})"' if inputs["user"] else ""
+        lines += [
+            f"mkdir -p {workdir}",
+            f"chown {owner or shlex.quote(inputs['owner'])} {workdir}",
+        ]
+    return "\n".join(lines)
+
+
+def strip_setuid(allowed: list[str]) -> str:
+    """Shell clearing setuid/setgid on every file of the root filesystem but `allowed`."""
+    keep = "".join(f" ! -path {shlex.quote(_find_literal(path))}" for path in sorted(allowed))
+    return f"find / -xdev -type f -perm /6000{keep} -exec chmod ug-s {{}} +"
+
+
+def _find_literal(path: str) -> str:
+    """`path` as a find -path pattern matching only itself (glob characters escaped)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
+
+
+def _missing(log_text: str) -> str:
+    for line in log_text.splitlines():
+        if "was not found" in line or "Unable to locate" in line:
+            return line.strip().removeprefix("E: ")
+    return "see the log"

@@ -1,0 +1,227 @@
+"""Extracting a downloaded archive into a node's prefix, safely and deterministically.
+
+The archives come from the internet, so nothing in them may land outside `dest`: a member
+named with `..` or an absolute path, a symlink or hard link pointing out of the tree, or a
+file written through a symlink that leaves it, is refused with a BuildError. Only members
+under `root/` are extracted, with that folder stripped (a release's top folder, or the
+payload inside a wheel), so the tree starts where the runtime expects its prefix.
+
+Output depends on the archive's contents only: owners, mtimes and odd modes are dropped.
+Files are 0755 when the archive marks them executable by anyone and 0644 otherwise,
+folders 0755: readable by every user, because the image runs as an arbitrary UID, and free
+of setuid bits. Devices and FIFOs are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Literal, NoReturn
+
+from builder.core import space
+from builder.core.errors import BuildError
+
+FORMATS = ("tar.gz", "tgz", "tar.xz", "zip", "raw")
+_TAR_MODES: dict[str, Literal["r:gz", "r:xz"]] = {"tar.gz": "r:gz", "tgz": "r:gz", "tar.xz": "r:xz"}
+
+
+def unpack(archive: Path, dest: Path, *, fmt: str, root: str = "", target: str = "") -> None:
+    """Extract `archive` (one of FORMATS) into `dest`, keeping only what lies under `root`.
+
+    For `raw` (a single executable, not an archive) `target` names the file created in `dest`.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    if fmt == "raw":
+        if not target or "/" in target:
+            msg = f"a raw download needs a plain file name to be installed as, not {target!r}"
+            raise BuildError(msg)
+        _Writer(dest, archive).file(target, 0o755, archive.open("rb"))
+        return
+    writer = _Writer(dest, archive)
+    prefix = root.strip("/") + "/" if root.strip("/") else ""
+    try:
+        if fmt == "zip":
+            _unzip(archive, prefix, writer)
+        elif fmt in _TAR_MODES:
+            _untar(archive, _TAR_MODES[fmt], prefix, writer)
+        else:
+            msg = (
+                f"{archive}: unknown archive format {fmt!r} (expected one of {FORMATS}). "
+                "sandbox.lock may have been edited by hand: run `sandbox lock`."
+            )
+            raise BuildError(msg)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        if space.is_full(exc):
+            what = f"unpacking {archive.name}"
+            raise space.full_disk(dest, what=what, setting=space.TREE_SETTING) from None
+        msg = (
+            f"{archive}: cannot extract it into {dest} as {fmt} ({exc}). If the archive is "
+            "damaged, delete it and build again; else check the free space there."
+        )
+        raise BuildError(msg) from exc
+    if prefix and not writer.wrote:
+        msg = f"{archive}: the archive holds nothing under {root!r}; run `sandbox lock`."
+        raise BuildError(msg)
+
+
+def link_stays_inside(path: str, link_target: str) -> bool:
+    """Whether a symlink at relative `path` pointing to `link_target` stays in its tree."""
+    if link_target.startswith("/"):
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), link_target))
+    return resolved != ".." and not resolved.startswith("../")
+
+
+def _untar(archive: Path, mode: Literal["r:gz", "r:xz"], prefix: str, writer: _Writer) -> None:
+    with tarfile.open(archive, mode) as tar:
+        for member in tar:
+            name = writer.relative(member.name, prefix)
+            if name is None:
+                continue
+            if member.isdir():
+                writer.folder(name)
+            elif member.issym():
+                writer.symlink(name, member.linkname)
+            elif member.islnk():
+                source = writer.relative(member.linkname, prefix)
+                if source is None:
+                    writer.refuse(member.name, f"is a hard link to {member.linkname!r}")
+                writer.hardlink(name, source)
+            elif member.isreg():
+                data = tar.extractfile(member)
+                assert data is not None  # a regular member always has data
+                writer.file(name, member.mode, data)
+
+
+def _unzip(archive: Path, prefix: str, writer: _Writer) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            name = writer.relative(info.filename, prefix)
+            if name is None:
+                continue
+            mode = info.external_attr >> 16  # the Unix st_mode, 0 when made on Windows
+            if info.is_dir() or stat.S_ISDIR(mode):
+                writer.folder(name)
+            elif stat.S_ISLNK(mode):
+                writer.symlink(name, zf.read(info).decode())
+            elif stat.S_IFMT(mode) in (0, stat.S_IFREG):
+                writer.file(name, mode, zf.open(info))
+
+
+class _Writer:
+    """Creates entries under `dest`, refusing any that would leave it."""
+
+    def __init__(self, dest: Path, archive: Path) -> None:
+        self.dest = dest
+        self.real_dest = Path(os.path.realpath(dest))
+        self.archive = archive
+        self.wrote = False
+        # Folders found to be real folders inside dest, reached through no symlink (node's
+        # wheel: 5,800 members in ~1,000 folders), so not resolved again for every member.
+        self._checked: set[str] = set()
+
+    def relative(self, name: str, prefix: str) -> str | None:
+        """`name` below `prefix` with the prefix stripped, None when outside it or the root."""
+        clean = name
+        while clean.startswith("./"):
+            clean = clean[2:]
+        parts = clean.rstrip("/").split("/")
+        if clean.startswith("/") or ".." in parts:
+            self.refuse(name, "leaves the archive")
+        clean = "/".join(p for p in parts if p not in ("", "."))
+        if not prefix:
+            return clean or None
+        if not (clean + "/").startswith(prefix) or clean + "/" == prefix:
+            return None
+        return clean[len(prefix) :]
+
+    def refuse(self, name: str, problem: str) -> NoReturn:
+        msg = (
+            f"{self.archive}: refusing member {name!r}: it {problem} (a path outside "
+            f"{self.dest} is never written). The archive is broken or malicious; check its source."
+        )
+        raise BuildError(msg)
+
+    def folder(self, name: str) -> None:
+        path = self._place(name)
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            path.unlink()
+        path.mkdir(mode=0o755, exist_ok=True)
+        path.chmod(0o755)
+        self.wrote = True
+
+    def file(self, name: str, mode: int, data: IO[bytes]) -> None:
+        path = self._place(name)
+        self._clear(path)
+        with data, path.open("xb") as out:
+            shutil.copyfileobj(data, out, 1 << 20)
+        path.chmod(0o755 if mode & 0o111 else 0o644)
+        self.wrote = True
+
+    def symlink(self, name: str, link_target: str) -> None:
+        if not link_stays_inside(name, link_target):
+            self.refuse(name, f"is a symlink to {link_target!r}, outside the tree")
+        path = self._place(name)
+        self._clear(path)
+        path.symlink_to(link_target)
+        self._forget(path)
+        self.wrote = True
+
+    def hardlink(self, name: str, source: str) -> None:
+        origin = self._place(source)
+        if not origin.is_file() or origin.is_symlink():
+            self.refuse(name, f"is a hard link to {source!r}, which is not an extracted file")
+        path = self._place(name)
+        self._clear(path)
+        path.hardlink_to(origin)
+        self.wrote = True
+
+    def _place(self, name: str) -> Path:
+        """dest/name, after checking its folder (with symlinks resolved) is inside dest."""
+        path = self.dest / name
+        if str(path.parent) in self._checked:
+            return path
+        parent = Path(os.path.realpath(path.parent))
+        if parent != self.real_dest and not parent.is_relative_to(self.real_dest):
+            self.refuse(name, "would be written through a symlink that leaves the tree")
+        missing = []
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for folder in reversed(missing):  # 0755 whatever the umask: any UID must read it
+            folder.mkdir()
+            folder.chmod(0o755)
+        resolved = Path(os.path.realpath(path.parent))
+        if resolved.relative_to(self.real_dest) == path.parent.relative_to(self.dest):
+            # No symlink on the way: only a later symlink or removal at this folder or one
+            # above it can change where it leads, and those forget it (`_forget`).
+            self._checked.add(str(path.parent))
+        return path
+
+    def _forget(self, path: Path) -> None:
+        """Check `path` and everything below it again when next written to."""
+        top = str(path)
+        self._checked = {f for f in self._checked if f != top and not f.startswith(top + "/")}
+
+    def _clear(self, path: Path) -> None:
+        """Later members replace earlier ones, as tar does; never write through a symlink."""
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+            self._forget(path)
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Every path under `root`, sorted, without following symlinks."""
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        base = Path(folder)
+        for name in sorted([*dirs, *files]):
+            yield base / name

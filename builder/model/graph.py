@@ -1,0 +1,125 @@
+"""The layer graph (DESIGN.md §3): which nodes a spec has and what each one needs.
+
+The only module importing networkx. Edges are real needs (a runtime needs the system layer,
+npm tools need node), so independent nodes can build in parallel and a change to one never
+rebuilds another. `stack_order` is the fixed order layers take in the final image: the ones
+that change least first, so a bump leaves every layer beneath it byte-identical.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import networkx as nx
+
+from builder.model.lockfile import stack_key
+from builder.model.spec import Spec
+
+
+class NodeKind(enum.StrEnum):
+    """A node's kind: its recipe, its key's recipe version, where it sits in the stack."""
+
+    BASE = "base"
+    SYSTEM = "system"
+    RUNTIME = "runtime"
+    TOOLS = "tools"
+    DEPS = "deps"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    name: str
+    kind: NodeKind
+
+    @property
+    def prefix(self) -> str | None:
+        """The only folder this node may write to; None for base and system (they own `/`)."""
+        if self.kind in (NodeKind.BASE, NodeKind.SYSTEM):
+            return None
+        return "/opt/sandbox/" + self.name.replace(".", "/") + "/"
+
+
+class LayerGraph:
+    """A DAG of `Node`s keyed by name."""
+
+    def __init__(self) -> None:
+        self._g: nx.DiGraph = nx.DiGraph()
+
+    def add(self, node: Node, needs: list[str]) -> None:
+        self._g.add_node(node.name, node=node)
+        for parent in needs:
+            self._g.add_edge(parent, node.name)
+
+    def node(self, name: str) -> Node:
+        node: Node = self._g.nodes[name]["node"]
+        return node
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._g
+
+    def names(self) -> list[str]:
+        """Every node, parents before children, ties broken by stack order then name."""
+        return list(nx.lexicographical_topological_sort(self._g, key=self._rank))
+
+    def parents(self, name: str) -> list[str]:
+        return sorted(self._g.predecessors(name), key=self._rank)
+
+    def ancestors(self, name: str) -> list[str]:
+        """Every node below `name`, in stack order: the layers its build container holds."""
+        return sorted(nx.ancestors(self._g, name), key=self._rank)
+
+    def stack_order(self) -> list[str]:
+        return sorted(self._g.nodes, key=self._rank)
+
+    def edges(self) -> list[tuple[str, str]]:
+        return sorted(self._g.edges, key=lambda e: (self._rank(e[1]), self._rank(e[0])))
+
+    def _rank(self, name: str) -> str:
+        rank, _ = stack_key(self.node(name).kind.value, name)
+        return f"{rank}:{name}"
+
+
+def build_graph(spec: Spec) -> LayerGraph:
+    """The layer graph a spec declares."""
+    graph = LayerGraph()
+    graph.add(Node(name="base", kind=NodeKind.BASE), [])
+    graph.add(Node(name="system", kind=NodeKind.SYSTEM), ["base"])
+    layered = {r.name for r in spec.runtimes if r.provider != "apt"}
+    for runtime in sorted(layered):
+        graph.add(Node(name=f"runtime.{runtime}", kind=NodeKind.RUNTIME), ["system"])
+
+    def runtime_or_system(runtime: str) -> list[str]:
+        return [f"runtime.{runtime}"] if runtime in layered else ["system"]
+
+    if spec.tools.pip:
+        graph.add(Node(name="tools.pip", kind=NodeKind.TOOLS), runtime_or_system("python"))
+    if spec.tools.npm:
+        graph.add(Node(name="tools.npm", kind=NodeKind.TOOLS), runtime_or_system("node"))
+    for tool in spec.tools.bin:
+        graph.add(Node(name=f"tools.bin.{tool.name}", kind=NodeKind.TOOLS), ["system"])
+    for dep in spec.deps:
+        runtime = "node" if dep.manager in ("pnpm", "npm") else "python"
+        graph.add(Node(name=f"deps.{dep.name}", kind=NodeKind.DEPS), runtime_or_system(runtime))
+    return graph
+
+
+def render(graph: LayerGraph, fmt: str) -> str:
+    """The graph as `text` (an indented list), `dot` (Graphviz) or `mermaid`."""
+    if fmt == "dot":
+        lines = ["digraph sandbox {", "  rankdir=BT;"]
+        lines += [f'  "{n}";' for n in graph.names()]
+        lines += [f'  "{child}" -> "{parent}";' for parent, child in graph.edges()]
+        return "\n".join([*lines, "}"]) + "\n"
+    if fmt == "mermaid":
+        ids = {name: name.replace(".", "_") for name in graph.names()}
+        lines = ["graph BT"]
+        lines += [f'  {ids[n]}["{n}"]' for n in graph.names()]
+        lines += [f"  {ids[child]} --> {ids[parent]}" for parent, child in graph.edges()]
+        return "\n".join(lines) + "\n"
+    lines = []
+    for name in graph.names():
+        parents = graph.parents(name)
+        needs = f"  <- {', '.join(parents)}" if parents else ""
+        lines.append(f"{name}{needs}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,404 @@
+"""Apply the overlay to a running Risoluto and confirm it took (DESIGN.md §7).
+
+The API, as the real server implements it: `PUT /api/v1/config/overlay` with the overlay
+itself as a JSON object deep-merges it into the stored overlay (objects merge, lists and
+scalars replace), so the operator's other settings, under `codex` or elsewhere, stay. The
+server then re-derives its effective config (`GET /api/v1/config`: its workflow config with
+the overlay merged on top); reading that back, rather than the overlay echo, proves the
+server accepted the result, since one that rejects a config keeps the last good one.
+
+Writes are accepted from loopback only, unless the server has a write token: then every
+write (and every read from off the host) needs `Authorization: Bearer <token>`. The token
+comes from RISOLUTO_WRITE_TOKEN; it is sent "unredirected" and never shown, not even when
+the server quotes it back. A loopback URL bypasses any HTTP proxy: through one, the server
+would see the proxy, not a loopback client, and refuse the write.
+
+The server redacts values that look secret in the effective config (a mount such as
+`/srv/token:/home/agent/token:ro` reads back as `/srv/token:[REDACTED]`; the overlay echoes
+are not redacted), so a read-back string holding `[REDACTED]` confirms the value when the
+parts shown match what was sent.
+
+A PUT never removes a key, so an apply first DELETEs (`/api/v1/config/overlay/<dotted.key>`)
+the keys an earlier apply set that this overlay no longer holds (builder/applied.py keeps
+that record): each only while it still holds the value that apply sent, so a key someone
+else has changed since stays, and is reported. Every value is type-checked (overlay.py)
+before anything is sent.
+
+Unreachable servers and HTTP 5xx are retried three times in all, after 0.5 s and 1 s; any
+other refusal fails at once, because waiting will not fix it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from builder.core import limits
+from builder.core.errors import OverlayError
+from builder.core.keys import canonical_bytes
+from builder.orchestrator.overlay import check_types, leaves
+
+TOKEN_ENV = "RISOLUTO_WRITE_TOKEN"
+OVERLAY_API = "/api/v1/config/overlay"
+CONFIG_API = "/api/v1/config"
+ATTEMPTS = 3
+BACKOFF = (0.5, 1.0)  # seconds to wait before the second and the third attempt
+TIMEOUT = 10.0  # seconds at most (SANDBOX_NET_TIMEOUT may make it less): usually on this host
+USER_AGENT = "sandbox-builder/0.1 (+urllib)"
+EXAMPLE_URL = "http://127.0.0.1:4000"
+REDACTED = "[REDACTED"  # the server's "[REDACTED]" and "[REDACTED_OBJECT]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyResult:
+    """What a successful apply did: where, whether anything changed, what was confirmed."""
+
+    url: str
+    updated: bool  # False: the server already had every value (re-applying is harmless)
+    confirmed: tuple[str, ...]  # dotted keys read back from the effective config
+    image: str | None
+    removed: tuple[str, ...] = ()  # dotted keys an earlier apply set, now DELETEd
+    left: tuple[str, ...] = ()  # keys to remove that someone else changed since: kept
+
+    def to_json(self) -> dict[str, Any]:
+        """The `applied` object of `build --json`."""
+        return {"url": self.url, "ok": True, "removed": list(self.removed), "left": list(self.left)}
+
+
+class _Transient(Exception):
+    """A failure another attempt may not meet (no connection, or the server's fault)."""
+
+    def __init__(self, reason: str, *, answered: bool) -> None:
+        super().__init__(reason)
+        self.answered = answered  # True: the server is up but failed (HTTP 5xx)
+
+
+def check_url(url: str) -> str:
+    """Risoluto's base URL, normalized; an OverlayError for anything but http(s)://host[:port].
+
+    The full endpoint pasted by mistake (`.../api/v1/config/overlay`) is accepted too.
+    """
+    shown = url.strip()
+    parts = urlsplit(shown)
+    if "@" in parts.netloc:  # never echo what may be a password
+        msg = f"no credentials in Risoluto's URL, please: put the write token in {TOKEN_ENV}"
+        raise OverlayError(msg)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        msg = (
+            f"{shown!r} is not an http:// or https:// URL of a host. Pass Risoluto's address, "
+            f"e.g. {EXAMPLE_URL}"
+        )
+        raise OverlayError(msg)
+    try:
+        _ = parts.port  # urlsplit checks the port only when asked
+    except ValueError as exc:
+        msg = f"{shown}: the port is not a number from 0 to 65535. Pass e.g. {EXAMPLE_URL}"
+        raise OverlayError(msg) from exc
+    if parts.query or parts.fragment:
+        msg = f"{shown}: pass Risoluto's base address without ?query or #fragment"
+        raise OverlayError(msg)
+    path = parts.path.rstrip("/").removesuffix(OVERLAY_API)
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def read_overlay(path: Path) -> dict[str, Any]:
+    """The overlay a build wrote at `path`."""
+    try:
+        overlay = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        msg = f"{path}: no overlay yet. Run `sandbox build` first"
+        raise OverlayError(msg) from exc
+    except (OSError, ValueError) as exc:
+        msg = f"{path} cannot be read as JSON ({exc}). Run `sandbox build` again to rewrite it"
+        raise OverlayError(msg) from exc
+    if not isinstance(overlay, dict) or not _settings(overlay):
+        msg = f"{path} has no codex.sandbox settings. Run `sandbox build` again to rewrite it"
+        raise OverlayError(msg)
+    return overlay
+
+
+def apply_overlay(
+    overlay: dict[str, Any],
+    url: str,
+    *,
+    token: str | None,
+    source: str = "the overlay",
+    remove: Mapping[str, Any] | None = None,
+    stored: Callable[[], None] | None = None,
+) -> ApplyResult:
+    """DELETE the keys of `remove` (dotted key -> the value an earlier apply set there) that
+    still hold that value, PUT `overlay` to Risoluto at `url`, call `stored()` once the PUT
+    is in, then read the effective config back to confirm it.
+
+    Every value sent under `codex.sandbox` must read back as sent; otherwise an OverlayError
+    names the keys that differ. `source` names the overlay in errors.
+    """
+    base = check_url(url)
+    settings = _settings(overlay)
+    if not settings:
+        msg = "the overlay has no codex.sandbox settings to apply. Run `sandbox build` again"
+        raise OverlayError(msg)
+    check_types(overlay, source)
+    token = _check_token(token)
+    removed, left = _remove(base, remove or {}, token)
+    body = json.dumps(overlay).encode()
+    reply = _call("PUT", base, OVERLAY_API, token=token, body=body)
+    if not isinstance(reply, dict) or not isinstance(reply.get("overlay"), dict):
+        raise OverlayError(_unexpected(base, "PUT", OVERLAY_API, reply))
+    if stored is not None:
+        stored()
+    effective = _call("GET", base, CONFIG_API, token=token, body=None)
+    if not isinstance(effective, dict):
+        raise OverlayError(_unexpected(base, "GET", CONFIG_API, effective))
+    confirmed = _confirm(overlay, effective, base)
+    image = settings.get("image")
+    return ApplyResult(
+        url=base,
+        updated=bool(reply.get("updated", True)) or bool(removed),
+        confirmed=confirmed,
+        image=image if isinstance(image, str) else None,
+        removed=removed,
+        left=left,
+    )
+
+
+def _remove(
+    base: str, remove: Mapping[str, Any], token: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """DELETE each key still holding what we set; (removed, left to whoever changed it)."""
+    if not remove:
+        return (), ()
+    reply = _call("GET", base, OVERLAY_API, token=token, body=None)
+    stored = reply.get("overlay") if isinstance(reply, dict) else None
+    if not isinstance(stored, dict):
+        raise OverlayError(_unexpected(base, "GET", OVERLAY_API, reply))
+    removed, left = [], []
+    for key, ours in sorted(remove.items()):
+        now = _lookup(stored, tuple(key.split(".")))
+        if now is _MISSING:
+            continue  # someone removed it already
+        if canonical_bytes(now) != canonical_bytes(ours):
+            left.append(key)
+            continue
+        _call("DELETE", base, f"{OVERLAY_API}/{quote(key, safe='.')}", token=token, body=None)
+        removed.append(key)
+    return tuple(removed), tuple(left)
+
+
+def _settings(overlay: dict[str, Any]) -> dict[str, Any]:
+    codex = overlay.get("codex")
+    sandbox = codex.get("sandbox") if isinstance(codex, dict) else None
+    return sandbox if isinstance(sandbox, dict) else {}
+
+
+def _check_token(token: str | None) -> str | None:
+    token = (token or "").strip()
+    if token and not all(" " < c <= "~" for c in token):
+        # http.client would put the header value, so the token, in its exception
+        msg = (
+            f"{TOKEN_ENV} holds a character an HTTP header cannot carry (a space, a newline "
+            "or a non-ASCII character). Set it to the token exactly as Risoluto has it"
+        )
+        raise OverlayError(msg)
+    return token or None
+
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+
+def _call(method: str, base: str, api: str, *, token: str | None, body: bytes | None) -> Any:
+    """One API call with the retry policy; returns the reply's JSON."""
+    last = _Transient("not tried", answered=False)
+    for wait in (*BACKOFF[: ATTEMPTS - 1], None):
+        try:
+            return _once(method, base, api, token=token, body=body)
+        except _Transient as exc:
+            last = exc
+        if wait is not None:
+            time.sleep(wait)
+    if last.answered:
+        msg = (
+            f"Risoluto at {base} failed {method} {api} {ATTEMPTS} times (last: {last}). "
+            "Check its log, then run the command again"
+        )
+    else:
+        msg = (
+            f"cannot {method} {base}{api} after {ATTEMPTS} attempts ({last}). Is Risoluto "
+            f"running at {base}? Start it, or pass its address (e.g. {EXAMPLE_URL})"
+        )
+    raise OverlayError(msg)
+
+
+def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | None) -> Any:
+    request = urllib.request.Request(
+        base + api,
+        data=body,
+        method=method,
+        headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+    )
+    if body is not None:
+        # without it the server parses no body and refuses the PUT (400 invalid_overlay_payload)
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
+    try:
+        with _opener(base).open(request, timeout=min(TIMEOUT, limits.net_timeout())) as response:
+            raw: bytes = response.read()
+            if method == "DELETE" and response.status == 204:
+                return None
+    except urllib.error.HTTPError as exc:
+        with exc:
+            raw_error = _read_quietly(exc)
+            detail = _server_message(raw_error, token)
+        if method == "DELETE" and exc.code == 404 and b"overlay_path_not_found" in raw_error:
+            return None  # gone between our read and the delete: what we wanted
+        if exc.code >= 500:
+            status = f"HTTP {exc.code}: {detail}"
+            raise _Transient(status, answered=True) from exc
+        raise OverlayError(_refused(exc.code, detail, base, method, api, token)) from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            msg = (
+                f"TLS with {base} failed ({exc.reason}). Check its certificate, or point "
+                "SSL_CERT_FILE at the CA bundle that signed it"
+            )
+            raise OverlayError(msg) from exc
+        raise _Transient(str(exc.reason), answered=False) from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Transient(str(exc) or type(exc).__name__, answered=False) from exc
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        shown = _server_message(raw, token)
+        msg = (
+            f"{base} answered {method} {api} with something that is not JSON ({shown!r}). "
+            f"Is {base} Risoluto's address, not another service or a proxy's page?"
+        )
+        raise OverlayError(msg) from exc
+
+
+def _opener(base: str) -> urllib.request.OpenerDirector:
+    host = urlsplit(base).hostname or ""
+    if host == "localhost" or host == "::1" or host.startswith("127."):
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()
+
+
+def _read_quietly(exc: urllib.error.HTTPError) -> bytes:
+    try:
+        data: bytes = exc.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+    return data
+
+
+def _refused(code: int, detail: str, base: str, method: str, api: str, token: str | None) -> str:
+    where = f"Risoluto at {base} refused {method} {api} (HTTP {code}: {detail})"
+    if code == 401:
+        held = f"the token in {TOKEN_ENV} is wrong" if token else f"{TOKEN_ENV} is not set"
+        return (
+            f"{where}: token missing or wrong: set {TOKEN_ENV} to the write token Risoluto "
+            f"was started with ({held})"
+        )
+    if code == 403:
+        return (
+            f"{where}: it accepts writes from its own host only, unless it has a write token. "
+            f"Run this on that host with a loopback URL, or start Risoluto with {TOKEN_ENV} and "
+            f"set the same value here (token missing or wrong: set {TOKEN_ENV})"
+        )
+    if code in (404, 405):
+        return f"{where}. Is {base} Risoluto's address, and is it a version with the config API?"
+    if code == 400:
+        return (
+            f"{where}: it rejected the overlay. Check it with `sandbox overlay show`; "
+            "`sandbox build` rewrites it"
+        )
+    return f"{where}. Check Risoluto's log"
+
+
+def _server_message(raw: bytes, token: str | None) -> str:
+    """The server's `{"error": {"code", "message"}}` as one short line, or its text trimmed."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        error = json.loads(text).get("error")
+        text = f"{error['message']} ({error['code']})" if "code" in error else error["message"]
+    except (ValueError, AttributeError, TypeError, KeyError):
+        text = re.sub(r"<[^>]*>", " ", text)  # a web page: its words are enough
+    text = " ".join(text.split()) or "no message"
+    return _scrub(text if len(text) <= 200 else text[:199] + "…", token)
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def _unexpected(base: str, method: str, api: str, reply: Any) -> str:
+    shown = json.dumps(reply)[:120]
+    return (
+        f"{base} answered {method} {api} with JSON of an unexpected shape ({shown}). "
+        "Is it Risoluto, and a version with the config overlay API?"
+    )
+
+
+# -- read-back ---------------------------------------------------------------------------------
+
+
+def _confirm(overlay: dict[str, Any], effective: dict[str, Any], base: str) -> tuple[str, ...]:
+    confirmed, differ = [], []
+    for path, sent in leaves(overlay):
+        got = _lookup(effective, path)
+        name = ".".join(path)
+        if got is not _MISSING and _consistent(sent, got):
+            confirmed.append(name)
+        else:
+            shown = "nothing" if got is _MISSING else _short(got)
+            differ.append(f"{name} (sent {_short(sent)}, it has {shown})")
+    if differ:
+        msg = (
+            f"Risoluto at {base} took the overlay but its effective config ({CONFIG_API}) "
+            f"differs at {'; '.join(differ)}. Another writer may have changed it, or Risoluto "
+            "rejected the new config and kept the last good one (see its log). Fix that, then "
+            f"run `sandbox overlay apply {base}` again"
+        )
+        raise OverlayError(msg)
+    return tuple(confirmed)
+
+
+_MISSING = object()
+
+
+def _lookup(config: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(config, dict) or key not in config:
+            return _MISSING
+        config = config[key]
+    return config
+
+
+def _consistent(sent: Any, got: Any) -> bool:
+    """`got` reads back as `sent`, allowing the parts the server redacts."""
+    if canonical_bytes(sent) == canonical_bytes(got):
+        return True
+    if isinstance(got, str) and got.startswith(REDACTED) and got.endswith("]"):
+        return True  # the whole value hidden
+    if isinstance(sent, str) and isinstance(got, str) and "[REDACTED]" in got:
+        shown = (re.escape(part) for part in got.split("[REDACTED]"))
+        return re.fullmatch(".+?".join(shown), sent, re.DOTALL) is not None
+    if isinstance(sent, list) and isinstance(got, list) and len(sent) == len(got):
+        return all(_consistent(s, g) for s, g in zip(sent, got, strict=True))
+    return False
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:79] + "…"

@@ -1,0 +1,104 @@
+"""The import contract: `builder/` is a stack of stage packages, and imports only go down it.
+
+PIPELINE lists the packages bottom first. A module may import its own package and any package
+listed before it, never one after: `lock` may use `model` and `engine`, `build` may use
+`lock`'s resolvers, but nothing below `cli` knows the CLI exists. Every import counts:
+module-level, inside functions (the lazy imports of the no-op path) and under TYPE_CHECKING.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import builder
+
+ROOT = Path(builder.__file__).parent
+
+PIPELINE = [
+    "core",  # the shared base: errors, atomic writes, keys, layout, limits, progress ...
+    "store",  # the content-addressed cache: layers, node entries, registry blobs
+    "net",  # HTTP from the host: downloads, the registry client
+    "engine",  # where steps run: the engine interface, endpoint, a step in a container
+    "model",  # sandbox.toml and sandbox.lock: the spec, the layer graph, the lock model
+    "lock",  # `sandbox lock`: resolvers, runtimes, outdated
+    "image",  # images from layers: assemble, load, export, the no-op replay
+    "build",  # plan, execute, recipes, the stages lock is handed
+    "publish",  # the registry: the image, the team cache, the OCI index
+    "orchestrator",  # the overlay and applying it to Risoluto
+    "check",  # `sandbox check`
+    "sbom",  # `sandbox sbom`
+    "actions",  # what each command does, typer-free
+    "cli",  # the `sandbox` command
+]
+RANK = {name: rank for rank, name in enumerate(PIPELINE)}
+
+
+def _package_of(module: str) -> str | None:
+    """`builder.lock.resolve.apt` -> `lock`; the root package (`builder`) -> None (a base)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in RANK else None
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) of every `builder...` import in the file, whatever its position."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "builder":
+                for alias in node.names:
+                    yield node.lineno, f"builder.{alias.name}"
+            elif node.module.startswith("builder."):
+                yield node.lineno, node.module
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("builder."):
+                    yield node.lineno, alias.name
+
+
+MODULES = sorted(ROOT.rglob("*.py"))
+
+
+def test_every_module_lives_in_a_stage_package() -> None:
+    """`ls builder/` is the pipeline: no module beside the packages but the entry points."""
+    loose = sorted(
+        p.name for p in ROOT.glob("*.py") if p.name not in ("__init__.py", "__main__.py")
+    )
+    packages = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").exists())
+    assert loose == []
+    assert packages == sorted(PIPELINE)
+
+
+@pytest.mark.parametrize("name", PIPELINE)
+def test_every_package_says_what_it_takes_and_gives(name: str) -> None:
+    doc = ast.get_docstring(ast.parse((ROOT / name / "__init__.py").read_text()))
+    assert doc, f"builder/{name}/__init__.py has no docstring"
+
+
+def test_imports_go_down_the_pipeline() -> None:
+    climbs = []
+    for path in MODULES:
+        source = _package_of(_module_name(path))
+        if source is None:  # builder/__init__.py, builder/__main__.py: the top
+            continue
+        for line, module in _imports(path):
+            target = _package_of(module)
+            if target is not None and RANK[target] > RANK[source]:
+                where = path.relative_to(ROOT.parent)
+                climbs.append(f"{where}:{line}: {source} imports {module} ({target} is above)")
+    assert climbs == [], "imports that climb the pipeline:\n" + "\n".join(climbs)
+
+
+def test_the_contract_sees_a_climb(tmp_path: Path) -> None:
+    """The checker itself: an upward import in a module is found."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from builder.cli.app import app\n")
+    assert list(_imports(bad)) == [(2, "builder.cli.app")]
+    assert RANK["cli"] > RANK["core"]
