@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from builder.cli import app as cli
+from builder.cli import options as cli_options
 from builder.core.errors import ResolutionError
 from builder.core.platforms import host_platform
 from builder.lock.locking import _check_apt_runtimes, _npm_path_of, upstream_version
@@ -143,7 +143,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
         return 0
 
     engine = FakeEngine(root=tmp_path / "engine", step=step)
-    monkeypatch.setattr(cli, "EngineFactory", lambda: lambda: engine)
+    monkeypatch.setattr(cli_options, "EngineFactory", lambda: lambda: engine)
     spec = tmp_path / "project" / "sandbox.toml"
     spec.parent.mkdir()
     spec.write_text('[image]\nname = "acme/sandbox"\n[base]\nimage = "127.0.0.1:5000/debian:12"\n')

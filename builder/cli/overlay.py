@@ -1,0 +1,89 @@
+"""`sandbox overlay show` and `overlay apply`: the orchestrator overlay of the last build."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from builder.actions.buildrun import applied_line as _applied_line
+from builder.actions.buildrun import apply_overlay as _apply_overlay
+from builder.actions.buildrun import apply_plans as _apply_plans
+from builder.cli.options import options
+from builder.core.errors import LockError
+from builder.core.layout import OVERLAY_FILE, default_cache_dir
+from builder.orchestrator.risoluto import EXAMPLE_URL
+
+if TYPE_CHECKING:
+    pass
+
+
+def show(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="One object: the overlay, the keys it sets, what it removes."),
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", metavar="URL", help="What applying to URL removes [default: every URL]."
+        ),
+    ] = None,
+) -> None:
+    """Print the overlay the last build wrote; on stderr, what applying it sets and removes
+    on each Risoluto an earlier apply recorded."""
+    cache_root = options.cache_dir or default_cache_dir(options.spec_file)
+    path = cache_root / OVERLAY_FILE
+    if not path.exists():
+        msg = f"{path}: no overlay yet. Run `sandbox build` first"
+        raise LockError(msg)
+    plans = _apply_plans(path, cache_root, url)
+    if as_json:
+        from builder.orchestrator.overlay import leaves
+        from builder.orchestrator.risoluto import read_overlay
+
+        overlay = read_overlay(path)
+        keys = sorted(".".join(p) for p, _ in leaves(overlay))
+        remove = {plan.url: sorted(plan.remove) for plan in plans}
+        typer.echo(
+            json.dumps({"path": str(path), "overlay": overlay, "set": keys, "remove": remove})
+        )
+        return
+    typer.echo(path.read_text(), nl=False)
+    for plan in plans:
+        for line in plan.lines():
+            typer.echo(line, err=True)
+    if not plans:
+        typer.echo("no apply recorded yet: the first apply removes nothing", err=True)
+
+
+def apply(
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help=f"Risoluto's address, e.g. {EXAMPLE_URL}.")
+    ],
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what it would set and remove; send nothing."),
+    ] = False,
+) -> None:
+    """PUT the last build's overlay to Risoluto at URL and read it back to confirm.
+
+    Keys an earlier apply to URL set and this overlay no longer holds are DELETEd first;
+    Risoluto's other settings stay. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write
+    token.
+    """
+    cache_root = options.cache_dir or default_cache_dir(options.spec_file)
+    path = cache_root / OVERLAY_FILE
+    if dry_run:
+        from builder.orchestrator.overlay import check_types
+        from builder.orchestrator.risoluto import read_overlay
+
+        check_types(read_overlay(path), str(path))
+        [plan] = _apply_plans(path, cache_root, url)
+        for line in plan.lines(would=True):
+            typer.echo(line)
+        return
+    typer.echo(
+        _applied_line(path, _apply_overlay(path, url, after_build=False, cache_root=cache_root))
+    )
