@@ -18,7 +18,6 @@ written.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from builder.engine.emulation import require_emulation
 from builder.engine.step import StepContext
 from builder.lock import bins, runtimes
 from builder.lock.resolve.apt import (
-    APT_RUNTIMES,
     ForeignArch,
     resolve_logs,
     resolve_system,
@@ -44,15 +42,23 @@ from builder.lock.resolve.base import resolve_base
 from builder.lock.resolve.deps import lock_dep
 from builder.lock.resolve.image import BaseFacts, describe_image
 from builder.lock.resolve.tools import resolve_npm_tools, resolve_pip_closures, resolve_pip_tools
+from builder.lock.rules import (
+    answers,
+    base_request,
+    base_upgrades,
+    check_apt_runtimes,
+    describe_base,
+    foreign_arch,
+    npm_path_of,
+    runtime_version,
+    upstream_version,
+)
 from builder.lock.stager import Stager
 from builder.model.graph import LayerGraph, build_graph
 from builder.model.inherit import choose_user
 from builder.model.lockfile import Lock, NodeLock
 from builder.model.spec import Spec
 from builder.store.cache import Cache
-
-# The program a runtime's tools run, as the base's PATH has it (resolve/image.py).
-RUNTIME_PROGRAMS = {"python": "python3", "node": "node"}
 
 
 def lock_project(
@@ -157,10 +163,10 @@ class _Locker:
 
     def _lock_base(self) -> Mapping[str, Any]:
         old_base = self.previous.get("base")
-        request = _base_request(self.spec)
-        if old_base and _same(old_base.inputs, request) and not self.wanted("base", []):
+        request = base_request(self.spec)
+        if old_base and answers(old_base.inputs, request) and not self.wanted("base", []):
             if "bootstrap" in old_base.inputs or "config" in old_base.inputs:
-                self.progress.say(f"  kept      base ({_describe_base(old_base.inputs)})")
+                self.progress.say(f"  kept      base ({describe_base(old_base.inputs)})")
                 return old_base.inputs
             # Locked before lock recorded what an image base has: keep its pin, read the rest.
             pinned = {k: old_base.inputs[k] for k in ("image", "pinned", "epoch")}
@@ -193,7 +199,7 @@ class _Locker:
         return self._resolved({**pinned, **described})
 
     def _resolved(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        self.progress.say(f"  resolved  base ({_describe_base(inputs)})")
+        self.progress.say(f"  resolved  base ({describe_base(inputs)})")
         return inputs
 
     def _lock_system(self) -> Mapping[str, Any]:
@@ -217,12 +223,12 @@ class _Locker:
         old_names = [p["name"] for p in old.inputs["packages"]] if old else []
         # `--update NAME` of a package the base installed (a security fix, say): the system
         # layer upgrades it, so the base's pins stay as debootstrap resolved them.
-        upgrades = _base_upgrades(self.nodes["base"], self.update, request)
+        upgrades = base_upgrades(self.nodes["base"], self.update, request)
         same_request = (
             old is not None
             and old_base is not None
             and self.nodes["base"].key == old_base.key
-            and _same(old.inputs, request_inputs)
+            and answers(old.inputs, request_inputs)
         )
         if old and same_request and not self.wanted("system", old_names + upgrades):
             self.progress.say(f"  kept      system ({len(old_names)} packages)")
@@ -248,7 +254,7 @@ class _Locker:
                     log_dir=logs,
                     foreign=foreign,
                 )
-        _check_apt_runtimes(spec, packages, base=BaseFacts.of(base).packages)
+        check_apt_runtimes(spec, packages, base=BaseFacts.of(base).packages)
         self.progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
         return {**request_inputs, **setuid, "packages": packages}
 
@@ -360,7 +366,7 @@ class _Locker:
             if not self.update or "tools.npm" in self.update:
                 previous = None
             else:
-                previous = [p for p in previous if not _npm_path_of(p["path"], self.update)]
+                previous = [p for p in previous if not npm_path_of(p["path"], self.update)]
         self.progress.say(f"  resolving tools.npm ({', '.join(specs)}) ...")
         # npm's package-lock names every platform's optional packages: the host's npm of the
         # same node version resolves the target's closure as it is.
@@ -419,16 +425,7 @@ class _Locker:
         """What apt resolves for when this platform is not the host's."""
         if self.host is None:
             return None
-        base = self.nodes["base"].inputs
-        if "packages" not in base:
-            msg = (
-                f"{self.spec.path}: [image].platforms: {self.platform} is not this machine's "
-                f"platform ({host_platform()}), and its base was locked before the lock read "
-                "an image base's packages, which its system packages are resolved against. "
-                "Run `sandbox lock --update base`"
-            )
-            raise ResolutionError(msg)
-        return ForeignArch(arch=self.platform.split("/")[1], installed=base["packages"])
+        return foreign_arch(self.spec, self.platform, self.nodes["base"].inputs)
 
     def _same_as_host(self, runtime: str, version: str) -> None:
         """The host's `runtime` resolves for the target only when it is the same version."""
@@ -443,25 +440,7 @@ class _Locker:
             raise ResolutionError(msg)
 
     def _runtime_version(self, runtime: str) -> str:
-        """The version of `runtime` the image gets: its layer's, or Debian's package's."""
-        layered = self.nodes.get(f"runtime.{runtime}")
-        if layered is not None:
-            return str(layered.inputs["version"])
-        package = APT_RUNTIMES[runtime][0]
-        for pin in self.nodes["system"].inputs["packages"]:
-            if pin["name"] == package:
-                return str(pin["version"])
-        base = BaseFacts.of(self.nodes["base"].inputs)
-        if package in base.packages:
-            return base.packages[package]
-        program = base.programs.get(RUNTIME_PROGRAMS[runtime])
-        if program is not None:
-            return str(program["version"])
-        msg = (
-            f"{self.spec.path}: no {runtime} in the image: neither the base nor the system "
-            f"layer has {RUNTIME_PROGRAMS[runtime]}. Add [runtimes] {runtime}"
-        )
-        raise ResolutionError(msg)
+        return runtime_version(self.spec, self.nodes, runtime)
 
     def _stage(self, names: list[str]) -> str:
         """The image of locked nodes `names` stacked, building what the cache lacks."""
@@ -478,69 +457,3 @@ class _Locker:
             stage=lambda _: image,
             project_dir=self.spec.project_dir,
         )
-
-
-def _base_upgrades(base: NodeLock, update: list[str] | None, taken: list[str]) -> list[str]:
-    """Names in `update` that the base's package set holds and `taken` does not request."""
-    installed = {p["name"] for p in base.inputs.get("packages", [])}
-    return sorted(n for n in update or [] if n in installed and n not in taken)
-
-
-def _npm_path_of(path: str, names: list[str]) -> bool:
-    """Whether package-lock path `path` installs one of `names`."""
-    return any(path == f"node_modules/{n}" or path.endswith(f"/node_modules/{n}") for n in names)
-
-
-def _check_apt_runtimes(
-    spec: Spec, packages: list[dict[str, Any]], *, base: Mapping[str, str] | None = None
-) -> None:
-    """A runtime from apt must be the version the spec asks for, else say what apt has.
-
-    A package the base has installed (`base`: name -> version) and the system layer does not
-    upgrade is the base's version.
-    """
-    versions = {**(base or {}), **{p["name"]: p["version"] for p in packages}}
-    for runtime in spec.runtimes:
-        if runtime.provider != "apt":
-            continue
-        package = APT_RUNTIMES[runtime.name][0]
-        found = versions.get(package, "")
-        upstream = upstream_version(found)
-        if runtime.name == "java":  # default-jdk-headless 2:1.17-74 is Java 17
-            upstream = upstream.removeprefix("1.")
-        if not (upstream == runtime.version or upstream.startswith(runtime.version + ".")):
-            short = ".".join(upstream.split(".")[:2])
-            msg = (
-                f"{spec.path}: [runtimes].{runtime.name}: apt has {package} {found}, which is "
-                f"not {runtime.name} {runtime.version}. Write version = {short!r}, or use "
-                'provider = "official" (or "pypi") for another version'
-            )
-            raise ResolutionError(msg)
-
-
-def upstream_version(debian_version: str) -> str:
-    """`2:1.19~1` -> `1.19`, `3.11.2-1+b1` -> `3.11.2`: epoch and Debian suffixes dropped."""
-    return re.split(r"[-~+]", debian_version.split(":", 1)[-1])[0]
-
-
-def _base_request(spec: Spec) -> dict[str, Any]:
-    if spec.base.bootstrap:
-        boot = spec.base.bootstrap
-        return {"bootstrap": {"suite": boot.suite, "mirror": boot.mirror, "variant": boot.variant}}
-    return {"image": spec.base.image}
-
-
-def _same(inputs: Any, request: dict[str, Any]) -> bool:
-    """Whether the old inputs were resolved from this same request."""
-    return all(inputs.get(k) == v for k, v in request.items())
-
-
-def _describe_base(inputs: Any) -> str:
-    if "bootstrap" in inputs:
-        boot = inputs["bootstrap"]
-        return f"debootstrap {boot['suite']}, {len(inputs['packages'])} packages"
-    os = inputs.get("os", {})
-    has = [f"{os.get('id', '?')} {os.get('version_id', '')}".strip()]
-    has.append(f"{len(inputs.get('packages', []))} packages")
-    has += [f"{n} {p['version']}" for n, p in sorted(inputs.get("programs", {}).items())]
-    return f"{inputs['image']} -> {inputs['pinned']}; {', '.join(has)}"

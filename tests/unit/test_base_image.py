@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from builder.core.errors import ResolutionError
-from builder.lock.locking import _check_apt_runtimes
 from builder.lock.resolve.apt import system_request
 from builder.lock.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
+from builder.lock.rules import check_apt_runtimes
 from builder.model.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
 from tests.unit.fake_engine import FakeEngine, Run
 
@@ -97,7 +97,7 @@ def test_an_ubuntu_base_takes_the_same_apt_path() -> None:
         pip=("ruff",), runtimes=(RuntimeSpec(name="python", version="3.12", provider=Provider.APT),)
     )
     assert system_request(spec, base) == ["jq", "python3-venv"]
-    _check_apt_runtimes(spec, [], base=base.packages)  # Ubuntu's 3.12.3-0ubuntu2 is 3.12
+    check_apt_runtimes(spec, [], base=base.packages)  # Ubuntu's 3.12.3-0ubuntu2 is 3.12
 
 
 def test_an_alpine_base_is_refused_naming_it_and_what_is_supported() -> None:
@@ -251,10 +251,10 @@ def test_an_apt_runtime_the_base_has_is_the_bases_version() -> None:
     # The "apt has python3 , which is not python 3.11": nothing to install, and the
     # version was read from the (empty) closure instead of the base.
     spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider=Provider.APT),))
-    _check_apt_runtimes(spec, [], base={"python3": "3.11.2-1+b1"})
+    check_apt_runtimes(spec, [], base={"python3": "3.11.2-1+b1"})
 
     with pytest.raises(ResolutionError) as caught:
-        _check_apt_runtimes(
+        check_apt_runtimes(
             _spec(runtimes=(RuntimeSpec(name="python", version="3.12", provider=Provider.APT),)),
             [],
             base={"python3": "3.11.2-1+b1"},
@@ -266,7 +266,7 @@ def test_a_package_the_system_layer_upgrades_is_checked_at_the_new_version() -> 
     spec = _spec(runtimes=(RuntimeSpec(name="python", version="3.11", provider=Provider.APT),))
 
     with pytest.raises(ResolutionError):
-        _check_apt_runtimes(
+        check_apt_runtimes(
             spec, [{"name": "python3", "version": "3.13.1-1"}], base={"python3": "3.11.2-1+b1"}
         )
 

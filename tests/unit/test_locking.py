@@ -15,7 +15,7 @@ import pytest
 from builder.cli import options as cli_options
 from builder.core.errors import ResolutionError
 from builder.core.platforms import host_platform
-from builder.lock.locking import _check_apt_runtimes, _npm_path_of, upstream_version
+from builder.lock.rules import check_apt_runtimes, npm_path_of, upstream_version
 from builder.model.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec
 from builder.store.cache import Cache
 from tests.unit.clirun import sandbox
@@ -55,13 +55,13 @@ def test_apt_runtime_matching_its_request_passes() -> None:
         {"name": "python3", "version": "3.11.2-1+b1"},
         {"name": "default-jdk-headless", "version": "2:1.17-74"},
     ]
-    _check_apt_runtimes(spec, packages)
+    check_apt_runtimes(spec, packages)
 
 
 def test_apt_runtime_of_another_version_says_what_apt_has() -> None:
     spec = _spec(RuntimeSpec(name="python", version="3.12", provider=Provider.APT))
     with pytest.raises(ResolutionError) as caught:
-        _check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
+        check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
     message = str(caught.value)
     assert "[runtimes].python" in message
     assert "3.11.2-1+b1" in message
@@ -73,7 +73,7 @@ def test_apt_runtime_of_another_version_says_what_apt_has() -> None:
 def test_prefix_of_a_version_is_not_a_match() -> None:
     spec = _spec(RuntimeSpec(name="python", version="3.1", provider=Provider.APT))
     with pytest.raises(ResolutionError):
-        _check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
+        check_apt_runtimes(spec, [{"name": "python3", "version": "3.11.2-1+b1"}])
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_prefix_of_a_version_is_not_a_match() -> None:
     ],
 )
 def test_update_drops_exactly_the_named_packages_pins(path: str, dropped: bool) -> None:
-    assert _npm_path_of(path, ["typescript"]) is dropped
+    assert npm_path_of(path, ["typescript"]) is dropped
 
 
 # -- `sandbox lock` on the recording FakeEngine --------------------------------------------
