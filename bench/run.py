@@ -73,7 +73,7 @@ from builder.engine.docker import DockerEngine
 from builder.image.assemble import ImageConfig, compose_env, image_config
 from builder.image.loading import STAGE_LABEL, load_image
 from builder.model import lockfile
-from builder.model.spec import load_spec
+from builder.model.specfile import load_spec
 from builder.store.cache import Cache, Layer, default_store_dir
 
 REPO = Path(__file__).resolve().parent.parent

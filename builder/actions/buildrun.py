@@ -92,7 +92,7 @@ def run_build(request: BuildRequest) -> None:
     from builder.actions.build import build_project, fresh_lock, remote_for
     from builder.build import history
     from builder.core.progress import Progress
-    from builder.model.spec import load_spec
+    from builder.model.specfile import load_spec
 
     if request.apply is not None:
         from builder.orchestrator.risoluto import check_url

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import buildkit
 from bench.dockerfile import Context
 from builder.model import lockfile
-from builder.model.spec import load_spec
+from builder.model.specfile import load_spec
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

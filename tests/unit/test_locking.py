@@ -198,7 +198,7 @@ def test_lock_s_apt_step_has_the_build_steps_heartbeat(
 ) -> None:
     from builder.core.progress import Progress
     from builder.lock import locking
-    from builder.model.spec import load_spec
+    from builder.model.specfile import load_spec
     from builder.store.cache import Cache
 
     (tmp_path / "sandbox.toml").write_text(

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from builder.core.errors import OverlayError
-from builder.model.spec import SandboxSpec, load_spec
+from builder.model.spec import SandboxSpec
+from builder.model.specfile import load_spec
 from builder.orchestrator.overlay import (
     KEY_TYPES,
     check_types,

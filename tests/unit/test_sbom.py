@@ -26,7 +26,7 @@ from builder.core.keys import node_key
 from builder.core.platforms import host_platform
 from builder.model import lockfile
 from builder.model.lockfile import Lock, NodeLock
-from builder.model.spec import load_spec
+from builder.model.specfile import load_spec
 from tests.unit.clirun import sandbox
 
 PLATFORM = "linux/amd64"

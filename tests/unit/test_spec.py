@@ -21,8 +21,8 @@ from builder.model.spec import (
     SandboxSpec,
     Spec,
     ToolsSpec,
-    load_spec,
 )
+from builder.model.specfile import load_spec
 from tests.unit.clirun import sandbox
 from tests.unit.spec_corpus import CASES, VALID
 
