@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 # (module, class or None, names) whose time the cold profile adds up.
 TIMED = [
     ("builder.engine.docker", "DockerEngine", ["run", "commit", "save", "load", "remove_image"]),
-    ("builder.store.layers", None, ["normalize_tar", "tar_overlay_upper", "tar_directory"]),
+    ("builder.store.layers", None, ["normalize_tar", "tar_directory"]),
+    ("builder.store.diffs", None, ["tar_overlay_upper"]),
     ("builder.net.downloads", None, ["fetch"]),
     ("builder.core.unpack", None, ["unpack"]),
     ("builder.build.recipes", None, ["build"]),

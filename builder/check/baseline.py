@@ -30,7 +30,7 @@ from builder.engine.docker import Engine, in_step
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.store.cache import Cache
-from builder.store.layers import layers_of_saved_image
+from builder.store.diffs import layers_of_saved_image
 
 _MIN_SECRET = 8  # shorter values would match by chance
 

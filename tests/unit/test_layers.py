@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import BuildError
-from builder.store.layers import (
-    LayerFile,
-    check_changes,
-    listing,
-    normalize_tar,
-    tar_directory,
-    tar_overlay_upper,
-)
+from builder.store.diffs import tar_overlay_upper
+from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
 
 EPOCH = 1_700_000_000
 FUTURE = EPOCH + 86_400

@@ -11,7 +11,8 @@ from builder.core.errors import BuildError
 from builder.engine.step import StepContext
 from builder.model.inherit import base_env
 from builder.model.lockfile import NodeLock
-from builder.store.layers import layer_file, layers_of_saved_image, tar_directory
+from builder.store.diffs import layers_of_saved_image
+from builder.store.layers import layer_file, tar_directory
 
 
 def build_base(ctx: StepContext, node: NodeLock) -> StepResult:

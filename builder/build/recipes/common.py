@@ -27,15 +27,8 @@ from builder.engine.step import StepContext, run_in_stage
 from builder.lock.resolve.debian import parse_stanzas
 from builder.model.lockfile import NodeLock
 from builder.store.cache import Cache
-from builder.store.layers import (
-    LayerFile,
-    check_changes,
-    listing,
-    normalize_tar,
-    tar_directory,
-    tar_overlay_upper,
-    top_layer_of_saved_image,
-)
+from builder.store.diffs import tar_overlay_upper, top_layer_of_saved_image
+from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
 
 
 @dataclass(frozen=True, kw_only=True)
