@@ -20,7 +20,7 @@ import pytest
 from builder.build.recipes import deps as recipe
 from builder.core.errors import BuildError, ResolutionError
 from builder.image.export import deps_mounts, export_tree, stale_exports
-from builder.lock.resolve import deps
+from builder.lock.resolve import deps, installers
 from builder.model.spec import DEP_MANAGERS, DepManager, DepMode, DepSpec, SandboxSpec
 from builder.orchestrator import overlay
 from builder.store.cache import Cache, Layer, NodeEntry
@@ -94,7 +94,7 @@ def pnpm_project(
 @pytest.fixture
 def npm_registry(web: Web, monkeypatch: pytest.MonkeyPatch) -> Web:
     """A pnpm packument: 8.15.9, 9.15.9, 10.1.0 (node >= 18.12), 10.2.0 (node >= 20), a beta."""
-    monkeypatch.setattr(deps, "NPM_REGISTRY", web.url)
+    monkeypatch.setattr(installers, "NPM_REGISTRY", web.url)
     versions = {}
     for version, node in [
         ("8.15.9", ">=16.14"),
@@ -284,7 +284,7 @@ def uv_release(web: Web, version: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def pypi(web: Web, monkeypatch: pytest.MonkeyPatch) -> Web:
-    monkeypatch.setattr(deps, "PYPI", web.url)
+    monkeypatch.setattr(installers, "PYPI", web.url)
     index = {
         "info": {"version": "0.5.2"},
         "releases": {v: uv_release(web, v) for v in ("0.4.0", "0.5.2")},
