@@ -36,7 +36,6 @@ from builder.lock.resolve.apt import (
     ForeignArch,
     resolve_logs,
     resolve_system,
-    system_request,
 )
 from builder.lock.resolve.base import resolve_base
 from builder.lock.resolve.deps import lock_dep
@@ -49,13 +48,14 @@ from builder.lock.rules import (
     check_apt_runtimes,
     describe_base,
     foreign_arch,
-    npm_path_of,
+    npm_previous,
+    pip_kept_and_todo,
     runtime_version,
+    system_request_inputs,
     upstream_version,
 )
 from builder.lock.stager import Stager
 from builder.model.graph import LayerGraph, build_graph
-from builder.model.inherit import choose_user
 from builder.model.lockfile import Lock, NodeLock
 from builder.model.spec import Spec
 from builder.store.cache import Cache
@@ -205,17 +205,8 @@ class _Locker:
     def _lock_system(self) -> Mapping[str, Any]:
         spec = self.spec
         base = self.nodes["base"].inputs
-        request = system_request(spec, BaseFacts.of(base))
-        user = choose_user(spec.image, base)
-        request_inputs: dict[str, Any] = {
-            "request": request,
-            "user": user.user,
-            "workdir": user.workdir,
-        }
-        if user.uid is not None:
-            request_inputs["uid"] = user.uid
-        if user.owner:
-            request_inputs["owner"] = user.owner
+        request_inputs = system_request_inputs(spec, base)
+        request: list[str] = request_inputs["request"]
         # Not part of the request compared below: it changes the layer, not the apt closure,
         # so a lock made before it existed keeps its pins.
         setuid = {"allow_setuid": sorted(spec.image.allow_setuid)}
@@ -319,19 +310,9 @@ class _Locker:
         python = self._runtime_version("python")
         old = self.previous.get("tools.pip")
         old_tools = old.inputs["tools"] if old and old.inputs.get("python") == python else {}
-        tools: dict[str, Any] = {}
-        todo: dict[str, str] = {}
-        for requirement in self.spec.tools.pip:
-            tool = patterns.pip_name(requirement)
-            before = old_tools.get(tool)
-            if (
-                before
-                and before["requirement"] == requirement
-                and not self.wanted("tools.pip", [tool])
-            ):
-                tools[tool] = before
-            else:
-                todo[tool] = requirement
+        tools, todo = pip_kept_and_todo(
+            self.spec.tools.pip, old_tools, lambda tool: self.wanted("tools.pip", [tool])
+        )
         if todo:
             self.progress.say(f"  resolving tools.pip ({', '.join(sorted(todo))}) ...")
             if self.host is not None:
@@ -361,12 +342,7 @@ class _Locker:
         if old and unchanged and not self.wanted("tools.npm", names):
             self.progress.say("  kept      tools.npm")
             return old.inputs
-        previous = list(old.inputs["packages"]) if old and same_node else None
-        if previous is not None and self.update is not None:
-            if not self.update or "tools.npm" in self.update:
-                previous = None
-            else:
-                previous = [p for p in previous if not npm_path_of(p["path"], self.update)]
+        previous = npm_previous(old.inputs if old and same_node else None, self.update)
         self.progress.say(f"  resolving tools.npm ({', '.join(specs)}) ...")
         # npm's package-lock names every platform's optional packages: the host's npm of the
         # same node version resolves the target's closure as it is.

@@ -9,13 +9,15 @@ is the version asked for, what a base request is and whether old inputs answer i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from builder.core import patterns
 from builder.core.errors import ResolutionError
 from builder.core.platforms import host_platform
-from builder.lock.resolve.apt import APT_RUNTIMES, ForeignArch
+from builder.lock.resolve.apt import APT_RUNTIMES, ForeignArch, system_request
 from builder.lock.resolve.image import BaseFacts
+from builder.model.inherit import choose_user
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 
@@ -123,3 +125,50 @@ def describe_base(inputs: Any) -> str:
     has.append(f"{len(inputs.get('packages', []))} packages")
     has += [f"{n} {p['version']}" for n, p in sorted(inputs.get("programs", {}).items())]
     return f"{inputs['image']} -> {inputs['pinned']}; {', '.join(has)}"
+
+
+def system_request_inputs(spec: Spec, base: Mapping[str, Any]) -> dict[str, Any]:
+    """What the system node is resolved from: the apt request and the user it makes (an old
+    lock whose inputs answer the same keeps its pins)."""
+    request = system_request(spec, BaseFacts.of(base))
+    user = choose_user(spec.image, base)
+    inputs: dict[str, Any] = {"request": request, "user": user.user, "workdir": user.workdir}
+    if user.uid is not None:
+        inputs["uid"] = user.uid
+    if user.owner:
+        inputs["owner"] = user.owner
+    return inputs
+
+
+def pip_kept_and_todo(
+    requirements: Sequence[str],
+    old_tools: Mapping[str, Any],
+    wanted: Callable[[str], bool],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The pip tools whose old closure still answers their requirement (and `wanted` does
+    not ask to update), and the rest to resolve: tool name -> requirement."""
+    kept: dict[str, Any] = {}
+    todo: dict[str, str] = {}
+    for requirement in requirements:
+        tool = patterns.pip_name(requirement)
+        before = old_tools.get(tool)
+        if before and before["requirement"] == requirement and not wanted(tool):
+            kept[tool] = before
+        else:
+            todo[tool] = requirement
+    return kept, todo
+
+
+def npm_previous(
+    old: Mapping[str, Any] | None, update: list[str] | None
+) -> list[dict[str, Any]] | None:
+    """The old package-lock paths npm starts from (`old`: tools.npm's inputs on the same node),
+    less those `update` moves; None (resolve afresh) when the whole node updates."""
+    if old is None:
+        return None
+    previous = list(old["packages"])
+    if update is None:
+        return previous
+    if not update or "tools.npm" in update:
+        return None
+    return [p for p in previous if not npm_path_of(p["path"], update)]
