@@ -1,7 +1,8 @@
 """What each command does, from parsed options to a result, without typer.
 
 `build` is the whole pipeline of `sandbox build` (lock read, nodes built or pulled, image
-loaded, published, overlay written); `buildrun` is `build`/`publish` from options to printed
-lines (the no-op replay's fallback); `doctor` says whether this machine is ready; `gc`
-removes what no build needs.
+loaded, published, overlay written); `index` publishes a lock of several platforms as one OCI
+image index; `buildrun` is `build`/`publish` from options to printed lines (the no-op
+replay's fallback); `doctor` says whether this machine is ready; `gc` removes what no build
+needs.
 """

@@ -1,6 +1,7 @@
 """Publishing to `[image].registry`: the image by digest, every node under its key.
 
-`push` sends the image and the team cache (a teammate's build pulls nodes by key);
-`index` publishes a lock of several platforms as one OCI image index.
-Takes: built nodes. Gives: registry digests.
+`push` sends a platform's image and the team cache (each node's layers and entry under its
+key, so a teammate's build pulls instead of building); `RegistryCache` is where a build looks
+for those nodes. The image index of several platforms is `actions.index` (it needs each
+platform's image stacked, SBOM included). Takes: built nodes. Gives: registry digests.
 """
