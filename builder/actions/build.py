@@ -29,7 +29,7 @@ from builder.core.keys import content_digest, sha256_of
 from builder.core.layout import SBOM_FILE
 from builder.core.platforms import host_platform
 from builder.core.progress import Progress
-from builder.engine.docker import Engine, in_step
+from builder.engine.interface import Engine, in_step
 from builder.image import assemble
 from builder.image.export import deps_mounts
 from builder.image.loading import IMAGE_LABEL, load_image

@@ -29,7 +29,7 @@ from builder.store.cache import Cache
 if TYPE_CHECKING:
     from builder.actions.build import BuildResult
     from builder.build.plan import BuildPlan
-    from builder.engine.docker import Engine
+    from builder.engine.interface import Engine
     from builder.model.spec import Spec
     from builder.orchestrator.applied import ApplyPlan
     from builder.orchestrator.risoluto import ApplyResult

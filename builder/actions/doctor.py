@@ -11,7 +11,7 @@ from pathlib import Path
 from builder.core.certs import ca_bundle
 from builder.core.errors import BuilderError
 from builder.core.layout import CACHE_TMP, default_cache_dir
-from builder.engine.docker import Engine
+from builder.engine.interface import Engine
 from builder.store.cache import Cache
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from builder.build import history
 from builder.core.layout import CACHE_LAYERS, CACHE_NODES
-from builder.engine.docker import ImageInfo
+from builder.engine.interface import ImageInfo
 from builder.image.export import stale_exports
 from builder.image.loading import STAGE_LABEL
 from builder.model.lockfile import Lock

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from builder.build.plan import BuildPlan
 from builder.core.errors import RegistryError
 from builder.core.progress import Progress
-from builder.engine.docker import Engine, in_step
+from builder.engine.interface import Engine, in_step
 from builder.image import assemble
 from builder.image.loading import STAGE_LABEL, STAGE_REPO, load_image
 from builder.model.lockfile import NodeLock, ancestors, stack

@@ -15,7 +15,7 @@ from pathlib import Path
 from builder.build.execute import Executor
 from builder.build.plan import make_plan
 from builder.core.progress import Progress
-from builder.engine.docker import Engine
+from builder.engine.interface import Engine
 from builder.model.lockfile import NodeLock, ancestors
 from builder.store.cache import Cache
 

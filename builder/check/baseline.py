@@ -26,7 +26,7 @@ from builder.check.scan import Hit, LayerRef
 from builder.core import certs
 from builder.core.certs import ca_bundle
 from builder.core.errors import CheckError
-from builder.engine.docker import Engine, in_step
+from builder.engine.interface import Engine, in_step
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.store.cache import Cache

@@ -44,7 +44,7 @@ from builder.check.spawn import (
 )
 from builder.core.errors import CheckError
 from builder.core.patterns import npm_name
-from builder.engine.docker import Confinement
+from builder.engine.interface import Confinement
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.orchestrator.overlay import make_overlay

@@ -36,7 +36,7 @@ from typing import Any
 
 from builder.check.report import CheckResult
 from builder.core.errors import CheckError
-from builder.engine.docker import Confinement, Mount
+from builder.engine.interface import Confinement, Mount
 from builder.orchestrator.overlay import RESOURCE_DEFAULTS
 
 EGRESS, HOME_CHECK, WORKSPACE = "overlay egress allowlist", "home (CODEX_HOME)", "workspace"

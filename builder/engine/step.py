@@ -20,7 +20,7 @@ from pathlib import Path
 from builder.core import limits, space
 from builder.core.certs import ca_bundle
 from builder.core.errors import BuilderError, BuildError
-from builder.engine.docker import Engine, Mount, RunResult, kept_container, require_success
+from builder.engine.interface import Engine, Mount, RunResult, kept_container, require_success
 from builder.store.cache import Cache
 
 # Where the host CA bundle appears inside build containers: a scratch path, so the mount

@@ -14,7 +14,7 @@ from builder.core.atomic import write_atomic
 from builder.core.errors import BuildError
 from builder.core.keys import canonical_bytes
 from builder.core.layout import STACKS_FILE
-from builder.engine.docker import Engine
+from builder.engine.interface import Engine
 from builder.image import assemble
 from builder.store.cache import Cache, Layer
 

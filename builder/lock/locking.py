@@ -28,8 +28,8 @@ from builder.core.errors import ResolutionError
 from builder.core.keys import node_key
 from builder.core.platforms import host_platform
 from builder.core.progress import Progress
-from builder.engine.docker import Engine, in_step
 from builder.engine.emulation import require_emulation
+from builder.engine.interface import Engine, in_step
 from builder.engine.step import StepContext
 from builder.lock import bins, runtimes
 from builder.lock.resolve.apt import (

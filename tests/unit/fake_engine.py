@@ -1,4 +1,4 @@
-"""One recording fake of `engine.docker.Engine` for the unit tests (pip-tools' FakeRepository).
+"""One recording fake of `engine.interface.Engine` for the unit tests (pip-tools' FakeRepository).
 
 Every method of the interface is here, so a test passes a `FakeEngine` where the code wants an
 `Engine` (mypy checks it), and every call is appended to `calls` as one short line
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.engine.docker import Confinement, ImageInfo, Mount, RunResult
+from builder.engine.interface import Confinement, ImageInfo, Mount, RunResult
 
 
 @dataclass(frozen=True, kw_only=True)

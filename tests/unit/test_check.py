@@ -26,7 +26,7 @@ from builder.check.scan import LayerRef
 from builder.check.spawn import parse_uid
 from builder.core import certs
 from builder.core.errors import CheckError
-from builder.engine.docker import Confinement
+from builder.engine.interface import Confinement
 from builder.model.lockfile import NodeLock
 from builder.model.spec import (
     BaseSpec,

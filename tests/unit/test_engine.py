@@ -15,7 +15,8 @@ import requests
 from docker.errors import APIError, ImageNotFound
 
 from builder.core.errors import BuildError, CheckError, EngineRefusedError, EngineUnavailableError
-from builder.engine.docker import Confinement, DockerEngine, Mount, RunResult, in_step
+from builder.engine.docker import DockerEngine
+from builder.engine.interface import Confinement, Mount, RunResult, in_step
 
 PODMAN = {"Version": "4.3.1", "Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]}
 DOCKER = {"Version": "20.10.24+dfsg1", "Components": [{"Name": "Engine"}, {"Name": "containerd"}]}

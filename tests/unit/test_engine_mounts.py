@@ -18,7 +18,8 @@ from typing import Any
 import docker.errors
 import pytest
 
-from builder.engine.docker import DockerEngine, Mount
+from builder.engine.docker import DockerEngine
+from builder.engine.interface import Mount
 
 
 class FakeApi:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder.actions.gc import collect
 from builder.build import history
-from builder.engine.docker import ImageInfo
+from builder.engine.interface import ImageInfo
 from builder.image.loading import STAGE_LABEL
 from builder.model.lockfile import Lock, NodeLock
 from builder.store.cache import Cache, Layer, NodeEntry

@@ -9,7 +9,7 @@ import pytest
 
 from builder.core import limits, proc
 from builder.core.errors import BuildError, ResolutionError, SpecError
-from builder.engine.docker import RunResult, require_success
+from builder.engine.interface import RunResult, require_success
 
 
 def test_each_tool_gets_the_network_timeout_in_its_own_terms(

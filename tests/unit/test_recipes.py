@@ -11,7 +11,7 @@ import pytest
 
 from builder.build.recipes.base import build_base
 from builder.core.errors import BuildError
-from builder.engine.docker import Mount
+from builder.engine.interface import Mount
 from builder.engine.step import StepContext, hand_back
 from builder.model.lockfile import NodeLock
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder.core import scratch
-from builder.engine.docker import _upper_changes
+from builder.engine.containers import _upper_changes
 from builder.store.cache import Cache
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import BuildError, CacheError, ResolutionError
-from builder.engine.docker import RunResult, require_success
+from builder.engine.interface import RunResult, require_success
 
 ENGINE = "the storage of Docker Engine 28.5.2 at unix:///x.sock (its data root /var/lib/docker)"
 

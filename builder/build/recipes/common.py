@@ -22,7 +22,7 @@ from typing import Protocol
 
 from builder.core import space
 from builder.core.errors import BuildError
-from builder.engine.docker import Engine, Mount
+from builder.engine.interface import Engine, Mount
 from builder.engine.step import StepContext, run_in_stage
 from builder.lock.resolve.debian import parse_stanzas
 from builder.model.lockfile import NodeLock

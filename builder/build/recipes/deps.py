@@ -37,7 +37,7 @@ from builder.build.recipes.common import StepResult, run_into_prefix
 from builder.core.errors import BuildError
 from builder.core.layout import DEPS_PREFIX, TREES
 from builder.core.unpack import unpack
-from builder.engine.docker import Mount
+from builder.engine.interface import Mount
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
 from builder.lock import managers
 from builder.model.lockfile import NodeLock

@@ -21,7 +21,7 @@ from typing import Any
 from builder.build.recipes.common import StepResult, capture, verify_installed
 from builder.core import limits
 from builder.core.errors import BuildError
-from builder.engine.docker import Mount, kept_container, require_success
+from builder.engine.interface import Mount, kept_container, require_success
 from builder.engine.step import StepContext, download_cache_mount, hand_back
 from builder.lock.resolve.apt import APT_ENV, apt_update
 from builder.model.lockfile import NodeLock

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 
 from builder.core.progress import Progress
-from builder.engine.docker import Engine
+from builder.engine.interface import Engine
 from builder.lock.outdated.debian import base_image_pins, debian_pins
 from builder.lock.outdated.indexes import (
     NPM,

@@ -11,7 +11,7 @@ from typing import Any
 
 from builder.core.errors import ResolutionError
 from builder.core.progress import Progress
-from builder.engine.docker import Engine
+from builder.engine.interface import Engine
 from builder.lock.resolve.madison import madison
 from builder.lock.stager import Stager
 from builder.model.lockfile import NodeLock

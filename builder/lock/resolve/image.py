@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.core.errors import ResolutionError
-from builder.engine.docker import Engine, kept_container
+from builder.engine.interface import Engine, kept_container
 
 PROGRAMS = ("python3", "node", "npm")
 SUPPORTED = (

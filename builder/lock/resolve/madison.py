@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.core.errors import ResolutionError
-from builder.engine.docker import Engine, kept_container, require_success
+from builder.engine.interface import Engine, kept_container, require_success
 from builder.lock.resolve.apt import APT_ENV, ForeignArch, apt_update
 
 
