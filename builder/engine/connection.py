@@ -33,7 +33,8 @@ START_HINT = (
 
 class Connection:
     """A daemon reached through the SDK or its local socket (`docker.DockerEngine` says
-    how), and the shared state of the parts built on it."""
+    how), the shared state of the parts built on it, and what each of them asks of it:
+    `describe`, `storage`, `ping`, `runtimes`, `remove_container` (every part cleans up)."""
 
     def __init__(self, *, sdk: Any = None) -> None:
         self._sdk: Any = sdk
