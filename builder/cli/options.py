@@ -12,7 +12,7 @@ import typer
 from builder.actions.buildrun import EngineFactory
 from builder.core.errors import SpecError
 from builder.core.layout import default_cache_dir
-from builder.engine.docker import Engine
+from builder.engine.interface import Engine
 from builder.model.spec import Spec
 from builder.model.specfile import load_spec
 from builder.store.cache import Cache
