@@ -10,7 +10,7 @@ apt and npm wait minutes per file). Two settings, both in seconds:
   uv's `UV_HTTP_TIMEOUT`, and the tool's own downloads, registry and Risoluto requests.
   Each tool retries a failed request a few times (`RETRIES`).
 - `SANDBOX_STEP_TIMEOUT` (default 1800): how long one step (a build container, debootstrap)
-  may run in all, and one download of the tool's own (downloads.py: a server trickling a
+  may run in all, and one download of the tool's own (net/transport.py: a server trickling a
   byte every few seconds never trips a read timeout). Past it the step is stopped and
   fails, naming itself, its log and this setting.
 

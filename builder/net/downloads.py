@@ -6,7 +6,8 @@ stored content-addressed, as `<dest_dir>/<sha256 hex>`: it is written to a tempo
 the same folder, checked, then renamed into place, so a killed or concurrent download never
 leaves a half file under a valid name, and a file already there is used without the network.
 
-Transient failures (no connection, a reset, HTTP 5xx or 429) are retried three times in all,
+Requests go through the one transport, net/transport.py, with its default policy (`RETRY`):
+transient failures (no connection, a reset, HTTP 5xx or 429) are tried three times in all,
 after 1 s and 2 s; anything else (404, 401, ...) fails at once, because waiting will not fix it.
 Each read waits at most `SANDBOX_NET_TIMEOUT`; a download as a whole (every attempt, every
 read) may take `SANDBOX_STEP_TIMEOUT`, so a server that trickles a byte every few seconds,
@@ -28,27 +29,20 @@ import json
 import netrc
 import os
 import tempfile
-import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from builder.core import limits
 from builder.core.errors import BuilderError, BuildError, CacheError, ResolutionError
+from builder.net import transport
+from builder.net.transport import Deadline, Transient, redact
 
-ATTEMPTS = 3
-BACKOFF = (1.0, 2.0)  # seconds to wait before the second and the third attempt
-USER_AGENT = "sandbox-builder/0.1 (+urllib)"
-_CHUNK = 1 << 20
+RETRY = transport.DEFAULT
 
 T = TypeVar("T")
-
-
-class _Transient(Exception):
-    """A failure that another attempt may not meet (the network, or the server's fault)."""
 
 
 def fetch(
@@ -77,14 +71,14 @@ def fetch(
     except OSError as exc:
         raise _cache_error(what, dest_dir, exc) from exc
     headers = _auth_headers(url, auth_env, what=what, error=error)
-    deadline = _Deadline(url=url, what=what, error=error)
+    deadline = Deadline(url=url, what=what, error=error)
     partial, actual = _with_retries(
         lambda: _download(url, headers, dest_dir, deadline), url=url, what=what, error=error
     )
     if expected is not None and actual != expected:
         partial.unlink(missing_ok=True)
         msg = (
-            f"{what}: the file at {_redact(url)} does not match its pinned checksum "
+            f"{what}: the file at {redact(url)} does not match its pinned checksum "
             f"(expected sha256 {expected}, got {actual}). It changed since sandbox.lock was "
             f"made (or since its publisher listed it). If that change is expected, run "
             f"`sandbox lock --update {what}`; otherwise a mirror or proxy altered it."
@@ -98,11 +92,11 @@ def fetch(
 def get_text(url: str, *, what: str, error: type[BuilderError] = ResolutionError) -> str:
     """The body of `url` as text (an index, a checksum list), with the retry policy."""
     headers = _auth_headers(url, None, what=what, error=error)
-    deadline = _Deadline(url=url, what=what, error=error)
+    deadline = Deadline(url=url, what=what, error=error)
 
     def read() -> bytes:
         with _open(url, headers, what, error) as response:
-            return b"".join(_chunks(response, deadline))
+            return b"".join(deadline.chunks(response))
 
     data = _with_retries(read, url=url, what=what, error=error)
     return data.decode("utf-8", errors="replace")
@@ -115,45 +109,14 @@ def get_json(url: str, *, what: str, error: type[BuilderError] = ResolutionError
         return json.loads(text)
     except json.JSONDecodeError as exc:
         msg = (
-            f"{what}: {_redact(url)} did not return JSON ({exc.msg} at line {exc.lineno}). "
+            f"{what}: {redact(url)} did not return JSON ({exc.msg} at line {exc.lineno}). "
             "Check the URL or the mirror; a proxy may have answered with an HTML page."
         )
         raise error(msg) from exc
 
 
-class _Deadline:
-    """The overall bound of one download (SANDBOX_STEP_TIMEOUT from its first request)."""
-
-    def __init__(self, *, url: str, what: str, error: type[BuilderError]) -> None:
-        self.url, self.what, self.error = url, what, error
-        self.limit = limits.step_timeout()
-        self.started = time.monotonic()
-        self.received = 0
-
-    def check(self, got: int) -> None:
-        self.received += got
-        seconds = time.monotonic() - self.started
-        if seconds > self.limit:
-            msg = (
-                f"{self.what}: downloading {_redact(self.url)} was stopped after "
-                f"{seconds:.0f}s with {self.received:,} bytes received (the limit of one "
-                f"download, {limits.STEP_TIMEOUT_ENV}={self.limit:g}). The server sends too "
-                "slowly (a trickling server or proxy): check the network and the mirror, or "
-                f"raise {limits.STEP_TIMEOUT_ENV} if it is just slow, then run the command again."
-            )
-            raise self.error(msg)
-
-
-def _chunks(response: http.client.HTTPResponse, deadline: _Deadline) -> Iterator[bytes]:
-    """The body as the network gives it (each read returns what one arrival brought, so a
-    trickle is seen), checked against the download's deadline after each read."""
-    while chunk := response.read1(_CHUNK):
-        deadline.check(len(chunk))
-        yield chunk
-
-
 def _download(
-    url: str, headers: dict[str, str], dest_dir: Path, deadline: _Deadline
+    url: str, headers: dict[str, str], dest_dir: Path, deadline: Deadline
 ) -> tuple[Path, str]:
     """One attempt: stream `url` into a temporary file in `dest_dir`, return it and its digest."""
     what, error = deadline.what, deadline.error
@@ -168,7 +131,7 @@ def _download(
             os.fdopen(handle, "wb", buffering=0) as out,
             _open(url, headers, what, error) as response,
         ):
-            for chunk in _chunks(response, deadline):
+            for chunk in deadline.chunks(response):
                 digest.update(chunk)
                 try:
                     out.write(chunk)
@@ -191,45 +154,38 @@ def _cache_error(what: str, dest_dir: Path, exc: OSError) -> CacheError:
 def _open(
     url: str, headers: dict[str, str], what: str, error: type[BuilderError]
 ) -> Iterator[http.client.HTTPResponse]:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    for name, value in headers.items():
-        request.add_unredirected_header(name, value)
+    request = transport.request(url, secret=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=limits.net_timeout())
+        response = transport.opener(url).open(request, timeout=RETRY.timeout())
     except urllib.error.HTTPError as exc:
         exc.close()
-        if exc.code >= 500 or exc.code == 429:
+        if RETRY.transient(exc.code):
             status = f"HTTP {exc.code} {exc.reason}"
-            raise _Transient(status) from exc
+            raise Transient(status, answered=True) from exc
         raise error(_refused(url, exc.code, str(exc.reason), what)) from exc
     except (OSError, http.client.HTTPException) as exc:
-        raise _Transient(_reason(exc)) from exc
+        raise Transient(transport.reason(exc), answered=False) from exc
     with response:
         try:
             yield response
         except (OSError, http.client.HTTPException) as exc:
-            raise _Transient(_reason(exc)) from exc
+            raise Transient(transport.reason(exc), answered=False) from exc
 
 
 def _with_retries(attempt: Callable[[], T], *, url: str, what: str, error: type[BuilderError]) -> T:
-    for wait in (*BACKOFF[: ATTEMPTS - 1], None):
-        try:
-            return attempt()
-        except _Transient as exc:
-            if wait is None:
-                msg = (
-                    f"{what}: cannot download {_redact(url)} after {ATTEMPTS} attempts "
-                    f"(last: {exc}; each waited up to {limits.net_timeout():g}s for an answer, "
-                    f"{limits.NET_TIMEOUT_ENV}). Check the network, a proxy (HTTPS_PROXY) or "
-                    "the mirror, then run the command again."
-                )
-                raise error(msg) from exc
-        time.sleep(wait)
-    raise AssertionError  # the last attempt returns or raises
+    def gave_up(last: Transient) -> BuilderError:
+        return error(
+            f"{what}: cannot download {redact(url)} after {RETRY.attempts} attempts "
+            f"(last: {last}; each waited up to {RETRY.timeout():g}s for an answer, "
+            f"{limits.NET_TIMEOUT_ENV}). Check the network, a proxy (HTTPS_PROXY) or "
+            "the mirror, then run the command again."
+        )
+
+    return transport.retrying(attempt, RETRY, gave_up)
 
 
 def _refused(url: str, code: int, reason: str, what: str) -> str:
-    shown = _redact(url)
+    shown = redact(url)
     if code == 404:
         return (
             f"{what}: {shown} was not found (HTTP 404). Check the version and the URL "
@@ -271,19 +227,3 @@ def _auth_headers(
     login, _, password = entry
     pair = base64.b64encode(f"{login}:{password or ''}".encode()).decode()
     return {"Authorization": f"Basic {pair}"}
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError):
-        return str(exc.reason)
-    return str(exc) or type(exc).__name__
-
-
-def _redact(url: str) -> str:
-    """`url` without any user:password part, safe to show."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))

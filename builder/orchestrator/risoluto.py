@@ -24,8 +24,10 @@ that record): each only while it still holds the value that apply sent, so a key
 else has changed since stays, and is reported. Every value is type-checked (overlay.py)
 before anything is sent.
 
-Unreachable servers and HTTP 5xx are retried three times in all, after 0.5 s and 1 s; any
-other refusal fails at once, because waiting will not fix it.
+Requests go through the one transport, net/transport.py, with its Risoluto policy (`RETRY`, its
+differences explained there): unreachable servers and HTTP 5xx are tried three times in all,
+after 0.5 s and 1 s, each waiting at most 10 s; any other refusal fails at once, because
+waiting will not fix it.
 """
 
 from __future__ import annotations
@@ -34,27 +36,23 @@ import http.client
 import json
 import re
 import ssl
-import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from builder.core import limits
 from builder.core.errors import OverlayError
 from builder.core.keys import canonical_bytes
+from builder.net import transport
+from builder.net.transport import Transient
 from builder.orchestrator.overlay import check_types, leaves
 
 TOKEN_ENV = "RISOLUTO_WRITE_TOKEN"
 OVERLAY_API = "/api/v1/config/overlay"
 CONFIG_API = "/api/v1/config"
-ATTEMPTS = 3
-BACKOFF = (0.5, 1.0)  # seconds to wait before the second and the third attempt
-TIMEOUT = 10.0  # seconds at most (SANDBOX_NET_TIMEOUT may make it less): usually on this host
-USER_AGENT = "sandbox-builder/0.1 (+urllib)"
+RETRY = transport.RISOLUTO
 EXAMPLE_URL = "http://127.0.0.1:4000"
 REDACTED = "[REDACTED"  # the server's "[REDACTED]" and "[REDACTED_OBJECT]"
 
@@ -73,14 +71,6 @@ class ApplyResult:
     def to_json(self) -> dict[str, Any]:
         """The `applied` object of `build --json`."""
         return {"url": self.url, "ok": True, "removed": list(self.removed), "left": list(self.left)}
-
-
-class _Transient(Exception):
-    """A failure another attempt may not meet (no connection, or the server's fault)."""
-
-    def __init__(self, reason: str, *, answered: bool) -> None:
-        super().__init__(reason)
-        self.answered = answered  # True: the server is up but failed (HTTP 5xx)
 
 
 def check_url(url: str) -> str:
@@ -218,41 +208,33 @@ def _check_token(token: str | None) -> str | None:
 
 def _call(method: str, base: str, api: str, *, token: str | None, body: bytes | None) -> Any:
     """One API call with the retry policy; returns the reply's JSON."""
-    last = _Transient("not tried", answered=False)
-    for wait in (*BACKOFF[: ATTEMPTS - 1], None):
-        try:
-            return _once(method, base, api, token=token, body=body)
-        except _Transient as exc:
-            last = exc
-        if wait is not None:
-            time.sleep(wait)
-    if last.answered:
-        msg = (
-            f"Risoluto at {base} failed {method} {api} {ATTEMPTS} times (last: {last}). "
-            "Check its log, then run the command again"
-        )
-    else:
-        msg = (
-            f"cannot {method} {base}{api} after {ATTEMPTS} attempts ({last}). Is Risoluto "
+
+    def gave_up(last: Transient) -> OverlayError:
+        if last.answered:
+            return OverlayError(
+                f"Risoluto at {base} failed {method} {api} {RETRY.attempts} times (last: "
+                f"{last}). Check its log, then run the command again"
+            )
+        return OverlayError(
+            f"cannot {method} {base}{api} after {RETRY.attempts} attempts ({last}). Is Risoluto "
             f"running at {base}? Start it, or pass its address (e.g. {EXAMPLE_URL})"
         )
-    raise OverlayError(msg)
+
+    return transport.retrying(
+        lambda: _once(method, base, api, token=token, body=body), RETRY, gave_up
+    )
 
 
 def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | None) -> Any:
-    request = urllib.request.Request(
-        base + api,
-        data=body,
-        method=method,
-        headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-    )
+    headers = {"Accept": "application/json"}
     if body is not None:
         # without it the server parses no body and refuses the PUT (400 invalid_overlay_payload)
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_unredirected_header("Authorization", f"Bearer {token}")
+        headers["Content-Type"] = "application/json"
+    secret = {"Authorization": f"Bearer {token}"} if token else {}
+    request = transport.request(base + api, method=method, headers=headers, secret=secret)
+    request.data = body
     try:
-        with _opener(base).open(request, timeout=min(TIMEOUT, limits.net_timeout())) as response:
+        with transport.opener(base).open(request, timeout=RETRY.timeout()) as response:
             raw: bytes = response.read()
             if method == "DELETE" and response.status == 204:
                 return None
@@ -262,9 +244,9 @@ def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | 
             detail = _server_message(raw_error, token)
         if method == "DELETE" and exc.code == 404 and b"overlay_path_not_found" in raw_error:
             return None  # gone between our read and the delete: what we wanted
-        if exc.code >= 500:
+        if RETRY.transient(exc.code):
             status = f"HTTP {exc.code}: {detail}"
-            raise _Transient(status, answered=True) from exc
+            raise Transient(status, answered=True) from exc
         raise OverlayError(_refused(exc.code, detail, base, method, api, token)) from exc
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, ssl.SSLError):
@@ -273,9 +255,9 @@ def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | 
                 "SSL_CERT_FILE at the CA bundle that signed it"
             )
             raise OverlayError(msg) from exc
-        raise _Transient(str(exc.reason), answered=False) from exc
+        raise Transient(str(exc.reason), answered=False) from exc
     except (OSError, http.client.HTTPException) as exc:
-        raise _Transient(str(exc) or type(exc).__name__, answered=False) from exc
+        raise Transient(transport.reason(exc), answered=False) from exc
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -285,13 +267,6 @@ def _once(method: str, base: str, api: str, *, token: str | None, body: bytes | 
             f"Is {base} Risoluto's address, not another service or a proxy's page?"
         )
         raise OverlayError(msg) from exc
-
-
-def _opener(base: str) -> urllib.request.OpenerDirector:
-    host = urlsplit(base).hostname or ""
-    if host == "localhost" or host == "::1" or host.startswith("127."):
-        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return urllib.request.build_opener()
 
 
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ DIGEST = hashlib.sha256(DATA).hexdigest()
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(downloads, "BACKOFF", (0.05, 0.1))
+    monkeypatch.setattr(downloads, "RETRY", replace(downloads.RETRY, first_wait=0.05))
 
 
 def test_lock_time_fetch_stores_the_file_under_its_digest(web: Web, tmp_path: Path) -> None:

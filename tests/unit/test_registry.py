@@ -15,6 +15,7 @@ import subprocess
 import tarfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ USER, PASSWORD = "alice", "s3cret-pw"
 def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's own `docker login` must not change what the tests send.
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    monkeypatch.setattr(registry_module, "BACKOFF", 0.01)
+    monkeypatch.setattr(registry_module, "RETRY", replace(registry_module.RETRY, first_wait=0.01))
 
 
 @pytest.fixture(scope="module")

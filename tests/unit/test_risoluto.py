@@ -13,6 +13,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ Started = tuple[str, RisolutoServer]
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(risoluto, "BACKOFF", (0.05, 0.1))
+    monkeypatch.setattr(risoluto, "RETRY", replace(risoluto.RETRY, first_wait=0.05))
 
 
 @pytest.fixture
