@@ -37,7 +37,7 @@ from builder.core.errors import CacheError, RegistryError
 from builder.net import transport
 from builder.net.blob_stream import Stream, Upload
 from builder.net.registry_auth import Auth, error_text
-from builder.net.transport import CHUNK, Transient
+from builder.net.transport import Deadline, Transient
 
 RETRY = transport.DEFAULT  # its `attempts` is each Registry's `retries`
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -116,10 +116,15 @@ class Registry:
         """Download blob `digest` to `dest`, checked, via a temporary file and a rename.
 
         A killed or corrupt download never leaves anything under `dest`. Redirects (blob
-        storage behind the registry) are followed, without our credentials.
+        storage behind the registry) are followed, without our credentials. Every attempt
+        together may take SANDBOX_STEP_TIMEOUT (`transport.Deadline`), so a trickle stops.
         """
         _check_digest(digest)
         what = f"downloading blob {digest} from {repo}"
+        url = f"/v2/{repo}/blobs/{digest}"
+        deadline = Deadline(
+            url=urljoin(self._base, url), what=f"registry {self.host}", error=RegistryError
+        )
 
         def download() -> tuple[Path, str]:
             try:
@@ -131,14 +136,13 @@ class Registry:
                 with os.fdopen(handle, "wb") as out:
 
                     def sink(response: http.client.HTTPResponse) -> None:
-                        while chunk := response.read(CHUNK):
+                        for chunk in deadline.chunks(response):
                             hasher.update(chunk)
                             try:
                                 out.write(chunk)
                             except OSError as exc:
                                 raise _write_error(dest, exc) from exc
 
-                    url = f"/v2/{repo}/blobs/{digest}"
                     self._once("GET", url, scope=_scope(repo, push=False), what=what, sink=sink)
             except BaseException:
                 partial.unlink(missing_ok=True)

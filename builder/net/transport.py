@@ -7,20 +7,22 @@ share one policy, `Retry`:
 - What is retried: no answer at all (no connection, a reset, a read timeout) and HTTP 5xx
   and 429; any other status fails at once, because waiting will not fix it. Each client
   turns that other status into its own message.
-- How often: `attempts` in all (3), waiting `first_wait` (1 s) before the second and twice as
-  long before each later one (1 s, 2 s, 4 s ...).
+- How often: `attempts` in all (3: `limits.RETRIES` + 1, as many as the build steps' tools
+  make), waiting `first_wait` (1 s) before the second and twice as long before each later
+  one (1 s, 2 s, 4 s ...).
 - How long: each connection and each read waits `limits.net_timeout()` (SANDBOX_NET_TIMEOUT)
   at most, or `timeout_cap` when that is smaller; one download as a whole (every attempt,
   every read) may take `limits.step_timeout()` (SANDBOX_STEP_TIMEOUT): `Deadline`.
 
 Where a client differs it says so as a parameter of `Retry`, for a reason:
 
-- Risoluto (`RISOLUTO` below) waits 0.5 s, then 1 s: it runs on the same host, a restart
-  takes a moment, and an operator is waiting for the answer. It does not retry 429 (the server
-  never rate-limits; a 429 there comes from something else in between and is reported), and
-  each request waits at most 10 s, since a server on this host that has not answered by then
-  will not. Its PUT is retried too: the overlay PUT is a deep merge of the same values, so
-  one that applied before its answer was lost applies again to the same result.
+- Risoluto (`RISOLUTO` below) waits 0.5 s, then 1 s, and each request at most 10 s: it is
+  an operator's own server, usually on this host, and an operator waits for the answer.
+  A 429 is not retried: public mirrors and registries rate-limit, so downloads and the
+  registry wait it out, but from Risoluto's config API it is a refusal to report. Every
+  method is retried, the PUT too: it deep-merges the same values, so one that applied
+  before its answer was lost applies again to the same result, and a retried DELETE that
+  applied meets a 404 `overlay_path_not_found`, which counts as done.
 - The registry's client takes its number of attempts from its caller (`Registry(retries=)`).
 
 Credentials are always added "unredirected", so a redirect to another host (a CDN, blob
@@ -53,7 +55,7 @@ T = TypeVar("T")
 class Retry:
     """When a request is tried again, how often, how far apart, and how long each waits."""
 
-    attempts: int = 3  # in all
+    attempts: int = limits.RETRIES + 1  # in all: as many as apt, pip, npm and wget make
     first_wait: float = 1.0  # seconds before the second attempt; doubles before each later one
     retry_429: bool = True  # HTTP 429 (too many requests) is transient, as 5xx is
     timeout_cap: float | None = None  # at most this many seconds per request, if smaller

@@ -5,6 +5,7 @@ There is no mock of urllib anywhere: the server runs on 127.0.0.1.
 `web` serves a temp folder and can be told to fail a path with given statuses first, to
 demand an Authorization header, or to redirect; it records every request it answers. It
 also points HOME at an empty folder, so a developer's ~/.netrc cannot change the tests.
+`trickle` is a server that answers any GET at once and then sends a byte every 0.2 s.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import stat
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,6 +101,35 @@ def web(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Web]:
 def other_web(tmp_path: Path) -> Iterator[Web]:
     """A second server, i.e. another host as far as credentials go."""
     yield from _serve(tmp_path / "www2")
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Answers at once, then sends its 1,000 bytes one every 0.2 s: no read ever times out."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        for _ in range(1000):
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
+            time.sleep(0.2)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz"
+    server.shutdown()
+    server.server_close()
 
 
 # -- synthetic archives ---------------------------------------------------------------

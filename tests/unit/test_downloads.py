@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -177,35 +174,6 @@ def test_projects_sharing_the_download_dir_at_once_never_corrupt_it(
     assert [w.wait(timeout=120) for w in workers] == [0, 0, 0, 0]
     assert sorted(p.name for p in dest.iterdir()) == [digest], "a partial file was left"
     assert hashlib.sha256((dest / digest).read_bytes()).hexdigest() == digest
-
-
-class _Trickle(http.server.BaseHTTPRequestHandler):
-    """Answers at once, then sends its 1,000 bytes one every 0.2 s: no read ever times out."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "1000")
-        self.end_headers()
-        for _ in range(1000):
-            try:
-                self.wfile.write(b"x")
-                self.wfile.flush()
-            except OSError:  # the client gave up
-                return
-            time.sleep(0.2)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def trickle() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz"
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_trickling_download_is_stopped_at_the_overall_limit_and_leaves_no_file(

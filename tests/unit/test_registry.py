@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -172,6 +173,24 @@ def test_a_malformed_digest_is_refused_before_any_request(tmp_path: Path) -> Non
     port = free_port()  # nothing listens: a request would fail differently
     with pytest.raises(RegistryError, match="not a blob digest"):
         Registry(f"127.0.0.1:{port}").has_blob("team/app", "sha256:ABC")
+
+
+def test_a_trickling_blob_download_is_stopped_at_the_overall_limit_and_leaves_nothing(
+    trickle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SANDBOX_NET_TIMEOUT", "1")
+    monkeypatch.setenv("SANDBOX_STEP_TIMEOUT", "1.5")
+    host = trickle.split("/")[2]
+    digest = "sha256:" + "0" * 64
+    started = time.monotonic()
+    with pytest.raises(RegistryError) as caught:
+        Registry(host).pull_blob("team/slow", digest, tmp_path / "blob")
+    seconds = time.monotonic() - started
+    assert seconds < 3, f"the trickle went on for {seconds:.1f}s"
+    url = f"http://{host}/v2/team/slow/blobs/{digest}"
+    assert str(caught.value).startswith(f"registry {host}: downloading {url} was stopped after ")
+    assert "(the limit of one download, SANDBOX_STEP_TIMEOUT=1.5)" in str(caught.value)
+    assert list(tmp_path.iterdir()) == [], "a partial download was kept"
 
 
 # -- manifests ------------------------------------------------------------------------
