@@ -65,7 +65,9 @@ class _Reply:
 class Registry:
     """One registry host. Safe to share between threads: its only state is the token cache."""
 
-    def __init__(self, host: str, *, docker_config: Path | None = None, retries: int = 3) -> None:
+    def __init__(
+        self, host: str, *, docker_config: Path | None = None, retries: int = RETRY.attempts
+    ) -> None:
         """`host` is `name[:port]`; `docker_config` is a config.json (default: Docker's).
 
         `retries` is the number of attempts in all that a transient failure gets.

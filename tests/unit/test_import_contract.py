@@ -21,7 +21,7 @@ ROOT = Path(builder.__file__).parent
 PIPELINE = [
     "core",  # the shared base: errors, atomic writes, keys, layout, limits, progress ...
     "store",  # the content-addressed cache: layers, node entries, registry blobs
-    "net",  # HTTP from the host: downloads, the registry client
+    "net",  # HTTP from the host: one transport, downloads, the registry client
     "engine",  # where steps run: the engine interface, endpoint, a step in a container
     "model",  # sandbox.toml and sandbox.lock: the spec, the layer graph, the lock model
     "lock",  # `sandbox lock`: resolvers, runtimes, outdated
