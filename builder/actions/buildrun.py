@@ -1,6 +1,6 @@
 """`sandbox build` and `sandbox publish` from parsed options to printed result, without typer.
 
-The CLI (cli.py, typer) and the quick entry point (entry.py, which runs a plain
+The CLI (cli/app.py, typer) and the quick entry point (entry.py, which runs a plain
 `sandbox build` without importing typer) both call `run_build`, so the two paths cannot
 drift apart. Also here: what several commands share around a build (the engine, the cache
 lock, the plan printout, applying the overlay after a build). Output goes to stdout/stderr
@@ -206,7 +206,7 @@ def apply_plans(path: Path, cache_root: Path, url: str | None) -> list[ApplyPlan
 
 def apply_overlay(path: Path, url: str, *, after_build: bool, cache_root: Path) -> ApplyResult:
     """Apply the overlay at `path` to Risoluto at `url`, removing what an earlier apply set
-    there and this overlay dropped; record what it set (builder/applied.py)."""
+    there and this overlay dropped; record what it set (builder/orchestrator/applied.py)."""
     from builder.orchestrator import applied
     from builder.orchestrator.risoluto import TOKEN_ENV, check_url, read_overlay
     from builder.orchestrator.risoluto import apply_overlay as apply

@@ -16,7 +16,7 @@ tool; all of its executables when none is), each npm tool's `bin`, each `[tools.
 requested library. Other executables a pip tool brings (mypy's mypyc, stubgen, ...) are run
 too, but a failure there is a warning: the user never asked for them.
 
-The container is the one Risoluto would start for this overlay (builder/spawn.py), and the
+The container is the one Risoluto would start for this overlay (builder/check/spawn.py), and the
 script first does what Risoluto's entrypoint does before the agent runs: with an egress
 allowlist, its iptables rules under `set -euo pipefail`; then CODEX_HOME made afresh in HOME;
 then a file written in the workspace.

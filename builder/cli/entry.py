@@ -7,7 +7,7 @@ takes. So the command lines a CI job or a pre-commit hook runs over and over,
 
 first try `noop.replay` (the recorded answer of a build with nothing to do, checked against
 the files and the daemon), then go to `buildrun.run_build`, the function the typer command
-calls too. Every other command line, `--help` included, goes to the typer app (cli.py), which
+calls too. Every other command line, `--help` included, goes to the typer app (cli/app.py), which
 parses and explains. Until the replay has had its chance, nothing heavier than the standard
 library's basics is imported.
 """

@@ -3,7 +3,7 @@
 The Docker SDK (with requests) takes ~0.15 s to import, more than a whole no-op build should.
 The few questions a no-op asks (has the engine this image, with these tags?) go through
 here instead: HTTP/1.0 makes the daemon send a plain body and close the connection, so a
-socket and a split are all the client there is. `DockerEngine` (engine.py) and the no-op
+socket and a split are all the client there is. `DockerEngine` (engine/docker.py) and the no-op
 replay (noop.py) both use it.
 """
 

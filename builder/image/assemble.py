@@ -46,7 +46,7 @@ def image_config(
     base: Mapping[str, Any] | None = None,
 ) -> ImageConfig:
     """The config of an image stacking `layers` (node name, layer) bottom first, on a base
-    image whose config the lock recorded as `base` (builder/inherit.py: what it keeps)."""
+    image whose config the lock recorded as `base` (builder/model/inherit.py: what it keeps)."""
     created = datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     os_name, arch = platform.split("/")
     config = container_config(

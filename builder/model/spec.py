@@ -62,7 +62,7 @@ class ImageSpec:
     env: dict[str, str] = field(default_factory=dict)
     allow_setuid: tuple[str, ...] = ()
     # The [image] keys the spec leaves out that an image base's own config may fill in
-    # (`user`, `workdir`): empty with a bootstrap base, which has no config (builder/inherit.py).
+    # (`user`, `workdir`): empty with a bootstrap base, which has no config (model/inherit.py).
     inherit: tuple[str, ...] = ()
 
 

@@ -1,6 +1,6 @@
 """A small client for the OCI distribution API (registry v2): blobs in, blobs out, manifests.
 
-Publishing pushes our layers as deterministic gzip blobs (builder/blobs.py) next to the image
+Publishing pushes our layers as deterministic gzip blobs (builder/store/blobs.py) next to the image
 config we write ourselves, so a manifest has the same digest on every machine (DESIGN.md §6).
 This module only moves those bytes; callers build the manifests and decide what to push.
 

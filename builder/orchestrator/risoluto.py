@@ -19,7 +19,7 @@ are not redacted), so a read-back string holding `[REDACTED]` confirms the value
 parts shown match what was sent.
 
 A PUT never removes a key, so an apply first DELETEs (`/api/v1/config/overlay/<dotted.key>`)
-the keys an earlier apply set that this overlay no longer holds (builder/applied.py keeps
+the keys an earlier apply set that this overlay no longer holds (orchestrator/applied.py keeps
 that record): each only while it still holds the value that apply sent, so a key someone
 else has changed since stays, and is reported. Every value is type-checked (overlay.py)
 before anything is sent.

@@ -1,6 +1,6 @@
 """Publishing to `[image].registry`: the image by digest, and every node under its key.
 
-Layers are pushed as gzip blobs (`builder/blobs.py`), compressed deterministically, once per
+Layers are pushed as gzip blobs (`builder/store/blobs.py`), compressed deterministically, once per
 layer (the blob is kept in the cache), several layers at a time; the image config, written by
 this tool, keeps the uncompressed diff IDs, so the image ID does not depend on compression.
 The OCI manifest is serialized canonically: two machines that build the same lock (with the

@@ -3,7 +3,7 @@
 `FROM` keeps the base's config and everything installed in it; so does `sandbox build`, and
 the lock records what that is, so a reviewer sees it and the build needs nothing but the lock:
 - `config`: the fields of `docker image inspect`'s Config that `FROM` acts on
-  (builder/inherit.py decides what the image keeps of them);
+  (builder/model/inherit.py decides what the image keeps of them);
 - `os`: /etc/os-release's ID, VERSION_ID and VERSION_CODENAME;
 - `packages`: dpkg's installed packages with their versions (the system closure is resolved
   against them by apt itself; a `provider = "apt"` runtime the base has is satisfied by it);
