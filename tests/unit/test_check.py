@@ -27,7 +27,7 @@ from builder.check.spawn import parse_uid
 from builder.core import certs
 from builder.core.errors import CheckError
 from builder.engine.interface import Confinement
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import (
     BaseSpec,
     BinaryTool,
@@ -289,7 +289,7 @@ def _nodes() -> dict[str, NodeLock]:
     }
     pip: dict[str, object] = {"tools": {"ruff": {}, "mypy": {}}}
     return {
-        name: NodeLock(name=name, kind="tools", key="k", parents=(), inputs=inputs)
+        name: NodeLock(name=name, kind=NodeKind.TOOLS, key="k", parents=(), inputs=inputs)
         for name, inputs in (("tools.npm", npm), ("tools.pip", pip))
     }
 
@@ -341,7 +341,9 @@ def test_an_npm_bin_name_that_is_not_a_plain_name_is_never_put_in_the_script() -
     nodes = _nodes()
     npm = nodes["tools.npm"]
     evil = {"tools": ["x"], "packages": [{"path": "node_modules/x", "bin": {"$(rm -rf ~)": "a"}}]}
-    nodes["tools.npm"] = NodeLock(name=npm.name, kind="tools", key="k", parents=(), inputs=evil)
+    nodes["tools.npm"] = NodeLock(
+        name=npm.name, kind=NodeKind.TOOLS, key="k", parents=(), inputs=evil
+    )
 
     plan = probes.plan_probes(_spec(), nodes)
 
@@ -636,7 +638,7 @@ def test_a_failing_program_nobody_asked_for_is_a_warning_the_tools_own_a_failure
     nodes = _nodes()
     nodes["tools.pip"] = NodeLock(
         name="tools.pip",
-        kind="tools",
+        kind=NodeKind.TOOLS,
         key="k",
         parents=(),
         inputs={"tools": {"mypy": {}, "httpie": {}, "ruff": {}}},
@@ -658,7 +660,7 @@ def test_libraries_of_an_installed_pip_tree_are_imported_by_the_images_python() 
         "deps.warm": {"mode": "store", "requires": ["six"]},
     }
     nodes = {
-        name: NodeLock(name=name, kind="deps", key="k", parents=(), inputs=inputs)
+        name: NodeLock(name=name, kind=NodeKind.DEPS, key="k", parents=(), inputs=inputs)
         for name, inputs in deps.items()
     }
 

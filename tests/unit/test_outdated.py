@@ -26,7 +26,7 @@ from builder.lock.resolve.versions import (
     pypi_allowed,
     pypi_newest,
 )
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
 
 DEBIAN = "http://deb.debian.org/debian"
@@ -196,7 +196,7 @@ def _nodes(**inputs: dict[str, Any]) -> dict[str, NodeLock]:
         name = key.replace("__", ".")
         nodes[name] = NodeLock(
             name=name,
-            kind=name if name in ("base", "system") else name.split(".")[0],
+            kind=NodeKind(name if name in ("base", "system") else name.split(".")[0]),
             key=f"sha256:{name}",
             parents=() if name == "base" else ("base",),
             inputs=node_inputs,

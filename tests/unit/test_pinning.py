@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from builder.lock.pinning import floating, inherited
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import (
     BaseSpec,
     Bootstrap,
@@ -33,7 +33,7 @@ def _spec(base: BaseSpec, pip: tuple[str, ...] = (), npm: tuple[str, ...] = ()) 
 
 
 def _node(name: str, inputs: dict[str, Any]) -> NodeLock:
-    return NodeLock(name=name, kind="tools", key="k", parents=(), inputs=inputs)
+    return NodeLock(name=name, kind=NodeKind.TOOLS, key="k", parents=(), inputs=inputs)
 
 
 NODES = {

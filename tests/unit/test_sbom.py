@@ -25,7 +25,7 @@ from builder import sbom
 from builder.core.keys import node_key
 from builder.core.platforms import host_platform
 from builder.model import lockfile
-from builder.model.lockfile import Lock, NodeLock
+from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.model.specfile import load_spec
 from tests.unit.clirun import sandbox
 
@@ -170,7 +170,7 @@ def make_lock(
     given = inputs or _inputs()
     for name in (n for n in PARENTS if n in given):  # parents first, whatever the dict order
         node_inputs = given[name]
-        kind = name.split(".")[0]
+        kind = NodeKind(name.split(".")[0])
         parents = PARENTS[name]
         nodes[name] = NodeLock(
             name=name,
