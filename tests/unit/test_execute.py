@@ -26,7 +26,7 @@ from builder.model.lockfile import NodeKind, NodeLock
 from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.fake_engine import FakeEngine, Run
 
-SYSTEM_INPUTS: dict[str, Any] = {"packages": [], "user": "", "workdir": "", "allow_setuid": []}
+SYSTEM_INPUTS: dict[str, Any] = {"request": [], "packages": [], "user": "", "workdir": ""}
 
 
 def _key(name: str) -> str:

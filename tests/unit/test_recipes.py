@@ -53,7 +53,10 @@ def test_bootstrap_as_a_user_that_is_not_root_says_what_to_do(
         kind=NodeKind.BASE,
         key="sha256:" + "0" * 64,
         parents=(),
-        inputs={"bootstrap": {"suite": "bookworm", "variant": "minbase", "mirror": "http://m"}},
+        inputs={
+            "bootstrap": {"suite": "bookworm", "variant": "minbase", "mirror": "http://m"},
+            "packages": [],
+        },
     )
 
     with pytest.raises(BuildError) as raised:
