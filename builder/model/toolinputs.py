@@ -65,10 +65,11 @@ class NpmPackage:
         return value if isinstance(value, str) else None
 
     @property
-    def bin(self) -> Mapping[str, str]:
-        """The executables it installs, by name (package-lock's `bin` table)."""
+    def bin(self) -> str | Mapping[str, str]:
+        """The executables it installs: package-lock's `bin`, a table of name -> script, or
+        one script (the package's own name is the command)."""
         value = self.fields.get("bin")
-        return value if isinstance(value, dict) else {}
+        return value if isinstance(value, str | dict) else {}
 
     def to_inputs(self) -> Inputs:
         return {"path": self.path, **self.fields}
