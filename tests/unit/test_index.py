@@ -49,7 +49,13 @@ def _lock() -> Lock:
             kind=NodeKind.SYSTEM,
             key="sha256:" + hashlib.sha256(f"system {platform}".encode()).hexdigest(),
             parents=("base",),
-            inputs={"user": "agent", "workdir": "/workspace", "packages": []},
+            inputs={
+                "request": [],
+                "user": "agent",
+                "uid": 1000,
+                "workdir": "/workspace",
+                "packages": [],
+            },
         )
         platforms[platform] = {"base": node, "system": system}
     return Lock(spec_hash="sha256:x", source_date_epoch=0, platforms=platforms)
