@@ -175,7 +175,9 @@ def read(path: Path, *, older_recipes_ok: bool = False) -> Lock:
     """Parse and check sandbox.lock; any damage is a LockError naming file and key.
 
     A node keyed with an earlier recipe version (before an upgrade of this tool) is refused
-    too, with a note that `sandbox lock` re-keys it; `older_recipes_ok` lets `lock` read it.
+    too, with a note that `sandbox lock` re-keys it; `older_recipes_ok` lets `lock` read it,
+    and skips checking each node's inputs against its kind's typed shape (model/inputs.py),
+    which every other reader of the lock gets.
     """
     if not path.exists():
         msg = f"{path}: no lock file. Run `sandbox lock` to create it"
@@ -208,6 +210,8 @@ def read(path: Path, *, older_recipes_ok: bool = False) -> Lock:
         platforms[platform] = nodes
     lock = Lock(spec_hash=spec_hash, source_date_epoch=epoch, platforms=platforms)
     verify_keys(lock, path, older_recipes_ok=older_recipes_ok)
+    if older_recipes_ok:  # `sandbox lock` reads the old pins as they are, to rewrite them
+        return lock
     for platform, nodes in platforms.items():  # each node's inputs have its kind's shape
         for node in nodes.values():
             typed_inputs(node, f"{where}: platforms.{platform}.nodes.{node.name}")

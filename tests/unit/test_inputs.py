@@ -206,3 +206,13 @@ def test_inputs_of_another_kind_are_refused() -> None:
 
     with pytest.raises(LockError, match=r"nodes\.system is a system node"):
         node.inputs_as(DepsInputs)
+
+
+def test_sandbox_lock_still_reads_a_malformed_lock_to_rewrite_it(tmp_path: Path) -> None:
+    kind, inputs = OTHER_SHAPES["system"]
+    path = tmp_path / "sandbox.lock"
+    lockfile.write(_lock_of({"system": (kind, {**inputs, "uid": "1000"})}), path)
+
+    lock = lockfile.read(path, older_recipes_ok=True)
+
+    assert lock.platforms[PLATFORM]["system"].inputs["uid"] == "1000"
