@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
 
 from bench.dockerfile import (
     HELPER_B64,
@@ -39,8 +38,10 @@ from bench.dockerfile import (
     get_step,
 )
 from builder.lock import managers
+from builder.model.inputs import Pin, RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, stack
-from builder.model.spec import Spec
+from builder.model.spec import Provider, Spec
+from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
 
 NPM_PREFIX = "/opt/sandbox/tools/npm"  # each tool in NPM_PREFIX/<folder>, as `sandbox build`
 SECRET_ID = "ca"
@@ -103,23 +104,24 @@ def generate(
             f"ENV PATH={home}/bin:$PATH",
         ]
         copies.append(f"{copy} --from={stage} {home} {home}")
-        if nodes[name].inputs["runtime"] == "node":
+        if nodes[name].inputs_as(RuntimeInputs).runtime == "node":
             node_stage = stage
     if "tools.pip" in nodes:
-        for tool, locked in sorted(nodes["tools.pip"].inputs["tools"].items()):
+        for tool, locked in sorted(nodes["tools.pip"].inputs_as(PipToolsInputs).tools.items()):
             stage = f"pip-{_slug(tool)}"
             stages += [
                 "",
                 f"FROM system AS {stage}",
-                f"RUN {_SECRET} {_PIP} " + _and(_with_ca(_pip_tool(tool, locked["packages"]))),
+                f"RUN {_SECRET} {_PIP} " + _and(_with_ca(_pip_tool(tool, locked.packages))),
             ]
             copies.append(f"{copy} --from={stage} {PIP_PREFIX} {PIP_PREFIX}")
     if "tools.npm" in nodes:
-        node = nodes["tools.npm"]
-        for tool_spec in node.inputs["tools"]:
+        npm = nodes["tools.npm"].inputs_as(NpmToolsInputs)
+        packages = [p.to_inputs() for p in npm.packages]  # npm's own entries, as locked
+        for tool_spec in npm.tools:
             tool, _ = managers.npm_dependency(tool_spec)
             folder = tool.replace("/", "+")
-            closure = managers.npm_closure(node.inputs["packages"], tool)
+            closure = managers.npm_closure(packages, tool)
             files[f"npm-{folder}/package.json"] = managers.npm_package_json([tool_spec]).encode()
             lock_json = managers.npm_package_lock([tool_spec], closure)
             files[f"npm-{folder}/package-lock.json"] = lock_json.encode()
@@ -182,8 +184,9 @@ def _helper() -> str:
 
 def _system(node: NodeLock) -> list[str]:
     """apt's lists and archives are cache mounts: nothing to clean, the .debs are kept."""
-    pins = shlex.join(f"{p['name']}={p['version']}" for p in node.inputs["packages"])
-    user, uid, workdir = node.inputs["user"], node.inputs["uid"], node.inputs["workdir"]
+    system = node.inputs_as(SystemInputs)
+    pins = shlex.join(f"{p.name}={p.version}" for p in system.packages)
+    user, uid, workdir = system.user, system.uid, system.workdir
     return [
         "export DEBIAN_FRONTEND=noninteractive",
         UPDATE,
@@ -196,19 +199,19 @@ def _system(node: NodeLock) -> list[str]:
 
 
 def _runtime_home(node: NodeLock) -> str:
-    return f"/opt/sandbox/runtime/{node.inputs['runtime']}"
+    return f"/opt/sandbox/runtime/{node.inputs_as(RuntimeInputs).runtime}"
 
 
 def _runtime(node: NodeLock, home: str) -> str:
-    inputs = node.inputs
-    if inputs["provider"] not in ("pypi", "official") or inputs["runtime"] == "rust":
-        msg = f"{node.name}: no Dockerfile equivalent for provider {inputs['provider']!r}"
+    inputs = node.inputs_as(RuntimeInputs)
+    if inputs.provider not in (Provider.PYPI, Provider.OFFICIAL) or inputs.runtime == "rust":
+        msg = f"{node.name}: no Dockerfile equivalent for provider {inputs.provider.value!r}"
         raise Unsupported(msg)
-    get = get_step(inputs["url"], inputs["sha256"], inputs["format"], inputs["root"], home, KEEP)
+    get = get_step(inputs.url, inputs.sha256, inputs.format, inputs.root, home, KEEP)
     steps = [_helper(), get]
-    if inputs["provider"] == "pypi":
+    if inputs.provider is Provider.PYPI:
         steps.append(f"rm -f {home}/*.py {home}/py.typed")
-    if inputs["runtime"] == "node" and inputs["provider"] == "pypi":
+    if inputs.runtime == "node" and inputs.provider is Provider.PYPI:
         for command, script in (
             ("npm", "npm/bin/npm-cli.js"),
             ("npx", "npm/bin/npx-cli.js"),
@@ -221,13 +224,13 @@ def _runtime(node: NodeLock, home: str) -> str:
     return " && ".join(steps)
 
 
-def _pip_tool(tool: str, packages: list[dict[str, Any]]) -> list[str]:
+def _pip_tool(tool: str, packages: tuple[Pin, ...]) -> list[str]:
     """One venv, from the locked closure with hashes, through a wheelhouse on pip's cache
     mount: `pip download` keeps a file whose hash matches and fetches only what is missing.
     (pip's own HTTP cache stays empty here: the TLS-intercepting proxy's responses are not
     cacheable, so a plain `pip install` with the cache mounted downloads every time.)"""
     venv, req = f"{PIP_PREFIX}/{tool}", f"/tmp/req-{tool}.txt"
-    lines = managers.pip_requirements(packages).splitlines()
+    lines = managers.pip_requirements([pin.to_inputs() for pin in packages]).splitlines()
     quiet = "--quiet --disable-pip-version-check --no-deps --require-hashes"
     return [
         _helper(),
@@ -243,14 +246,16 @@ def _pip_tool(tool: str, packages: list[dict[str, Any]]) -> list[str]:
 
 def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str]]:
     """The project's files (checked against the lock) and a pnpm install from the store."""
-    inputs = node.inputs
     files = deps_files(node, project_dir)
-    pin: dict[str, Any] = inputs["pnpm"]
+    pin = node.inputs_as(DepsInputs).installer
+    if pin is None:
+        msg = f"{node.name}: the lock pins no pnpm; run `sandbox lock`"
+        raise Unsupported(msg)
     prefix = deps_prefix(node.name)
-    wrapper = f"printf '#!/bin/sh\\nexec node %s \"$@\"\\n' {prefix}/pnpm/{pin['bin']}"
+    wrapper = f"printf '#!/bin/sh\\nexec node %s \"$@\"\\n' {prefix}/pnpm/{pin.bin}"
     steps = [
         _helper(),
-        get_step(pin["url"], pin["sha256"], "tgz", "package", f"{prefix}/pnpm", KEEP),
+        get_step(pin.url, pin.sha256, "tgz", "package", f"{prefix}/pnpm", KEEP),
         f"mkdir -p {prefix}/bin",
         f"{wrapper} > {prefix}/bin/pnpm",
         f"chmod 755 {prefix}/bin/pnpm",
@@ -263,15 +268,17 @@ def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str
 
 def _node_env(node: NodeLock) -> dict[str, str]:
     """What each node adds to the image's env, as the recipes of `sandbox build` do."""
-    if node.kind == "runtime" and node.inputs["provider"] != "apt":
+    runtime = node.typed
+    if isinstance(runtime, RuntimeInputs) and runtime.provider is not Provider.APT:
         home = _runtime_home(node)
-        java = {"JAVA_HOME": home} if node.inputs["runtime"] == "java" else {}
+        java = {"JAVA_HOME": home} if runtime.runtime == "java" else {}
         return {"PATH": f"{home}/bin", **java}
     if node.name == "tools.pip":
         return {"PATH": f"{PIP_PREFIX}/bin"}
     if node.name == "tools.npm":
         folders = sorted(
-            managers.npm_dependency(s)[0].replace("/", "+") for s in node.inputs["tools"]
+            managers.npm_dependency(s)[0].replace("/", "+")
+            for s in node.inputs_as(NpmToolsInputs).tools
         )
         return {"PATH": ":".join(f"{NPM_PREFIX}/{f}/node_modules/.bin" for f in folders)}
     if node.kind == "deps":

@@ -27,12 +27,13 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from builder.image.assemble import compose_env
 from builder.lock import managers
+from builder.model.inputs import RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, stack
-from builder.model.spec import Spec
+from builder.model.spec import DepManager, DepMode, Provider, Spec
+from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
 
 CA_ARG = "SANDBOX_CA_URL"
 # apt-get update as a hand-written Dockerfile has it (sandbox build's own also bounds each fetch).
@@ -163,9 +164,9 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_image: str) -> Conte
     if "tools.pip" in nodes:
         tools += _pip_tools(nodes["tools.pip"])
     if "tools.npm" in nodes:
-        node = nodes["tools.npm"]
-        files["tools-npm/package.json"] = managers.npm_package_json(node.inputs["tools"]).encode()
-        lock_json = managers.npm_package_lock(node.inputs["tools"], node.inputs["packages"])
+        npm = nodes["tools.npm"].inputs_as(NpmToolsInputs)
+        files["tools-npm/package.json"] = managers.npm_package_json(npm.tools).encode()
+        lock_json = managers.npm_package_lock(npm.tools, [p.to_inputs() for p in npm.packages])
         files["tools-npm/package-lock.json"] = lock_json.encode()
         lines.append(f"COPY tools-npm/ {NPM_PREFIX}/")
         tools.append(f"cd {NPM_PREFIX} && {_QUIET} npm ci --no-audit --no-fund --loglevel=warn")
@@ -214,8 +215,9 @@ def _with_ca(steps: list[str]) -> list[str]:
 
 
 def _system(node: NodeLock) -> list[str]:
-    pins = shlex.join(f"{p['name']}={p['version']}" for p in node.inputs["packages"])
-    user, uid, workdir = node.inputs["user"], node.inputs["uid"], node.inputs["workdir"]
+    system = node.inputs_as(SystemInputs)
+    pins = shlex.join(f"{p.name}={p.version}" for p in system.packages)
+    user, uid, workdir = system.user, system.uid, system.workdir
     return [
         "export DEBIAN_FRONTEND=noninteractive",
         UPDATE,
@@ -229,15 +231,15 @@ def _system(node: NodeLock) -> list[str]:
 
 
 def _runtime(node: NodeLock) -> str:
-    inputs = node.inputs
-    if inputs["provider"] not in ("pypi", "official") or inputs["runtime"] == "rust":
-        msg = f"{node.name}: no Dockerfile equivalent for provider {inputs['provider']!r}"
+    inputs = node.inputs_as(RuntimeInputs)
+    if inputs.provider not in (Provider.PYPI, Provider.OFFICIAL) or inputs.runtime == "rust":
+        msg = f"{node.name}: no Dockerfile equivalent for provider {inputs.provider.value!r}"
         raise Unsupported(msg)
-    home = f"/opt/sandbox/runtime/{inputs['runtime']}"
-    steps = [get_step(inputs["url"], inputs["sha256"], inputs["format"], inputs["root"], home)]
-    if inputs["provider"] == "pypi":
+    home = f"/opt/sandbox/runtime/{inputs.runtime}"
+    steps = [get_step(inputs.url, inputs.sha256, inputs.format, inputs.root, home)]
+    if inputs.provider is Provider.PYPI:
         steps.append(f"rm -f {home}/*.py {home}/py.typed")
-    if inputs["runtime"] == "node" and inputs["provider"] == "pypi":
+    if inputs.runtime == "node" and inputs.provider is Provider.PYPI:
         for command, script in _NODE_LINKS.items():
             target = f"../lib/node_modules/{script}"
             steps.append(
@@ -255,9 +257,10 @@ def get_step(url: str, sha256: str, fmt: str, root: str, dest: str, keep: str = 
 
 def _pip_tools(node: NodeLock) -> list[str]:
     steps = [f"mkdir -p {PIP_PREFIX}/bin"]
-    for tool, locked in sorted(node.inputs["tools"].items()):
+    for tool, locked in sorted(node.inputs_as(PipToolsInputs).tools.items()):
         venv, req = f"{PIP_PREFIX}/{tool}", f"/tmp/req-{tool}.txt"
-        lines = managers.pip_requirements(locked["packages"]).splitlines()
+        pins = [pin.to_inputs() for pin in locked.packages]
+        lines = managers.pip_requirements(pins).splitlines()
         steps += [
             f"printf '%s\\n' {shlex.join(lines)} > {req}",
             f"python3 -m venv {venv}",
@@ -274,14 +277,14 @@ def deps_prefix(name: str) -> str:
 
 def deps_files(node: NodeLock, project_dir: Path) -> dict[str, bytes]:
     """A pnpm install-mode node's project files, checked against the lock, by context path."""
-    inputs = node.inputs
-    if inputs["manager"] != "pnpm" or inputs["mode"] != "install":
+    inputs = node.inputs_as(DepsInputs)
+    if inputs.manager is not DepManager.PNPM or inputs.mode is not DepMode.INSTALL:
         msg = f"{node.name}: only pnpm in install mode has a Dockerfile equivalent here"
         raise Unsupported(msg)
     short = node.name.removeprefix("deps.")
     files: dict[str, bytes] = {}
-    for filename, sha in sorted(inputs["files"].items()):
-        data = (project_dir / str(inputs["path"]) / filename).read_bytes()
+    for filename, sha in sorted(inputs.files.items()):
+        data = (project_dir / inputs.path / filename).read_bytes()
         if hashlib.sha256(data).hexdigest() != sha:
             msg = f"{node.name}: {filename} changed since sandbox.lock was made; lock again"
             raise Unsupported(msg)
@@ -291,13 +294,15 @@ def deps_files(node: NodeLock, project_dir: Path) -> dict[str, bytes]:
 
 def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str]]:
     """The project's files (checked against the lock) and the steps of a pnpm install."""
-    inputs = node.inputs
     files = deps_files(node, project_dir)
-    pin: dict[str, Any] = inputs["pnpm"]
+    pin = node.inputs_as(DepsInputs).installer
+    if pin is None:
+        msg = f"{node.name}: the lock pins no pnpm; run `sandbox lock`"
+        raise Unsupported(msg)
     prefix = deps_prefix(node.name)
-    wrapper = f"printf '#!/bin/sh\\nexec node %s \"$@\"\\n' {prefix}/pnpm/{pin['bin']}"
+    wrapper = f"printf '#!/bin/sh\\nexec node %s \"$@\"\\n' {prefix}/pnpm/{pin.bin}"
     steps = [
-        get_step(pin["url"], pin["sha256"], "tgz", "package", f"{prefix}/pnpm"),
+        get_step(pin.url, pin.sha256, "tgz", "package", f"{prefix}/pnpm"),
         f"mkdir -p {prefix}/bin",
         f"{wrapper} > {prefix}/bin/pnpm",
         f"chmod 755 {prefix}/bin/pnpm",
@@ -311,9 +316,11 @@ def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str
 
 def _node_env(node: NodeLock) -> dict[str, str]:
     """What each node adds to the image's env, as the recipes of `sandbox build` do."""
-    if node.kind == "runtime" and node.inputs["provider"] != "apt":
-        home = f"/opt/sandbox/runtime/{node.inputs['runtime']}"
-        java = {"JAVA_HOME": home} if node.inputs["runtime"] == "java" else {}
+    runtime_inputs = node.typed
+    if isinstance(runtime_inputs, RuntimeInputs) and runtime_inputs.provider is not Provider.APT:
+        runtime = runtime_inputs.runtime
+        home = f"/opt/sandbox/runtime/{runtime}"
+        java = {"JAVA_HOME": home} if runtime == "java" else {}
         return {"PATH": f"{home}/bin", **java}
     if node.name == "tools.pip":
         return {"PATH": f"{PIP_PREFIX}/bin"}

@@ -34,6 +34,7 @@ from builder.image import assemble
 from builder.image.export import deps_mounts
 from builder.image.loading import IMAGE_LABEL, load_image
 from builder.model import inherit
+from builder.model.inputs import BaseInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
@@ -285,14 +286,15 @@ def platform_image(
         f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
-    base = nodes["base"].inputs.get("config", {})
+    base = inherit.recorded_config(nodes["base"].inputs_as(BaseInputs))
+    system = nodes["system"].inputs_as(SystemInputs)
     config = assemble.image_config(
         layers=layers,
         env=env,
         platform=platform,
         epoch=lock.source_date_epoch,
-        user=inherit.effective_user(nodes["system"].inputs, base),
-        workdir=inherit.effective_workdir(nodes["system"].inputs, base),
+        user=inherit.effective_user(system, base),
+        workdir=inherit.effective_workdir(system, base),
         labels=labels,
         base=base,
     )

@@ -16,6 +16,7 @@ from builder.build.execute import Executor
 from builder.build.plan import make_plan
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
+from builder.model.inputs import BaseInputs
 from builder.model.lockfile import NodeLock, ancestors
 from builder.store.cache import Cache
 
@@ -40,7 +41,7 @@ class Stages:
             cache=self.cache,
             engine=self.engine,
             platform=platform,
-            epoch=int(nodes["base"].inputs.get("epoch", 0)),
+            epoch=nodes["base"].inputs_as(BaseInputs).source_epoch,
             progress=self.progress,
             project_dir=self.project_dir,
         )

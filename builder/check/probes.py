@@ -29,7 +29,7 @@ import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from builder.check.report import CheckResult
 from builder.check.spawn import (
@@ -46,7 +46,8 @@ from builder.core.errors import CheckError
 from builder.core.patterns import npm_name
 from builder.engine.interface import Confinement
 from builder.model.lockfile import NodeLock
-from builder.model.spec import Spec
+from builder.model.spec import DepMode, Spec
+from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
 from builder.orchestrator.overlay import make_overlay
 from builder.store.cache import Cache
 
@@ -146,7 +147,7 @@ def plan_probes(spec: Spec, nodes: Mapping[str, NodeLock]) -> Plan:
         probes.append(Probe(check="npm (tools.npm)", argv=("npm", "--version")))
     refused = []
     npm = nodes.get("tools.npm")
-    for exe in npm_bins(npm.inputs) if npm else []:
+    for exe in npm_bins(npm.inputs_as(NpmToolsInputs)) if npm else []:
         if _SAFE.fullmatch(exe):
             probes.append(Probe(check=f"tools.npm {exe}", argv=(exe,), tool=True))
         else:
@@ -155,8 +156,9 @@ def plan_probes(spec: Spec, nodes: Mapping[str, NodeLock]) -> Plan:
         exe = tool.binary or tool.name
         probes.append(Probe(check=f"tools.bin.{tool.name}", argv=(exe,), tool=True))
     for name, node in sorted(nodes.items()):
-        if name.startswith("deps.") and node.inputs.get("mode") != "store":
-            for library in node.inputs.get("requires", []):
+        deps = node.inputs_as(DepsInputs) if name.startswith("deps.") else None
+        if deps is not None and deps.mode is not DepMode.STORE:
+            for library in deps.requires or ():
                 argv = ("python3", "-c", _IMPORT, library)
                 probes.append(Probe(check=f"{name} import {library}", argv=argv))
     if spec.sandbox.egress_allowlist:
@@ -166,19 +168,19 @@ def plan_probes(spec: Spec, nodes: Mapping[str, NodeLock]) -> Plan:
             Probe(check="overlay awk", argv=("awk", 'BEGIN { print "awk runs" }')),
         ]
     pip = nodes.get("tools.pip")
-    pip_tools = tuple(sorted(pip.inputs["tools"])) if pip else ()
+    pip_tools = tuple(sorted(pip.inputs_as(PipToolsInputs).tools)) if pip else ()
     return Plan(probes=tuple(probes), pip_tools=pip_tools, refused=tuple(refused))
 
 
-def npm_bins(inputs: Mapping[str, Any]) -> list[str]:
+def npm_bins(inputs: NpmToolsInputs) -> list[str]:
     """The executables of the top-level npm tools, from their package-lock entries' `bin`."""
-    names = {npm_name(spec) for spec in inputs["tools"]}
+    names = {npm_name(spec) for spec in inputs.tools}
     found: set[str] = set()
-    for package in inputs["packages"]:
-        name = package["path"].removeprefix("node_modules/")
+    for package in inputs.packages:
+        name = package.path.removeprefix("node_modules/")
         if name not in names:
             continue
-        declared = package.get("bin") or {}
+        declared = package.bin or {}
         if isinstance(declared, str):  # `"bin": "cli.js"` names the package's own command
             found.add(name.rpartition("/")[2])
         else:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 from builder.core.errors import BuilderError, BuildError, ResolutionError
 from builder.core.unpack import unpack, walk
 from builder.model.spec import BinaryTool
+from builder.model.toolinputs import BinToolInputs
 from builder.net.downloads import fetch
 
 IMAGE_ROOT = "/opt/sandbox/tools/bin"
@@ -69,35 +69,33 @@ def archive_format(file_name: str) -> str:
 
 
 def bin_archive(
-    inputs: Mapping[str, Any], *, project_dir: Path, downloads: Path, auth_env: str | None = None
+    inputs: BinToolInputs, *, project_dir: Path, downloads: Path, auth_env: str | None = None
 ) -> Path:
     """The locked file, checked against its sha256 (build time)."""
-    name, expected = inputs["name"], inputs["sha256"]
-    if "url" in inputs:
-        return fetch(
-            inputs["url"], sha256=expected, dest_dir=downloads, what=name, auth_env=auth_env
-        )
-    path = _project_file(name, inputs["path"], project_dir, BuildError)
+    name, expected = inputs.name, inputs.sha256
+    if inputs.url is not None:
+        return fetch(inputs.url, sha256=expected, dest_dir=downloads, what=name, auth_env=auth_env)
+    path = _project_file(name, inputs.path or "", project_dir, BuildError)
     actual = _sha256(path)
     if actual != expected:
         msg = (
-            f"tools.bin.{name}: {inputs['path']} changed since sandbox.lock was made "
+            f"tools.bin.{name}: {inputs.path} changed since sandbox.lock was made "
             f"(sha256 {actual}, locked {expected}). Run `sandbox lock --update {name}`."
         )
         raise BuildError(msg)
     return path
 
 
-def layout_bin(inputs: Mapping[str, Any], archive: Path, prefix_dir: Path) -> dict[str, str]:
+def layout_bin(inputs: BinToolInputs, archive: Path, prefix_dir: Path) -> dict[str, str]:
     """Unpack `archive` into `prefix_dir` with the executable at bin/<bin>; return its env."""
-    name, binary = inputs["name"], inputs["bin"]
+    name, binary = inputs.name, inputs.bin
     prefix_dir.mkdir(parents=True, exist_ok=True)
     prefix_dir.chmod(0o755)
-    if inputs["format"] == "raw":
+    if inputs.format == "raw":
         unpack(archive, prefix_dir / "bin", fmt="raw", target=binary)
     else:
-        unpack(archive, prefix_dir, fmt=inputs["format"])
-        _link_executable(name, binary, inputs.get("url") or inputs["path"], prefix_dir)
+        unpack(archive, prefix_dir, fmt=inputs.format)
+        _link_executable(name, binary, inputs.source, prefix_dir)
     return {"PATH": f"{IMAGE_ROOT}/{name}/bin"}
 
 

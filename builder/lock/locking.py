@@ -120,7 +120,7 @@ class _Locker:
 
     def lock_all(self) -> dict[str, NodeLock]:
         for name in self.graph.names():
-            kind = self.graph.node(name).kind.value
+            kind = self.graph.node(name).kind
             parents = self.graph.parents(name)
             with in_step(f"lock {name}"):
                 if kind in ("base", "system"):

@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from builder.core import patterns
 from builder.lock.managers import npm_dependency
 from builder.lock.resolve.apt import APT_RUNTIMES
-from builder.lock.resolve.image import BaseFacts
 from builder.model import inherit
+from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
+from builder.model.toolinputs import NpmToolsInputs, PipToolsInputs
 
 # One exact version: `==1.2.3` or `===1.2.3`, no wildcard, no second clause.
 _PIP_EXACT = re.compile(r"\s*===?\s*[A-Za-z0-9.+!-]+\s*")
@@ -32,8 +33,8 @@ def floating(spec: Spec, nodes: Mapping[str, NodeLock]) -> list[str]:
     """One warning per floating entry of `spec`, naming what `nodes` pinned it to."""
     found = []
     if spec.base.image and "@sha256:" not in spec.base.image:
-        base = nodes.get("base")
-        pinned = f"; locked to {base.inputs['pinned']}" if base else ""
+        base = nodes["base"].inputs_as(BaseInputs) if "base" in nodes else None
+        pinned = f"; locked to {base.pinned}" if isinstance(base, ImageBase) else ""
         found.append(
             f"[base].image {spec.base.image!r} is a moving tag{pinned}. It is pinned in "
             "sandbox.lock anyway; write name@sha256:<digest> to pin it in sandbox.toml too"
@@ -67,35 +68,38 @@ def _tool_warning(manager: str, entry: str, version: str | None, exact: str) -> 
 
 
 def _pip_version(node: NodeLock | None, name: str) -> str | None:
-    tool = node.inputs["tools"].get(name) if node else None
-    for package in tool["packages"] if tool else ():
-        if patterns.pip_name(package["name"]) == name:
-            return str(package["version"])
+    tool = node.inputs_as(PipToolsInputs).tools.get(name) if node else None
+    for package in tool.packages if tool else ():
+        if patterns.pip_name(package.name) == name:
+            return package.version
     return None
 
 
 def _npm_version(node: NodeLock | None, name: str) -> str | None:
-    for package in node.inputs["packages"] if node else ():
-        if package["path"] == f"node_modules/{name}":
-            return str(package.get("version", "")) or None
+    for package in node.inputs_as(NpmToolsInputs).packages if node else ():
+        if package.path == f"node_modules/{name}":
+            return package.version or None
     return None
 
 
 def inherited(spec: Spec, nodes: Mapping[str, NodeLock]) -> list[str]:
     """One note per thing an image base provides or loses, as the lock has it."""
-    base, system = nodes.get("base"), nodes.get("system")
-    if base is None or system is None or "config" not in base.inputs:
+    if "base" not in nodes or "system" not in nodes:
         return []
-    notes = inherit.dropped(base.inputs["config"])
-    user = inherit.choose_user(spec.image, base.inputs).note
+    base = nodes["base"].inputs_as(BaseInputs)
+    if not isinstance(base, ImageBase) or base.config is None:
+        return []
+    notes = inherit.dropped(base.config)
+    user = inherit.choose_user(spec.image, base).note
     notes += [user] if user else []
-    facts = BaseFacts.of(base.inputs)
-    installed = {p["name"] for p in system.inputs.get("packages", [])}
+    packages = {p.name: p.version for p in base.packages or ()}
+    programs = dict(base.programs or {})
+    installed = {p.name for p in nodes["system"].inputs_as(SystemInputs).packages}
     for runtime in spec.runtimes:
         has = [
-            f"{p} {facts.packages[p]}"
+            f"{p} {packages[p]}"
             for p in APT_RUNTIMES[runtime.name]
-            if p in facts.packages and p not in installed
+            if p in packages and p not in installed
         ]
         if runtime.provider == "apt" and has:
             notes.append(
@@ -109,9 +113,9 @@ def inherited(spec: Spec, nodes: Mapping[str, NodeLock]) -> list[str]:
     ):
         if tools not in nodes or wanted in layered | apt or package in installed:
             continue
-        if package in facts.packages:
-            notes.append(f"{tools} uses the base's {program} ({package} {facts.packages[package]})")
-        elif program in facts.programs:
-            found = facts.programs[program]
-            notes.append(f"{tools} uses the base's {found['path']} {found['version']}")
+        if package in packages:
+            notes.append(f"{tools} uses the base's {program} ({package} {packages[package]})")
+        elif program in programs:
+            found = programs[program]
+            notes.append(f"{tools} uses the base's {found.path} {found.version}")
     return notes

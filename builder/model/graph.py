@@ -8,23 +8,12 @@ that change least first, so a bump leaves every layer beneath it byte-identical.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import networkx as nx
 
-from builder.model.lockfile import stack_key
+from builder.model.lockfile import NodeKind, stack_key
 from builder.model.spec import Spec
-
-
-class NodeKind(enum.StrEnum):
-    """A node's kind: its recipe, its key's recipe version, where it sits in the stack."""
-
-    BASE = "base"
-    SYSTEM = "system"
-    RUNTIME = "runtime"
-    TOOLS = "tools"
-    DEPS = "deps"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +65,7 @@ class LayerGraph:
         return sorted(self._g.edges, key=lambda e: (self._rank(e[1]), self._rank(e[0])))
 
     def _rank(self, name: str) -> str:
-        rank, _ = stack_key(self.node(name).kind.value, name)
+        rank, _ = stack_key(self.node(name).kind, name)
         return f"{rank}:{name}"
 
 

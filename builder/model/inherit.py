@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from builder.core.errors import ResolutionError
+from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.spec import ImageSpec
 
 OUR_LABELS = "dev.sandbox-builder."
@@ -76,14 +77,19 @@ def inherited_labels(base: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if not k.startswith(OUR_LABELS)}
 
 
-def effective_user(system: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+def effective_user(system: SystemInputs, base: Mapping[str, Any]) -> str:
     """The image's User: the one the system node made or reused, else the base's."""
-    return str(system.get("user") or base.get("User", ""))
+    return str(system.user or base.get("User", ""))
 
 
-def effective_workdir(system: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+def effective_workdir(system: SystemInputs, base: Mapping[str, Any]) -> str:
     """The image's WorkingDir: the one the system node made, else the base's."""
-    return str(system.get("workdir") or base.get("WorkingDir", ""))
+    return str(system.workdir or base.get("WorkingDir", ""))
+
+
+def recorded_config(base: BaseInputs) -> Mapping[str, Any]:
+    """The base image's config as the lock recorded it; empty for a bootstrap base."""
+    return base.config or {} if isinstance(base, ImageBase) else {}
 
 
 def is_root(user: str) -> bool:
@@ -116,7 +122,7 @@ class UserChoice:
     note: str  # what `sandbox lock` says about it; "" when nothing differs from the spec
 
 
-def choose_user(image: ImageSpec, base: Mapping[str, Any]) -> UserChoice:
+def choose_user(image: ImageSpec, base: BaseInputs) -> UserChoice:
     """The user and workdir the image gets on the base whose locked inputs are `base`.
 
     `[image].user` (or, when it is unset and the base runs as root, the default `agent`) is
@@ -124,8 +130,9 @@ def choose_user(image: ImageSpec, base: Mapping[str, Any]) -> UserChoice:
     already gives another user is not reused: the user gets the next free one. Unset
     `[image].user` on a base with a non-root User keeps the base's. Never root.
     """
-    config: Mapping[str, Any] = base.get("config", {})
-    users = {str(u["name"]): int(u["uid"]) for u in base.get("users", [])}
+    config = recorded_config(base)
+    known = base.users if isinstance(base, ImageBase) else None
+    users = {u.name: u.uid for u in known or ()}
     base_user = str(config.get("User", ""))
     workdir = image.workdir
     if "workdir" in image.inherit and config.get("WorkingDir"):

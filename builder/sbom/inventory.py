@@ -22,7 +22,23 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from builder.core.keys import sha256_of
+from builder.model.inputs import (
+    BaseInputs,
+    BootstrapBase,
+    ImageBase,
+    Pin,
+    RuntimeInputs,
+    SystemInputs,
+)
 from builder.model.lockfile import Lock, NodeLock, stack
+from builder.model.spec import DepManager, Provider
+from builder.model.toolinputs import (
+    BinToolInputs,
+    DepsInputs,
+    NpmPackage,
+    NpmToolsInputs,
+    PipToolsInputs,
+)
 
 NAMESPACE = "https://sandbox-builder.dev/sbom"
 ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")  # what SPDX IDs and bom-refs cannot hold
@@ -72,11 +88,13 @@ def creation_time(lock: Lock) -> str:
 def packages(nodes: Mapping[str, NodeLock], platform: str) -> list[Package]:
     """Every package of every node, nodes in image stack order, each node's sorted."""
     arch = platform.split("/")[-1]
-    base = nodes["base"].inputs if "base" in nodes else {}
+    base = nodes["base"].inputs_as(BaseInputs) if "base" in nodes else None
     # An image base's distribution is what its os-release said at lock (resolve/image.py).
-    distribution = base.get("os", {})
-    suite = str(base.get("bootstrap", {}).get("suite", "") or distribution.get("codename", ""))
-    vendor = str(distribution.get("id", "debian"))
+    suite, vendor = "", "debian"
+    if isinstance(base, BootstrapBase):
+        suite = base.bootstrap.suite
+    elif isinstance(base, ImageBase) and base.os is not None:
+        suite, vendor = base.os.get("codename", ""), base.os.get("id", "debian")
     found: list[Package] = []
     taken: set[str] = set()
     for name in stack(nodes):
@@ -95,43 +113,43 @@ def _node_items(
     node: NodeLock, *, arch: str, suite: str, vendor: str
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(identity, Package fields) of each pin of `node`; the identity is unique in the node."""
-    inputs = node.inputs
-    if node.kind in ("base", "system"):
-        if "pinned" in inputs:  # a base image, pinned by digest or local image ID
+    inputs = node.typed
+    if isinstance(inputs, BaseInputs | SystemInputs):
+        if isinstance(inputs, ImageBase):  # a base image, pinned by digest or local image ID
             yield from _image(inputs)
-        for pin in inputs.get("packages", []):
+        for pin in inputs.packages or ():
             deb = _deb(pin, arch=arch, suite=suite, vendor=vendor)
-            yield f"{pin['name']}-{pin['version']}", deb
-    elif node.kind == "runtime":
-        yield inputs["runtime"], _runtime(inputs)
-    elif node.name == "tools.pip":
-        for tool, closure in sorted(inputs.get("tools", {}).items()):
-            for pin in closure["packages"]:
-                yield f"{tool}-{pin['name']}-{pin['version']}", _pypi(pin, tool)
-    elif node.name == "tools.npm":
-        for pin in inputs.get("packages", []):
-            yield pin["path"].replace("node_modules/", ""), _npm(pin)
-    elif node.name.startswith("tools.bin."):
-        yield inputs["name"], _bin(inputs)
-    elif node.kind == "deps":
+            yield f"{pin.name}-{pin.version}", deb
+    elif isinstance(inputs, RuntimeInputs):
+        yield inputs.runtime, _runtime(inputs)
+    elif isinstance(inputs, PipToolsInputs):
+        for tool, closure in sorted(inputs.tools.items()):
+            for pin in closure.packages:
+                yield f"{tool}-{pin.name}-{pin.version}", _pypi(pin, tool)
+    elif isinstance(inputs, NpmToolsInputs):
+        for package in inputs.packages:
+            yield package.path.replace("node_modules/", ""), _npm(package)
+    elif isinstance(inputs, BinToolInputs):
+        yield inputs.name, _bin(inputs)
+    else:
         yield from _deps(inputs)
 
 
-def _deb(pin: Mapping[str, Any], *, arch: str, suite: str, vendor: str) -> dict[str, Any]:
+def _deb(pin: Pin, *, arch: str, suite: str, vendor: str) -> dict[str, Any]:
     """A Debian package; one an image base came with has no .deb sha256 (dpkg keeps none)."""
     return {
-        "name": pin["name"],
-        "version": pin["version"],
-        "purl": purl("deb", pin["name"], pin["version"], namespace=vendor, arch=arch, distro=suite),
+        "name": pin.name,
+        "version": pin.version,
+        "purl": purl("deb", pin.name, pin.version, namespace=vendor, arch=arch, distro=suite),
         "kind": "library",
-        "checksums": (("SHA256", pin["sha256"]),) if "sha256" in pin else (),
+        "checksums": (("SHA256", pin.sha256),) if pin.sha256 is not None else (),
     }
 
 
-def _image(inputs: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _image(inputs: ImageBase) -> Iterator[tuple[str, dict[str, Any]]]:
     """A base image: by manifest digest from its registry, or by the local image ID."""
-    reference, _, digest = str(inputs["pinned"]).rpartition("@")
-    repo = reference or str(inputs["image"]).rsplit(":", 1)[0]
+    reference, _, digest = inputs.pinned.rpartition("@")
+    repo = reference or inputs.image.rsplit(":", 1)[0]
     yield (
         "image",
         {
@@ -140,44 +158,45 @@ def _image(inputs: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             "purl": purl("oci", repo.rsplit("/", 1)[-1], digest, repository_url=reference),
             "kind": "container",
             "checksums": (("SHA256", digest.removeprefix("sha256:")),),
-            "note": f"base image {inputs['image']}",
+            "note": f"base image {inputs.image}",
         },
     )
 
 
-def _runtime(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    url = str(inputs["url"])
-    if inputs["provider"] == "pypi":  # the runtime is a wheel's payload
+def _runtime(inputs: RuntimeInputs) -> dict[str, Any]:
+    url = inputs.url
+    if inputs.provider is Provider.PYPI:  # the runtime is a wheel's payload
         project = urlsplit(url).path.rsplit("/", 1)[-1].split("-", 1)[0]
-        ident = purl("pypi", _pep503(project), inputs["version"])
+        ident = purl("pypi", _pep503(project), inputs.version)
     else:
-        ident = purl("generic", inputs["runtime"], inputs["version"], download_url=url)
+        ident = purl("generic", inputs.runtime, inputs.version, download_url=url)
     return {
-        "name": inputs["runtime"],
-        "version": inputs["version"],
+        "name": inputs.runtime,
+        "version": inputs.version,
         "purl": ident,
         "kind": "application",
-        "checksums": (("SHA256", inputs["sha256"]),),
+        "checksums": (("SHA256", inputs.sha256),),
         "url": url,
-        "note": f"runtime {inputs['runtime']} from {inputs['provider']}",
+        "note": f"runtime {inputs.runtime} from {inputs.provider.value}",
     }
 
 
-def _pypi(pin: Mapping[str, Any], tool: str) -> dict[str, Any]:
+def _pypi(pin: Pin, tool: str) -> dict[str, Any]:
     return {
-        "name": pin["name"],
-        "version": pin["version"],
-        "purl": purl("pypi", _pep503(pin["name"]), pin["version"]),
+        "name": pin.name,
+        "version": pin.version,
+        "purl": purl("pypi", _pep503(pin.name), pin.version),
         "kind": "library",
-        "checksums": (("SHA256", pin["sha256"]),),
+        "checksums": (("SHA256", pin.sha256 or ""),),
         "note": f"venv of pip tool {tool}",
     }
 
 
-def _npm(pin: Mapping[str, Any]) -> dict[str, Any]:
-    name = str(pin.get("name") or pin["path"].rsplit("node_modules/", 1)[-1])
+def _npm(package: NpmPackage) -> dict[str, Any]:
+    pin = package.fields
+    name = str(pin.get("name") or package.path.rsplit("node_modules/", 1)[-1])
     scope, _, bare = name.rpartition("/")
-    version = str(pin.get("version", ""))
+    version = package.version or ""
     return {
         "name": name,
         "version": version,
@@ -185,7 +204,7 @@ def _npm(pin: Mapping[str, Any]) -> dict[str, Any]:
         "kind": "library",
         "checksums": tuple(_sri(str(pin.get("integrity", "")))),
         "url": str(pin.get("resolved", "")) if "://" in str(pin.get("resolved", "")) else "",
-        "note": f"npm tools: {pin['path']}",
+        "note": f"npm tools: {package.path}",
     }
 
 
@@ -204,22 +223,25 @@ def _sri(integrity: str) -> Iterator[tuple[str, str]]:
             yield name, digest.hex()
 
 
-def _bin(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    url = str(inputs.get("url", ""))
+def _bin(inputs: BinToolInputs) -> dict[str, Any]:
+    url = inputs.url or ""
     return {
-        "name": inputs["name"],
-        "version": inputs["version"],
-        "purl": purl("generic", inputs["name"], inputs["version"], download_url=url),
+        "name": inputs.name,
+        "version": inputs.version,
+        "purl": purl("generic", inputs.name, inputs.version, download_url=url),
         "kind": "application",
-        "checksums": (("SHA256", inputs["sha256"]),),
+        "checksums": (("SHA256", inputs.sha256),),
         "url": url,
-        "note": f"binary tool from {url or inputs.get('path', '?')}",
+        "note": f"binary tool from {url or (inputs.path if inputs.path is not None else '?')}",
     }
 
 
-def _deps(inputs: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for file, sha in sorted(inputs.get("files", {}).items()):
-        path = f"{inputs['path']}/{file}"
+_INSTALLER_PURL = {DepManager.PNPM: "npm", DepManager.UV: "pypi"}
+
+
+def _deps(inputs: DepsInputs) -> Iterator[tuple[str, dict[str, Any]]]:
+    for file, sha in sorted(inputs.files.items()):
+        path = f"{inputs.path}/{file}"
         yield (
             f"file-{file}",
             {
@@ -228,24 +250,23 @@ def _deps(inputs: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 "purl": purl("generic", file, checksum=f"sha256:{sha}"),
                 "kind": "file",
                 "checksums": (("SHA256", sha),),
-                "note": f"{inputs['manager']} project file; the packages it pins are not listed",
+                "note": f"{inputs.manager.value} project file; the packages it pins are not listed",
             },
         )
-    for manager, kind in (("pnpm", "npm"), ("uv", "pypi")):
-        pin = inputs.get(manager)
-        if pin:
-            yield (
-                manager,
-                {
-                    "name": manager,
-                    "version": pin["version"],
-                    "purl": purl(kind, manager, pin["version"]),
-                    "kind": "application",
-                    "checksums": (("SHA256", pin["sha256"]),),
-                    "url": pin["url"],
-                    "note": f"package manager of {inputs['path']}",
-                },
-            )
+    pin, manager = inputs.installer, inputs.manager
+    if pin is not None and manager in _INSTALLER_PURL:
+        yield (
+            manager.value,
+            {
+                "name": manager.value,
+                "version": pin.version,
+                "purl": purl(_INSTALLER_PURL[manager], manager.value, pin.version),
+                "kind": "application",
+                "checksums": (("SHA256", pin.sha256),),
+                "url": pin.url,
+                "note": f"package manager of {inputs.path}",
+            },
+        )
 
 
 def _pep503(name: str) -> str:

@@ -24,6 +24,7 @@ import pytest
 from builder.lock import runtimes
 from builder.store.cache import default_download_dir
 from tests.integration.conftest import Project, docker
+from tests.unit.conftest import typed_runtime
 
 pytestmark = pytest.mark.docker
 
@@ -65,8 +66,10 @@ def stand_in(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     context = tmp_path_factory.mktemp("stand-in")
     # Node.js 22 as node:22 installs it, from the same PyPI wheel the tests' runtimes use.
     downloads = default_download_dir()
-    node = runtimes.resolve_runtime(
-        "node", "22", "pypi", mirror=None, platform="linux/amd64", downloads=downloads
+    node = typed_runtime(
+        runtimes.resolve_runtime(
+            "node", "22", "pypi", mirror=None, platform="linux/amd64", downloads=downloads
+        )
     )
     archive = runtimes.runtime_archive(node, downloads=downloads)
     runtimes.layout_runtime(node, archive, context / "node")

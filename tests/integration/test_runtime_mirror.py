@@ -18,6 +18,7 @@ import pytest
 
 from builder.lock.runtimes import layout_runtime, resolve_runtime, runtime_archive
 from tests.integration.mirror import go_mirror, node_mirror, serve
+from tests.unit.conftest import typed_runtime
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,8 @@ def _install(
     inputs = resolve_runtime(
         name, request, provider, mirror=mirror, platform="linux/amd64", downloads=downloads
     )
-    env = layout_runtime(inputs, runtime_archive(inputs, downloads=downloads), prefix)
+    pinned = typed_runtime(inputs)
+    env = layout_runtime(pinned, runtime_archive(pinned, downloads=downloads), prefix)
     return inputs, env
 
 

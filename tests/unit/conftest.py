@@ -17,7 +17,7 @@ import tarfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,6 +25,9 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
+
+from builder.model.fields import Fields
+from builder.model.inputs import RuntimeInputs
 
 
 @dataclass
@@ -195,3 +198,9 @@ def write_zip(path: Path, entries: list[Entry]) -> Path:
                 info.external_attr = (stat.S_IFREG | entry.mode) << 16
                 zf.writestr(info, entry.data)
     return path
+
+
+def typed_runtime(inputs: Mapping[str, object]) -> RuntimeInputs:
+    """A resolved runtime's inputs typed, with the request `sandbox lock` records beside them."""
+    asked = {"provider": inputs["provider"], "version": inputs["request"], "mirror": ""}
+    return RuntimeInputs.of(Fields({**inputs, "requested": asked}, "runtime"))

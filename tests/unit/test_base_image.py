@@ -277,7 +277,7 @@ def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
     from builder.core.progress import Progress
     from builder.lock.locking import _Locker
     from builder.model.graph import build_graph
-    from builder.model.lockfile import NodeLock
+    from builder.model.lockfile import NodeKind, NodeLock
     from builder.store.cache import Cache
 
     cache = Cache(tmp_path / "cache")
@@ -288,7 +288,9 @@ def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
     locker = _Locker(
         spec=spec,
         graph=build_graph(spec),
-        previous={"base": NodeLock(name="base", kind="base", key="k", parents=(), inputs=old)},
+        previous={
+            "base": NodeLock(name="base", kind=NodeKind.BASE, key="k", parents=(), inputs=old)
+        },
         update=None,
         cache=cache,
         engine=lambda: engine,

@@ -27,7 +27,7 @@ from builder.check.spawn import parse_uid
 from builder.core import certs
 from builder.core.errors import CheckError
 from builder.engine.interface import Confinement
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import (
     BaseSpec,
     BinaryTool,
@@ -277,8 +277,12 @@ def _spec(**changes: object) -> Spec:
     return Spec(**args)  # type: ignore[arg-type]
 
 
+PIP_TOOL = {"requirement": "x", "packages": []}
+
+
 def _nodes() -> dict[str, NodeLock]:
     npm = {
+        "node": "22.12.0",
         "tools": ["typescript@5", "@openai/codex"],
         "packages": [
             {"path": "node_modules/typescript", "bin": {"tsc": "bin/tsc", "tsserver": "x"}},
@@ -287,9 +291,9 @@ def _nodes() -> dict[str, NodeLock]:
             {"path": "node_modules/typescript/node_modules/x", "bin": {"nested": "x"}},
         ],
     }
-    pip: dict[str, object] = {"tools": {"ruff": {}, "mypy": {}}}
+    pip: dict[str, object] = {"python": "3.11.2", "tools": {"ruff": PIP_TOOL, "mypy": PIP_TOOL}}
     return {
-        name: NodeLock(name=name, kind="tools", key="k", parents=(), inputs=inputs)
+        name: NodeLock(name=name, kind=NodeKind.TOOLS, key="k", parents=(), inputs=inputs)
         for name, inputs in (("tools.npm", npm), ("tools.pip", pip))
     }
 
@@ -340,8 +344,11 @@ def test_tools_without_a_declared_runtime_probe_the_images_own_python3_node_and_
 def test_an_npm_bin_name_that_is_not_a_plain_name_is_never_put_in_the_script() -> None:
     nodes = _nodes()
     npm = nodes["tools.npm"]
-    evil = {"tools": ["x"], "packages": [{"path": "node_modules/x", "bin": {"$(rm -rf ~)": "a"}}]}
-    nodes["tools.npm"] = NodeLock(name=npm.name, kind="tools", key="k", parents=(), inputs=evil)
+    bins = {"$(rm -rf ~)": "a"}
+    evil = {"node": "22", "tools": ["x"], "packages": [{"path": "node_modules/x", "bin": bins}]}
+    nodes["tools.npm"] = NodeLock(
+        name=npm.name, kind=NodeKind.TOOLS, key="k", parents=(), inputs=evil
+    )
 
     plan = probes.plan_probes(_spec(), nodes)
 
@@ -636,10 +643,13 @@ def test_a_failing_program_nobody_asked_for_is_a_warning_the_tools_own_a_failure
     nodes = _nodes()
     nodes["tools.pip"] = NodeLock(
         name="tools.pip",
-        kind="tools",
+        kind=NodeKind.TOOLS,
         key="k",
         parents=(),
-        inputs={"tools": {"mypy": {}, "httpie": {}, "ruff": {}}},
+        inputs={
+            "python": "3.11.2",
+            "tools": {"mypy": PIP_TOOL, "httpie": PIP_TOOL, "ruff": PIP_TOOL},
+        },
     )
 
     results = run_probes(engine=fake, cache=cache, spec=_spec(), nodes=nodes, ref="img")
@@ -653,12 +663,13 @@ def test_a_failing_program_nobody_asked_for_is_a_warning_the_tools_own_a_failure
 
 
 def test_libraries_of_an_installed_pip_tree_are_imported_by_the_images_python() -> None:
+    project = {"manager": "pip", "path": "ds", "files": {}, "runtime": "3.11.2", "pins": []}
     deps = {
-        "deps.ds": {"mode": "install", "requires": ["numpy", "scikit-learn"]},
-        "deps.warm": {"mode": "store", "requires": ["six"]},
+        "deps.ds": {**project, "mode": "install", "requires": ["numpy", "scikit-learn"]},
+        "deps.warm": {**project, "mode": "store", "requires": ["six"]},
     }
     nodes = {
-        name: NodeLock(name=name, kind="deps", key="k", parents=(), inputs=inputs)
+        name: NodeLock(name=name, kind=NodeKind.DEPS, key="k", parents=(), inputs=inputs)
         for name, inputs in deps.items()
     }
 

@@ -22,11 +22,11 @@ from builder.build.execute import Executor, NodeOutcome
 from builder.build.plan import make_plan
 from builder.core.errors import BuildError
 from builder.core.progress import Progress
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.fake_engine import FakeEngine, Run
 
-SYSTEM_INPUTS: dict[str, Any] = {"packages": [], "user": "", "workdir": "", "allow_setuid": []}
+SYSTEM_INPUTS: dict[str, Any] = {"request": [], "packages": [], "user": "", "workdir": ""}
 
 
 def _key(name: str) -> str:
@@ -37,7 +37,7 @@ def _node(name: str, *parents: str) -> NodeLock:
     """A node built like the system layer (one container, its diff captured)."""
     kind = "base" if name == "base" else "system"
     inputs = {} if name == "base" else SYSTEM_INPUTS
-    return NodeLock(name=name, kind=kind, key=_key(name), parents=parents, inputs=inputs)
+    return NodeLock(name=name, kind=NodeKind(kind), key=_key(name), parents=parents, inputs=inputs)
 
 
 def put_base(cache: Cache, key: str) -> None:

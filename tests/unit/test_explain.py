@@ -6,11 +6,11 @@ from typing import Any
 
 from builder.build.explain import MAX_LINES, changes, reasons
 from builder.build.history import BuildRecord
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 
 
 def _node(name: str, key: str, inputs: dict[str, Any], parents: tuple[str, ...] = ()) -> NodeLock:
-    return NodeLock(name=name, kind="tools", key=key, parents=parents, inputs=inputs)
+    return NodeLock(name=name, kind=NodeKind.TOOLS, key=key, parents=parents, inputs=inputs)
 
 
 def _record(*nodes: NodeLock) -> BuildRecord:

@@ -12,7 +12,7 @@ from builder.actions.gc import collect
 from builder.build import history
 from builder.engine.interface import ImageInfo
 from builder.image.loading import STAGE_LABEL
-from builder.model.lockfile import Lock, NodeLock
+from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.fake_engine import FakeEngine
 
@@ -38,7 +38,7 @@ def _entry(cache: Cache, key: str, diff_id: str, size: int) -> None:
 
 
 def _lock(key: str) -> Lock:
-    node = NodeLock(name="system", kind="system", key=f"sha256:{key}", parents=(), inputs={})
+    node = NodeLock(name="system", kind=NodeKind.SYSTEM, key=f"sha256:{key}", parents=(), inputs={})
     return Lock(
         spec_hash="sha256:s", source_date_epoch=0, platforms={"linux/amd64": {"system": node}}
     )
@@ -106,7 +106,9 @@ def test_dry_run_removes_nothing(tmp_path: Path) -> None:
 def test_gc_keeps_another_platforms_last_build(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     cache.ensure()
-    node = NodeLock(name="system", kind="system", key="sha256:" + "a" * 64, parents=(), inputs={})
+    node = NodeLock(
+        name="system", kind=NodeKind.SYSTEM, key="sha256:" + "a" * 64, parents=(), inputs={}
+    )
     both = Lock(
         spec_hash="sha256:s",
         source_date_epoch=0,

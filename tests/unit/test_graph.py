@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.model.graph import LayerGraph, NodeKind, build_graph, render
+from builder.model.graph import LayerGraph, build_graph, render
+from builder.model.lockfile import NodeKind
 from builder.model.spec import (
     BaseSpec,
     BinaryTool,

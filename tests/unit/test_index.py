@@ -15,7 +15,7 @@ import pytest
 
 from builder.actions.index import INDEX, PublishedIndex, built_image, publish_index
 from builder.core.progress import Progress
-from builder.model.lockfile import Lock, NodeLock
+from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.model.spec import BaseSpec, ImageSpec, Spec
 from builder.net.registry import Registry
 from builder.publish.push import MANIFEST
@@ -43,13 +43,19 @@ def _lock() -> Lock:
     for platform in PLATFORMS:
         key = "sha256:" + hashlib.sha256(platform.encode()).hexdigest()
         inputs = {"image": "debian:bookworm", "pinned": f"sha256:{'0' * 64}", "epoch": 0}
-        node = NodeLock(name="base", kind="base", key=key, parents=(), inputs=inputs)
+        node = NodeLock(name="base", kind=NodeKind.BASE, key=key, parents=(), inputs=inputs)
         system = NodeLock(
             name="system",
-            kind="system",
+            kind=NodeKind.SYSTEM,
             key="sha256:" + hashlib.sha256(f"system {platform}".encode()).hexdigest(),
             parents=("base",),
-            inputs={"user": "agent", "workdir": "/workspace", "packages": []},
+            inputs={
+                "request": [],
+                "user": "agent",
+                "uid": 1000,
+                "workdir": "/workspace",
+                "packages": [],
+            },
         )
         platforms[platform] = {"base": node, "system": system}
     return Lock(spec_hash="sha256:x", source_date_epoch=0, platforms=platforms)

@@ -16,6 +16,8 @@ import pytest
 from builder.core.errors import ResolutionError
 from builder.image.assemble import compose_env, image_config
 from builder.model import inherit
+from builder.model.fields import Fields
+from builder.model.inputs import BaseInputs, SystemInputs
 from builder.model.spec import ImageSpec
 
 # What `sandbox lock` records of an orchestrator image like risoluto-codex:latest.
@@ -121,8 +123,8 @@ def test_exposed_ports_and_onbuild_are_dropped_and_said() -> None:
 
 
 def test_user_and_workdir_are_the_system_nodes_else_the_bases() -> None:
-    kept = {"user": "", "workdir": ""}
-    ours = {"user": "sandbox", "uid": 1001, "workdir": "/workspace"}
+    kept = SystemInputs(request=(), user="", workdir="", packages=())
+    ours = SystemInputs(request=(), user="sandbox", uid=1001, workdir="/workspace", packages=())
 
     assert inherit.effective_user(kept, ORCHESTRATOR) == "1000:1000"
     assert inherit.effective_workdir(kept, ORCHESTRATOR) == "/home/agent"
@@ -157,8 +159,20 @@ UNSET = ImageSpec(name="acme/x", inherit=("user", "workdir"))
 NODE_USERS = [{"name": "root", "uid": 0}, {"name": "node", "uid": 1000}]
 
 
+BOOT = {"suite": "bookworm", "mirror": "http://deb.debian.org/debian", "variant": "minbase"}
+
+
+def _base(inputs: dict[str, Any]) -> BaseInputs:
+    """A base's locked inputs: an image's pin with `inputs` (or a bootstrap base's)."""
+    return BaseInputs.of(
+        Fields({"image": "acme/base", "pinned": "acme/base@sha256:0", **inputs}, "base")
+    )
+
+
 def test_a_bootstrapped_base_gets_the_spec_user_at_uid_1000_as_always() -> None:
-    choice = inherit.choose_user(ImageSpec(name="acme/x"), {"bootstrap": {}, "packages": []})
+    choice = inherit.choose_user(
+        ImageSpec(name="acme/x"), _base({"bootstrap": BOOT, "packages": []})
+    )
 
     assert choice == inherit.UserChoice(
         user="agent", uid=1000, workdir="/workspace", owner="", note=""
@@ -166,7 +180,7 @@ def test_a_bootstrapped_base_gets_the_spec_user_at_uid_1000_as_always() -> None:
 
 
 def test_unset_user_and_workdir_keep_the_bases() -> None:
-    choice = inherit.choose_user(UNSET, {"config": ORCHESTRATOR, "users": NODE_USERS})
+    choice = inherit.choose_user(UNSET, _base({"config": ORCHESTRATOR, "users": NODE_USERS}))
 
     assert (choice.user, choice.uid, choice.workdir) == ("", None, "")
     assert choice.note == "the image runs as the base's user 1000:1000 ([image].user is not set)"
@@ -175,13 +189,13 @@ def test_unset_user_and_workdir_keep_the_bases() -> None:
 def test_a_workdir_of_ours_under_the_bases_user_is_owned_by_that_user() -> None:
     spec = ImageSpec(name="acme/x", workdir="/src", inherit=("user",))
 
-    choice = inherit.choose_user(spec, {"config": ORCHESTRATOR, "users": NODE_USERS})
+    choice = inherit.choose_user(spec, _base({"config": ORCHESTRATOR, "users": NODE_USERS}))
 
     assert (choice.user, choice.workdir, choice.owner) == ("", "/src", "1000:1000")
 
 
 def test_a_base_without_workdir_gets_ours() -> None:
-    choice = inherit.choose_user(UNSET, {"config": {"User": "node"}, "users": NODE_USERS})
+    choice = inherit.choose_user(UNSET, _base({"config": {"User": "node"}, "users": NODE_USERS}))
 
     assert choice.workdir == "/workspace"
     assert choice.owner == "node"
@@ -190,7 +204,7 @@ def test_a_base_without_workdir_gets_ours() -> None:
 def test_a_base_running_as_root_gets_the_default_user_never_root() -> None:
     base = {"config": {"User": "root"}, "users": [{"name": "root", "uid": 0}]}
 
-    choice = inherit.choose_user(UNSET, base)
+    choice = inherit.choose_user(UNSET, _base(base))
 
     assert (choice.user, choice.uid) == ("agent", 1000)
     assert (
@@ -204,7 +218,7 @@ def test_a_uid_the_base_gives_another_user_is_not_taken_the_next_free_one_is() -
     users = [*NODE_USERS, {"name": "ci", "uid": 1001}]
     spec = ImageSpec(name="acme/x", user="agent")
 
-    choice = inherit.choose_user(spec, {"config": {"User": "node"}, "users": users})
+    choice = inherit.choose_user(spec, _base({"config": {"User": "node"}, "users": users}))
 
     assert (choice.user, choice.uid) == ("agent", 1002)
     assert choice.note == "uid 1000 is node's in the base, so user agent gets uid 1002"
@@ -213,7 +227,7 @@ def test_a_uid_the_base_gives_another_user_is_not_taken_the_next_free_one_is() -
 def test_a_user_the_base_already_has_is_reused_with_its_uid() -> None:
     spec = ImageSpec(name="acme/x", user="node")
 
-    choice = inherit.choose_user(spec, {"config": {"User": "root"}, "users": NODE_USERS})
+    choice = inherit.choose_user(spec, _base({"config": {"User": "root"}, "users": NODE_USERS}))
 
     assert (choice.user, choice.uid) == ("node", 1000)
     assert choice.note == "user node is the base's own (uid 1000): reused"
@@ -223,7 +237,7 @@ def test_a_user_name_that_is_root_in_the_base_is_refused() -> None:
     users = [{"name": "root", "uid": 0}, {"name": "toor", "uid": 0}]
 
     with pytest.raises(ResolutionError) as caught:
-        inherit.choose_user(ImageSpec(name="acme/x", user="toor"), {"users": users})
+        inherit.choose_user(ImageSpec(name="acme/x", user="toor"), _base({"users": users}))
 
     assert "'toor' is uid 0 (root) in the base image" in str(caught.value)
     assert caught.value.exit_code == 4

@@ -10,13 +10,13 @@ import pytest
 from builder.core.errors import LockError
 from builder.core.keys import PREVIOUS, node_key
 from builder.model import lockfile
-from builder.model.lockfile import Lock, NodeLock
+from builder.model.lockfile import Lock, NodeKind, NodeLock
 
 PLATFORM = "linux/amd64"
 
 
 def _node(
-    name: str, kind: str, inputs: dict[str, Any], parents: dict[str, NodeLock], platform: str
+    name: str, kind: NodeKind, inputs: dict[str, Any], parents: dict[str, NodeLock], platform: str
 ) -> NodeLock:
     return NodeLock(
         name=name,
@@ -38,7 +38,7 @@ def make_lock(jq_version: str = "1.6-2.1", platforms: tuple[str, ...] = (PLATFOR
     for platform in platforms:
         base = _node(
             "base",
-            "base",
+            NodeKind.BASE,
             {
                 "bootstrap": {
                     "mirror": "http://deb.debian.org/debian",
@@ -56,7 +56,7 @@ def make_lock(jq_version: str = "1.6-2.1", platforms: tuple[str, ...] = (PLATFOR
         )
         system = _node(
             "system",
-            "system",
+            NodeKind.SYSTEM,
             {
                 "request": ["git", "jq"],
                 "user": "agent",
@@ -96,7 +96,7 @@ def test_an_image_bases_recorded_config_survives_the_round_trip(tmp_path: Path) 
         "users": [{"name": "root", "uid": 0}, {"name": "node", "uid": 1000}],
         "programs": {"node": {"path": "/usr/local/bin/node", "version": "22.12.0"}},
     }
-    base = _node("base", "base", inputs, {}, PLATFORM)
+    base = _node("base", NodeKind.BASE, inputs, {}, PLATFORM)
     lock = Lock(
         spec_hash="sha256:" + "e" * 64, source_date_epoch=0, platforms={PLATFORM: {"base": base}}
     )
@@ -182,7 +182,7 @@ def test_lock_keyed_by_an_older_recipe_says_to_re_key_not_that_it_was_edited(
     lock = make_lock()
     system = lock.platforms[PLATFORM]["system"]
     old_key = node_key(
-        kind="system",
+        kind=NodeKind.SYSTEM,
         inputs=system.inputs,
         parents={"base": lock.platforms[PLATFORM]["base"].key},
         platform=PLATFORM,

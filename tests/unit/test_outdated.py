@@ -26,7 +26,7 @@ from builder.lock.resolve.versions import (
     pypi_allowed,
     pypi_newest,
 )
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
 
 DEBIAN = "http://deb.debian.org/debian"
@@ -189,14 +189,35 @@ def _spec(**kwargs: Any) -> Spec:
     )
 
 
+BOOT = {"suite": "bookworm", "mirror": "http://deb.debian.org/debian", "variant": "minbase"}
+# What the lock holds beside the pins a test looks at, by node (tools.bin.*: "tools.bin").
+SHAPES: dict[str, dict[str, Any]] = {
+    "system": {"request": [], "user": "agent", "uid": 1000, "workdir": "/w", "packages": []},
+    "runtime": {
+        **{"runtime": "node", "provider": "pypi", "request": "22", "url": "u", "sha256": "0"},
+        "format": "zip",
+        "root": "",
+        "requested": {"provider": "pypi", "version": "22", "mirror": ""},
+    },
+    "tools.pip": {"python": "3.11.2", "tools": {}},
+    "tools.npm": {"node": "22.12.0", "tools": [], "packages": []},
+    "tools.bin": {"name": "kubectl", "url": "u", "sha256": "0", "format": "raw", "bin": "k"},
+}
+BIN_REQUEST = {"url": "u", "path": "", "bin": "k", "auth_env": ""}
+
+
 def _nodes(**inputs: dict[str, Any]) -> dict[str, NodeLock]:
     """Locked nodes by name (`tools__pip` is tools.pip), in the given order."""
     nodes: dict[str, NodeLock] = {}
-    for key, node_inputs in inputs.items():
+    for key, given in inputs.items():
         name = key.replace("__", ".")
+        shape = name if name in SHAPES else name.rsplit(".", 1)[0]
+        node_inputs = {**SHAPES.get(shape, {}), **given}
+        if shape == "tools.bin":
+            node_inputs["requested"] = {**BIN_REQUEST, **given["requested"]}
         nodes[name] = NodeLock(
             name=name,
-            kind=name if name in ("base", "system") else name.split(".")[0],
+            kind=NodeKind(name if name in ("base", "system") else name.split(".")[0]),
             key=f"sha256:{name}",
             parents=() if name == "base" else ("base",),
             inputs=node_inputs,
@@ -211,7 +232,7 @@ def _deb(name: str, version: str) -> dict[str, str]:
 def test_apt_pins_get_newer_versions_and_security_flags() -> None:
     fake = FakeSources(madison=MADISON)
     nodes = _nodes(
-        base={"bootstrap": {}, "packages": [_deb("apt", "2.6.1"), _deb("jq", "1.6-2.1+deb12u2")]},
+        base={"bootstrap": BOOT, "packages": [_deb("apt", "2.6.1"), _deb("jq", "1.6-2.1+deb12u2")]},
         system={
             "request": ["curl", "jq", "openssl"],
             "packages": [
@@ -247,7 +268,7 @@ def test_apt_pins_get_newer_versions_and_security_flags() -> None:
 def test_an_apt_version_glob_bounds_allowed() -> None:
     fake = FakeSources(madison=MADISON)
     nodes = _nodes(
-        base={"bootstrap": {}, "packages": []},
+        base={"bootstrap": BOOT, "packages": []},
         system={"packages": [_deb("openssl", "3.0.17-1~deb12u2")]},
     )
     spec = _spec(system_packages=("openssl=3.0.20*",))
@@ -273,7 +294,7 @@ def test_pip_tools_and_their_closures() -> None:
     }
     fake = FakeSources(docs=docs)
     nodes = _nodes(
-        base={"bootstrap": {}, "packages": []},
+        base={"bootstrap": BOOT, "packages": []},
         tools__pip={
             "python": "3.12.7",
             "tools": {
@@ -307,7 +328,7 @@ def test_npm_tools_and_their_closures() -> None:
     assert npm_url("@vercel/ncc") == NPM.format(name="@vercel%2Fncc")
     fake = FakeSources(docs=docs)
     nodes = _nodes(
-        base={"bootstrap": {}, "packages": []},
+        base={"bootstrap": BOOT, "packages": []},
         tools__npm={
             "node": "22.11.0",
             "tools": ["typescript@~5.4", "@vercel/ncc"],

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from builder.lock.pinning import floating, inherited
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import (
     BaseSpec,
     Bootstrap,
@@ -33,7 +33,8 @@ def _spec(base: BaseSpec, pip: tuple[str, ...] = (), npm: tuple[str, ...] = ()) 
 
 
 def _node(name: str, inputs: dict[str, Any]) -> NodeLock:
-    return NodeLock(name=name, kind="tools", key="k", parents=(), inputs=inputs)
+    kind = NodeKind(name if name in ("base", "system") else name.split(".")[0])
+    return NodeLock(name=name, kind=kind, key="k", parents=(), inputs=inputs)
 
 
 NODES = {
@@ -41,15 +42,20 @@ NODES = {
     "tools.pip": _node(
         "tools.pip",
         {
+            "python": "3.11.2",
             "tools": {
-                "ruff": {"packages": [{"name": "ruff", "version": "0.6.9"}]},
-                "black": {"packages": [{"name": "click", "version": "8"}]},
-            }
+                "ruff": {"requirement": "ruff", "packages": [{"name": "ruff", "version": "0.6.9"}]},
+                "black": {"requirement": "black", "packages": [{"name": "click", "version": "8"}]},
+            },
         },
     ),
     "tools.npm": _node(
         "tools.npm",
-        {"packages": [{"path": "node_modules/typescript", "version": "5.9.3"}]},
+        {
+            "node": "22.12.0",
+            "tools": ["typescript"],
+            "packages": [{"path": "node_modules/typescript", "version": "5.9.3"}],
+        },
     ),
 }
 
@@ -116,6 +122,9 @@ def test_a_tool_the_lock_lacks_still_warns_without_a_version() -> None:
 # -- what an image base provides --------------------------------------------------------------
 
 
+SYSTEM = {"request": [], "user": "agent", "uid": 1000, "workdir": "/workspace", "packages": []}
+
+
 def _extended(system: dict[str, Any], **base: Any) -> dict[str, NodeLock]:
     base_inputs = {
         "image": "risoluto-codex:latest",
@@ -128,9 +137,9 @@ def _extended(system: dict[str, Any], **base: Any) -> dict[str, NodeLock]:
     }
     return {
         "base": _node("base", base_inputs),
-        "system": _node("system", {"packages": [], **system}),
-        "tools.pip": _node("tools.pip", {}),
-        "tools.npm": _node("tools.npm", {}),
+        "system": _node("system", {**SYSTEM, **system}),
+        "tools.pip": _node("tools.pip", {"python": "3.11.2", "tools": {}}),
+        "tools.npm": _node("tools.npm", {"node": "22.12.0", "tools": [], "packages": []}),
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from builder.build.plan import Action, BuildPlan, make_plan
-from builder.model.lockfile import NodeLock, ancestors, stack
+from builder.model.lockfile import NodeKind, NodeLock, ancestors, stack
 from builder.store.cache import NodeEntry
 
 PARENTS = {
@@ -24,7 +24,7 @@ def nodes() -> dict[str, NodeLock]:
     return {
         name: NodeLock(
             name=name,
-            kind=name.split(".")[0],
+            kind=NodeKind(name.split(".")[0]),
             key=f"sha256:{name}",
             parents=parents,
             inputs={},

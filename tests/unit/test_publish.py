@@ -18,7 +18,7 @@ import pytest
 from builder.core.errors import RegistryError
 from builder.core.keys import content_digest as sha256_of_bytes
 from builder.image.assemble import image_config
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.net.registry import Registry
 from builder.publish import push as publish_module
 from builder.publish.push import (
@@ -63,7 +63,7 @@ def with_node(cache: Cache, tar: Path, diff_id: str, name: str = "runtime.node")
     key = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
     layer = Layer(diff_id=diff_id, size=dest.stat().st_size)
     cache.put(NodeEntry(name=name, key=key, layers=(layer,), env={"PATH": "/opt/x"}))
-    return NodeLock(name=name, kind="runtime", key=key, parents=(), inputs={})
+    return NodeLock(name=name, kind=NodeKind.RUNTIME, key=key, parents=(), inputs={})
 
 
 def publish_one(running: RunningRegistry, cache: Cache, node: NodeLock) -> publish_module.Pushed:

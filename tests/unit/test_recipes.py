@@ -13,7 +13,7 @@ from builder.build.recipes.base import build_base
 from builder.core.errors import BuildError
 from builder.engine.interface import Mount
 from builder.engine.step import StepContext, hand_back
-from builder.model.lockfile import NodeLock
+from builder.model.lockfile import NodeKind, NodeLock
 
 MOUNTS = [
     Mount(source="/host/ca.crt", target="/tmp/sandbox-builder-ca.crt"),
@@ -50,10 +50,13 @@ def test_bootstrap_as_a_user_that_is_not_root_says_what_to_do(
     monkeypatch.setattr(os, "geteuid", lambda: 1001)
     node = NodeLock(
         name="base",
-        kind="base",
+        kind=NodeKind.BASE,
         key="sha256:" + "0" * 64,
         parents=(),
-        inputs={"bootstrap": {"suite": "bookworm", "variant": "minbase", "mirror": "http://m"}},
+        inputs={
+            "bootstrap": {"suite": "bookworm", "variant": "minbase", "mirror": "http://m"},
+            "packages": [],
+        },
     )
 
     with pytest.raises(BuildError) as raised:

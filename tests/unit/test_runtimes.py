@@ -12,7 +12,7 @@ import pytest
 
 from builder.core.errors import ResolutionError
 from builder.lock.runtimes import layout_runtime, resolve_runtime, runtime_archive
-from tests.unit.conftest import Entry, Web, exe, symlink, write_tar, write_zip
+from tests.unit.conftest import Entry, Web, exe, symlink, typed_runtime, write_tar, write_zip
 
 
 def _sha(path: Path) -> str:
@@ -26,9 +26,10 @@ def _resolve(name: str, request: str, provider: str, web: Web, tmp: Path) -> dic
 
 
 def _layout(inputs: dict[str, object], tmp: Path) -> tuple[Path, dict[str, str]]:
-    archive = runtime_archive(inputs, downloads=tmp / "dl")
+    pinned = typed_runtime(inputs)
+    archive = runtime_archive(pinned, downloads=tmp / "dl")
     prefix = tmp / "prefix"
-    return prefix, layout_runtime(inputs, archive, prefix)
+    return prefix, layout_runtime(pinned, archive, prefix)
 
 
 def _assert_open_to_everyone(prefix: Path) -> None:

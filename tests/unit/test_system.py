@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 from builder.build.recipes.system import strip_setuid, user_and_workdir
+from builder.model.fields import Fields
+from builder.model.inputs import SystemInputs
 
 
 def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> None:
@@ -35,6 +37,7 @@ def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> 
 def _user_steps(inputs: dict[str, object], *, has: str = "") -> list[str]:
     """The commands the user/workdir part of the system step runs; `has` lists what getent
     finds in the base, as `passwd:name` and `group:name`."""
+    system = SystemInputs.of(Fields({"request": [], "packages": [], **inputs}, "system"))
     stubs = f"""getent() {{ case " {has} " in *" $1:$2 "*) return 0;; esac; return 2; }}
 useradd() {{ echo "useradd $*"; }}
 id() {{ [ "$1" = -u ] && echo 1001 || echo 1002; }}
@@ -43,7 +46,7 @@ chown() {{ echo "chown $*"; }}
 chmod() {{ echo "chmod $*"; }}
 """
     done = subprocess.run(
-        ["sh", "-ec", stubs + user_and_workdir(inputs)], capture_output=True, text=True, check=True
+        ["sh", "-ec", stubs + user_and_workdir(system)], capture_output=True, text=True, check=True
     )
     return done.stdout.splitlines()
 

@@ -29,18 +29,20 @@ from __future__ import annotations
 import hashlib
 import shlex
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from builder.build.recipes.common import StepResult, run_into_prefix
-from builder.core.errors import BuildError
+from builder.core.errors import BuildError, LockError
 from builder.core.layout import DEPS_PREFIX, TREES
 from builder.core.unpack import unpack
 from builder.engine.interface import Mount
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
 from builder.lock import managers
+from builder.model.fields import FIX
 from builder.model.lockfile import NodeLock
+from builder.model.spec import DepManager, DepMode
+from builder.model.toolinputs import DepsInputs
 from builder.net import downloads
 
 PREFIX = DEPS_PREFIX
@@ -101,14 +103,15 @@ if (kind === 'pnpm-tree') {
 
 
 def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
-    inputs = node.inputs
-    manager = str(inputs["manager"])
+    inputs = node.inputs_as(DepsInputs)
+    manager = inputs.manager.value
     prefix = f"{PREFIX}/{node.name.removeprefix('deps.')}"
-    store = inputs["mode"] == "store"
-    tree = not store or bool(inputs.get("mount"))
-    files = {**_project_files(ctx, node), "pin-times.js": _PIN_TIMES}
-    if "pins" in inputs:  # a plain requirements.txt: install the closure sandbox.lock pins
-        files[LOCKED_REQUIREMENTS] = managers.pip_requirements(inputs["pins"])
+    store = inputs.mode is DepMode.STORE
+    tree = not store or bool(inputs.mount)
+    files = {**_project_files(ctx, node, inputs), "pin-times.js": _PIN_TIMES}
+    if inputs.pins is not None:  # a plain requirements.txt: install the closure the lock pins
+        pins = [pin.to_inputs() for pin in inputs.pins]
+        files[LOCKED_REQUIREMENTS] = managers.pip_requirements(pins)
     script, step_env, mounts = {
         "pnpm": _pnpm,
         "npm": _npm,
@@ -124,19 +127,19 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
         *[f'chmod -R a+rwX "$P/{s}"' for s in _WRITABLE[manager] if store],
     ]
     with (
-        _tool(ctx, node) as tool_mounts,
+        _tool(ctx, node, inputs) as tool_mounts,
         run_into_prefix(
             ctx,
             node,
             "\n".join(lines) + "\n",
-            what=f"{node.name}: {manager} ({inputs['mode']})",
+            what=f"{node.name}: {manager} ({inputs.mode})",
             env={**_QUIET, **step_env},
             files=files,
             mounts=[*tool_mounts, *mounts],
         ) as capture,
     ):
         layer = capture()
-    return StepResult(layers=[layer], env=_env(manager, prefix, mode=str(inputs["mode"])))
+    return StepResult(layers=[layer], env=_env(manager, prefix, mode=inputs.mode.value))
 
 
 _WRITABLE = {"pnpm": ["store"], "npm": ["npm-cache"], "pip": [], "uv": ["uv-cache"]}
@@ -186,15 +189,17 @@ def _copy(names: list[str], dest: str) -> str:
     return f'mkdir -p "{dest}" && cp {sources} "{dest}/"'
 
 
-def _pnpm(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) -> Script:
-    pin = inputs["pnpm"]
-    assert isinstance(pin, dict)
+def _pnpm(ctx: StepContext, inputs: DepsInputs, prefix: str, **how: bool) -> Script:
+    pin = inputs.installer
+    if pin is None or pin.bin is None:
+        msg = f"sandbox.lock: deps node at {inputs.path} uses pnpm but pins none. {FIX}"
+        raise LockError(msg)
     files = ["package.json", "pnpm-lock.yaml"]
     lines = [
         f'mkdir -p "$P/bin" && cp -R {TOOL_DIR} "$P/pnpm"',
-        f'printf \'#!/bin/sh\\nexec node %s "$@"\\n\' "$P/pnpm/{pin["bin"]}" > "$P/bin/pnpm"',
+        f'printf \'#!/bin/sh\\nexec node %s "$@"\\n\' "$P/pnpm/{pin.bin}" > "$P/bin/pnpm"',
         'chmod 755 "$P/bin/pnpm"',
-        f'test "$("$P/bin/pnpm" --version)" = {shlex.quote(str(pin["version"]))}',
+        f'test "$("$P/bin/pnpm" --version)" = {shlex.quote(pin.version)}',
     ]
     install = '"$P/bin/pnpm" install --frozen-lockfile --package-import-method=copy'
     mounts = []
@@ -219,7 +224,7 @@ def _pnpm(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool)
     return "\n".join(lines), {}, mounts
 
 
-def _npm(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) -> Script:
+def _npm(ctx: StepContext, inputs: DepsInputs, prefix: str, **how: bool) -> Script:
     files = ["package.json", "package-lock.json"]
     lines: list[str] = []
     mounts = []
@@ -239,9 +244,9 @@ def _npm(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) 
     return "\n".join(lines), {}, mounts
 
 
-def _pip(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) -> Script:
+def _pip(ctx: StepContext, inputs: DepsInputs, prefix: str, **how: bool) -> Script:
     requirements = f"--require-hashes -r {INPUT_DIR}/requirements.txt"
-    if "pins" in inputs:
+    if inputs.pins is not None:
         requirements = f"--require-hashes --no-deps -r {INPUT_DIR}/{LOCKED_REQUIREMENTS}"
     lines: list[str] = []
     source = ""
@@ -262,7 +267,7 @@ def _pip(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) 
     return "\n".join(lines), {}, mounts
 
 
-def _uv(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) -> Script:
+def _uv(ctx: StepContext, inputs: DepsInputs, prefix: str, **how: bool) -> Script:
     files = ["pyproject.toml", "uv.lock"]
     sync = '"$P/bin/uv" sync --frozen --no-install-workspace --link-mode=copy'
     lines = [f'mkdir -p "$P/bin" && cp {TOOL_DIR}/uv {TOOL_DIR}/uvx "$P/bin/"']
@@ -292,11 +297,11 @@ def _uv(ctx: StepContext, inputs: Mapping[str, Any], prefix: str, **how: bool) -
 # -- inputs ------------------------------------------------------------------------------------
 
 
-def _project_files(ctx: StepContext, node: NodeLock) -> dict[str, str]:
+def _project_files(ctx: StepContext, node: NodeLock, inputs: DepsInputs) -> dict[str, str]:
     """The project's manager files, as locked: each must still have its locked sha256."""
-    folder = ctx.project_dir / str(node.inputs["path"])
+    folder = ctx.project_dir / inputs.path
     found: dict[str, str] = {}
-    for name, expected in sorted(node.inputs["files"].items()):
+    for name, expected in sorted(inputs.files.items()):
         path = folder / name
         try:
             data = path.read_bytes()
@@ -315,22 +320,21 @@ def _project_files(ctx: StepContext, node: NodeLock) -> dict[str, str]:
 
 
 @contextmanager
-def _tool(ctx: StepContext, node: NodeLock) -> Iterator[list[Mount]]:
+def _tool(ctx: StepContext, node: NodeLock, inputs: DepsInputs) -> Iterator[list[Mount]]:
     """pnpm's package or uv's binaries from the lock's pin, unpacked, mounted at TOOL_DIR."""
-    manager = str(node.inputs["manager"])
-    pin = node.inputs.get(manager)
-    if manager not in ("pnpm", "uv") or not isinstance(pin, dict):
+    pin = inputs.installer
+    if inputs.manager not in (DepManager.PNPM, DepManager.UV) or pin is None:
         yield []
         return
     archive = downloads.fetch(
-        pin["url"], sha256=pin["sha256"], dest_dir=ctx.cache.downloads, what=node.name
+        pin.url, sha256=pin.sha256, dest_dir=ctx.cache.downloads, what=node.name
     )
     work = ctx.cache.tree_scratch(f"{node.name}-tool-")
     try:
-        if manager == "pnpm":
+        if inputs.manager is DepManager.PNPM:
             unpack(archive, work / "tool", fmt="tgz", root="package")
         else:
-            unpack(archive, work / "tool", fmt="zip", root=f"uv-{pin['version']}.data/scripts")
+            unpack(archive, work / "tool", fmt="zip", root=f"uv-{pin.version}.data/scripts")
         work.chmod(0o755)
         yield [Mount(source=str(work / "tool"), target=TOOL_DIR)]
     finally:

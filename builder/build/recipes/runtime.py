@@ -11,21 +11,23 @@ from __future__ import annotations
 from builder.build.recipes.common import StepResult, host_layer
 from builder.engine.step import StepContext
 from builder.lock import bins, runtimes
+from builder.model.inputs import RuntimeInputs
 from builder.model.lockfile import NodeLock
+from builder.model.toolinputs import BinToolInputs
 
 
 def build_runtime(ctx: StepContext, node: NodeLock) -> StepResult:
-    inputs = node.inputs
+    inputs = node.inputs_as(RuntimeInputs)
     archive = runtimes.runtime_archive(inputs, downloads=ctx.cache.downloads)
     return host_layer(ctx, node, lambda folder: runtimes.layout_runtime(inputs, archive, folder))
 
 
 def build_bin(ctx: StepContext, node: NodeLock) -> StepResult:
-    inputs = node.inputs
+    inputs = node.inputs_as(BinToolInputs)
     archive = bins.bin_archive(
         inputs,
         project_dir=ctx.project_dir,
         downloads=ctx.cache.downloads,
-        auth_env=inputs["requested"]["auth_env"] or None,
+        auth_env=inputs.requested.auth_env or None,
     )
     return host_layer(ctx, node, lambda folder: bins.layout_bin(inputs, archive, folder))

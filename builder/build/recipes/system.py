@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 from builder.build.recipes.common import StepResult, capture, verify_installed
 from builder.core import limits
-from builder.core.errors import BuildError
+from builder.core.errors import BuildError, LockError
 from builder.engine.interface import Mount, kept_container, require_success
 from builder.engine.step import StepContext, download_cache_mount, hand_back
 from builder.lock.resolve.apt import APT_ENV, apt_update
+from builder.model.fields import FIX
+from builder.model.inputs import SystemInputs
 from builder.model.lockfile import NodeLock
 
 
@@ -35,7 +36,8 @@ def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
     the container is thrown away anyway. The files are the same.
     """
     engine = ctx.engine()
-    packages = {p["name"]: p["version"] for p in node.inputs["packages"]}
+    inputs = node.inputs_as(SystemInputs)
+    packages = {p.name: p.version for p in inputs.packages}
     install = ""
     if packages:
         pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
@@ -50,8 +52,8 @@ flock -u 9 2>/dev/null || true
 echo @@installed
 comm -13 /tmp/before /tmp/after
 echo @@end
-{user_and_workdir(node.inputs)}
-{strip_setuid(node.inputs.get("allow_setuid", []))}
+{user_and_workdir(inputs)}
+{strip_setuid(inputs.allow_setuid or ())}
 """
     log = ctx.cache.log_path(node.name)
     env = {**APT_ENV, "SOURCE_DATE_EPOCH": str(ctx.epoch)}
@@ -100,16 +102,19 @@ def apt_mounts(ctx: StepContext, stage: str) -> list[Mount]:
     ]
 
 
-def user_and_workdir(inputs: Mapping[str, Any]) -> str:
+def user_and_workdir(inputs: SystemInputs) -> str:
     """Shell making the image's user (unless the base has one of that name) and its workdir.
 
     An empty `user` is the base's own User, which is left as it is; an empty `workdir` the
     base's WorkingDir. A group of the user's name that the base has already is joined.
     """
-    user, workdir = shlex.quote(inputs["user"]), shlex.quote(inputs["workdir"])
+    user, workdir = shlex.quote(inputs.user), shlex.quote(inputs.workdir)
     lines = []
-    if inputs["user"]:
-        uid = int(inputs["uid"])
+    if inputs.user:
+        uid = inputs.uid
+        if uid is None:
+            msg = f"sandbox.lock: system names user {inputs.user} but no uid. {FIX}"
+            raise LockError(msg)
         home = f"--create-home --shell /bin/bash {user}"
         lines += [
             f"if ! getent passwd {user} >/dev/null; then",
@@ -118,16 +123,16 @@ def user_and_workdir(inputs: Mapping[str, Any]) -> str:
             f"  chmod 1777 /home/{user}",  # any uid writes HOME (the module's docstring)
             "fi",
         ]
-    if inputs["workdir"]:
-        owner = f'"$(id -u {user}):$(id -g {user})"' if inputs["user"] else ""
+    if inputs.workdir:
+        owner = f'"$(id -u {user}):$(id -g {user})"' if inputs.user else ""
         lines += [
             f"mkdir -p {workdir}",
-            f"chown {owner or shlex.quote(inputs['owner'])} {workdir}",
+            f"chown {owner or shlex.quote(inputs.owner or '')} {workdir}",
         ]
     return "\n".join(lines)
 
 
-def strip_setuid(allowed: list[str]) -> str:
+def strip_setuid(allowed: Sequence[str]) -> str:
     """Shell clearing setuid/setgid on every file of the root filesystem but `allowed`."""
     keep = "".join(f" ! -path {shlex.quote(_find_literal(path))}" for path in sorted(allowed))
     return f"find / -xdev -type f -perm /6000{keep} -exec chmod ug-s {{}} +"

@@ -19,6 +19,7 @@ from builder.core.keys import RECIPES, sha256_of
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
 from builder.lock import managers
 from builder.model.lockfile import NodeLock
+from builder.model.toolinputs import NpmToolsInputs, PipTool, PipToolsInputs
 from builder.store.cache import Layer, NodeEntry
 from builder.store.layers import LayerFile
 
@@ -57,7 +58,7 @@ print(found[-1] if found else "")
 
 
 def build_pip_tools(ctx: StepContext, node: NodeLock) -> StepResult:
-    tools = node.inputs["tools"]
+    tools = node.inputs_as(PipToolsInputs).tools
     files = {"link.py": _LINK_AND_LIST, "pip_wheel.py": _PIP_WHEEL}
     lines = [
         f"mkdir -p {PIP_PREFIX}/bin",
@@ -66,7 +67,8 @@ def build_pip_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     ]
     for tool in sorted(tools):
         venv = f"{PIP_PREFIX}/{tool}"
-        files[f"{tool}.txt"] = managers.pip_requirements(tools[tool]["packages"])
+        pins = [pin.to_inputs() for pin in tools[tool].packages]
+        files[f"{tool}.txt"] = managers.pip_requirements(pins)
         lines += [
             f"echo @@tool {shlex.quote(tool)}",
             f"python3 -m venv --without-pip {shlex.quote(venv)}",
@@ -84,7 +86,7 @@ def build_pip_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     return StepResult(layers=[layer], env={"PATH": f"{PIP_PREFIX}/bin"})
 
 
-def _verify_pip(log: str, tools: dict[str, dict[str, list[dict[str, str]]]]) -> None:
+def _verify_pip(log: str, tools: Mapping[str, PipTool]) -> None:
     """Each venv holds exactly its locked closure (plus the pip its python ships)."""
     installed: dict[str, dict[str, str]] = {}
     current = ""
@@ -96,7 +98,7 @@ def _verify_pip(log: str, tools: dict[str, dict[str, list[dict[str, str]]]]) -> 
         elif words[:1] == ["@@dist"] and len(words) == 3 and current:
             installed[current][_normalize(words[1])] = words[2]
     for tool, locked in tools.items():
-        pins = {_normalize(p["name"]): p["version"] for p in locked["packages"]}
+        pins = {_normalize(p.name): p.version for p in locked.packages}
         got = {n: v for n, v in installed.get(tool, {}).items() if n in pins or n not in _SEEDED}
         verify_installed(got, pins, node=f"tools.pip ({tool})")
 
@@ -116,7 +118,10 @@ def build_npm_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     another tool moves: only the changed tool installs, and only its layer is new to a
     registry.
     """
-    specs, packages = node.inputs["tools"], node.inputs["packages"]
+    inputs = node.inputs_as(NpmToolsInputs)
+    # npm's own package-lock entries, as the lock holds them: a tool's closure of them is
+    # hashed into its layer's key
+    specs, packages = inputs.tools, [p.to_inputs() for p in inputs.packages]
     if not packages:
         msg = "tools.npm: the lock holds no packages; run `sandbox lock --update tools.npm`"
         raise BuildError(msg)

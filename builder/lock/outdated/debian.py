@@ -15,19 +15,20 @@ from builder.lock.outdated.sources import Sources
 from builder.lock.resolve.apt import system_request
 from builder.lock.resolve.madison import parse_madison
 from builder.lock.resolve.versions import debian_compare, debian_newest
+from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 
 
 def debian_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:
-    system = nodes.get("system")
-    in_system = {p["name"]: p["version"] for p in system.inputs["packages"]} if system else {}
-    base = nodes["base"].inputs if "base" in nodes else {}
+    system = nodes["system"].inputs_as(SystemInputs) if "system" in nodes else None
+    in_system = {p.name: p.version for p in system.packages} if system else {}
+    base = nodes["base"].inputs_as(BaseInputs) if "base" in nodes else None
     # A base package the system layer upgraded is that pin, not the base's.
     locked = [
-        ("base", p["name"], p["version"])
-        for p in base.get("packages", [])
-        if p["name"] not in in_system
+        ("base", p.name, p.version)
+        for p in (base.packages or () if base else ())
+        if p.name not in in_system
     ]
     locked += [("system", name, version) for name, version in sorted(in_system.items())]
     if not locked:
@@ -65,10 +66,10 @@ def debian_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) -> 
 
 
 def base_image_pins(nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:
-    base = nodes.get("base")
-    if base is None or "pinned" not in base.inputs:
+    base = nodes["base"].inputs_as(BaseInputs) if "base" in nodes else None
+    if not isinstance(base, ImageBase):
         return []
-    ref, pinned = str(base.inputs["image"]), str(base.inputs["pinned"])
+    ref, pinned = base.image, base.pinned
     now = pinned if "@sha256:" in ref else sources.image_pin(ref)
     return [
         Pin(

@@ -21,8 +21,10 @@ from builder.lock.resolve.versions import (
     pypi_newest,
     semver_newer,
 )
+from builder.model.inputs import RuntimeInputs
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
+from builder.model.toolinputs import BinToolInputs, NpmToolsInputs, PipToolsInputs
 
 PYPI = "https://pypi.org/pypi/{name}/json"
 NPM = "https://registry.npmjs.org/{name}"
@@ -35,7 +37,7 @@ def runtime_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) ->
         node = nodes.get(f"runtime.{runtime.name}")
         if node is None:  # provider "apt": its packages are system pins
             continue
-        locked = str(node.inputs["version"])
+        locked = node.inputs_as(RuntimeInputs).version
         allowed, latest = sources.runtime(runtime)
         pins.append(
             Pin(
@@ -63,7 +65,8 @@ def bin_pins(nodes: Mapping[str, NodeLock]) -> list[Pin]:
     for name, node in nodes.items():
         if not name.startswith("tools.bin."):
             continue
-        version = str(node.inputs.get("version") or node.inputs["requested"]["version"])
+        pinned = node.inputs_as(BinToolInputs)
+        version = pinned.version or pinned.requested.version
         tool = name.removeprefix("tools.bin.")
         pins.append(
             Pin(
@@ -80,14 +83,14 @@ def _fetch_all(urls: Iterable[str], sources: Sources) -> dict[str, Any]:
 
 
 def pip_pins(node: NodeLock, sources: Sources) -> list[Pin]:
-    tools: Mapping[str, Any] = node.inputs["tools"]
-    names = {p["name"] for t in tools.values() for p in t["packages"]}
+    tools = node.inputs_as(PipToolsInputs).tools
+    names = {p.name for t in tools.values() for p in t.packages}
     docs = _fetch_all((PYPI.format(name=n) for n in names), sources)
     pins: dict[tuple[str, str], Pin] = {}
     for tool, entry in sorted(tools.items()):
-        requirement = str(entry["requirement"])
-        for package in entry["packages"]:
-            name, version = package["name"], package["version"]
+        requirement = entry.requirement
+        for package in entry.packages:
+            name, version = package.name, package.version
             releases = pypi_releases(docs[PYPI.format(name=name)])
             own = name == patterns.pip_name(requirement) or name == tool
             allowed = pypi_allowed(requirement, releases) if own else ""
@@ -113,15 +116,16 @@ def pypi_releases(doc: Any) -> list[str]:
 
 
 def npm_pins(node: NodeLock, sources: Sources) -> list[Pin]:
-    ranges = dict(npm_dependency(s) for s in node.inputs["tools"])
+    npm = node.inputs_as(NpmToolsInputs)
+    ranges = dict(npm_dependency(s) for s in npm.tools)
     installed: dict[tuple[str, str], bool] = {}
-    for package in node.inputs["packages"]:
-        if "version" not in package or package.get("link"):
+    for package in npm.packages:
+        if package.version is None or package.fields.get("link"):
             continue
-        path = str(package["path"])
-        name = str(package.get("name") or path.rsplit("node_modules/", 1)[-1])
+        path = package.path
+        name = str(package.fields.get("name") or path.rsplit("node_modules/", 1)[-1])
         top = path == f"node_modules/{name}" and name in ranges
-        key = (name, str(package["version"]))
+        key = (name, package.version)
         installed[key] = installed.get(key, False) or top
     docs = _fetch_all((npm_url(name) for name, _ in installed), sources)
     pins = []

@@ -32,7 +32,7 @@ URLs inside a mirror's indexes may be relative to the index.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from builder.lock.runtimes.official import (
 )
 from builder.lock.runtimes.releases import ARCH, Query, Release
 from builder.lock.runtimes.wheels import node_wheel, pypi_wheel, wheel_payload
+from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import fetch
 
 IMAGE_ROOT = "/opt/sandbox/runtime"
@@ -91,20 +92,20 @@ def resolve_runtime(
     }
 
 
-def runtime_archive(inputs: Mapping[str, Any], *, downloads: Path) -> Path:
+def runtime_archive(inputs: RuntimeInputs, *, downloads: Path) -> Path:
     """The locked archive from the download cache, fetched and checked if absent (build time)."""
-    return fetch(inputs["url"], sha256=inputs["sha256"], dest_dir=downloads, what=inputs["runtime"])
+    return fetch(inputs.url, sha256=inputs.sha256, dest_dir=downloads, what=inputs.runtime)
 
 
-def layout_runtime(inputs: Mapping[str, Any], archive: Path, prefix_dir: Path) -> dict[str, str]:
+def layout_runtime(inputs: RuntimeInputs, archive: Path, prefix_dir: Path) -> dict[str, str]:
     """Unpack `archive` into `prefix_dir`, return the env it adds (in-image paths).
 
     PATH holds the folders to prepend, ':'-joined.
     """
-    name = inputs["runtime"]
-    publisher = PUBLISHERS.get((name, inputs["provider"]))
+    name = inputs.runtime
+    publisher = PUBLISHERS.get((name, inputs.provider))
     if publisher is None:
-        provider = inputs["provider"]
+        provider = inputs.provider
         msg = f"runtime {name}: sandbox.lock names provider '{provider}'; run `sandbox lock`."
         raise BuildError(msg)
     prefix_dir.mkdir(parents=True, exist_ok=True)
@@ -117,14 +118,14 @@ def layout_runtime(inputs: Mapping[str, Any], archive: Path, prefix_dir: Path) -
     return env
 
 
-def unpack_root(archive: Path, prefix: Path, inputs: Mapping[str, Any]) -> None:
-    unpack(archive, prefix, fmt=inputs["format"], root=inputs["root"])
+def unpack_root(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
+    unpack(archive, prefix, fmt=inputs.format, root=inputs.root)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Publisher:
     find: Callable[[Query], Release]
-    arrange: Callable[[Path, Path, Mapping[str, Any]], None] = unpack_root
+    arrange: Callable[[Path, Path, RuntimeInputs], None] = unpack_root
 
 
 PUBLISHERS: dict[tuple[str, str], Publisher] = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -14,6 +13,7 @@ from urllib.parse import urljoin
 from builder.core.errors import BuildError, ResolutionError
 from builder.core.unpack import link_stays_inside, unpack, walk
 from builder.lock.runtimes.releases import Query, Release, listed
+from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import get_json, get_text
 
 
@@ -141,13 +141,13 @@ def rust_official(q: Query) -> Release:
     )
 
 
-def rust_components(archive: Path, prefix: Path, inputs: Mapping[str, Any]) -> None:
+def rust_components(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
     """Do what the tarball's install.sh does: merge each listed component into the prefix."""
     stage = prefix / ".dist"
-    unpack(archive, stage, fmt=inputs["format"], root=inputs["root"])
+    unpack(archive, stage, fmt=inputs.format, root=inputs.root)
     listing = stage / "components"
     if not listing.is_file():
-        msg = f"runtime rust: {inputs['url']} has no `components` list; is it a rust dist tarball?"
+        msg = f"runtime rust: {inputs.url} has no `components` list; is it a rust dist tarball?"
         raise BuildError(msg)
     for component in listing.read_text().split():
         source = stage / component

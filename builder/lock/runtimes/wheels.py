@@ -4,7 +4,6 @@ payload inside the wheel is used, so the image needs no Python for them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -12,6 +11,7 @@ from urllib.parse import urljoin
 from builder.core.errors import BuildError
 from builder.core.unpack import unpack
 from builder.lock.runtimes.releases import Query, Release, version_key
+from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import get_json
 
 # runtime -> (project on PyPI, the folder inside the wheel that is the runtime's prefix)
@@ -59,9 +59,9 @@ def _glibc_wheel(files: list[dict[str, Any]], arch: str) -> dict[str, Any] | Non
     return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
 
 
-def wheel_payload(archive: Path, prefix: Path, inputs: Mapping[str, Any]) -> None:
+def wheel_payload(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
     """The payload folder of a wheel, without the Python glue that sits beside it."""
-    unpack(archive, prefix, fmt=inputs["format"], root=inputs["root"])
+    unpack(archive, prefix, fmt=inputs.format, root=inputs.root)
     for path in prefix.iterdir():
         if path.is_file() and (path.suffix == ".py" or path.name == "py.typed"):
             path.unlink()
@@ -76,7 +76,7 @@ _NODE_LINKS = {
 }
 
 
-def node_wheel(archive: Path, prefix: Path, inputs: Mapping[str, Any]) -> None:
+def node_wheel(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
     wheel_payload(archive, prefix, inputs)
     for command, script in _NODE_LINKS.items():
         target = Path("..", "lib", "node_modules", script)
@@ -85,7 +85,7 @@ def node_wheel(archive: Path, prefix: Path, inputs: Mapping[str, Any]) -> None:
             if command == "corepack":
                 continue
             msg = (
-                f"runtime node: {inputs['url']} has no lib/node_modules/{script}; "
+                f"runtime node: {inputs.url} has no lib/node_modules/{script}; "
                 "run `sandbox lock --update node`."
             )
             raise BuildError(msg)
