@@ -3,7 +3,8 @@
 Kept: the nodes of this project's current lock, the nodes of every other project's last
 build recorded in the same cache dir (`history`), the layers those nodes use, and the images
 of those builds. Removed: every other node entry and layer file, this project's older images,
-build-environment ("stage") images, and step containers a killed build left behind.
+build-environment ("stage") images, and step containers a killed build left behind. An image
+a running container holds (another build's step, say) is kept and counted, not an error.
 Downloads are kept: they are shared by content and cheap to keep. The user-wide store of
 built nodes (`cache.default_store_dir`) is never touched: it belongs to all the user's
 projects, and a node dropped here comes back from it on the next build.
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
 
 from builder.build import history
+from builder.core.errors import EngineRefusedError
 from builder.core.layout import CACHE_LAYERS, CACHE_NODES
 from builder.engine.interface import ImageInfo
 from builder.image.export import stale_exports
@@ -41,6 +44,7 @@ class GcResult:
     layers: int = 0
     freed: int = 0  # bytes of cache files removed
     images: list[str] = field(default_factory=list)
+    in_use: list[str] = field(default_factory=list)  # images a running container holds: kept
     containers: int = 0
 
 
@@ -101,17 +105,29 @@ def _collect_images(
     for image in engine.images("dev.sandbox-builder.lock"):
         ours = image.tags and all(t.rsplit(":", 1)[0] == image_name for t in image.tags)
         if ours and image.id not in keep_images and not latest & set(image.tags):
-            result.images.append(image.id)
-            if not dry_run:
-                engine.remove_image(image.id)
+            _remove_image(engine, image.id, result, dry_run)
     for image in engine.images(STAGE_LABEL):
-        result.images.append(image.id)
-        if not dry_run:
-            engine.remove_image(image.id)
+        _remove_image(engine, image.id, result, dry_run)
     for container in engine.containers("sandbox-builder=step"):
         result.containers += 1
         if not dry_run:
             engine.remove_container(container)
+
+
+def _remove_image(engine: Images, image: str, result: GcResult, dry_run: bool) -> None:
+    """Remove `image`, unless a running container holds it (another build's step on this
+    engine, a container someone runs): the engine refuses with a conflict, and it is kept."""
+    if dry_run:
+        result.images.append(image)
+        return
+    try:
+        engine.remove_image(image)
+    except EngineRefusedError as exc:
+        if exc.status != HTTPStatus.CONFLICT:
+            raise
+        result.in_use.append(image)
+        return
+    result.images.append(image)
 
 
 def _remove_tree(folder: Path, dry_run: bool) -> int:

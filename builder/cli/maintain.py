@@ -47,6 +47,11 @@ def gc(
         f"{verb} {human_size(result.freed)}: {result.entries} cache entries, "
         f"{result.layers} layers, {len(result.images)} images, {result.containers} containers"
     )
+    if result.in_use:
+        typer.echo(
+            f"kept {len(result.in_use)} images a running container uses "
+            "(another build's step?): run `sandbox gc` again once it is done"
+        )
 
 
 def doctor() -> None:

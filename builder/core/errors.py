@@ -46,7 +46,12 @@ class CheckError(BuildError):
 
 class EngineRefusedError(BuildError):
     """The engine answered, and refused: a container that cannot start, an option it does not
-    know, an image it lacks, an error of its own (a 500). It exits as a failed build step (5)."""
+    know, an image it lacks, an error of its own (a 500). It exits as a failed build step (5).
+    `status` is the engine's HTTP status, when it gave one (409: the thing is in use)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class CacheError(BuilderError):

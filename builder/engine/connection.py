@@ -131,7 +131,7 @@ class Connection:
                 f"{where}{self.describe()} refused {what} (HTTP {status}): {said}. "
                 f"{_advice(status)}"
             )
-            return EngineRefusedError(msg)
+            return EngineRefusedError(msg, status=status if isinstance(status, int) else None)
         if isinstance(exc, DockerException | RequestException):
             msg = f"{where}{self.describe()} failed {what}: {short(exc)}. {_advice(None)}"
             return EngineRefusedError(msg)

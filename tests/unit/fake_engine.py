@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.core.errors import EngineRefusedError
 from builder.engine.interface import Confinement, ImageInfo, Mount, RunResult
 
 
@@ -74,7 +75,8 @@ class FakeEngine:
 
     `root` holds the containers' upper dirs; `present` answers `image_id` for refs a test
     says the engine has (pulled or loaded ones are added); `config` is what `inspect` gives;
-    `listed` and `held` are the images and containers listed by label (what gc sees).
+    `listed` and `held` are the images and containers listed by label (what gc sees);
+    `in_use` are images a running container holds (removing one is the engine's 409).
     """
 
     root: Path
@@ -88,6 +90,7 @@ class FakeEngine:
     runs: list[Run] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)  # repo:tag -> image ID
     loaded: list[list[str]] = field(default_factory=list)  # the layer.tar names of each load
+    in_use: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -175,6 +178,9 @@ class FakeEngine:
 
     def remove_image(self, image: str) -> None:
         self._record(f"rmi {image}")
+        if image in self.in_use:
+            msg = f"fake refused removing image {image} (HTTP 409): image is being used"
+            raise EngineRefusedError(msg, status=409)
 
     # -- containers ------------------------------------------------------------------------
 

@@ -141,6 +141,7 @@ def test_an_image_the_engine_lacks_is_named() -> None:
 
     assert "refused inspecting image sha256:abc (HTTP 404): No such image" in str(raised.value)
     assert "run `sandbox build` again" in str(raised.value)
+    assert raised.value.status == 404  # what gc reads: 409 is an image in use, kept
 
 
 def test_a_refused_load_names_the_engine() -> None:

@@ -128,3 +128,19 @@ def test_gc_keeps_another_platforms_last_build(tmp_path: Path) -> None:
         cache=cache, spec_path=tmp_path / "sandbox.toml", image_name="t/p", lock=both, engine=engine
     )
     assert _removed(engine, "rmi") == ["sha256:old-arm"]
+
+
+def test_an_image_a_running_container_holds_is_kept_and_counted(tmp_path: Path) -> None:
+    """Another build's step on the same engine runs in a stage image: gc removing it would
+    be the engine's 409; gc keeps it, says so, and removes the rest."""
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    stages = [ImageInfo(id=f"sha256:stage{n}", tags=(), size=1) for n in (1, 2)]
+    engine = _engine(tmp_path, images={STAGE_LABEL: stages}, held=[])
+    engine.in_use = {"sha256:stage1"}
+    result = collect(
+        cache=cache, spec_path=tmp_path / "sandbox.toml", image_name="t/p", lock=_lock("a" * 64),
+        engine=engine,
+    )  # fmt: skip
+    assert _removed(engine, "rmi") == ["sha256:stage1", "sha256:stage2"]  # both asked
+    assert (result.images, result.in_use) == (["sha256:stage2"], ["sha256:stage1"])
