@@ -16,6 +16,11 @@ from builder.model.spec import Spec
 from builder.store.cache import Cache
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from builder.core.progress import Progress
+    from builder.engine.interface import Engine
+    from builder.lock.stager import Stager
     from builder.model.lockfile import Lock
 
 
@@ -75,8 +80,6 @@ def lock(
         check_fresh(spec, current, path)
         typer.echo(f"{path.name} is up to date")
         return
-    from builder.build.stage import Stages
-    from builder.core.progress import Progress
     from builder.lock.locking import lock_project
 
     old = None
@@ -94,7 +97,7 @@ def lock(
             if not names:
                 typer.echo(f"no pending security updates; {path} unchanged", err=True)
                 return
-        engine, progress = engine_factory(), Progress()
+        engine, progress, stage = _resolving(spec, cache)
         new = lock_project(
             spec=spec,
             old=old,
@@ -102,9 +105,7 @@ def lock(
             cache=cache,
             engine=engine,
             progress=progress,
-            stage=Stages(
-                cache=cache, engine=engine, progress=progress, project_dir=spec.project_dir
-            ),
+            stage=stage,
         )
     text = lockfile.dumps(new)
     changed = not path.exists() or path.read_text() != text
@@ -115,16 +116,24 @@ def lock(
     _warn_floating(spec, new)
 
 
+def _resolving(spec: Spec, cache: Cache) -> tuple[Callable[[], Engine], Progress, Stager]:
+    """The engine, the progress lines and the stages that lock and outdated resolve with:
+    the stages build on that same engine and report on those same lines."""
+    from builder.build.stage import Stages
+    from builder.core.progress import Progress
+
+    engine, progress = engine_factory(), Progress()
+    stages = Stages(cache=cache, engine=engine, progress=progress, project_dir=spec.project_dir)
+    return engine, progress, stages
+
+
 def _security_names(spec: Spec, cache: Cache) -> list[str]:
     """The apt packages `lock --update --security` moves (those `outdated` flags)."""
     from builder.actions.build import fresh_lock
-    from builder.build.stage import Stages
-    from builder.core.progress import Progress
     from builder.lock.outdated import pending_security
 
     current = fresh_lock(spec)
-    engine, progress = engine_factory(), Progress()
-    stage = Stages(cache=cache, engine=engine, progress=progress, project_dir=spec.project_dir)
+    engine, progress, stage = _resolving(spec, cache)
     names = pending_security(
         spec=spec, lock=current, cache=cache, engine=engine, progress=progress, stage=stage
     )
@@ -162,24 +171,20 @@ def outdated(
     pending (`sandbox lock --update --security` takes them), else 0.
     """
     from builder.actions.build import fresh_lock
-    from builder.build.stage import Stages
-    from builder.core.progress import Progress
     from builder.lock.outdated import outdated_project
 
     spec = options.spec()
     lock_ = fresh_lock(spec)
     cache = options.cache()
     with _cache_lock(cache, "sandbox command"):
-        engine, progress = engine_factory(), Progress()
+        engine, progress, stage = _resolving(spec, cache)
         report = outdated_project(
             spec=spec,
             lock=lock_,
             cache=cache,
             engine=engine,
             progress=progress,
-            stage=Stages(
-                cache=cache, engine=engine, progress=progress, project_dir=spec.project_dir
-            ),
+            stage=stage,
             platform=listed_platform(spec, platform),
         )
     if as_json:
