@@ -3,7 +3,7 @@
 The workload is the multi-platform integration test's small spec (jq, Debian's python, node
 from PyPI, pyflakes, esbuild), locked once for linux/amd64 and linux/arm64 (untimed). Then
 each platform is built cold, one after the other, on this machine's daemon: linux/amd64
-natively, linux/arm64 under QEMU user emulation (builder/emulation.py). Cold here means an
+natively, linux/arm64 under QEMU user emulation (builder/engine/emulation.py). Cold here means an
 empty cache dir and user-wide store of nodes (the base too: its debootstrap is the biggest
 emulated step) and none of the stage images the previous build left; the download folder
 is kept, as in bench/run.py's cold. `--repeat N` takes medians.

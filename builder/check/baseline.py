@@ -3,8 +3,8 @@
 Static checks read the image config and its layer tars (from the cache when this build made
 them, else from `docker save`): the user is not root, no port is exposed, no setuid/setgid
 file is left but the allowed ones, and no layer holds a host CA certificate, a `.netrc` or the
-value of a `[tools.bin]` credential (builder/check/scan.py). Then one container runs the probes
-(builder/probes.py) the way Risoluto would spawn an agent from the overlay (builder/check/spawn.py):
+value of a `[tools.bin]` credential (scan.py). Then one container runs the probes
+(probes.py) the way Risoluto would spawn an agent from the overlay (spawn.py):
 its uid:gid (`--uid`; an arbitrary non-root one by default), its capabilities, HOME on a fresh
 volume chowned first, the workspace read-write, the default network, and with an egress
 allowlist NET_ADMIN and its entrypoint's iptables rules.

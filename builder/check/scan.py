@@ -46,7 +46,7 @@ class Survey:
     """What one walk over the layers' headers finds."""
 
     setuid: dict[str, str]  # setuid/setgid files of the stacked image: "/path" -> layer
-    public: set[bytes]  # certificates of the image's own public set (see builder/certs.py)
+    public: set[bytes]  # certificates of the image's own public set (see builder/core/certs.py)
 
 
 def survey(layers: list[LayerRef]) -> Survey:

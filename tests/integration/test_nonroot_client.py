@@ -90,7 +90,7 @@ def client() -> Iterator[tuple[str, Path]]:
         yield USER, folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(KeyError):  # its trees' folder in memory (builder/scratch.py)
+        with contextlib.suppress(KeyError):  # its trees' folder in memory (builder/core/scratch.py)
             shutil.rmtree(f"/dev/shm/sandbox-builder-{pwd.getpwnam(USER).pw_uid}", True)
         if made:
             subprocess.run(["userdel", USER], check=False)

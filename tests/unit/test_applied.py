@@ -1,4 +1,4 @@
-"""The record of what `overlay apply` set per orchestrator (builder/applied.py)."""
+"""The record of what `overlay apply` set per orchestrator (builder/orchestrator/applied.py)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""What lock reads of an image base (builder/resolve/image.py), and what it does with it.
+"""What lock reads of an image base (builder/lock/resolve/image.py), and what it does with it.
 
 The probe's output is given as the script prints it on Debian, Ubuntu (whose mirrors are not
 reachable here, so this is the part of the Ubuntu path that can be tested) and Alpine; the
 engine is a small recording fake. Then the system request and the apt runtimes' versions
-against the base's packages and programs (builder/resolve/apt.py, builder/locking.py).
+against the base's packages and programs (builder/lock/resolve/apt.py, builder/lock/locking.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""[tools.bin] layers (builder/bins.py): pinned downloads or project files, one executable."""
+"""[tools.bin] layers (builder/lock/bins.py): pinned downloads or project files, one executable."""
 
 from __future__ import annotations
 

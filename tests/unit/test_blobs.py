@@ -1,4 +1,4 @@
-"""Gzip layer blobs (builder/blobs.py): deterministic bytes, the cache index, checked pulls."""
+"""Gzip layer blobs (store/blobs.py): deterministic bytes, the cache index, checked pulls."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`sandbox check` without Docker: layer scans on synthetic tars, probes, the report.
 
-Covers builder/check.py with the modules it is made of: scan.py, certs.py, probes.py and
+Covers builder/check/baseline.py with the modules it is made of: scan.py, certs.py, probes.py and
 report.py (one feature, so one test file); the engine is a recording fake.
 
 The layers are real tar files written here, stacked the way the engine stacks them (whiteouts

@@ -1,4 +1,4 @@
-"""The command line's one catch (builder/cli.py): a BuilderError is one line and its exit code;
+"""The command line's one catch (builder/cli/app.py): a BuilderError is one line and its exit code;
 `--verbose` adds the traceback. Run in-process, as the other CLI tests are."""
 
 from __future__ import annotations

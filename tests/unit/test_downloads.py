@@ -1,4 +1,4 @@
-"""Downloads (builder/downloads.py) against a real local server: checksums, retries, credentials."""
+"""Downloads (net/downloads.py) against a real local server: checksums, retries, credentials."""
 
 from __future__ import annotations
 

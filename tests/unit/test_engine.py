@@ -1,4 +1,4 @@
-"""Engine refusals (builder/engine.py): what the Docker SDK raises becomes a BuilderError.
+"""Engine refusals (builder/engine/): what the Docker SDK raises becomes a BuilderError.
 
 The fake below stands in for the SDK's client and raises the SDK's own exception classes
 (docker.errors, requests.exceptions) with real HTTP responses, as the SDK does when a daemon

@@ -1,4 +1,4 @@
-"""How a step's mounts reach an engine (builder/engine.py): bind mounts where a probe proved
+"""How a step's mounts reach an engine (builder/engine/): bind mounts where a probe proved
 the daemon sees our files, else copied in and back out, download caches as engine volumes;
 the overlay2 upper dir is read only where the daemon was proved to be on this machine.
 

@@ -1,4 +1,4 @@
-"""The Executor (builder/execute.py) carrying out a plan on the recording FakeEngine.
+"""The Executor (builder/build/execute.py) carrying out a plan on the recording FakeEngine.
 
 The nodes above the base are built by the real system recipe: each step's container is a
 call of the test's step function, which writes the step's files into the container's upper

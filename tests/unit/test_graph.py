@@ -1,4 +1,4 @@
-"""The layer graph (builder/graph.py): nodes and edges per DESIGN.md §3, and its renderings."""
+"""The layer graph (model/graph.py): nodes and edges per DESIGN.md §3, and its renderings."""
 
 from __future__ import annotations
 

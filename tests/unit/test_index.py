@@ -1,4 +1,4 @@
-"""Publishing a lock of two platforms as one OCI index (builder/index.py), on a real registry.
+"""Publishing a lock of two platforms as one OCI index (actions/index.py), on a real registry.
 
 The registry is Debian's `docker-registry`; each platform's one node is a small synthetic
 layer in a real cache dir, so no Docker engine is needed.

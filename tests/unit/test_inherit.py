@@ -1,4 +1,4 @@
-"""What an image keeps of its base's config, and who it runs as (builder/inherit.py).
+"""What an image keeps of its base's config, and who it runs as (builder/model/inherit.py).
 
 Every field of the precedence rule, one test each where it has a case of its own, and the
 users of a base: a uid the base gives another user (node:22's `node` holds 1000) is never

@@ -1,4 +1,4 @@
-"""Node cache keys (builder/keys.py): what changes a key, and what must not."""
+"""Node cache keys (builder/core/keys.py): what changes a key, and what must not."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Layer tars (builder/layers.py): normalized, reproducible, and confined to a node's prefix."""
+"""Layer tars (store/layers.py): normalized, reproducible, and confined to a node's prefix."""
 
 from __future__ import annotations
 

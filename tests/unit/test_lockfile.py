@@ -1,4 +1,4 @@
-"""sandbox.lock (builder/lockfile.py): round trip, determinism, and refusing damaged locks."""
+"""sandbox.lock (builder/model/lockfile.py): round trip, determinism, and refusing damaged locks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Locking (builder/locking.py): Debian versions of apt runtimes, which npm pins an update
+"""Locking (builder/lock/locking.py): Debian versions of apt runtimes, which npm pins an update
 drops, and `sandbox lock [--update NAME]` itself on the recording FakeEngine."""
 
 from __future__ import annotations

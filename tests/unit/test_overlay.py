@@ -1,4 +1,4 @@
-"""The orchestrator overlay (builder/overlay.py): the keys the real server honours."""
+"""The orchestrator overlay (builder/orchestrator/overlay.py): the keys the real server honours."""
 
 from __future__ import annotations
 

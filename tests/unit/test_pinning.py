@@ -1,4 +1,4 @@
-"""Lock warnings (builder/pinning.py): what floats in sandbox.toml, and what lock pinned it to;
+"""Lock warnings (builder/lock/pinning.py): what floats in sandbox.toml, and what lock pinned it to;
 lock notes: what an image base provides and what the image drops."""
 
 from __future__ import annotations

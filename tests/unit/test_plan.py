@@ -1,4 +1,4 @@
-"""Build plans (builder/plan.py): cached or build per node, and the image stack order."""
+"""Build plans (builder/build/plan.py): cached or build per node, and the image stack order."""
 
 from __future__ import annotations
 

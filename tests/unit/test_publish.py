@@ -1,4 +1,4 @@
-"""Publishing gzip layer blobs and pulling nodes back (builder/publish.py), on a real registry.
+"""Publishing gzip layer blobs and pulling nodes back (builder/publish/push.py), on a real registry.
 
 The registry is Debian's `docker-registry` (tests/unit/registry_server.py); the layers are
 small synthetic tars in a real cache dir. No Docker engine is needed.

@@ -1,4 +1,4 @@
-"""The registry client (builder/registry.py) against a real distribution server, no HTTP mocks.
+"""The registry client (builder/net/registry.py) against a real distribution server, no HTTP mocks.
 
 The servers come from tests/unit/registry_server.py: Debian's `docker-registry` without auth,
 with htpasswd (Basic) auth, and with Bearer auth backed by a small token server. `skopeo`

@@ -1,4 +1,4 @@
-"""Applying the overlay (builder/risoluto.py) to a real server that behaves as Risoluto does.
+"""Applying the overlay (orchestrator/risoluto.py) to a real server that behaves as Risoluto does.
 
 No mocks: tests.integration.risoluto_server runs Risoluto's config API contract (DESIGN.md
 §7) on a free port, and the CLI tests run `sandbox` in-process (tests/unit/clirun.py).

@@ -1,4 +1,4 @@
-"""Runtime layers (builder/runtimes.py) from synthetic mirrors of each publisher's layout."""
+"""Runtime layers (builder/lock/runtimes/) from synthetic mirrors of each publisher's layout."""
 
 from __future__ import annotations
 

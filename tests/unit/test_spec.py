@@ -1,4 +1,4 @@
-"""sandbox.toml parsing (builder/spec.py): valid specs, and a corpus of malformed ones."""
+"""sandbox.toml parsing (builder/model/spec.py): valid specs, and a corpus of malformed ones."""
 
 from __future__ import annotations
 

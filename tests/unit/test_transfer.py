@@ -1,4 +1,4 @@
-"""Files to and from an engine that cannot see ours (builder/transfer.py): what comes back
+"""Files to and from an engine that cannot see ours (builder/engine/transfer.py): what comes back
 is the folder as the engine archived it, and nothing lands outside it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Unpacking (builder/unpack.py): root stripping, modes, links, and nothing outside dest."""
+"""Unpacking (builder/core/unpack.py): root stripping, modes, links, and nothing outside dest."""
 
 from __future__ import annotations
 
