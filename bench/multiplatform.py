@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from string import Template
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` and `builder` importable
@@ -36,26 +37,12 @@ from builder.engine.emulation import emulation
 from builder.image.loading import STAGE_LABEL
 
 NAME = "sandbox-bench/multiplatform"
+MULTIPLATFORM_SPEC = "tests/fixtures/multiplatform/sandbox.toml.template"
 PLATFORMS = ("linux/amd64", "linux/arm64")
-SPEC = f"""\
-[image]
-name = "{NAME}"
-platforms = ["linux/amd64", "linux/arm64"]
-
-[base]
-bootstrap = {{ suite = "bookworm" }}
-
-[system]
-packages = ["jq"]
-
-[runtimes]
-node = {{ version = "22", provider = "pypi" }}
-python = {{ version = "3.11", provider = "apt" }}
-
-[tools]
-pip = ["pyflakes==3.2.0"]
-npm = ["esbuild@0.24.2"]
-"""
+# The integration test's spec (tests/fixtures/multiplatform), under the benchmark's name.
+SPEC = Template(
+    (Path(__file__).resolve().parent.parent / MULTIPLATFORM_SPEC).read_text()
+).substitute(name=NAME, registry="")
 
 
 def sandbox(work: Path, *args: str, platform: str = "") -> str:

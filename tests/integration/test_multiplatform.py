@@ -20,6 +20,7 @@ import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import pytest
@@ -28,26 +29,16 @@ from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker
 
-SPEC = """
-[image]
-name = "sandbox-test/multiplatform"
-{registry}
-platforms = ["linux/amd64", "linux/arm64"]
+# The spec bench/multiplatform.py times too; `registry` is a line of [image], or empty.
+SPEC_TEMPLATE = Template(
+    (Path(__file__).parents[1] / "fixtures/multiplatform/sandbox.toml.template").read_text()
+)
 
-[base]
-bootstrap = {{ suite = "bookworm" }}
 
-[system]
-packages = ["jq"]
+def _spec(registry: str) -> str:
+    return SPEC_TEMPLATE.substitute(name="sandbox-test/multiplatform", registry=registry)
 
-[runtimes]
-node = {{ version = "22", provider = "pypi" }}
-python = {{ version = "3.11", provider = "apt" }}
 
-[tools]
-pip = ["pyflakes==3.2.0"]
-npm = ["esbuild@0.24.2"]
-"""
 IMAGE_BASE_SPEC = """
 [image]
 name = "sandbox-test/multiplatform-on-image"
@@ -96,7 +87,7 @@ def _elsewhere(
 ) -> dict[str, dict[str, Any]]:
     """Both platforms built from `lock` alone on another daemon, emulated one first."""
     elsewhere = Project(root=root, cache=root / "cache")
-    elsewhere.write(SPEC.format(registry=""))
+    elsewhere.write(_spec(""))
     elsewhere.lock.write_text(lock)
     built = {}
     for platform in ("linux/arm64", "linux/amd64"):
@@ -114,7 +105,7 @@ def test_both_platforms_lock_here_and_arm64_builds_under_emulation(
 ) -> None:
     log: list[str] = []
     started = time.monotonic()
-    project.write(SPEC.format(registry=f'registry = "{registry}"'))
+    project.write(_spec(f'registry = "{registry}"'))
     project.ok("lock")
     project.ok("lock", "--check")
     log.append(f"lock: {time.monotonic() - started:.0f} s")
