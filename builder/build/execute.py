@@ -131,8 +131,9 @@ class Executor:
             )
         self._progress.start(node.name, log=self._cache.log_path(node.name))
         from builder.build import recipes  # only when something builds: a no-op never imports it
+        from builder.engine.step import StepContext
 
-        ctx = recipes.StepContext(
+        ctx = StepContext(
             cache=self._cache,
             engine=self._engine,
             platform=self._platform,

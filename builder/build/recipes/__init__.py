@@ -19,7 +19,7 @@ from builder.core.errors import BuildError
 from builder.engine.step import StepContext
 from builder.model.lockfile import NodeLock
 
-__all__ = ["StepContext", "StepResult", "build"]
+__all__ = ["StepResult", "build"]
 
 Recipe = Callable[[StepContext, NodeLock], StepResult]
 
