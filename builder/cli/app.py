@@ -1,10 +1,10 @@
 """The `sandbox` command line (typer). Glue only: parse options, call one action, render.
 
 Each command lives in the module of its group (`lock`, `build`, `report`, `maintain`,
-`overlay`); this module makes the app and registers them. It is the only place that catches
-`BuilderError` (`_Commands.invoke`): it prints the message and exits with the error's code
-(DESIGN.md §10); `--verbose` adds the traceback. It does so inside the typer app, so typer's
-CliRunner sees exactly what a user sees.
+`overlay`, `trust`); this module makes the app and registers them. It is the only place that
+catches `BuilderError` (`_Commands.invoke`): it prints the message and exits with the error's
+code (DESIGN.md §10); `--verbose` adds the traceback. It does so inside the typer app, so
+typer's CliRunner sees exactly what a user sees.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from builder.cli import build, lock, maintain, overlay, report
+from builder.cli import build, lock, maintain, overlay, report, trust
 from builder.cli.options import options
 from builder.core import proc
 from builder.core.errors import BuilderError
@@ -64,6 +64,7 @@ for command in (
     maintain.gc,
     report.check,
     maintain.doctor,
+    trust.verify,
 ):
     app.command()(command)
 overlay_app.command("show")(overlay.show)

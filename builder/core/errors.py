@@ -76,3 +76,11 @@ class EngineUnavailableError(BuilderError):
     """The Docker Engine cannot be reached."""
 
     exit_code = 9
+
+
+class VerifyError(BuilderError):
+    """`sandbox verify`: the image rebuilt from the lock is not the image it was checked
+    against, or that image's attestations do not hold. A code of its own (10), so CI tells
+    "this image is not the lock's" from a build that could not run (5)."""
+
+    exit_code = 10

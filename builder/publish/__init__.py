@@ -1,7 +1,8 @@
 """Publishing to `[image].registry`: the image by digest, every node under its key.
 
-`push` sends a platform's image and the team cache (each node's layers and entry under its
-key, so a teammate's build pulls instead of building); `RegistryCache` is where a build looks
-for those nodes. The image index of several platforms is `actions.index` (it needs each
-platform's image stacked, SBOM included). Takes: built nodes. Gives: registry digests.
+`push` sends a platform's image and the team cache (each node's layers and entry under its key,
+so a teammate's build pulls instead of building); `RegistryCache` is where a build looks for
+those nodes; `remote` reads a pushed image back (config, layer blobs) for `verify`. The image
+index of several platforms is `actions.index` (it needs each platform's image stacked, SBOM
+included). Takes: built nodes. Gives: registry digests.
 """

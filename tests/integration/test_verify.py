@@ -1,0 +1,135 @@
+"""`sandbox verify`: a teammate rebuilds the pushed image from the lock alone (issue 31).
+
+Build and push on the first daemon; on the second, clean daemon with an empty cache dir and
+node store, `verify` of the pushed reference rebuilds every node (pulls none) and agrees.
+Then the image in the registry is changed by hand (one file of the system layer rewritten,
+pushed under the same tag): verify names the node and
+the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.net.registry import Registry
+from tests.integration.conftest import Project
+
+pytestmark = pytest.mark.docker
+
+SPEC = """
+[image]
+name = "sandbox-test/verified"
+registry = "{registry}"
+
+[base]
+bootstrap = {{ suite = "bookworm" }}
+
+[system]
+packages = ["jq"]
+"""
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _http(url: str, *, method: str = "GET", body: bytes | None = None, **headers: str) -> Any:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    return _NO_PROXY.open(request, timeout=60)
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _push_blob(registry: Registry, repo: str, data: bytes, folder: Path) -> str:
+    digest = _digest(data)
+    blob = folder / digest.replace(":", "-")
+    blob.write_bytes(data)
+    registry.push_blob(repo, digest, blob)
+    return digest
+
+
+def _tamper(registry: str, repo: str, tag: str, diff_id: str, folder: Path) -> str:
+    """Rewrite one small regular file of layer `diff_id` and push the image under `tag`
+    again; the path of the file changed. The registry client only moves the bytes."""
+    client = Registry(registry)
+    base = f"http://{registry}/v2/{repo}"
+    with _http(f"{base}/manifests/{tag}", Accept=MANIFEST) as reply:
+        manifest = json.loads(reply.read())
+    with _http(f"{base}/blobs/{manifest['config']['digest']}") as reply:
+        config = json.loads(reply.read())
+    layer_index = config["rootfs"]["diff_ids"].index(diff_id)
+    with _http(f"{base}/blobs/{manifest['layers'][layer_index]['digest']}") as reply:
+        layer = gzip.decompress(reply.read())
+    out = io.BytesIO()
+    changed = ""
+    with tarfile.open(fileobj=io.BytesIO(layer)) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for member in src:
+            data = src.extractfile(member).read() if member.isreg() else None  # type: ignore[union-attr]
+            if data is not None and not changed and 0 < member.size < 4096:
+                changed, data = member.name, data + b"\n# changed by hand\n"
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    new_layer = out.getvalue()
+    config["rootfs"]["diff_ids"][layer_index] = _digest(new_layer)
+    packed = gzip.compress(new_layer, mtime=0)
+    manifest["layers"][layer_index].update(
+        digest=_push_blob(client, repo, packed, folder), size=len(packed)
+    )
+    config_bytes = json.dumps(config).encode()
+    manifest["config"].update(
+        digest=_push_blob(client, repo, config_bytes, folder), size=len(config_bytes)
+    )
+    client.put_manifest(repo, tag, json.dumps(manifest).encode(), MANIFEST)
+    return changed.removeprefix("./")
+
+
+def test_verify_rebuilds_on_a_clean_machine_and_names_a_file_changed_in_the_registry(
+    project: Project,
+    base_image: str,
+    registry: str,
+    second_engine: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    project.write(SPEC.format(registry=registry))
+    project.ok("lock")
+    pushed = json.loads(project.ok("build", "--push", "--json").out)
+    tag = pushed["image"]["tags"][0].rsplit(":", 1)[1]
+    tagged = f"{registry}/sandbox-test/verified:{tag}"
+
+    teammate = Project(root=project.root, cache=tmp_path_factory.mktemp("verify-cache"))
+    elsewhere = {
+        "DOCKER_HOST": second_engine,
+        "SANDBOX_STORE_DIR": str(tmp_path_factory.mktemp("verify-store")),
+    }
+    run = teammate.sandbox("verify", "--json", tagged, env=elsewhere)
+    assert run.code == 0, run.err
+    agreed = json.loads(run.out)
+    assert agreed["same"] is True
+    assert agreed["found"] == agreed["rebuilt"] == pushed["image"]["id"]
+    assert {n["status"] for n in agreed["nodes"]} == {"built"}, agreed["nodes"]
+
+    system = next(n["layer"] for n in pushed["nodes"] if n["name"] == "system")
+    changed = _tamper(
+        registry, "sandbox-test/verified", tag, system, tmp_path_factory.mktemp("tamper")
+    )
+    run = teammate.sandbox("verify", "--json", tagged, env=elsewhere)
+    assert run.code == 10, run.err
+    differs = json.loads(run.out)
+    assert differs["same"] is False
+    assert differs["rebuilt"] == pushed["image"]["id"]
+    assert differs["difference"]["node"] == "system"
+    files = differs["difference"]["files"]
+    assert [f["path"] for f in files] == [changed]
+    assert files[0]["ours"]["sha256"] != files[0]["theirs"]["sha256"]
+    assert files[0]["theirs"]["size"] == files[0]["ours"]["size"] + len("\n# changed by hand\n")
+    assert "system" in run.err
+    assert changed in run.err or changed in run.out
