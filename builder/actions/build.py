@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.build import history
 from builder.build.execute import BuildStatus, Executor, NodeOutcome, Remote
@@ -39,6 +39,9 @@ from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
 from builder.store.cache import Cache, Layer, NodeEntry
+
+if TYPE_CHECKING:
+    from builder.publish.push import Pushed
 
 LABEL_PREFIX = "dev.sandbox-builder"
 
@@ -216,6 +219,8 @@ def build_project(
         )
         ref = pushed.ref
         progress.say(f"  pushed    {ref} ({pushed.uploaded} new blobs)")
+        _attest(spec=spec, lock=lock, platform=platform, pushed=pushed, engine=engine, cache=cache)
+        progress.say(f"  attested  {ref} (SLSA provenance, SPDX SBOM)")
     mounts = deps_mounts(deps=spec.deps, entries={o.name: o.entry for o in outcomes}, cache=cache)
     overlay = make_overlay(image_ref=ref, sandbox=spec.sandbox, deps_mounts=mounts)
     if write:
@@ -249,6 +254,33 @@ def build_project(
             make_overlay(image_ref=engine_id, sandbox=spec.sandbox, deps_mounts=mounts)
         ),
         engine_id=engine_id,
+    )
+
+
+def _attest(
+    *,
+    spec: Spec,
+    lock: Lock,
+    platform: str,
+    pushed: Pushed,
+    engine: Callable[[], Engine],
+    cache: Cache,
+) -> None:
+    """Attach the provenance and SBOM of the image just pushed (actions/attest.py)."""
+    import os
+
+    from builder.actions.attest import attest
+
+    attest(
+        host=str(spec.image.registry),
+        name=spec.image.name,
+        lock=lock,
+        platform=platform,
+        manifest_digest=pushed.digest,
+        manifest_size=pushed.size,
+        sbom=json.loads((cache.root / sbom_name(platform)).read_bytes()),
+        engine=f"docker-api {engine().ping()}",
+        environ=os.environ,
     )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from builder.core.errors import CacheError, RegistryError
@@ -230,6 +230,35 @@ class Registry:
             with contextlib.suppress(ValueError, AttributeError):
                 media_type = str(json.loads(reply.body).get("mediaType") or "")
         return reply.body, media_type, digest
+
+    def referrers(self, repo: str, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of the manifests whose `subject` is `digest` (OCI 1.1 referrers
+        API), or None when the registry has no such API (distribution 2.x answers 404)."""
+        _check_digest(digest)
+        what = f"listing the referrers of {repo}@{digest}"
+        url = f"/v2/{repo}/referrers/{digest}"
+        headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
+        reply = self._retrying(
+            lambda: self._once(
+                "GET",
+                url,
+                scope=_scope(repo, push=False),
+                what=what,
+                headers=headers,
+                allow_404=True,
+            ),
+            what,
+        )
+        if reply.status == 404:
+            return None
+        try:
+            document = json.loads(reply.body)
+        except ValueError:
+            return None  # not an index: some other page, so no referrers API
+        manifests = document.get("manifests") if isinstance(document, dict) else None
+        return (
+            [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else None
+        )
 
     # -- transport -------------------------------------------------------------------
 

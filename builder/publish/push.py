@@ -325,7 +325,12 @@ def publish(
     except RegistryError as exc:  # say what did get there: the next publish sends the rest
         msg = f"{exc}\n{_so_far(pusher, len(nodes), tags)}"
         raise RegistryError(msg) from exc
-    return Pushed(ref=pushed.ref, digest=pushed.digest, uploaded=pushed.uploaded + node_blobs)
+    return Pushed(
+        ref=pushed.ref,
+        digest=pushed.digest,
+        uploaded=pushed.uploaded + node_blobs,
+        size=pushed.size,
+    )
 
 
 def _so_far(pusher: LayerPusher, nodes: int, tags: list[str]) -> str:

@@ -1,8 +1,9 @@
 """The software bill of materials of an image, made from its sandbox.lock alone.
 
 `inventory` turns every pin of every node into one package that names the layer it lives in;
-`spdx` and `cyclonedx` write those as documents. This module picks the format, renders the
-bytes and writes them; it is the API the rest of the builder uses.
+`spdx` and `cyclonedx` write those as documents; `provenance` makes the in-toto statements
+(SLSA provenance, the SBOM) a pushed image is attested with. This module picks the format,
+renders the bytes and writes them; it is the API the rest of the builder uses.
 
 Deterministic, like the lock: no wall clock (the creation time is the lock's
 source_date_epoch), identifiers derived from the pins, and the namespace (SPDX) and serial

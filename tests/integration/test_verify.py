@@ -1,24 +1,30 @@
-"""`sandbox verify`: a teammate rebuilds the pushed image from the lock alone (issue 31).
+"""`sandbox verify` and attestations: a teammate checks the pushed image (issue 31).
 
 Build and push on the first daemon; on the second, clean daemon with an empty cache dir and
 node store, `verify` of the pushed reference rebuilds every node (pulls none) and agrees.
 Then the image in the registry is changed by hand (one file of the system layer rewritten,
 pushed under the same tag): verify names the node and
-the file.
+the file. Then a push with a signing key attaches signed provenance and SBOM that skopeo
+finds under the referrers tag scheme and `verify --attestations` checks; a statement changed
+after signing fails.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from builder.net.registry import Registry
 from tests.integration.conftest import Project
@@ -133,3 +139,106 @@ def test_verify_rebuilds_on_a_clean_machine_and_names_a_file_changed_in_the_regi
     assert files[0]["theirs"]["size"] == files[0]["ours"]["size"] + len("\n# changed by hand\n")
     assert "system" in run.err
     assert changed in run.err or changed in run.out
+
+
+def _skopeo_raw(ref: str) -> dict[str, Any]:
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return cast(dict[str, Any], json.loads(done.stdout))
+
+
+def _skopeo_digest(ref: str, *, config: bool = False) -> str:
+    extra = ["--config", "--raw"] if config else []
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", *extra, f"docker://{ref}"],
+        capture_output=True,
+        check=True,
+    )
+    return _digest(done.stdout) if config else str(json.loads(done.stdout)["Digest"])
+
+
+def test_push_attaches_signed_attestations_skopeo_finds_and_verify_checks(
+    project: Project, base_image: str, registry: str, tmp_path: Path
+) -> None:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "signing.pem").write_bytes(pem)
+    public = tmp_path / "signing.pub"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    project.write(SPEC.format(registry=registry).replace("verified", "attested"))
+    project.ok("lock")
+    built = json.loads(project.ok("build", "--json").out)
+    run = project.sandbox(
+        "build", "--push", "--json", env={"SANDBOX_SIGNING_KEY": str(tmp_path / "signing.pem")}
+    )
+    assert run.code == 0, run.err
+    assert "PRIVATE KEY" not in run.out + run.err
+    pushed = json.loads(run.out)
+    ref, digest = pushed["image"]["ref"], pushed["image"]["ref"].split("@", 1)[1]
+    tagged = f"{registry}/sandbox-test/attested:{pushed['image']['tags'][0].rsplit(':', 1)[1]}"
+
+    # The image is as it was: the tag names the same manifest, its config is the image ID.
+    assert _skopeo_digest(tagged) == digest
+    assert _skopeo_digest(tagged, config=True) == built["image"]["id"] == pushed["image"]["id"]
+
+    # skopeo (not our code) finds them under the referrers tag scheme, subject = the image.
+    index = _skopeo_raw(f"{registry}/sandbox-test/attested:{digest.replace(':', '-')}")
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    kinds = sorted(m["annotations"]["in-toto.io/predicate-type"] for m in index["manifests"])
+    assert kinds == ["https://slsa.dev/provenance/v1", "https://spdx.dev/Document"]
+    for entry in index["manifests"]:
+        artifact = _skopeo_raw(f"{registry}/sandbox-test/attested@{entry['digest']}")
+        assert artifact["subject"]["digest"] == digest
+        assert artifact["artifactType"] == "application/vnd.dsse.envelope.v1+json"
+
+    run = project.sandbox("verify", "--attestations", "--key", str(public), "--json", ref)
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["ok"] is True
+    assert all(a["verified"] for a in report["attestations"])
+
+    # A statement changed after signing (the signature kept), attached as a publisher would.
+    provenance = next(
+        m for m in index["manifests"]
+        if m["annotations"]["in-toto.io/predicate-type"] == "https://slsa.dev/provenance/v1"
+    )  # fmt: skip
+    client = Registry(registry)
+    found = client.get_manifest("sandbox-test/attested", provenance["digest"], [MANIFEST])
+    assert found is not None
+    artifact = json.loads(found[0])
+    blob = tmp_path / "envelope"
+    client.pull_blob("sandbox-test/attested", artifact["layers"][0]["digest"], blob)
+    envelope = json.loads(blob.read_bytes())
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["buildDefinition"]["externalParameters"]["platform"] = "linux/s390x"
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    forged = json.dumps(envelope).encode()
+    artifact["layers"][0].update(
+        digest=_push_blob(client, "sandbox-test/attested", forged, tmp_path), size=len(forged)
+    )
+    body = json.dumps(artifact).encode()
+    forged_digest = client.put_manifest("sandbox-test/attested", _digest(body), body, MANIFEST)
+    index["manifests"] = [
+        {**m, "digest": forged_digest, "size": len(body)} if m is provenance else m
+        for m in index["manifests"]
+    ]
+    client.put_manifest(
+        "sandbox-test/attested",
+        digest.replace(":", "-"),
+        json.dumps(index).encode(),
+        "application/vnd.oci.image.index.v1+json",
+    )
+    run = project.sandbox("verify", "--attestations", "--key", str(public), ref)
+    assert run.code == 10, run.err
+    assert "does not verify" in run.err
+    assert forged_digest in run.err
