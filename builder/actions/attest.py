@@ -37,6 +37,8 @@ from builder.sbom.provenance import (
 if TYPE_CHECKING:
     from securesystemslib.signer import Key
 
+    from builder.model.spec import Spec
+
 STATEMENT_TYPE = "application/vnd.in-toto+json"
 DSSE_TYPE = "application/vnd.dsse.envelope.v1+json"
 PREDICATE_ANNOTATION = "in-toto.io/predicate-type"  # as Docker's attestations name it
@@ -248,3 +250,40 @@ def _provenance_problems(found: Mapping[str, Any], want: Mapping[str, Any]) -> l
     if (found.get("runDetails") or {}).get("builder") != want["runDetails"]["builder"]:
         problems.append("its builder is not sandbox-builder")
     return problems
+
+
+def require_signature(*, spec: Spec, lock: Lock, overlay: Path) -> None:
+    """With `[image] require_signed`, refuse (exit 10) to apply the overlay at `overlay`
+    unless the image it pins is pushed and its attestations verify with the spec's key."""
+    if not spec.image.require_signed:
+        return
+    from builder.actions.verify import default_ref
+    from builder.core.platforms import host_platform
+    from builder.lock.resolve.base import has_registry
+    from builder.publish.signing import public_key
+    from builder.sbom import spdx_document
+
+    ref = default_ref(overlay)
+    if not has_registry(ref):
+        msg = (
+            f"[image].require_signed: {overlay} pins {ref}, a local image, which carries no "
+            "attestations; nothing was applied. Build with `--push` (and SANDBOX_SIGNING_KEY "
+            "set), then apply"
+        )
+        raise VerifyError(msg)
+    assert spec.image.public_key is not None  # the spec refuses require_signed without one
+    platform = host_platform()
+    report = check_attestations(
+        lock=lock,
+        ref=ref,
+        platform=platform,
+        sbom=spdx_document(lock, image=spec.image.name, platform=platform),
+        key=public_key(spec.image.public_key),
+    )
+    if not report.ok:
+        msg = (
+            f"[image].require_signed: the attestations of {ref} do not verify with "
+            f"{spec.image.public_key}, so nothing was applied: {'; '.join(report.problems)}. "
+            "Publish it again with SANDBOX_SIGNING_KEY set to the matching private key"
+        )
+        raise VerifyError(msg)

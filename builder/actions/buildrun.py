@@ -134,6 +134,9 @@ def run_build(request: BuildRequest) -> None:
         _record_noop(request, spec, cache, result)
     applied = None
     if request.apply is not None:
+        from builder.actions.attest import require_signature
+
+        require_signature(spec=spec, lock=lock, overlay=result.overlay_path)
         applied = apply_overlay(
             result.overlay_path, request.apply, after_build=True, cache_root=cache.root
         )

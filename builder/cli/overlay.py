@@ -84,6 +84,12 @@ def apply(
         for line in plan.lines(would=True):
             typer.echo(line)
         return
+    spec = options.spec()
+    if spec.image.require_signed:
+        from builder.actions.attest import require_signature
+        from builder.actions.build import fresh_lock
+
+        require_signature(spec=spec, lock=fresh_lock(spec), overlay=path)
     typer.echo(
         _applied_line(path, _apply_overlay(path, url, after_build=False, cache_root=cache_root))
     )

@@ -61,6 +61,10 @@ class ImageSpec:
     workdir: str = "/workspace"
     env: dict[str, str] = field(default_factory=dict)
     allow_setuid: tuple[str, ...] = ()
+    # `build --apply` refuses an image whose attestations do not verify with `public_key`
+    # (a PEM file beside sandbox.toml); neither changes what is locked or built.
+    require_signed: bool = False
+    public_key: Path | None = None
     # The [image] keys the spec leaves out that an image base's own config may fill in
     # (`user`, `workdir`): empty with a bootstrap base, which has no config (model/inherit.py).
     inherit: tuple[str, ...] = ()
@@ -165,7 +169,7 @@ class Spec:
         data = asdict(self)
         for unrelated in ("path", "sandbox"):
             del data[unrelated]
-        for unrelated in ("name", "registry", "env"):
+        for unrelated in ("name", "registry", "env", "require_signed", "public_key"):
             del data["image"][unrelated]
         if self.base.bootstrap:  # nothing to inherit; keeps bootstrap specs' hashes as they were
             del data["image"]["inherit"]

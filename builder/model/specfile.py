@@ -50,7 +50,7 @@ def load_spec(path: Path) -> Spec:
     if system:
         system.check_keys(["packages"])
     base = _base(base_table)
-    image = _image(image_table)
+    image = _image(image_table, path.parent)
     if base.image:
         image = replace(image, inherit=tuple(k for k in INHERITABLE if k not in image_table.data))
     return Spec(
@@ -65,10 +65,25 @@ def load_spec(path: Path) -> Spec:
     )
 
 
-def _image(t: Table) -> ImageSpec:
-    t.check_keys(["name", "registry", "platforms", "user", "workdir", "env", "allow_setuid"])
+def _image(t: Table, folder: Path) -> ImageSpec:
+    t.check_keys(
+        [
+            *("name", "registry", "platforms", "user", "workdir", "env", "allow_setuid"),
+            *("require_signed", "public_key"),
+        ]
+    )
     user = t.string("user", default="agent", check=patterns.user_name)
+    require_signed = t.boolean("require_signed", default=False)
+    public_key = t.optional_string("public_key")
+    if require_signed and not public_key:
+        t.source.fail(
+            "image.require_signed",
+            "needs the public key the attestations must verify with",
+            'Add `public_key = "signing.pub"` (a PEM file, relative to sandbox.toml) to [image]',
+        )
     return ImageSpec(
+        require_signed=require_signed,
+        public_key=folder / public_key if public_key else None,
         name=t.string("name", check=patterns.repository),
         registry=t.optional_string("registry", check=patterns.registry),
         platforms=t.str_list("platforms", check=patterns.platform) or ("linux/amd64",),

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from builder.net.registry import Registry
+from tests.integration import risoluto_server
 from tests.integration.conftest import Project
 
 pytestmark = pytest.mark.docker
@@ -228,6 +229,7 @@ def test_push_attaches_signed_attestations_skopeo_finds_and_verify_checks(
     )
     body = json.dumps(artifact).encode()
     forged_digest = client.put_manifest("sandbox-test/attested", _digest(body), body, MANIFEST)
+    genuine = json.dumps(index).encode()
     index["manifests"] = [
         {**m, "digest": forged_digest, "size": len(body)} if m is provenance else m
         for m in index["manifests"]
@@ -242,3 +244,33 @@ def test_push_attaches_signed_attestations_skopeo_finds_and_verify_checks(
     assert run.code == 10, run.err
     assert "does not verify" in run.err
     assert forged_digest in run.err
+
+    # [image] require_signed: `build --apply` refuses the image while the forged statement is
+    # attached (its push attaches the genuine ones again, the forged one stays): nothing
+    # reaches Risoluto. Once the index holds only genuine ones, `overlay apply` applies it.
+    signed_spec = SPEC.format(registry=registry).replace("verified", "attested")
+    project.write(
+        signed_spec.replace(
+            "[image]\n", f'[image]\nrequire_signed = true\npublic_key = "{public}"\n'
+        )
+    )
+    url, server, stop = risoluto_server.start()
+    try:
+        run = project.sandbox(
+            "build", "--push", "--apply", url,
+            env={"SANDBOX_SIGNING_KEY": str(tmp_path / "signing.pem")},
+        )  # fmt: skip
+        assert run.code == 10, run.err
+        assert "require_signed" in run.err
+        assert "image" not in server.overlay.get("codex", {}).get("sandbox", {})
+        client.put_manifest(
+            "sandbox-test/attested",
+            digest.replace(":", "-"),
+            genuine,
+            "application/vnd.oci.image.index.v1+json",
+        )
+        run = project.sandbox("overlay", "apply", url)
+        assert run.code == 0, run.err
+        assert server.overlay["codex"]["sandbox"]["image"] == ref
+    finally:
+        stop()

@@ -222,3 +222,45 @@ def test_unsigned_attestations_fail_when_a_key_is_asked_for_and_a_lie_is_caught(
     )
     problems = _check(registry, None).problems
     assert any("externalParameters is not this lock's" in p for p in problems), problems
+
+
+def test_require_signed_refuses_an_unsigned_or_local_image_and_passes_a_signed_one(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    from builder.actions.attest import require_signature
+    from builder.model.specfile import load_spec
+
+    key = Ed25519PrivateKey.generate()
+    _public_file(key, tmp_path / "signing.pub")
+    (tmp_path / "sandbox.toml").write_text(
+        f'[image]\nname = "{IMAGE}"\nrequire_signed = true\npublic_key = "signing.pub"\n'
+        '[base]\nbootstrap = { suite = "bookworm" }\n'
+    )
+    spec = load_spec(tmp_path / "sandbox.toml")
+    client = Registry(registry.host)
+    digest, size = _push_image(client, tmp_path)
+    overlay = tmp_path / "overlay.json"
+
+    def pin(image: str) -> None:
+        overlay.write_text(json.dumps({"codex": {"sandbox": {"image": image}}}))
+
+    pin("sha256:" + "1" * 64)
+    with pytest.raises(VerifyError, match="local image"):
+        require_signature(spec=spec, lock=make_lock(), overlay=overlay)
+    pin(f"{registry.host}/acme@{digest}")
+    _attest(registry, digest, size, {})  # unsigned
+    with pytest.raises(VerifyError, match="not signed") as refused:
+        require_signature(spec=spec, lock=make_lock(), overlay=overlay)
+    assert refused.value.exit_code == 10
+
+    # Signed, but the unsigned ones are still attached: every one must verify.
+    _attest(registry, digest, size, {signing.KEY_PEM_ENV: _pem(key).decode()})
+    with pytest.raises(VerifyError):
+        require_signature(spec=spec, lock=make_lock(), overlay=overlay)
+    # Only signed ones, on another image: applied.
+    found = client.get_manifest("acme", digest, [MANIFEST])
+    assert found is not None
+    other = client.put_manifest("acme", "v2", found[0] + b" ", MANIFEST)  # same image, new bytes
+    _attest(registry, other, size + 1, {signing.KEY_PEM_ENV: _pem(key).decode()})
+    pin(f"{registry.host}/acme@{other}")
+    require_signature(spec=spec, lock=make_lock(), overlay=overlay)

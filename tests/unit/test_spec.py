@@ -483,3 +483,19 @@ def test_cli_lock_refuses_malformed_spec_and_writes_nothing(
     assert expected in done.stderr.replace(str(path), "<spec>")
     assert not (path.parent / "sandbox.lock").exists()
     assert _listing(tmp_path) == before
+
+
+def test_require_signed_needs_a_public_key_and_changes_no_spec_hash(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, VALID)
+    before = load_spec(path).spec_hash()
+    signed = VALID.replace("[image]\n", '[image]\nrequire_signed = true\npublic_key = "k.pub"\n')
+    assert signed != VALID
+    spec = load_spec(write_spec(tmp_path, signed))
+    assert spec.image.require_signed
+    assert spec.image.public_key == tmp_path / "k.pub"
+    assert spec.spec_hash() == before  # what is locked and built is the same
+    message = spec_error(
+        write_spec(tmp_path, VALID.replace("[image]\n", "[image]\nrequire_signed = true\n"))
+    )
+    assert "`image.require_signed`" in message
+    assert "public_key" in message
