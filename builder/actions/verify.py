@@ -151,6 +151,8 @@ def verify_image(
     platform = host_platform()
     with tempfile.TemporaryDirectory(prefix="sandbox-verify-") as folder:
         work = Path(folder)
+        # REF first: a wrong name fails before the rebuild, not after it.
+        source = _open(ref, engine=engine, platform=platform, work=work)
         cache = Cache(work / "cache", store=work / "store")
         cache.ensure()
         nodes = lock.nodes(platform)
@@ -169,7 +171,6 @@ def verify_image(
         image = platform_image(
             spec=spec, lock=lock, platform=platform, entries=entries, cache=cache
         )
-        source = _open(ref, engine=engine, platform=platform, work=work)
         result = VerifyResult(
             ref=ref, expected=image.config.image_id, found=source.image_id, nodes=outcomes
         )
