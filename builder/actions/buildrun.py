@@ -98,6 +98,10 @@ def run_build(request: BuildRequest) -> None:
         from builder.orchestrator.risoluto import check_url
 
         check_url(request.apply)  # a typo fails now, not after the build
+    if request.push:
+        from builder.publish.signing import signer_from
+
+        signer_from(os.environ)  # a signing key that cannot be read fails now, not after a push
     spec = load_spec(request.spec_file)
     lock = fresh_lock(spec)
     cache = open_cache(request.spec_file, request.cache_dir)

@@ -264,3 +264,23 @@ def test_require_signed_refuses_an_unsigned_or_local_image_and_passes_a_signed_o
     _attest(registry, other, size + 1, {signing.KEY_PEM_ENV: _pem(key).decode()})
     pin(f"{registry.host}/acme@{other}")
     require_signature(spec=spec, lock=make_lock(), overlay=overlay)
+
+
+def test_a_push_with_an_unreadable_signing_key_stops_before_anything_is_built(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.clirun import sandbox
+
+    (tmp_path / "sandbox.toml").write_text(
+        f'[image]\nname = "{IMAGE}"\nregistry = "127.0.0.1:9"\n'
+        '[base]\nbootstrap = { suite = "bookworm" }\n'
+    )
+    run = sandbox(
+        "-f",
+        tmp_path / "sandbox.toml",
+        "publish",
+        env={signing.KEY_PEM_ENV: "top-secret-not-a-pem", "SANDBOX_CACHE_DIR": None},
+    )
+    assert run.exit_code == 2, run.stderr
+    assert signing.KEY_PEM_ENV in run.stderr
+    assert "top-secret" not in run.stderr + run.stdout
