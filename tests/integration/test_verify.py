@@ -25,6 +25,9 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf import json_format
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+from in_toto_attestation.v1.statement import Statement
 
 from builder.net.registry import Registry
 from tests.integration import risoluto_server
@@ -225,7 +228,17 @@ def test_push_attaches_signed_attestations_skopeo_finds_and_verify_checks(
     blob = tmp_path / "envelope"
     client.pull_blob("sandbox-test/attested", artifact["layers"][0]["digest"], blob)
     envelope = json.loads(blob.read_bytes())
-    statement = json.loads(base64.b64decode(envelope["payload"]))
+    payload = base64.b64decode(envelope["payload"])
+    # What was pushed, checked with other people's code: the signature with `cryptography`
+    # over DSSE's pre-authentication encoding, the statement with the in-toto types.
+    kind = envelope["payloadType"].encode()
+    signed = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    key.public_key().verify(base64.b64decode(envelope["signatures"][0]["sig"]), signed)
+    statement = json.loads(payload)
+    parsed = json_format.ParseDict(statement, Statement([], "", {}).pb)
+    Statement.copy_from_pb(parsed).validate()
+    json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
+    assert statement["subject"][0]["digest"] == {"sha256": digest.split(":", 1)[1]}
     statement["predicate"]["buildDefinition"]["externalParameters"]["platform"] = "linux/s390x"
     envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
     forged = json.dumps(envelope).encode()
