@@ -574,3 +574,55 @@ def test_an_empty_file_copied_up_unchanged_is_dropped_as_containerd_does(tmp_pat
     assert layer("overlay2", overlay2).diff_id == layer("containerd", containerd).diff_id
     changed = [directory("etc"), Entry("etc/.pwd.lock", b"", mode=0o644)]
     assert names(layer("changed", changed)) == ["etc", "etc/.pwd.lock"]
+
+
+# -- dates inside contents (store/dated.py) -----------------------------------------------
+
+
+def shadow(day: int) -> bytes:
+    return f"root:*:{day}:0:99999:7:::\nagent:!:{day}:0:99999:7:::\n".encode()
+
+
+def test_shadow_written_on_another_day_packs_to_the_same_layer(tmp_path: Path) -> None:
+    day = EPOCH // 86400
+    packed, normalized = [], []
+    for later in (day + 3, day + 4):
+        root = tmp_path / f"root-{later}"
+        (root / "etc").mkdir(parents=True)
+        (root / "etc/shadow").write_bytes(shadow(later))
+        (root / "etc/shadow-").write_bytes(shadow(later))
+        packed.append(tar_directory(root, tmp_path / f"{later}.tar", epoch=EPOCH))
+        (tmp_path / f"diff-{later}").mkdir()
+        diff = [directory("etc"), Entry("etc/shadow", shadow(later), mode=0o640)]
+        normalized.append(normalize(tmp_path / f"diff-{later}", diff))
+
+    assert packed[0].diff_id == packed[1].diff_id
+    assert normalized[0].diff_id == normalized[1].diff_id
+    for layer in (packed[0], normalized[0]):
+        with tarfile.open(layer.path) as tar:
+            data = tar.extractfile("etc/shadow")
+            assert data is not None
+            assert data.read() == shadow(day)
+
+
+def test_shadow_in_a_diff_is_clamped_and_dropped_when_only_its_date_changed(
+    tmp_path: Path,
+) -> None:
+    day = EPOCH // 86400
+    below = [directory("etc"), Entry("etc/shadow", shadow(day), mode=0o640, mtime=EPOCH)]
+    listed = listing([write_tar(tmp_path / "below.tar", below)])
+
+    def layer(name: str, diff: list[Entry]) -> LayerFile:
+        source = write_tar(tmp_path / f"{name}-diff.tar", diff)
+        return normalize_tar(
+            source, tmp_path / f"{name}.tar", epoch=EPOCH, prefix=None, node="system", below=listed
+        )
+
+    rewritten = layer("today", [directory("etc"), Entry("etc/shadow", shadow(day + 5), mode=0o640)])
+    assert names(rewritten) == []
+    added = shadow(day + 5) + f"new:!:{day + 5}:0:99999:7:::\n".encode()
+    grown = layer("user", [directory("etc"), Entry("etc/shadow", added, mode=0o640)])
+    with tarfile.open(grown.path) as tar:
+        packed = tar.extractfile("etc/shadow")
+        assert packed is not None
+        assert packed.read() == shadow(day) + f"new:!:{day}:0:99999:7:::\n".encode()
