@@ -193,35 +193,46 @@ def print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False)
 
 
 def apply_plans(path: Path, cache_root: Path, url: str | None) -> list[ApplyPlan]:
-    """What applying the overlay at `path` sets and removes: on `url`, else on each URL an
-    earlier apply recorded (none: an empty list)."""
+    """What applying the overlay at `path` sets and removes, as this checkout recorded it
+    (no server is asked): on `url`, else on each URL an earlier apply from here recorded."""
     from builder.orchestrator import applied
     from builder.orchestrator.risoluto import check_url, read_overlay
 
     overlay = read_overlay(path)
     record = applied.load(cache_root)
     urls = [check_url(url)] if url is not None else sorted(record)
-    return [applied.plan(overlay, base, record) for base in urls]
+    return [applied.plan(overlay, base, stored=None, here=record.get(base)) for base in urls]
+
+
+def preview_apply(path: Path, url: str, *, cache_root: Path) -> ApplyPlan:
+    """What `overlay apply` of the overlay at `path` would do at `url`, asking the server."""
+    from builder.orchestrator import applied
+    from builder.orchestrator.risoluto import TOKEN_ENV, check_url, preview, read_overlay
+
+    here = applied.load(cache_root).get(check_url(url))
+    token = os.environ.get(TOKEN_ENV)
+    return preview(read_overlay(path), url, token=token, source=str(path), here=here)
 
 
 def apply_overlay(path: Path, url: str, *, after_build: bool, cache_root: Path) -> ApplyResult:
     """Apply the overlay at `path` to Risoluto at `url`, removing what an earlier apply set
-    there and this overlay dropped; record what it set (builder/orchestrator/applied.py)."""
+    there and this overlay dropped (builder/orchestrator/applied.py); record here what it set."""
     from builder.orchestrator import applied
+    from builder.orchestrator.overlay import leaves
     from builder.orchestrator.risoluto import TOKEN_ENV, check_url, read_overlay
     from builder.orchestrator.risoluto import apply_overlay as apply
 
     try:
         overlay = read_overlay(path)
         base = check_url(url)
-        plan = applied.plan(overlay, base, applied.load(cache_root))
+        sent = {".".join(key): value for key, value in leaves(overlay)}
         return apply(
             overlay,
             base,
             token=os.environ.get(TOKEN_ENV),
             source=str(path),
-            remove=plan.remove,
-            stored=lambda: applied.remember(cache_root, base, plan.set),
+            here=applied.load(cache_root).get(base),
+            stored=lambda: applied.remember(cache_root, base, sent),
         )
     except OverlayError as exc:
         if not after_build:
