@@ -48,7 +48,7 @@ def load_spec(path: Path) -> Spec:
     assert base_table is not None
     system = root.table("system")
     if system:
-        system.check_keys(["packages"])
+        system.check_keys(["packages", "docs"])
     base = _base(base_table)
     image = _image(image_table)
     if base.image:
@@ -58,6 +58,7 @@ def load_spec(path: Path) -> Spec:
         image=image,
         base=base,
         system_packages=system.str_list("packages", check=patterns.apt_package) if system else (),
+        system_docs=system.boolean("docs", default=False) if system else False,
         runtimes=_runtimes(root.table("runtimes")),
         tools=_tools(root.table("tools"), path.parent),
         deps=_deps(root.table("deps"), path.parent),
