@@ -35,9 +35,11 @@ from builder.image.export import deps_mounts
 from builder.image.loading import IMAGE_LABEL, load_image
 from builder.image.profile import HISTORY, profile_layer
 from builder.model import inherit
+from builder.model.agents import agent_env
 from builder.model.inputs import BaseInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
+from builder.model.toolinputs import NpmToolsInputs
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
 from builder.store.cache import Cache, Layer, NodeEntry
 
@@ -279,6 +281,8 @@ def platform_image(
     """The image of `platform` stacking the built `entries` (the lock's nodes, in build order)."""
     nodes = lock.nodes(platform)
     env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
+    npm = nodes["tools.npm"].inputs_as(NpmToolsInputs) if "tools.npm" in nodes else None
+    env.update(agent_env(npm))  # pinned agent CLIs do not update themselves (model/agents.py)
     env.update(spec.image.env)
     # The SBOM comes from the lock alone, so its digest can label the image it describes.
     sbom_digest = write_sbom(lock, image=spec.image.name, platform=platform, cache=cache)

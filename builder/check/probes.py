@@ -55,6 +55,7 @@ from builder.core.errors import CheckError
 from builder.core.patterns import npm_name
 from builder.engine.interface import Confinement
 from builder.image.assemble import DEFAULT_PATH
+from builder.model.agents import agent_versions, reports_version
 from builder.model.lockfile import NodeLock
 from builder.model.spec import DepMode, Spec
 from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
@@ -343,10 +344,13 @@ def run_probes(
         )
         raise CheckError(msg)
     asked = _asked_for(pip)
+    npm = nodes.get("tools.npm")
+    pinned = agent_versions(npm.inputs_as(NpmToolsInputs) if npm else None)
     ran = f"{spawn.flags()} IMAGE {LOGIN_SHELL} -lc 'umask 077; <probes>' ({entrypoint_of(config)})"
     results.append(CheckResult(check="docker run", ok=True, detail=ran))
     results += [
         entrypoint_result(o.check, o.code, o.output[0] if o.output else "", spawn.uid, chosen)
+        or pinned_result(o, pinned)
         or _interpret(o, pip, spawn.uid, asked)
         for o in outcomes
     ]
@@ -368,6 +372,24 @@ def run_probes(
         there = {o.check: o.code for o in parse(shell_output)[0]}
         results.append(shell_result(shell, shell_code, shell_output, there=there, found=found))
     return results
+
+
+def pinned_result(outcome: Outcome, pinned: Mapping[str, str]) -> CheckResult | None:
+    """An agent CLI (model/agents.py) that ran must report the version the lock pins: one
+    that updated itself, or another copy first on the login shell's PATH, is a failure.
+    None for every other probe."""
+    exe = outcome.check.removeprefix("tools.npm ")
+    if outcome.code != 0 or not outcome.check.startswith("tools.npm ") or exe not in pinned:
+        return None
+    said = " ".join(outcome.output)
+    if reports_version(said, pinned[exe]):
+        return CheckResult(check=outcome.check, ok=True, detail=f"{said[:100]} (the lock's)")
+    detail = (
+        f"`{LOGIN_SHELL} -lc '{exe} --version'` says {said[:100] or 'nothing'}, but the lock "
+        f"pins {pinned[exe]}: it updated itself, or another {exe} comes first on PATH. "
+        "Rebuild the image, and keep its updater off"
+    )
+    return CheckResult(check=outcome.check, ok=False, detail=detail)
 
 
 def _asked_for(pip: Mapping[str, list[str]]) -> set[str]:
