@@ -28,6 +28,7 @@ from builder.core import certs
 from builder.core.certs import ca_bundle
 from builder.core.errors import CheckError
 from builder.engine.interface import Engine, in_step
+from builder.image.profile import HISTORY, is_profile_layer
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.store.cache import Cache
@@ -202,11 +203,13 @@ def image_layers(
         for layer in entry.layers if entry else ():
             owner.setdefault(layer.diff_id, name)
     diff_ids = list(info["RootFS"]["Layers"])
-    names = [
-        owner.get(d) or f"#{i + 1} ({d.removeprefix('sha256:')[:12]}, not from sandbox.lock)"
-        for i, d in enumerate(diff_ids)
-    ]
     paths = [cache.layer_path(d) for d in diff_ids]
+    names = [
+        owner.get(d)
+        or (HISTORY if is_profile_layer(path) else None)
+        or f"#{i + 1} ({d.removeprefix('sha256:')[:12]}, not from sandbox.lock)"
+        for i, (d, path) in enumerate(zip(diff_ids, paths, strict=True))
+    ]
     work = None
     try:
         if not all(path.exists() for path in paths):

@@ -23,6 +23,7 @@ import io
 import re
 import tarfile
 from collections.abc import Mapping
+from pathlib import Path
 
 from builder.core.atomic import write_atomic
 from builder.store.cache import Cache, Layer
@@ -88,3 +89,14 @@ def profile_layer(env: Mapping[str, str], *, epoch: int, cache: Cache) -> Layer:
     diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
     write_atomic(cache.layer_path(diff_id), data)
     return Layer(diff_id=diff_id, size=len(data))
+
+
+def is_profile_layer(path: Path) -> bool:
+    """Whether the layer tar at `path` is one `profile_tar` made (for naming it in reports:
+    no node of the lock owns it)."""
+    try:
+        with tarfile.open(path) as tar:
+            names = [member.name for _, member in zip(range(3), tar, strict=False)]
+    except (OSError, tarfile.TarError):
+        return False
+    return names == [PROFILE.rsplit("/", 1)[0], PROFILE]

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from builder.image.profile import PROFILE, profile_layer, profile_script, profile_tar
+from builder.image.profile import (
+    PROFILE,
+    is_profile_layer,
+    profile_layer,
+    profile_script,
+    profile_tar,
+)
 from builder.store.cache import Cache
 
 DEBIAN_USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"  # /etc/profile's
@@ -146,3 +152,18 @@ def test_the_layer_holds_the_script_with_fixed_metadata(tmp_path: Path) -> None:
         script = tar.extractfile(PROFILE)
         assert script is not None
         assert script.read() == profile_script(env)
+
+
+def test_the_profile_layer_is_told_from_any_other_layer(tmp_path: Path) -> None:
+    """`sandbox check` names it `profile` where it names a node's layer by its node."""
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    layer = profile_layer({"PATH": IMAGE_PATH}, epoch=0, cache=cache)
+    other = tmp_path / "other.tar"
+    with tarfile.open(other, "w") as tar:
+        for name in ("etc/profile.d", PROFILE, "etc/passwd"):
+            tar.addfile(tarfile.TarInfo(name))
+
+    assert is_profile_layer(cache.layer_path(layer.diff_id))
+    assert not is_profile_layer(other)
+    assert not is_profile_layer(tmp_path / "missing.tar")
