@@ -33,10 +33,13 @@ from builder.engine.interface import Engine, in_step
 from builder.image import assemble
 from builder.image.export import deps_mounts
 from builder.image.loading import IMAGE_LABEL, load_image
+from builder.image.profile import HISTORY, profile_layer
 from builder.model import inherit
+from builder.model.agents import agent_env
 from builder.model.inputs import BaseInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
+from builder.model.toolinputs import NpmToolsInputs
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
 from builder.store.cache import Cache, Layer, NodeEntry
 
@@ -240,6 +243,7 @@ def build_project(
         overlay_path=overlay_path,
         files=(
             *(path for e in entries for path in cache.entry_files(e)),
+            cache.layer_path(layers[-1].diff_id),  # the profile layer
             sbom_file,
             sbom_file.with_name(f"{sbom_file.name}.stamp"),
             history.path_of(cache, spec.path),
@@ -261,7 +265,8 @@ def sbom_name(platform: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class PlatformImage:
-    """One platform's image: its config (hence its ID), its layers and its local tags."""
+    """One platform's image: its config (hence its ID), its layers (the nodes', then the
+    profile layer, image/profile.py) and its local tags."""
 
     platform: str
     config: assemble.ImageConfig
@@ -276,6 +281,8 @@ def platform_image(
     """The image of `platform` stacking the built `entries` (the lock's nodes, in build order)."""
     nodes = lock.nodes(platform)
     env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
+    npm = nodes["tools.npm"].inputs_as(NpmToolsInputs) if "tools.npm" in nodes else None
+    env.update(agent_env(npm))  # pinned agent CLIs do not update themselves (model/agents.py)
     env.update(spec.image.env)
     # The SBOM comes from the lock alone, so its digest can label the image it describes.
     sbom_digest = write_sbom(lock, image=spec.image.name, platform=platform, cache=cache)
@@ -286,6 +293,8 @@ def platform_image(
         f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
+    # On top: login shells' view of this Env (image/profile.py), a function of every node.
+    layers.append((HISTORY, profile_layer(env, epoch=lock.source_date_epoch, cache=cache)))
     base = inherit.recorded_config(nodes["base"].inputs_as(BaseInputs))
     system = nodes["system"].inputs_as(SystemInputs)
     config = assemble.image_config(

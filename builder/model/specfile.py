@@ -9,6 +9,7 @@ spec can inject a command.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from builder.core import patterns
 from builder.core.errors import SpecError
 from builder.core.tomlread import Source, Table, read_toml
+from builder.model import resources
 from builder.model.spec import (
     DEP_MANAGERS,
     DEP_MODES,
@@ -315,15 +317,28 @@ def _drop_capabilities(security: Table) -> bool | None:
 
 
 def _resources(t: Table | None) -> dict[str, str]:
+    """`[sandbox.resources]`, each value one Docker reads (`model.resources`), as a string."""
     if t is None:
         return {}
     t.check_keys(["memory", "memory_reservation", "memory_swap", "cpus", "tmpfs_size"])
-    found = {}
-    for name, value in sorted(t.data.items()):
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            t.source.fail(t.key(name), "must be a string or number", 'e.g. `memory = "4g"`')
-        found[name] = str(value)
-    return found
+    return {name: _docker_value(t, name) for name in sorted(t.data)}
+
+
+def _docker_value(t: Table, name: str) -> str:
+    """The string Risoluto passes to `docker run` for `name`; SpecError if Docker would refuse
+    it or read it as something else (an unquoted `memory = 4` is 4 bytes)."""
+    value = t.data[name]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    text = str(value) if number and name in resources.NUMBERS_ALLOWED else value
+    fix = f"e.g. `{name} = {resources.EXAMPLES[name]}`"
+    if not isinstance(text, str):
+        unquoted = " (unquoted, Docker would read bytes)" if number else ""
+        shown = json.dumps(value, default=str)
+        t.source.fail(t.key(name), f"{shown} must be a quoted string{unquoted}", fix)
+    problem = resources.CHECKS[name](text)
+    if problem:
+        t.source.fail(t.key(name), f"{text!r} {problem}", fix)
+    return text
 
 
 def _logs(t: Table | None) -> dict[str, str | int]:
@@ -332,10 +347,11 @@ def _logs(t: Table | None) -> dict[str, str | int]:
         return {}
     t.check_keys(["driver", "max_size", "max_file"])
     found: dict[str, str | int] = {}
-    for name in ("driver", "max_size"):
-        value = t.optional_string(name)
-        if value is not None:
-            found[name] = value
+    driver = t.optional_string("driver")
+    if driver is not None:
+        found["driver"] = driver
+    if "max_size" in t.data:
+        found["max_size"] = _docker_value(t, "max_size")
     if "max_file" in t.data:
         count = t.data["max_file"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from builder.actions.index import INDEX, PublishedIndex, built_image, publish_index
 from builder.core.progress import Progress
+from builder.image.profile import PROFILE, profile_script
 from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.model.spec import BaseSpec, ImageSpec, Spec
 from builder.net.registry import Registry
@@ -118,3 +120,30 @@ def test_the_index_names_each_built_platform_and_says_which_are_missing(
         assert len(manifest[0]) == entry["size"]
         config = json.loads(manifest[0])["config"]
         assert config["mediaType"] == "application/vnd.oci.image.config.v1+json"
+
+
+def test_each_published_platform_ends_with_the_profile_layer_of_its_env(
+    running: RunningRegistry, tmp_path: Path
+) -> None:
+    """What a pull gets: login shells of the pulled image see its Env (image/profile.py)."""
+    cache = Cache(tmp_path / "cache", downloads=tmp_path / "dl", store=tmp_path / "store")
+    cache.ensure()
+    spec, lock = _spec(running.host), _lock()
+    for platform in PLATFORMS:
+        _build(cache, lock, platform, tmp_path)
+    _publish(spec, lock, cache, "linux/arm64")
+
+    registry = Registry(running.host)
+    for platform in PLATFORMS:
+        image = built_image(spec=spec, lock=lock, platform=platform, cache=cache)
+        assert image is not None
+        manifest = registry.get_manifest("team/multi", image.tags[0].rsplit(":", 1)[1], [MANIFEST])
+        assert manifest is not None
+        top = json.loads(manifest[0])["layers"][-1]
+        blob = tmp_path / f"top-{platform.split('/')[1]}"
+        registry.pull_blob("team/multi", top["digest"], blob)
+        with tarfile.open(blob) as tar:
+            script = tar.extractfile(PROFILE)
+            assert script is not None
+            env = json.loads(image.config.data)["config"]["Env"]
+            assert script.read() == profile_script(dict(e.split("=", 1) for e in env))
