@@ -26,7 +26,8 @@ from a hand-edited lock: `sandbox lock` re-keys it and keeps every pin.
   pwconv and useradd write) is the lock's epoch's day, not the build's (store/dated.py):
   the same lock gave a different base on another day. system/7 also installs slim, as
   Debian's slim images do (no documentation but copyright files, man pages or
-  translations; `[system] docs = true`, locked as `docs`, keeps them).
+  translations; `[system] docs = true`, locked as `docs`, keeps them), and writes every
+  whiteout alike (mode 0, owner 0, the epoch), as engines record them differently.
 - tools/2, deps/2: the node's prefix is a host folder mounted into the step's container and
   packed on the host (no commit, no `docker save`); the folders above the prefix are made
   by the tool (mode 755) instead of coming from the container's diff.

@@ -361,6 +361,11 @@ def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarIn
     info.pax_headers = {k: v for k, v in member.pax_headers.items() if k.startswith(_KEEP_PAX)}
     if not info.isreg():
         info.size = 0
+    if name.rpartition("/")[2].startswith(".wh."):
+        # A whiteout only marks a name deleted: its mode, owners and time mean nothing, and
+        # engines write them differently (overlay2's upper dir, as converted: the deleted
+        # file's mode and time; the containerd snapshotter: mode 0, time 0). One form for all.
+        info.mode, info.uid, info.gid, info.mtime = 0, 0, 0, epoch
     return info
 
 

@@ -626,3 +626,18 @@ def test_shadow_in_a_diff_is_clamped_and_dropped_when_only_its_date_changed(
         packed = tar.extractfile("etc/shadow")
         assert packed is not None
         assert packed.read() == shadow(day) + f"new:!:{day}:0:99999:7:::\n".encode()
+
+
+def test_whiteouts_are_written_alike_whichever_engine_recorded_them(tmp_path: Path) -> None:
+    """overlay2's upper dir gives a whiteout the deleted file's mode and time; containerd's
+    differ gives mode 0 and time 0 (seen: perl's files dpkg removed under path-exclude)."""
+    overlay2 = [directory("usr"), Entry("usr/.wh.gone", b"", mode=0o644, mtime=PAST)]
+    containerd = [directory("usr"), Entry("usr/.wh.gone", b"", mode=0, mtime=0)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    one, other = normalize(tmp_path / "a", overlay2), normalize(tmp_path / "b", containerd)
+
+    assert one.diff_id == other.diff_id
+    marker = members(one)[1]
+    assert (marker.name, marker.mode, marker.mtime) == ("usr/.wh.gone", 0, EPOCH)
