@@ -211,7 +211,7 @@ def normalize_tar(
     `listing` of the layers under it), also drop what only says how an engine records a
     change (`_same_as_below`), so every engine gives the same tar."""
     with tarfile.open(source) as src:
-        everything = {_clean(m.name): m for m in src.getmembers()}
+        everything = {_clean(m.name): _unlinked_whiteout(m) for m in src.getmembers()}
         members = [m for m in everything.values() if not is_scratch(m.name)]
         if below is not None:
             same = _same_as_below(members, below, epoch, src)
@@ -349,6 +349,18 @@ def _refuse_outside(entries: list[tuple[str, bool]], prefix: str, node: str) -> 
 
 def _clean(name: str) -> str:
     return name.removeprefix("./").rstrip("/")
+
+
+def _unlinked_whiteout(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A whiteout as a plain empty file. Recent kernels make overlayfs whiteouts hard links of
+    one shared inode, so `docker commit` on overlay2 (Docker 28) writes the second and later
+    whiteouts of a diff as hard links to the first; the upper dir read here, and containerd,
+    give each its own empty file."""
+    if not _clean(member.name).rpartition("/")[2].startswith(".wh."):
+        return member
+    plain = tarfile.TarInfo(member.name)
+    plain.type, plain.size, plain.mtime = tarfile.REGTYPE, 0, member.mtime
+    return plain
 
 
 def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarInfo:

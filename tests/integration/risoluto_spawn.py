@@ -86,4 +86,4 @@ def run_agent(image: str, command: str, *, workspace: Path, uid: int = 12345) ->
     shown = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     assert done.returncode == 0, shown
     assert READY in done.stdout, shown
-    return done.stdout.split(READY, 1)[1]
+    return done.stdout.split(READY, 1)[1].lstrip("\n")

@@ -641,3 +641,26 @@ def test_whiteouts_are_written_alike_whichever_engine_recorded_them(tmp_path: Pa
     assert one.diff_id == other.diff_id
     marker = members(one)[1]
     assert (marker.name, marker.mode, marker.mtime) == ("usr/.wh.gone", 0, EPOCH)
+
+
+def test_whiteouts_written_as_hard_links_of_one_another_become_plain_markers(
+    tmp_path: Path,
+) -> None:
+    """overlayfs shares one inode among whiteouts; `docker commit` on overlay2 then writes
+    the later ones as hard links to the first (seen on Docker 28)."""
+    linked = [
+        directory("usr"),
+        Entry("usr/.wh.a", b""),
+        Entry("usr/.wh.b", kind=tarfile.LNKTYPE, link="usr/.wh.a"),
+        Entry("usr/.wh.c", kind=tarfile.LNKTYPE, link="usr/.wh.a"),
+    ]
+    plain = [directory("usr"), *(Entry(f"usr/.wh.{n}", b"") for n in "abc")]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    one, other = normalize(tmp_path / "a", linked), normalize(tmp_path / "b", plain)
+
+    assert one.diff_id == other.diff_id
+    assert [(m.name, m.type, m.linkname) for m in members(one)[1:]] == [
+        (f"usr/.wh.{n}", tarfile.REGTYPE, "") for n in "abc"
+    ]
