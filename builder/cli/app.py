@@ -5,6 +5,10 @@ Each command lives in the module of its group (`lock`, `build`, `report`, `maint
 `BuilderError` (`_Commands.invoke`): it prints the message and exits with the error's code
 (DESIGN.md §10); `--verbose` adds the traceback. It does so inside the typer app, so typer's
 CliRunner sees exactly what a user sees.
+
+Help is click's plain text (`rich_markup_mode=None`): rich markup would eat every `[table]`
+name of the docstrings (`[image].registry` rendered as `.registry`) and print a `<bool>`
+placeholder after each flag.
 """
 
 from __future__ import annotations
@@ -47,10 +51,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 
-overlay_app = typer.Typer(help="Show the orchestrator overlay of the last build, or apply it.")
+overlay_app = typer.Typer(
+    help="Show the orchestrator overlay of the last build, or apply it.", rich_markup_mode=None
+)
 
 for command in (
     lock.init,
@@ -81,7 +88,7 @@ def _main(
         typer.Option(
             "--cache-dir",
             envvar="SANDBOX_CACHE_DIR",
-            help="Where layers and build state live \\[default: cache/ beside sandbox.toml].",
+            help="Where layers and build state live [default: cache/ beside sandbox.toml].",
         ),
     ] = None,
     verbose: Annotated[

@@ -52,7 +52,7 @@ PlatformOption = Annotated[
         "--platform",
         metavar="OS/ARCH",
         callback=_check_platform,
-        help="Which platform of the lock (linux/amd64, linux/arm64) \\[default: this machine's].",
+        help="Which platform of the lock (linux/amd64, linux/arm64) [default: this machine's].",
     ),
 ]
 
