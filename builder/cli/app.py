@@ -25,6 +25,7 @@ from builder.cli import build, lock, maintain, overlay, report
 from builder.cli.options import options
 from builder.core import proc
 from builder.core.errors import BuilderError
+from builder.core.layout import find_spec
 
 
 class _Commands(TyperGroup):
@@ -81,8 +82,14 @@ app.add_typer(overlay_app, name="overlay")
 @app.callback()
 def _main(
     file: Annotated[
-        Path, typer.Option("-f", "--file", help="The spec to work on.", show_default=True)
-    ] = Path("sandbox.toml"),
+        Path | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="The spec to work on [default: the first sandbox.toml in this folder or a "
+            "parent, up to the repository root].",
+        ),
+    ] = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option(
@@ -95,7 +102,8 @@ def _main(
         bool, typer.Option("-v", "--verbose", help="Echo commands; tracebacks on errors.")
     ] = False,
 ) -> None:
-    options.spec_file = file.absolute()
+    options.spec_file = file.absolute() if file else find_spec(Path.cwd())
+    options.spec_given = file is not None
     options.cache_dir = cache_dir.absolute() if cache_dir else None
     options.verbose = verbose
     proc.VERBOSE = verbose

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from builder.core.layout import default_cache_dir
+from builder.core.layout import default_cache_dir, find_spec
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (2.5 ms)
 
@@ -101,10 +101,12 @@ def _request(options: dict[str, str]) -> BuildRequest:
 
 
 def _paths(options: dict[str, str]) -> tuple[Path, Path | None]:
-    """The spec file and the cache dir the options name (absolute; None: the default)."""
+    """The spec file and the cache dir the options name (absolute; None: the default), as the
+    typer app's callback finds them (without `-f`: `find_spec`)."""
     cache_dir = options.get("cache_dir")
+    file = options.get("file")
     return (
-        Path(options.get("file", "sandbox.toml")).absolute(),
+        Path(file).absolute() if file else find_spec(Path.cwd()),
         Path(cache_dir).absolute() if cache_dir else None,
     )
 

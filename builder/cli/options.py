@@ -23,6 +23,7 @@ class Options:
     spec_file: Path
     cache_dir: Path | None
     verbose: bool
+    spec_given: bool = False  # -f named spec_file; else find_spec found it (or it is missing)
 
     def spec(self) -> Spec:
         return load_spec(self.spec_file)
