@@ -6,6 +6,6 @@ dir (`layout`), the validators of spec strings (`patterns`), platforms, how long
 may wait (`limits`), a full disk said plainly (`space`), host programs (`proc`), the git
 repository a spec is in (`gitrepo`), TOML read with
 errors that name the key (`tomlread`), X.509 bundles (`certs`), where trees are made
-(`scratch`), safe archive extraction (`unpack`) and the progress lines a person watches
-(`progress`).
+(`scratch`), safe archive extraction (`unpack`) and the progress a person watches (`progress`:
+lines; `liveprogress`: a table redrawn on a terminal).
 """
