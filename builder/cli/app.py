@@ -6,6 +6,10 @@ Each command lives in the module of its group (`lock`, `build`, `report`, `maint
 (DESIGN.md §10); `--verbose` adds the traceback. It does so inside the typer app, so typer's
 CliRunner sees exactly what a user sees.
 
+`--install-completion` / `--show-completion` are typer's (bash, zsh, fish, PowerShell); a
+completing shell runs `sandbox` with `_SANDBOX_COMPLETE` set and no words, which entry.py
+hands to this app.
+
 Help is click's plain text (`rich_markup_mode=None`): rich markup would eat every `[table]`
 name of the docstrings (`[image].registry` rendered as `.registry`) and print a `<bool>`
 placeholder after each flag.
@@ -51,7 +55,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 

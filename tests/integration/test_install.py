@@ -1,6 +1,6 @@
 """`uv tool install` from a fresh clone into a clean folder gives a working `sandbox` (issue
-30): `sandbox --help`, and `sandbox status` from a subfolder of the example, which finds
-examples/codex-cloud/sandbox.toml upward.
+30): `sandbox --help`, `sandbox status` from a subfolder of the example, which finds
+examples/codex-cloud/sandbox.toml upward, and shell completion that installs and completes.
 
 It clones the committed HEAD of this checkout and installs it with its dependencies from PyPI
 into a tool folder of its own, so it sits in the real-environment suite (the `docker` mark),
@@ -72,3 +72,24 @@ def test_uv_tool_install_of_a_fresh_clone_gives_a_working_sandbox(tmp_path: Path
         env=env,
     )
     assert imported.stdout.startswith(str(tmp_path / "tools")), "the tool's own copy runs"
+    home = tmp_path / "home"
+    home.mkdir()
+    in_bash = {**env, "HOME": str(home), "PATH": f"{tmp_path / 'bin'}:{env['PATH']}"}
+    installed_completion = _run(
+        ["bash", "-c", "sandbox --install-completion"], cwd=tmp_path, env=in_bash
+    )
+    assert installed_completion.returncode == 0, installed_completion.stderr
+    script = home / ".bash_completions" / "sandbox.sh"
+    assert "complete -o default -F _sandbox_completion sandbox" in script.read_text()
+    assert str(script) in (home / ".bashrc").read_text()
+    completed = _run(
+        [str(sandbox)],
+        cwd=tmp_path,
+        env={
+            **env,
+            "_SANDBOX_COMPLETE": "complete_bash",
+            "COMP_WORDS": "sandbox bu",
+            "COMP_CWORD": "1",
+        },
+    )
+    assert completed.stdout.split() == ["build"]
