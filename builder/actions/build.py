@@ -23,6 +23,7 @@ from typing import Any
 from builder.build import history
 from builder.build.execute import BuildStatus, Executor, NodeOutcome, Remote
 from builder.build.plan import make_plan
+from builder.core import gitrepo
 from builder.core.atomic import write_atomic
 from builder.core.errors import LockError
 from builder.core.keys import content_digest, sha256_of
@@ -31,6 +32,7 @@ from builder.core.platforms import host_platform
 from builder.core.progress import Progress
 from builder.engine.interface import Engine, in_step
 from builder.image import assemble
+from builder.image.annotations import config_labels, manifest_annotations
 from builder.image.export import deps_mounts
 from builder.image.loading import IMAGE_LABEL, load_image
 from builder.image.profile import HISTORY, profile_layer
@@ -198,10 +200,13 @@ def build_project(
         )
     ref = engine_id
     write = native
+    origin = gitrepo.origin(spec.project_dir) if push else None
     if push and len(lock.platforms) > 1:
         from builder.actions.index import publish_index
 
-        published = publish_index(spec=spec, lock=lock, built=image, cache=cache, progress=progress)
+        published = publish_index(
+            spec=spec, lock=lock, built=image, cache=cache, progress=progress, origin=origin
+        )
         write = native or published.complete
         ref = published.ref if published.complete or not native else published.own_ref
     elif push:
@@ -216,6 +221,7 @@ def build_project(
             layers=layers,
             nodes=nodes,
             cache=cache,
+            annotations=manifest_annotations(config.labels, origin),
         )
         ref = pushed.ref
         progress.say(f"  pushed    {ref} ({pushed.uploaded} new blobs)")
@@ -286,16 +292,23 @@ def platform_image(
     env.update(spec.image.env)
     # The SBOM comes from the lock alone, so its digest can label the image it describes.
     sbom_digest = write_sbom(lock, image=spec.image.name, platform=platform, cache=cache)
+    lock_digest = sha256_of({name: node.key for name, node in sorted(nodes.items())})
+    base_inputs = nodes["base"].inputs_as(BaseInputs)
     labels = {
-        "org.opencontainers.image.title": spec.image.name,
-        IMAGE_LABEL: sha256_of({name: node.key for name, node in sorted(nodes.items())}),
+        **config_labels(
+            title=spec.image.name,
+            lock_digest=lock_digest,
+            epoch=lock.source_date_epoch,
+            base=base_inputs,
+        ),
+        IMAGE_LABEL: lock_digest,
         **{f"{LABEL_PREFIX}.node.{e.name}": e.key for e in entries},
         f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
     # On top: login shells' view of this Env (image/profile.py), a function of every node.
     layers.append((HISTORY, profile_layer(env, epoch=lock.source_date_epoch, cache=cache)))
-    base = inherit.recorded_config(nodes["base"].inputs_as(BaseInputs))
+    base = inherit.recorded_config(base_inputs)
     system = nodes["system"].inputs_as(SystemInputs)
     config = assemble.image_config(
         layers=layers,

@@ -85,13 +85,14 @@ class BuildRequest:
     explain: bool = False
     apply: str | None = None
     platform: str | None = None  # another platform of the lock than the host's (emulated)
+    progress: str = "auto"  # auto | plain | tty (core/liveprogress.py)
 
 
 def run_build(request: BuildRequest) -> None:
     """Build (and with `push`, publish), then print the result: JSON or a few lines."""
     from builder.actions.build import build_project, fresh_lock, remote_for
     from builder.build import history
-    from builder.core.progress import Progress
+    from builder.core.liveprogress import progress_for
     from builder.model.specfile import load_spec
 
     if request.apply is not None:
@@ -102,7 +103,7 @@ def run_build(request: BuildRequest) -> None:
     lock = fresh_lock(spec)
     cache = open_cache(request.spec_file, request.cache_dir)
     started = time.monotonic()
-    progress = Progress()
+    progress = progress_for(request.progress)
     from builder.core.platforms import host_platform
 
     native = request.platform in (None, host_platform())
@@ -115,20 +116,21 @@ def run_build(request: BuildRequest) -> None:
             plan = make_plan(nodes, cache.entry)
             last = history.load(cache, spec.path) if native else None  # the host's builds
             print_plan(plan, reasons(nodes, last), err=True)
-        result = build_project(
-            spec=spec,
-            lock=lock,
-            cache=cache,
-            engine=EngineFactory(),
-            progress=progress,
-            jobs=request.jobs,
-            overlay_path=(
-                request.overlay.absolute() if request.overlay else cache.root / OVERLAY_FILE
-            ),
-            remote=remote_for(spec, cache),
-            push=request.push,
-            platform=request.platform,
-        )
+        with progress:
+            result = build_project(
+                spec=spec,
+                lock=lock,
+                cache=cache,
+                engine=EngineFactory(),
+                progress=progress,
+                jobs=request.jobs,
+                overlay_path=(
+                    request.overlay.absolute() if request.overlay else cache.root / OVERLAY_FILE
+                ),
+                remote=remote_for(spec, cache),
+                push=request.push,
+                platform=request.platform,
+            )
     progress.summary(result.nodes, time.monotonic() - started)
     if native:  # the no-op replay answers plain builds of the host's platform only
         _record_noop(request, spec, cache, result)

@@ -41,6 +41,13 @@ from builder.model.spec import (
 
 def load_spec(path: Path) -> Spec:
     """Read and validate sandbox.toml at `path`."""
+    if not path.exists():
+        msg = (
+            f"{path}: file not found (without -f, commands use the first sandbox.toml in the "
+            "current folder or a parent, up to the repository root). Run `sandbox init` to "
+            "write one, or pass -f PATH"
+        )
+        raise SpecError(msg)
     data, text = read_toml(path, SpecError)
     root = Table(data=data, path="", source=Source(path=path, text=text, error=SpecError))
     root.check_keys(["image", "base", "system", "runtimes", "tools", "deps", "sandbox"])
