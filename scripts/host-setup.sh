@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine (as root) for sandbox-builder:
-#   - Debian packages: Docker Engine (docker.io), debootstrap, the registry, skopeo and podman (tests),
+#   - Debian packages: Docker Engine (docker.io), debootstrap, the registry, skopeo, podman and
+#     libfaketime (tests),
 #     ca-certificates, openssh-server (tests; not started), python3 with venv, qemu-user-static and binfmt-support (to build
 #     another platform's image under emulation; binfmt_misc mounted when it is not);
 #   - dockerd started in the background when `docker info` fails, and waited for;
@@ -16,6 +17,8 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v podman >/dev/null || need+=(podman)  # tests/integration/test_podman.py
 command -v jq >/dev/null || need+=(jq)
+# tests/integration/test_any_day.py moves the clock of build steps with libfaketime.
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || need+=(libfaketime)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v python3 >/dev/null || need+=(python3)
 # The non-root client test runs the CLI with Debian's python3 (the venv's may be unreadable).

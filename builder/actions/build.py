@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from builder.build import history
 from builder.build.execute import BuildStatus, Executor, NodeOutcome, Remote
 from builder.build.plan import make_plan
+from builder.core import gitrepo
 from builder.core.atomic import write_atomic
 from builder.core.errors import LockError
 from builder.core.keys import content_digest, sha256_of
@@ -31,12 +32,16 @@ from builder.core.platforms import host_platform
 from builder.core.progress import Progress
 from builder.engine.interface import Engine, in_step
 from builder.image import assemble
+from builder.image.annotations import config_labels, manifest_annotations
 from builder.image.export import deps_mounts
 from builder.image.loading import IMAGE_LABEL, load_image
+from builder.image.profile import HISTORY, profile_layer
 from builder.model import inherit
+from builder.model.agents import agent_env
 from builder.model.inputs import BaseInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
+from builder.model.toolinputs import NpmToolsInputs
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
 from builder.store.cache import Cache, Layer, NodeEntry
 
@@ -198,10 +203,13 @@ def build_project(
         )
     ref = engine_id
     write = native
+    origin = gitrepo.origin(spec.project_dir) if push else None
     if push and len(lock.platforms) > 1:
         from builder.actions.index import publish_index
 
-        published = publish_index(spec=spec, lock=lock, built=image, cache=cache, progress=progress)
+        published = publish_index(
+            spec=spec, lock=lock, built=image, cache=cache, progress=progress, origin=origin
+        )
         write = native or published.complete
         ref = published.ref if published.complete or not native else published.own_ref
     elif push:
@@ -216,6 +224,7 @@ def build_project(
             layers=layers,
             nodes=nodes,
             cache=cache,
+            annotations=manifest_annotations(config.labels, origin),
         )
         ref = pushed.ref
         progress.say(f"  pushed    {ref} ({pushed.uploaded} new blobs)")
@@ -245,6 +254,7 @@ def build_project(
         overlay_path=overlay_path,
         files=(
             *(path for e in entries for path in cache.entry_files(e)),
+            cache.layer_path(layers[-1].diff_id),  # the profile layer
             sbom_file,
             sbom_file.with_name(f"{sbom_file.name}.stamp"),
             history.path_of(cache, spec.path),
@@ -293,7 +303,8 @@ def sbom_name(platform: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class PlatformImage:
-    """One platform's image: its config (hence its ID), its layers and its local tags."""
+    """One platform's image: its config (hence its ID), its layers (the nodes', then the
+    profile layer, image/profile.py) and its local tags."""
 
     platform: str
     config: assemble.ImageConfig
@@ -308,17 +319,28 @@ def platform_image(
     """The image of `platform` stacking the built `entries` (the lock's nodes, in build order)."""
     nodes = lock.nodes(platform)
     env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
+    npm = nodes["tools.npm"].inputs_as(NpmToolsInputs) if "tools.npm" in nodes else None
+    env.update(agent_env(npm))  # pinned agent CLIs do not update themselves (model/agents.py)
     env.update(spec.image.env)
     # The SBOM comes from the lock alone, so its digest can label the image it describes.
     sbom_digest = write_sbom(lock, image=spec.image.name, platform=platform, cache=cache)
+    lock_digest = sha256_of({name: node.key for name, node in sorted(nodes.items())})
+    base_inputs = nodes["base"].inputs_as(BaseInputs)
     labels = {
-        "org.opencontainers.image.title": spec.image.name,
-        IMAGE_LABEL: sha256_of({name: node.key for name, node in sorted(nodes.items())}),
+        **config_labels(
+            title=spec.image.name,
+            lock_digest=lock_digest,
+            epoch=lock.source_date_epoch,
+            base=base_inputs,
+        ),
+        IMAGE_LABEL: lock_digest,
         **{f"{LABEL_PREFIX}.node.{e.name}": e.key for e in entries},
         f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     layers = [(e.name, layer) for e in entries for layer in e.layers]
-    base = inherit.recorded_config(nodes["base"].inputs_as(BaseInputs))
+    # On top: login shells' view of this Env (image/profile.py), a function of every node.
+    layers.append((HISTORY, profile_layer(env, epoch=lock.source_date_epoch, cache=cache)))
+    base = inherit.recorded_config(base_inputs)
     system = nodes["system"].inputs_as(SystemInputs)
     config = assemble.image_config(
         layers=layers,

@@ -85,13 +85,14 @@ class BuildRequest:
     explain: bool = False
     apply: str | None = None
     platform: str | None = None  # another platform of the lock than the host's (emulated)
+    progress: str = "auto"  # auto | plain | tty (core/liveprogress.py)
 
 
 def run_build(request: BuildRequest) -> None:
     """Build (and with `push`, publish), then print the result: JSON or a few lines."""
     from builder.actions.build import build_project, fresh_lock, remote_for
     from builder.build import history
-    from builder.core.progress import Progress
+    from builder.core.liveprogress import progress_for
     from builder.model.specfile import load_spec
 
     if request.apply is not None:
@@ -106,7 +107,7 @@ def run_build(request: BuildRequest) -> None:
     lock = fresh_lock(spec)
     cache = open_cache(request.spec_file, request.cache_dir)
     started = time.monotonic()
-    progress = Progress()
+    progress = progress_for(request.progress)
     from builder.core.platforms import host_platform
 
     native = request.platform in (None, host_platform())
@@ -119,20 +120,21 @@ def run_build(request: BuildRequest) -> None:
             plan = make_plan(nodes, cache.entry)
             last = history.load(cache, spec.path) if native else None  # the host's builds
             print_plan(plan, reasons(nodes, last), err=True)
-        result = build_project(
-            spec=spec,
-            lock=lock,
-            cache=cache,
-            engine=EngineFactory(),
-            progress=progress,
-            jobs=request.jobs,
-            overlay_path=(
-                request.overlay.absolute() if request.overlay else cache.root / OVERLAY_FILE
-            ),
-            remote=remote_for(spec, cache),
-            push=request.push,
-            platform=request.platform,
-        )
+        with progress:
+            result = build_project(
+                spec=spec,
+                lock=lock,
+                cache=cache,
+                engine=EngineFactory(),
+                progress=progress,
+                jobs=request.jobs,
+                overlay_path=(
+                    request.overlay.absolute() if request.overlay else cache.root / OVERLAY_FILE
+                ),
+                remote=remote_for(spec, cache),
+                push=request.push,
+                platform=request.platform,
+            )
     progress.summary(result.nodes, time.monotonic() - started)
     if native:  # the no-op replay answers plain builds of the host's platform only
         _record_noop(request, spec, cache, result)
@@ -200,35 +202,46 @@ def print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False)
 
 
 def apply_plans(path: Path, cache_root: Path, url: str | None) -> list[ApplyPlan]:
-    """What applying the overlay at `path` sets and removes: on `url`, else on each URL an
-    earlier apply recorded (none: an empty list)."""
+    """What applying the overlay at `path` sets and removes, as this checkout recorded it
+    (no server is asked): on `url`, else on each URL an earlier apply from here recorded."""
     from builder.orchestrator import applied
     from builder.orchestrator.risoluto import check_url, read_overlay
 
     overlay = read_overlay(path)
     record = applied.load(cache_root)
     urls = [check_url(url)] if url is not None else sorted(record)
-    return [applied.plan(overlay, base, record) for base in urls]
+    return [applied.plan(overlay, base, stored=None, here=record.get(base)) for base in urls]
+
+
+def preview_apply(path: Path, url: str, *, cache_root: Path) -> ApplyPlan:
+    """What `overlay apply` of the overlay at `path` would do at `url`, asking the server."""
+    from builder.orchestrator import applied
+    from builder.orchestrator.risoluto import TOKEN_ENV, check_url, preview, read_overlay
+
+    here = applied.load(cache_root).get(check_url(url))
+    token = os.environ.get(TOKEN_ENV)
+    return preview(read_overlay(path), url, token=token, source=str(path), here=here)
 
 
 def apply_overlay(path: Path, url: str, *, after_build: bool, cache_root: Path) -> ApplyResult:
     """Apply the overlay at `path` to Risoluto at `url`, removing what an earlier apply set
-    there and this overlay dropped; record what it set (builder/orchestrator/applied.py)."""
+    there and this overlay dropped (builder/orchestrator/applied.py); record here what it set."""
     from builder.orchestrator import applied
+    from builder.orchestrator.overlay import leaves
     from builder.orchestrator.risoluto import TOKEN_ENV, check_url, read_overlay
     from builder.orchestrator.risoluto import apply_overlay as apply
 
     try:
         overlay = read_overlay(path)
         base = check_url(url)
-        plan = applied.plan(overlay, base, applied.load(cache_root))
+        sent = {".".join(key): value for key, value in leaves(overlay)}
         return apply(
             overlay,
             base,
             token=os.environ.get(TOKEN_ENV),
             source=str(path),
-            remove=plan.remove,
-            stored=lambda: applied.remember(cache_root, base, plan.set),
+            here=applied.load(cache_root).get(base),
+            stored=lambda: applied.remember(cache_root, base, sent),
         )
     except OverlayError as exc:
         if not after_build:

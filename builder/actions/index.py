@@ -11,12 +11,16 @@ until then the build says which platforms are missing and how to add them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from builder.actions.build import PlatformImage, platform_image
 from builder.core.errors import RegistryError
+from builder.core.gitrepo import GitOrigin
 from builder.core.keys import canonical_bytes
 from builder.core.progress import Progress
+from builder.image.annotations import manifest_annotations
 from builder.model.lockfile import Lock, stack
 from builder.model.spec import Spec
 from builder.net.registry import Registry
@@ -50,8 +54,11 @@ def built_image(*, spec: Spec, lock: Lock, platform: str, cache: Cache) -> Platf
     return platform_image(spec=spec, lock=lock, platform=platform, entries=entries, cache=cache)
 
 
-def index_document(manifests: list[tuple[str, str, int]]) -> bytes:
-    """The image index of (platform, manifest digest, manifest size), sorted by platform."""
+def index_document(
+    manifests: list[tuple[str, str, int]], annotations: Mapping[str, str] | None = None
+) -> bytes:
+    """The image index of (platform, manifest digest, manifest size), sorted by platform,
+    with `annotations` when given."""
     entries = []
     for platform, digest, size in sorted(manifests):
         os_name, arch = platform.split("/")
@@ -63,14 +70,31 @@ def index_document(manifests: list[tuple[str, str, int]]) -> bytes:
                 "platform": {"architecture": arch, "os": os_name},
             }
         )
-    document = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
+    document: dict[str, Any] = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
+    if annotations:
+        document["annotations"] = dict(annotations)
     return canonical_bytes(document)
 
 
+def shared_annotations(each: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """What every platform's manifest annotates alike (title, created, source, revision; not
+    the version, which is each platform's lock digest): the index's annotations."""
+    if not each:
+        return {}
+    return {k: v for k, v in sorted(each[0].items()) if all(m.get(k) == v for m in each[1:])}
+
+
 def publish_index(
-    *, spec: Spec, lock: Lock, built: PlatformImage, cache: Cache, progress: Progress
+    *,
+    spec: Spec,
+    lock: Lock,
+    built: PlatformImage,
+    cache: Cache,
+    progress: Progress,
+    origin: GitOrigin | None = None,
 ) -> PublishedIndex:
-    """Push every built platform of `lock` (`built` just now), then their index."""
+    """Push every built platform of `lock` (`built` just now), then their index; the
+    manifests and the index are annotated (builder/image/annotations.py) with `origin`."""
     host, name = spec.image.registry, spec.image.name
     if not host:
         msg = 'nowhere to publish: set [image].registry in sandbox.toml (e.g. "127.0.0.1:5000")'
@@ -86,8 +110,10 @@ def publish_index(
                 images[platform] = found
     registry = Registry(host)
     pusher = LayerPusher(registry, repo=name, cache=cache)
-    manifests, refs = [], {}
+    manifests, refs, annotated = [], {}, []
     for platform, image in sorted(images.items()):
+        notes = manifest_annotations(image.config.labels, origin)
+        annotated.append(notes)
         progress.say(f"  pushing   {name} ({platform}) to {host} ...")
         sent = push_nodes(registry, name=name, nodes=image.nodes, cache=cache, pusher=pusher)
         pushed = push_image(
@@ -99,11 +125,13 @@ def publish_index(
             layers=image.layers,
             cache=cache,
             pusher=pusher,
+            annotations=notes,
         )
         manifests.append((platform, pushed.digest, pushed.size))
         refs[platform] = pushed.ref
         progress.say(f"  pushed    {pushed.ref} ({pushed.uploaded + sent} new blobs)")
-    digest = registry.put_manifest(name, "latest", index_document(manifests), INDEX)
+    document = index_document(manifests, shared_annotations(annotated))
+    digest = registry.put_manifest(name, "latest", document, INDEX)
     ref = f"{host}/{name}@{digest}"
     progress.say(f"  pushed    {ref} (index of {', '.join(sorted(images))}), tag latest")
     if missing:

@@ -4,7 +4,8 @@ Static checks read the image config and its layer tars (from the cache when this
 them, else from `docker save`): the user is not root, no port is exposed, no setuid/setgid
 file is left but the allowed ones, and no layer holds a host CA certificate, a `.netrc` or the
 value of a `[tools.bin]` credential (scan.py). Then one container runs the probes
-(probes.py) the way Risoluto would spawn an agent from the overlay (spawn.py):
+(probes.py) the way Risoluto would spawn an agent from the overlay (spawn.py), through the
+image's ENTRYPOINT in `bash -lc` (and each `--shell`'s login shell):
 its uid:gid (`--uid`; an arbitrary non-root one by default), its capabilities, HOME on a fresh
 volume chowned first, the workspace read-write, the default network, and with an egress
 allowlist NET_ADMIN and its entrypoint's iptables rules.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from builder.core import certs
 from builder.core.certs import ca_bundle
 from builder.core.errors import CheckError
 from builder.engine.interface import Engine, in_step
+from builder.image.profile import HISTORY, is_profile_layer
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.store.cache import Cache
@@ -44,9 +46,11 @@ def check_project(
     image: str | None,
     environ: Mapping[str, str],
     user: tuple[int, int] | None = None,
+    shells: Sequence[str] = (),
 ) -> Report:
     """Check `image` (default: this project's last build) against `spec` and its lock, its
-    probes run as `user` (the uid:gid Risoluto runs as; None: an arbitrary non-root one)."""
+    probes run as `user` (the uid:gid Risoluto runs as; None: an arbitrary non-root one) in
+    `bash -lc` and in each login shell of `shells`."""
     started = time.monotonic()
     ref = image or last_build(cache, spec, nodes)
     with in_step("check"):
@@ -59,7 +63,14 @@ def check_project(
                 layers, public=found.public, spec=spec, environ=environ, host_bundle=ca_bundle()
             )
         results += probes.run_probes(
-            engine=engine, cache=cache, spec=spec, nodes=nodes, ref=ref, user=user
+            engine=engine,
+            cache=cache,
+            spec=spec,
+            nodes=nodes,
+            ref=ref,
+            user=user,
+            config=info.get("Config") or {},
+            shells=shells,
         )
     return Report(image=str(info["Id"]), results=results, seconds=time.monotonic() - started)
 
@@ -192,11 +203,13 @@ def image_layers(
         for layer in entry.layers if entry else ():
             owner.setdefault(layer.diff_id, name)
     diff_ids = list(info["RootFS"]["Layers"])
-    names = [
-        owner.get(d) or f"#{i + 1} ({d.removeprefix('sha256:')[:12]}, not from sandbox.lock)"
-        for i, d in enumerate(diff_ids)
-    ]
     paths = [cache.layer_path(d) for d in diff_ids]
+    names = [
+        owner.get(d)
+        or (HISTORY if is_profile_layer(path) else None)
+        or f"#{i + 1} ({d.removeprefix('sha256:')[:12]}, not from sandbox.lock)"
+        for i, (d, path) in enumerate(zip(diff_ids, paths, strict=True))
+    ]
     work = None
     try:
         if not all(path.exists() for path in paths):

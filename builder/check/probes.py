@@ -1,6 +1,8 @@
 """What `sandbox check` runs inside the image, running it, and reading back what happened.
 
-One container runs one shell script: a probe per declared program, each under `timeout`, its
+One container runs one shell script, as Risoluto runs the agent: through the image's own
+ENTRYPOINT, as `bash -lc` with `umask 077` first (and once more in each `--shell` login shell,
+without the entrypoint's steps). A probe per declared program, each under `timeout`, its
 exit code and first lines of output printed between markers. Which programs: bash, base64 and
 git (what every agent needs), each declared runtime with the flag it answers to (and the
 image's own python3, node and npm when pip or npm tools run on them), the npm
@@ -29,9 +31,16 @@ import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from builder.check.report import CheckResult
+from builder.check.shells import (
+    LOGIN_SHELL,
+    entrypoint_of,
+    image_path_of,
+    login_miss,
+    shell_result,
+)
 from builder.check.spawn import (
     EGRESS,
     EGRESS_SCRIPT,
@@ -45,6 +54,8 @@ from builder.check.spawn import (
 from builder.core.errors import CheckError
 from builder.core.patterns import npm_name
 from builder.engine.interface import Confinement
+from builder.image.assemble import DEFAULT_PATH
+from builder.model.agents import agent_versions, reports_version
 from builder.model.lockfile import NodeLock
 from builder.model.spec import DepMode, Spec
 from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
@@ -66,20 +77,30 @@ RUNTIME_COMMANDS = {
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _LINES = 3
 
+# The script runs in a login shell (`bash -lc`, as Risoluto runs the agent) after the image's
+# ENTRYPOINT, with Risoluto's umask. zsh runs it in sh emulation (after its own login files).
 # Probes run in HOME (the fresh volume), not in the workspace: some tools write to their
-# working folder even for --version (mypyc makes ./build).
-_PRELUDE = f"""cd "$HOME" 2>/dev/null || cd /
-T=
-command -v timeout >/dev/null 2>&1 && T="timeout {TIMEOUT}"
+# working folder even for --version (mypyc makes ./build). A program the login shell does not
+# find (127) is looked up again the way `sh -c` would, on the image config's PATH (`@@plain`).
+_PRELUDE = f"""[ -z "${{ZSH_VERSION-}}" ] || emulate sh
+umask 077
+cd "$HOME" 2>/dev/null || cd /
+t() {{ if command -v timeout >/dev/null 2>&1; then timeout {TIMEOUT} "$@"; else "$@"; fi; }}
 emit() {{ printf '@@probe %s %s\\n' "$1" "$2"; printf '%s\\n' "$3" | head -n {_LINES} \
 | sed 's/^/@@out /'; }}
-run() {{ name=$1; shift; out=$($T "$@" </dev/null 2>&1); emit "$?" "$name" "$out"; }}
+plain() {{
+  [ "$1" -eq 127 ] || return 0
+  printf '@@plain %s\\n' "$(env PATH="$image_path" sh -c 'command -v "$1"' sh "$2" 2>/dev/null)"
+}}
+run() {{ name=$1; shift; out=$(t "$@" </dev/null 2>&1); rc=$?; emit "$rc" "$name" "$out"
+  plain "$rc" "$1"; }}
 tool() {{
-  name=$1; shift; out=$($T "$@" --version </dev/null 2>&1); rc=$?
+  name=$1; shift; out=$(t "$@" --version </dev/null 2>&1); rc=$?
   if [ $rc -ne 0 ] && [ $rc -ne 126 ] && [ $rc -ne 127 ]; then
-    out=$($T "$@" --help </dev/null 2>&1); rc=$?
+    out=$(t "$@" --help </dev/null 2>&1); rc=$?
   fi
   emit "$rc" "$name" "$out"
+  plain "$rc" "$1"
 }}
 """
 _PIP_LOOP = f"""for exe in {PIP_BIN}/*; do
@@ -125,6 +146,7 @@ class Outcome:
     check: str
     code: int
     output: tuple[str, ...]
+    plain: str = ""  # not found (127): where `sh -c` finds the program, if it does
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,8 +222,10 @@ def spawn_probes(spawn: Spawn) -> list[Probe]:
     return probes
 
 
-def script(plan: Plan, first: Sequence[Probe] = ()) -> str:
-    lines = [_PRELUDE]
+def script(plan: Plan, first: Sequence[Probe] = (), image_path: str = DEFAULT_PATH) -> str:
+    """The probes as one script; `image_path` is the image config's PATH, on which `sh -c`
+    (no login) looks programs up."""
+    lines = [_PRELUDE, f"image_path={shlex.quote(image_path)}\n"]
     for probe in [*first, *plan.probes]:
         kind = "tool" if probe.tool else "run"
         lines.append(f"{kind} {shlex.quote(probe.check)} {shlex.join(probe.argv)}\n")
@@ -217,16 +241,21 @@ def parse(output: str) -> tuple[list[Outcome], dict[str, list[str]]]:
     pip: dict[str, list[str]] = {}
     current: tuple[str, int] | None = None
     lines: list[str] = []
+    plain = ""
 
     def close() -> None:
         if current is not None:
-            outcomes.append(Outcome(check=current[0], code=current[1], output=tuple(lines)))
+            outcomes.append(
+                Outcome(check=current[0], code=current[1], output=tuple(lines), plain=plain)
+            )
 
     for line in output.splitlines():
         if line.startswith("@@probe "):
             close()
             code, _, name = line.removeprefix("@@probe ").partition(" ")
-            current, lines = (name, int(code) if code.isdigit() else -1), []
+            current, lines, plain = (name, int(code) if code.isdigit() else -1), [], ""
+        elif line.startswith("@@plain ") and current is not None:
+            plain = line.removeprefix("@@plain ").strip()
         elif line.startswith("@@out ") and current is not None:
             text = line.removeprefix("@@out ").strip()
             if text:
@@ -243,7 +272,7 @@ class Prober(Protocol):
 
     def runtimes(self) -> list[str]: ...
     def run_confined(
-        self, *, image: str, script: str, confinement: Confinement, timeout: float
+        self, *, image: str, command: Sequence[str], confinement: Confinement, timeout: float
     ) -> tuple[int, str]: ...
 
 
@@ -255,9 +284,13 @@ def run_probes(
     nodes: Mapping[str, NodeLock],
     ref: str,
     user: tuple[int, int] | None = None,
+    config: Mapping[str, Any] | None = None,
+    shells: Sequence[str] = (),
 ) -> list[CheckResult]:
     """Run the probes in `ref` as Risoluto would run it for this spec's overlay, as `user`
-    (the uid:gid Risoluto runs as; None: an arbitrary non-root one, CHECK_UID)."""
+    (the uid:gid Risoluto runs as; None: an arbitrary non-root one, CHECK_UID): through the
+    image's ENTRYPOINT (its `config`) in `bash -lc`, then again in each of `shells`' login
+    shells, whose result is one check each."""
     plan = plan_probes(spec, nodes)
     results = []
     runsc = False
@@ -272,6 +305,9 @@ def run_probes(
     settings = make_overlay(image_ref=ref, sandbox=spec.sandbox)["codex"]["sandbox"]
     chosen = user is not None
     user = user or (CHECK_UID, CHECK_UID)
+    config = config or {}
+    image_path = image_path_of(config)
+    timeout = 60.0 + 2 * TIMEOUT * (len(plan.probes) + 4 * len(plan.pip_tools))
     workspace, archive = cache.scratch("check-workspace-"), cache.scratch("check-archive-")
     try:
         own_folder(workspace, user)
@@ -282,22 +318,39 @@ def run_probes(
         first = spawn_probes(spawn)
         code, output = engine.run_confined(
             image=ref,
-            script=script(plan, first),
+            command=(LOGIN_SHELL, "-lc", script(plan, first, image_path)),
             confinement=spawn.confinement,
-            timeout=60.0 + 2 * TIMEOUT * (len(first) + len(plan.probes) + 4 * len(plan.pip_tools)),
+            timeout=timeout + 2 * TIMEOUT * len(first),
         )
+        others = {
+            shell: engine.run_confined(
+                image=ref,
+                command=(shell, "-lc", script(plan, (), image_path)),
+                confinement=spawn.confinement,
+                timeout=timeout,
+            )
+            for shell in shells
+        }
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
         shutil.rmtree(archive, ignore_errors=True)
     outcomes, pip = parse(output)
     if code != 0 or not outcomes:
         tail = " | ".join(output.strip().splitlines()[-3:])
-        msg = f"the check script could not run in {ref} as uid {spawn.uid} (exit {code}): {tail}"
+        msg = (
+            f"the check script could not run in {ref} as uid {spawn.uid} with "
+            f"`{LOGIN_SHELL} -lc` after {entrypoint_of(config)}, as Risoluto starts the agent "
+            f"(exit {code}): {tail}"
+        )
         raise CheckError(msg)
     asked = _asked_for(pip)
-    results.append(CheckResult(check="docker run", ok=True, detail=spawn.flags()))
+    npm = nodes.get("tools.npm")
+    pinned = agent_versions(npm.inputs_as(NpmToolsInputs) if npm else None)
+    ran = f"{spawn.flags()} IMAGE {LOGIN_SHELL} -lc 'umask 077; <probes>' ({entrypoint_of(config)})"
+    results.append(CheckResult(check="docker run", ok=True, detail=ran))
     results += [
         entrypoint_result(o.check, o.code, o.output[0] if o.output else "", spawn.uid, chosen)
+        or pinned_result(o, pinned)
         or _interpret(o, pip, spawn.uid, asked)
         for o in outcomes
     ]
@@ -314,7 +367,29 @@ def run_probes(
         CheckResult(check=name, ok=False, detail="its bin name is not a plain file name")
         for name in plan.refused
     ]
+    found = {o.check: o.code for o in outcomes}
+    for shell, (shell_code, shell_output) in others.items():
+        there = {o.check: o.code for o in parse(shell_output)[0]}
+        results.append(shell_result(shell, shell_code, shell_output, there=there, found=found))
     return results
+
+
+def pinned_result(outcome: Outcome, pinned: Mapping[str, str]) -> CheckResult | None:
+    """An agent CLI (model/agents.py) that ran must report the version the lock pins: one
+    that updated itself, or another copy first on the login shell's PATH, is a failure.
+    None for every other probe."""
+    exe = outcome.check.removeprefix("tools.npm ")
+    if outcome.code != 0 or not outcome.check.startswith("tools.npm ") or exe not in pinned:
+        return None
+    said = " ".join(outcome.output)
+    if reports_version(said, pinned[exe]):
+        return CheckResult(check=outcome.check, ok=True, detail=f"{said[:100]} (the lock's)")
+    detail = (
+        f"`{LOGIN_SHELL} -lc '{exe} --version'` says {said[:100] or 'nothing'}, but the lock "
+        f"pins {pinned[exe]}: it updated itself, or another {exe} comes first on PATH. "
+        "Rebuild the image, and keep its updater off"
+    )
+    return CheckResult(check=outcome.check, ok=False, detail=detail)
 
 
 def _asked_for(pip: Mapping[str, list[str]]) -> set[str]:
@@ -342,6 +417,9 @@ def _interpret(
         check += f" ({owner})" if owner != exe else ""
         extra = asked is not None and exe not in asked
     first = outcome.output[0][:100] if outcome.output else ""
+    if outcome.code == 127 and outcome.plain:
+        detail = login_miss(outcome.check.rpartition(" ")[2], outcome.plain)
+        return CheckResult(check=check, ok=False, detail=detail)
     if outcome.code == 0:
         return CheckResult(check=check, ok=True, detail=first or "ran")
     hint = {

@@ -5,6 +5,14 @@ Each command lives in the module of its group (`lock`, `build`, `report`, `maint
 catches `BuilderError` (`_Commands.invoke`): it prints the message and exits with the error's
 code (DESIGN.md §10); `--verbose` adds the traceback. It does so inside the typer app, so
 typer's CliRunner sees exactly what a user sees.
+
+`--install-completion` / `--show-completion` are typer's (bash, zsh, fish, PowerShell); a
+completing shell runs `sandbox` with `_SANDBOX_COMPLETE` set and no words, which entry.py
+hands to this app.
+
+Help is click's plain text (`rich_markup_mode=None`): rich markup would eat every `[table]`
+name of the docstrings (`[image].registry` rendered as `.registry`) and print a `<bool>`
+placeholder after each flag.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from builder.cli import build, lock, maintain, overlay, report, trust
 from builder.cli.options import options
 from builder.core import proc
 from builder.core.errors import BuilderError
+from builder.core.layout import find_spec
 
 
 class _Commands(TyperGroup):
@@ -46,11 +55,14 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,
 )
 
 
-overlay_app = typer.Typer(help="Show the orchestrator overlay of the last build, or apply it.")
+overlay_app = typer.Typer(
+    help="Show the orchestrator overlay of the last build, or apply it.", rich_markup_mode=None
+)
 
 for command in (
     lock.init,
@@ -75,21 +87,28 @@ app.add_typer(overlay_app, name="overlay")
 @app.callback()
 def _main(
     file: Annotated[
-        Path, typer.Option("-f", "--file", help="The spec to work on.", show_default=True)
-    ] = Path("sandbox.toml"),
+        Path | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="The spec to work on [default: the first sandbox.toml in this folder or a "
+            "parent, up to the repository root].",
+        ),
+    ] = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option(
             "--cache-dir",
             envvar="SANDBOX_CACHE_DIR",
-            help="Where layers and build state live \\[default: cache/ beside sandbox.toml].",
+            help="Where layers and build state live [default: cache/ beside sandbox.toml].",
         ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Echo commands; tracebacks on errors.")
     ] = False,
 ) -> None:
-    options.spec_file = file.absolute()
+    options.spec_file = file.absolute() if file else find_spec(Path.cwd())
+    options.spec_given = file is not None
     options.cache_dir = cache_dir.absolute() if cache_dir else None
     options.verbose = verbose
     proc.VERBOSE = verbose

@@ -11,7 +11,13 @@ import typer
 from builder.actions.buildrun import BuildRequest, run_build
 from builder.actions.buildrun import print_plan as _print_plan
 from builder.build import history
-from builder.cli.options import PlatformOption, listed_platform, options
+from builder.cli.options import (
+    PlatformOption,
+    ProgressMode,
+    ProgressOption,
+    listed_platform,
+    options,
+)
 from builder.core.layout import default_cache_dir
 from builder.model.spec import Spec
 from builder.orchestrator.risoluto import TOKEN_ENV
@@ -44,6 +50,7 @@ def build(
         ),
     ] = None,
     platform: PlatformOption = None,
+    progress: ProgressOption = ProgressMode.auto,
 ) -> None:
     """Build the image from sandbox.lock, reusing every layer whose inputs did not change.
 
@@ -58,6 +65,7 @@ def build(
         explain=explain,
         apply=apply,
         platform=platform,
+        progress=progress,
     )
 
 
@@ -71,6 +79,7 @@ def publish(
         typer.Option("--apply", metavar="URL", help="Then apply the overlay to Risoluto at URL."),
     ] = None,
     platform: PlatformOption = None,
+    progress: ProgressOption = ProgressMode.auto,
 ) -> None:
     """Build (normally all cached) and push to [image].registry: every node under its key, so
     teammates pull instead of building, and the image, pinned in the overlay by digest.
@@ -84,6 +93,7 @@ def publish(
         explain=False,
         apply=apply,
         platform=platform,
+        progress=progress,
     )
 
 
@@ -96,6 +106,7 @@ def _run_build(
     explain: bool,
     apply: str | None,
     platform: str | None,
+    progress: ProgressMode,
 ) -> None:
     run_build(
         BuildRequest(
@@ -108,6 +119,7 @@ def _run_build(
             explain=explain,
             apply=apply,
             platform=platform,
+            progress=progress.value,
         )
     )
 

@@ -3,7 +3,7 @@
 Importing typer (with click and rich) costs about 0.1 s, more than Docker's own no-op build
 takes. So the command lines a CI job or a pre-commit hook runs over and over,
 
-    sandbox [-f FILE] [--cache-dir DIR] build [--json] [-j N]
+    sandbox [-f FILE] [--cache-dir DIR] build [--json] [-j N] [--progress MODE]
 
 first try `noop.replay` (the recorded answer of a build with nothing to do, checked against
 the files and the daemon), then go to `buildrun.run_build`, the function the typer command
@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from builder.core.layout import default_cache_dir
+from builder.core.layout import default_cache_dir, find_spec
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (2.5 ms)
 
@@ -60,7 +60,8 @@ def quick_build(argv: list[str]) -> BuildRequest | None:
 
 def build_options(argv: list[str]) -> dict[str, str] | None:
     """The options of a plain `sandbox build` command line (`file`, `cache_dir`, `jobs`,
-    `json`; the environment's SANDBOX_CACHE_DIR filled in), or None for anything else."""
+    `json`, `progress`; the environment's SANDBOX_CACHE_DIR filled in), or None for anything
+    else."""
     values: dict[str, str] = {}
     words = iter(argv)
     command = None
@@ -80,6 +81,8 @@ def build_options(argv: list[str]) -> dict[str, str] | None:
             return None
     if command is None:
         return None
+    if values.get("progress", "auto") not in ("auto", "plain", "tty"):
+        return None  # typer explains the mistake
     jobs = values.get("jobs", "2")
     if not jobs.isdigit() or int(jobs) < 1:
         return None  # typer explains the mistake
@@ -97,18 +100,21 @@ def _request(options: dict[str, str]) -> BuildRequest:
         cache_dir=cache_dir,
         as_json="json" in options,
         jobs=int(options.get("jobs", "2")),
+        progress=options.get("progress", "auto"),
     )
 
 
 def _paths(options: dict[str, str]) -> tuple[Path, Path | None]:
-    """The spec file and the cache dir the options name (absolute; None: the default)."""
+    """The spec file and the cache dir the options name (absolute; None: the default), as the
+    typer app's callback finds them (without `-f`: `find_spec`)."""
     cache_dir = options.get("cache_dir")
+    file = options.get("file")
     return (
-        Path(options.get("file", "sandbox.toml")).absolute(),
+        Path(file).absolute() if file else find_spec(Path.cwd()),
         Path(cache_dir).absolute() if cache_dir else None,
     )
 
 
 _GLOBAL_OPTIONS = {"-f": "file", "--file": "file", "--cache-dir": "cache_dir"}
-_BUILD_OPTIONS = {"-j": "jobs", "--jobs": "jobs"}
+_BUILD_OPTIONS = {"-j": "jobs", "--jobs": "jobs", "--progress": "progress"}
 _BUILD_FLAGS = {"--json": "json"}

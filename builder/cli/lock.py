@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,6 +13,7 @@ from builder.actions.buildrun import cache_lock as _cache_lock
 from builder.cli.options import PlatformOption, engine_factory, listed_platform, options
 from builder.core.atomic import write_atomic
 from builder.core.errors import LockError, SpecError
+from builder.core.layout import SPEC_FILE
 from builder.model.spec import Spec
 from builder.store.cache import Cache
 
@@ -30,7 +32,8 @@ def init(
     """Write a commented starter sandbox.toml."""
     from builder.cli.starter import STARTER
 
-    path = options.spec_file
+    # A new project starts here, not in the project whose subfolder this may be.
+    path = options.spec_file if options.spec_given else Path.cwd() / SPEC_FILE
     if path.exists() and not force:
         msg = f"{path} already exists; pass --force to overwrite it"
         raise SpecError(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ class Options:
     spec_file: Path
     cache_dir: Path | None
     verbose: bool
+    spec_given: bool = False  # -f named spec_file; else find_spec found it (or it is missing)
 
     def spec(self) -> Spec:
         return load_spec(self.spec_file)
@@ -52,7 +54,7 @@ PlatformOption = Annotated[
         "--platform",
         metavar="OS/ARCH",
         callback=_check_platform,
-        help="Which platform of the lock (linux/amd64, linux/arm64) \\[default: this machine's].",
+        help="Which platform of the lock (linux/amd64, linux/arm64) [default: this machine's].",
     ),
 ]
 
@@ -73,3 +75,19 @@ def listed_platform(spec: Spec, platform: str | None) -> str:
 def engine_factory() -> Callable[[], Engine]:
     """The engine the commands talk to, connected on first use (tests put a fake here)."""
     return EngineFactory()
+
+
+class ProgressMode(StrEnum):
+    auto = "auto"
+    plain = "plain"
+    tty = "tty"
+
+
+ProgressOption = Annotated[
+    ProgressMode,
+    typer.Option(
+        "--progress",
+        help="How nodes are shown on stderr: a live table on a terminal (auto), plain lines "
+        "(plain, as in a pipe or CI log), or the table anyway (tty). NO_COLOR is honoured.",
+    ),
+]

@@ -10,6 +10,7 @@ import typer
 from builder.actions.buildrun import applied_line as _applied_line
 from builder.actions.buildrun import apply_overlay as _apply_overlay
 from builder.actions.buildrun import apply_plans as _apply_plans
+from builder.actions.buildrun import preview_apply as _preview_apply
 from builder.cli.options import options
 from builder.core.errors import LockError
 from builder.core.layout import OVERLAY_FILE, default_cache_dir
@@ -32,7 +33,8 @@ def show(
     ] = None,
 ) -> None:
     """Print the overlay the last build wrote; on stderr, what applying it sets and removes
-    on each Risoluto an earlier apply recorded."""
+    on each Risoluto an apply from this checkout recorded (as recorded here: `overlay apply
+    URL --dry-run` asks the server, whose record every applier shares)."""
     cache_root = options.cache_dir or default_cache_dir(options.spec_file)
     path = cache_root / OVERLAY_FILE
     if not path.exists():
@@ -64,23 +66,24 @@ def apply(
     ],
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Print what it would set and remove; send nothing."),
+        typer.Option(
+            "--dry-run",
+            help="Read Risoluto's overlay and print what apply would set, remove and leave; "
+            "change nothing.",
+        ),
     ] = False,
 ) -> None:
     """PUT the last build's overlay to Risoluto at URL and read it back to confirm.
 
-    Keys an earlier apply to URL set and this overlay no longer holds are DELETEd first;
-    Risoluto's other settings stay. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write
-    token.
+    Keys an earlier apply set there (from any checkout, through any spelling of URL: the
+    record is kept in Risoluto's overlay, under sandbox_builder.applied) that this overlay no
+    longer holds are DELETEd first; Risoluto's other settings stay, and so does a recorded key
+    someone changed since. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write token.
     """
     cache_root = options.cache_dir or default_cache_dir(options.spec_file)
     path = cache_root / OVERLAY_FILE
     if dry_run:
-        from builder.orchestrator.overlay import check_types
-        from builder.orchestrator.risoluto import read_overlay
-
-        check_types(read_overlay(path), str(path))
-        [plan] = _apply_plans(path, cache_root, url)
+        plan = _preview_apply(path, url, cache_root=cache_root)
         for line in plan.lines(would=True):
             typer.echo(line)
         return

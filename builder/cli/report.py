@@ -74,23 +74,38 @@ def check(
             "[default: an arbitrary 12345].",
         ),
     ] = None,
+    shells: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shell",
+            metavar="SHELL",
+            help="Also probe in this login shell (`SHELL -lc`), e.g. zsh; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Prove the built image runs as the orchestrator runs it and meets the security baseline.
 
     Runs the image as Risoluto would spawn an agent from the overlay (its uid, HOME on a
     fresh volume, --cap-drop=ALL, no-new-privileges, and for an egress allowlist NET_ADMIN
-    and its entrypoint's iptables rules), then bash, base64, git, each runtime and tool; and
+    and its entrypoint's iptables rules), through the image's ENTRYPOINT in `bash -lc` with
+    umask 077, then bash, base64, git, each runtime and tool (a program `sh -c` finds but the
+    login shell does not fails); and
     checks: non-root user, no exposed port, no setuid file but [image].allow_setuid, no host
     CA certificate, .netrc or credential in any layer. Exits 5 when a check fails.
     """
     from builder.actions.build import fresh_lock
     from builder.check.baseline import check_project
     from builder.check.report import render_table
+    from builder.check.shells import LOGIN_SHELLS
     from builder.check.spawn import parse_uid
     from builder.core.errors import CheckError
     from builder.core.platforms import host_platform
 
     user = parse_uid(uid) if uid is not None else None
+    for shell in shells or []:
+        if shell not in LOGIN_SHELLS:
+            msg = f"--shell {shell!r}: one of {', '.join(LOGIN_SHELLS)} (the probes are sh)"
+            raise typer.BadParameter(msg)
     spec = options.spec()
     lock_ = fresh_lock(spec)
     cache = options.cache()
@@ -103,6 +118,7 @@ def check(
             image=image,
             environ=os.environ,
             user=user,
+            shells=tuple(shells or ()),
         )
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in report.results], indent=2))

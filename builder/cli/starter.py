@@ -18,6 +18,7 @@ bootstrap = { suite = "bookworm" }
 
 [system]                           # Debian packages, full closure pinned by apt
 packages = ["git", "jq", "ca-certificates", "curl"]
+# docs = true                       # keep docs, man pages, translations (default: slim)
 
 [sandbox]                          # copied into the orchestrator overlay
 gvisor = false

@@ -21,7 +21,7 @@ def verify(
         typer.Argument(
             metavar="REF",
             help="host/name:tag, host/name@sha256:..., or a local image "
-            "\\[default: what cache/overlay.json pins].",
+            "[default: what cache/overlay.json pins].",
         ),
     ] = None,
     as_json: Annotated[

@@ -22,6 +22,12 @@ from a hand-edited lock: `sandbox lock` re-keys it and keeps every pin.
 - system/6: a file the layers below already hold alike (same mode, owners, mtime and bytes:
   a lock file apt only opened, a file dpkg rewrote unchanged) is dropped too: Docker 28's
   containerd snapshotter records no such copy-up.
+- base/2, system/7: the day of the last password change in /etc/shadow (field 3, which
+  pwconv and useradd write) is the lock's epoch's day, not the build's (store/dated.py):
+  the same lock gave a different base on another day. system/7 also installs slim, as
+  Debian's slim images do (no documentation but copyright files, man pages or
+  translations; `[system] docs = true`, locked as `docs`, keeps them), and writes every
+  whiteout alike (mode 0, owner 0, the epoch), as engines record them differently.
 - tools/2, deps/2: the node's prefix is a host folder mounted into the step's container and
   packed on the host (no commit, no `docker save`); the folders above the prefix are made
   by the tool (mode 755) instead of coming from the container's diff.
@@ -36,8 +42,8 @@ from typing import Any
 
 # Bump a kind's version whenever its build step changes what lands in the layer.
 RECIPES = {
-    "base": "base/1",
-    "system": "system/6",
+    "base": "base/2",
+    "system": "system/7",
     "runtime": "runtime/1",
     "tools": "tools/2",
     "deps": "deps/2",
@@ -45,7 +51,8 @@ RECIPES = {
 
 # Earlier versions of each kind's recipe, newest first.
 PREVIOUS = {
-    "system": ("system/5", "system/4", "system/3", "system/2", "system/1"),
+    "base": ("base/1",),
+    "system": ("system/6", "system/5", "system/4", "system/3", "system/2", "system/1"),
     "tools": ("tools/1",),
     "deps": ("deps/1",),
 }

@@ -1,11 +1,30 @@
-"""Where things live, kept apart so that reading them imports nothing: the cache dir of a
-project and the name of everything in it, and a deps node's files in the image (facts the
-deps recipe and the exports of `mount` mode share)."""
+"""Where things live, kept apart so that reading them imports nothing: the spec a command
+works on, the cache dir of a project and the name of everything in it, and a deps node's
+files in the image (facts the deps recipe and the exports of `mount` mode share)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+SPEC_FILE = "sandbox.toml"
+
+
+def find_spec(start: Path) -> Path:
+    """The sandbox.toml a command without `-f` works on: the first one in `start` or a parent.
+
+    As uv finds pyproject.toml, so `sandbox status` works from any subfolder of a project. The
+    search stops at the repository root (the first folder holding `.git`), else at the
+    filesystem root, so a stray ~/sandbox.toml never answers for an unrelated repository.
+    Nothing found: `start`/sandbox.toml, which `init` writes and the others say is missing.
+    """
+    start = start.absolute()
+    for folder in (start, *start.parents):
+        if (folder / SPEC_FILE).is_file():
+            return folder / SPEC_FILE
+        if (folder / ".git").exists():
+            break
+    return start / SPEC_FILE
 
 
 def default_cache_dir(spec_path: Path) -> Path:

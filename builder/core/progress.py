@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, Self, TextIO
 
 
 # What the lines show of a node, as the store and the executor give it (store.cache.NodeEntry,
@@ -69,6 +69,13 @@ class Progress:
         self._logs: dict[str, tuple[Sequence[Path], float]] = {}
         self._heartbeat = heartbeat
         self._ticker: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        """Around a build: nothing to set up for lines (liveprogress.py draws a table)."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
     def say(self, text: str) -> None:
         if not self._quiet:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from builder.core.errors import BuildError, CheckError
@@ -21,11 +22,12 @@ class Confined(Sharing):
     """`Engine.run_confined` on a Docker daemon."""
 
     def run_confined(
-        self, *, image: str, script: str, confinement: Confinement, timeout: float
+        self, *, image: str, command: Sequence[str], confinement: Confinement, timeout: float
     ) -> tuple[int, str]:
-        """Run `script` with /bin/sh in `image` as `confinement` says; return its exit code
-        and output. The containers and the HOME volume are removed after. A run Docker
-        refuses (a limit, a network or a runtime it lacks) is a CheckError quoting it."""
+        """Run `command` in `image` as `confinement` says, after the image's own ENTRYPOINT
+        (kept, as Risoluto keeps it); return its exit code and output. The containers and
+        the HOME volume are removed after. A run Docker refuses (a limit, a network or a
+        runtime it lacks) is a CheckError quoting it."""
         api = self._client.api
         c = confinement
         image = self._ids.get(image, image)
@@ -49,7 +51,7 @@ class Confined(Sharing):
                 # nocopy: else Docker gives an empty volume the owner of the folder it makes
                 # for the run's workdir there (root)
                 binds[name] = {"bind": target, "mode": "rw,nocopy"}
-            return self._run_checked(image, script, c, binds, copy_in, timeout)
+            return self._run_checked(image, command, c, binds, copy_in, timeout)
         except self._errors.APIError as exc:
             where = f"{STEP.get()}: " if STEP.get() else ""
             status = exc.response.status_code if exc.response is not None else "?"
@@ -109,7 +111,7 @@ class Confined(Sharing):
     def _run_checked(
         self,
         image: str,
-        script: str,
+        command: Sequence[str],
         c: Confinement,
         binds: dict[str, dict[str, str]],
         copy_in: list[tuple[str, str]],
@@ -135,8 +137,7 @@ class Confined(Sharing):
         )
         container = api.create_container(
             image,
-            entrypoint=["/bin/sh", "-c"],
-            command=[script],
+            command=list(command),
             environment=dict(c.env),
             user=c.user,
             working_dir=c.workdir,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +118,7 @@ class Engine(Protocol):
     def inspect(self, ref: str) -> dict[str, Any]: ...
     def runtimes(self) -> list[str]: ...
     def run_confined(
-        self, *, image: str, script: str, confinement: Confinement, timeout: float
+        self, *, image: str, command: Sequence[str], confinement: Confinement, timeout: float
     ) -> tuple[int, str]: ...
     def remove_container(self, container: str) -> None: ...
     def remove_image(self, image: str) -> None: ...

@@ -33,6 +33,10 @@ class ImageConfig:
     def image_id(self) -> str:
         return content_digest(self.data)
 
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(json.loads(self.data)["config"].get("Labels") or {})
+
 
 def image_config(
     *,

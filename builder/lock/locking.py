@@ -207,9 +207,10 @@ class _Locker:
         base = self.nodes["base"].inputs
         request_inputs = system_request_inputs(spec, base)
         request: list[str] = request_inputs["request"]
-        # Not part of the request compared below: it changes the layer, not the apt closure,
-        # so a lock made before it existed keeps its pins.
-        setuid = {"allow_setuid": sorted(spec.image.allow_setuid)}
+        # Not part of the request compared below: they change the layer, not the apt closure,
+        # so a lock made before they existed keeps its pins.
+        setuid: dict[str, Any] = {"allow_setuid": sorted(spec.image.allow_setuid)}
+        setuid |= {"docs": True} if spec.system_docs else {}
         old_base, old = self.previous.get("base"), self.previous.get("system")
         old_names = [p["name"] for p in old.inputs["packages"]] if old else []
         # `--update NAME` of a package the base installed (a security fix, say): the system
@@ -223,7 +224,8 @@ class _Locker:
         )
         if old and same_request and not self.wanted("system", old_names + upgrades):
             self.progress.say(f"  kept      system ({len(old_names)} packages)")
-            return {**old.inputs, **setuid}
+            kept = {k: v for k, v in old.inputs.items() if k != "docs"}
+            return {**kept, **setuid}
         keep: dict[str, str] = {}
         if old and same_request and self.update:
             keep = {

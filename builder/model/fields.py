@@ -49,6 +49,11 @@ class Fields:
     def opt_integer(self, key: str) -> int | None:
         return self.integer(key) if key in self.data else None
 
+    def flag(self, key: str) -> bool:
+        """A boolean that is written only when true: absent is false."""
+        value: bool = self._get(key, bool, "true or false") if key in self.data else False
+        return value
+
     def texts(self, key: str) -> tuple[str, ...]:
         items = self._get(key, list, "a list of strings")
         if not all(isinstance(item, str) for item in items):

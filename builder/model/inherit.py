@@ -8,8 +8,9 @@ goes on top:
   with neither Entrypoint nor Cmd (a bootstrapped one) gets Cmd ["/bin/bash"].
 - Env: the base's, then each node's in stack order (PATH entries prepended to the base's
   PATH), then `[image].env`; a name set twice takes the later value.
-- Labels: the base's (but for this tool's own `dev.sandbox-builder.*`, which describe the
-  base's build, not this one), then ours; ours win on the same key.
+- Labels: the base's (but for this tool's own `dev.sandbox-builder.*` and the standard
+  `org.opencontainers.image.*`, which describe the base's build, not this one: the image names
+  its base in `base.name` and `base.digest`), then ours; ours win on the same key.
 - User and WorkingDir: `[image].user` / `workdir` when the spec sets them, else the base's; a
   base that runs as root (or sets no User) gets the default user `agent`, never root.
 - ExposedPorts: dropped (the baseline: an agent sandbox serves nothing); OnBuild: not run.
@@ -29,6 +30,8 @@ from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.spec import ImageSpec
 
 OUR_LABELS = "dev.sandbox-builder."
+# Labels of the base about the base's own build (its source, revision, version, created ...).
+NOT_INHERITED = (OUR_LABELS, "org.opencontainers.image.")
 DEFAULT_CMD = ["/bin/bash"]
 # Config fields `FROM` carries over that the image keeps as the base has them.
 KEPT = ("Entrypoint", "Cmd", "Volumes", "StopSignal", "Healthcheck", "Shell")
@@ -72,9 +75,9 @@ def base_env(base: Mapping[str, Any]) -> dict[str, str]:
 
 
 def inherited_labels(base: Mapping[str, Any]) -> dict[str, str]:
-    """The base's labels that carry over: all but this tool's own about the base's build."""
+    """The base's labels that carry over: all but those about the base's own build."""
     labels: Mapping[str, str] = base.get("Labels", {})
-    return {k: v for k, v in labels.items() if not k.startswith(OUR_LABELS)}
+    return {k: v for k, v in labels.items() if not k.startswith(NOT_INHERITED)}
 
 
 def effective_user(system: SystemInputs, base: Mapping[str, Any]) -> str:

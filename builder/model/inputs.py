@@ -193,6 +193,7 @@ class SystemInputs:
     uid: int | None = None  # None: the base's own user is kept
     owner: str | None = None  # chown's argument for the workdir when the base's user is kept
     allow_setuid: tuple[str, ...] | None = None  # absent from locks keyed before system/2
+    docs: bool = False  # [system].docs: keep what the slim image leaves out (written if true)
     packages: tuple[Pin, ...]
 
     @classmethod
@@ -204,6 +205,7 @@ class SystemInputs:
             uid=f.opt_integer("uid"),
             owner=f.opt_text("owner"),
             allow_setuid=f.opt_texts("allow_setuid"),
+            docs=f.flag("docs"),
             packages=_pins(f, "packages"),
         )
 
@@ -215,6 +217,8 @@ class SystemInputs:
             found["owner"] = self.owner
         if self.allow_setuid is not None:
             found["allow_setuid"] = list(self.allow_setuid)
+        if self.docs:
+            found["docs"] = True
         return {**found, "packages": _listed(self.packages)}
 
 

@@ -147,6 +147,7 @@ class Spec:
     image: ImageSpec
     base: BaseSpec
     system_packages: tuple[str, ...] = ()
+    system_docs: bool = False  # keep documentation, man pages and translations
     runtimes: tuple[RuntimeSpec, ...] = ()
     tools: ToolsSpec = field(default_factory=ToolsSpec)
     deps: tuple[DepSpec, ...] = ()
@@ -173,6 +174,8 @@ class Spec:
             del data["image"][unrelated]
         if self.base.bootstrap:  # nothing to inherit; keeps bootstrap specs' hashes as they were
             del data["image"]["inherit"]
+        if not self.system_docs:  # hashed only when set: specs without it keep their hashes
+            del data["system_docs"]
         return data
 
     def spec_hash(self) -> str:

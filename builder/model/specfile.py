@@ -9,6 +9,7 @@ spec can inject a command.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from builder.core import patterns
 from builder.core.errors import SpecError
 from builder.core.tomlread import Source, Table, read_toml
+from builder.model import resources
 from builder.model.spec import (
     DEP_MANAGERS,
     DEP_MODES,
@@ -39,6 +41,13 @@ from builder.model.spec import (
 
 def load_spec(path: Path) -> Spec:
     """Read and validate sandbox.toml at `path`."""
+    if not path.exists():
+        msg = (
+            f"{path}: file not found (without -f, commands use the first sandbox.toml in the "
+            "current folder or a parent, up to the repository root). Run `sandbox init` to "
+            "write one, or pass -f PATH"
+        )
+        raise SpecError(msg)
     data, text = read_toml(path, SpecError)
     root = Table(data=data, path="", source=Source(path=path, text=text, error=SpecError))
     root.check_keys(["image", "base", "system", "runtimes", "tools", "deps", "sandbox"])
@@ -48,7 +57,7 @@ def load_spec(path: Path) -> Spec:
     assert base_table is not None
     system = root.table("system")
     if system:
-        system.check_keys(["packages"])
+        system.check_keys(["packages", "docs"])
     base = _base(base_table)
     image = _image(image_table, path.parent)
     if base.image:
@@ -58,6 +67,7 @@ def load_spec(path: Path) -> Spec:
         image=image,
         base=base,
         system_packages=system.str_list("packages", check=patterns.apt_package) if system else (),
+        system_docs=system.boolean("docs", default=False) if system else False,
         runtimes=_runtimes(root.table("runtimes")),
         tools=_tools(root.table("tools"), path.parent),
         deps=_deps(root.table("deps"), path.parent),
@@ -329,15 +339,28 @@ def _drop_capabilities(security: Table) -> bool | None:
 
 
 def _resources(t: Table | None) -> dict[str, str]:
+    """`[sandbox.resources]`, each value one Docker reads (`model.resources`), as a string."""
     if t is None:
         return {}
     t.check_keys(["memory", "memory_reservation", "memory_swap", "cpus", "tmpfs_size"])
-    found = {}
-    for name, value in sorted(t.data.items()):
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            t.source.fail(t.key(name), "must be a string or number", 'e.g. `memory = "4g"`')
-        found[name] = str(value)
-    return found
+    return {name: _docker_value(t, name) for name in sorted(t.data)}
+
+
+def _docker_value(t: Table, name: str) -> str:
+    """The string Risoluto passes to `docker run` for `name`; SpecError if Docker would refuse
+    it or read it as something else (an unquoted `memory = 4` is 4 bytes)."""
+    value = t.data[name]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    text = str(value) if number and name in resources.NUMBERS_ALLOWED else value
+    fix = f"e.g. `{name} = {resources.EXAMPLES[name]}`"
+    if not isinstance(text, str):
+        unquoted = " (unquoted, Docker would read bytes)" if number else ""
+        shown = json.dumps(value, default=str)
+        t.source.fail(t.key(name), f"{shown} must be a quoted string{unquoted}", fix)
+    problem = resources.CHECKS[name](text)
+    if problem:
+        t.source.fail(t.key(name), f"{text!r} {problem}", fix)
+    return text
 
 
 def _logs(t: Table | None) -> dict[str, str | int]:
@@ -346,10 +369,11 @@ def _logs(t: Table | None) -> dict[str, str | int]:
         return {}
     t.check_keys(["driver", "max_size", "max_file"])
     found: dict[str, str | int] = {}
-    for name in ("driver", "max_size"):
-        value = t.optional_string(name)
-        if value is not None:
-            found[name] = value
+    driver = t.optional_string("driver")
+    if driver is not None:
+        found["driver"] = driver
+    if "max_size" in t.data:
+        found["max_size"] = _docker_value(t, "max_size")
     if "max_file" in t.data:
         count = t.data["max_file"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:

@@ -1,64 +1,147 @@
-"""What `overlay apply` set on each orchestrator, so the next apply removes what it dropped.
+"""What `overlay apply` set on an orchestrator, so the next apply removes what it dropped.
 
 Risoluto's PUT deep-merges, so a key left out of the overlay keeps its old value there: a
 mount, a network or a limit removed from sandbox.toml would stay in force. So every apply
-records, per orchestrator URL, each key path it set and the value it sent
-(`cache/applied.json`); the next apply to that URL DELETEs the recorded keys its overlay no
-longer holds, then PUTs the rest. Keys nobody recorded (the operator's own, under
-`codex.sandbox` too) are never touched, and neither is a recorded key whose value changed on
-the server since (someone else now owns it); both lists are in `ApplyPlan`.
+also writes, into Risoluto's own overlay, the record of what it set: under `RECORD`
+(`sandbox_builder.applied`, a top-level key Risoluto stores but does not read), a sorted list
+of `<dotted key>=<digest of the value sent>`. A list is replaced whole by the next PUT, so the
+record is always the last apply's. Being on the server, it is read by whoever applies next,
+from any checkout and however the URL is spelled (`localhost`, `127.0.0.1`, a trailing
+slash): that apply DELETEs each recorded key its overlay no longer holds, then PUTs the rest.
+
+Keys nobody recorded (the operator's own, under `codex.sandbox` too) are never touched, and
+neither is a recorded key whose value changed on the server since (someone else now owns it):
+`ApplyPlan.left`. This checkout also keeps what it set per URL in `cache/applied.json`: what
+`overlay show` reports without asking a server, and the record an apply made before the
+record moved to the server (read as if it were there, for that URL).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from builder.core.atomic import write_atomic
 from builder.core.errors import CacheError
+from builder.core.keys import canonical_bytes, content_digest
 from builder.core.layout import APPLIED_FILE
 from builder.orchestrator.overlay import leaves
 
 FILE = APPLIED_FILE
 VERSION = 1
+RECORD = ("sandbox_builder", "applied")  # where in Risoluto's overlay the record lives
 
 Applied = dict[str, dict[str, Any]]  # URL -> dotted key -> the value sent
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApplyPlan:
-    """What an apply to `url` sends: the keys it sets, and the recorded keys it removes."""
+    """What an apply to `url` does: the keys it sets, the recorded keys it removes, and the
+    recorded keys it leaves because they changed on the server since."""
 
     url: str
     set: dict[str, Any]  # dotted key -> value
-    remove: dict[str, Any]  # dotted key -> the value this tool set there before
+    remove: dict[str, str]  # dotted key -> digest of the value an earlier apply set there
+    left: tuple[str, ...] = ()  # recorded, but holding another value now: not ours any more
+    asked: bool = True  # False: planned from this checkout's record, without the server
 
     def to_json(self) -> dict[str, Any]:
-        return {"url": self.url, "set": sorted(self.set), "remove": sorted(self.remove)}
+        return {
+            "url": self.url,
+            "set": sorted(self.set),
+            "remove": sorted(self.remove),
+            "left": list(self.left),
+        }
 
     def lines(self, *, would: bool = False) -> list[str]:
-        """The plan for people: one line for what is set, one for what is removed."""
-        sets, removes = ("would set", "would remove") if would else ("sets", "removes")
+        """The plan for people: what is set, what is removed, and what is left and why."""
+        sets, removes, leaves = (
+            ("would set", "would remove", "would leave") if would else ("sets", "removes", "leaves")
+        )
         removed = ", ".join(sorted(self.remove))
         why = " (set by an earlier apply, no longer in the overlay)" if removed else ""
-        return [
+        lines = [
             f"{self.url}: {sets} {len(self.set)} keys: {', '.join(sorted(self.set))}",
             f"{self.url}: {removes} {removed or 'nothing'}{why}",
         ]
+        if self.left:
+            lines.append(
+                f"{self.url}: {leaves} {', '.join(self.left)} (changed on the server since an "
+                "earlier apply set it: no longer ours)"
+            )
+        return lines
 
 
-def plan(overlay: dict[str, Any], url: str, applied: Applied) -> ApplyPlan:
-    """The apply of `overlay` to `url` (already normalized by risoluto.check_url)."""
+def digest(value: Any) -> str:
+    """What the record keeps of a value: enough to tell it changed, nothing of a secret."""
+    return content_digest(canonical_bytes(value)).removeprefix("sha256:")[:16]
+
+
+def record(overlay: dict[str, Any]) -> dict[str, Any]:
+    """The record of `overlay`'s keys, as the top-level object to PUT beside it."""
+    entries = sorted(f"{'.'.join(path)}={digest(value)}" for path, value in leaves(overlay))
+    return {RECORD[0]: {RECORD[1]: entries}}
+
+
+def recorded(stored: Mapping[str, Any]) -> dict[str, str]:
+    """dotted key -> digest, from the record in Risoluto's overlay `stored` (none: empty)."""
+    holder = stored.get(RECORD[0])
+    entries = holder.get(RECORD[1]) if isinstance(holder, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    found = {}
+    for entry in entries:
+        if isinstance(entry, str) and "=" in entry:
+            key, _, value = entry.rpartition("=")
+            found[key] = value
+    return found
+
+
+def plan(
+    overlay: dict[str, Any],
+    url: str,
+    *,
+    stored: Mapping[str, Any] | None,
+    here: Mapping[str, Any] | None = None,
+) -> ApplyPlan:
+    """The apply of `overlay` to `url` (normalized by risoluto.check_url), from the overlay
+    Risoluto holds now (`stored`; None: plan offline, from `here` alone) and what this
+    checkout recorded it set at that URL (`here`: dotted key -> the value sent)."""
     sent = {".".join(path): value for path, value in leaves(overlay)}
-    before = applied.get(url, {})
-    remove = {
+    ours = {key: digest(value) for key, value in (here or {}).items()}
+    ours.update(recorded(stored or {}))
+    dropped = {
         key: value
-        for key, value in before.items()
+        for key, value in ours.items()
         if key not in sent and not any(_nested(key, other) for other in sent)
     }
-    return ApplyPlan(url=url, set=sent, remove=remove)
+    if stored is None:
+        return ApplyPlan(url=url, set=sent, remove=dropped, asked=False)
+    remove, left = {}, []
+    for key, value in sorted(dropped.items()):
+        now = _lookup(stored, key)
+        if now is _MISSING:
+            continue  # someone removed it already
+        if digest(now) == value:
+            remove[key] = value
+        else:
+            left.append(key)
+    return ApplyPlan(url=url, set=sent, remove=remove, left=tuple(left))
+
+
+_MISSING = object()
+
+
+def _lookup(config: Mapping[str, Any], key: str) -> Any:
+    found: Any = config
+    for part in key.split("."):
+        if not isinstance(found, dict) or part not in found:
+            return _MISSING
+        found = found[part]
+    return found
 
 
 def _nested(one: str, other: str) -> bool:

@@ -14,13 +14,13 @@ overlay holding a key it does not read, or one of another type, before anything 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from builder.core.atomic import write_atomic
 from builder.core.errors import OverlayError
+from builder.model.resources import docker_size
 from builder.model.spec import SandboxSpec
 
 SANDBOX = ("codex", "sandbox")
@@ -53,8 +53,6 @@ RESOURCE_DEFAULTS = {
     "cpus": "2.0",
     "tmpfs_size": "512m",
 }
-_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?", re.IGNORECASE)  # Docker's RAMInBytes
-_UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 def make_overlay(
@@ -152,14 +150,6 @@ def resource_warnings(resources: dict[str, str]) -> list[str]:
             "limit, so no agent would start. Set memory_reservation to at most memory"
         )
     return found
-
-
-def docker_size(text: str) -> int | None:
-    """Bytes of a Docker size such as "512m" or "4g"; -1 for "-1"; None if unreadable."""
-    if text.strip() == "-1":
-        return -1
-    match = _SIZE.fullmatch(text.strip())
-    return int(float(match.group(1)) * _UNIT[match.group(2).lower()]) if match else None
 
 
 def overlay_text(overlay: dict[str, Any]) -> str:

@@ -18,10 +18,11 @@ The server redacts values that look secret in the effective config (a mount such
 are not redacted), so a read-back string holding `[REDACTED]` confirms the value when the
 parts shown match what was sent.
 
-A PUT never removes a key, so an apply first DELETEs (`/api/v1/config/overlay/<dotted.key>`)
-the keys an earlier apply set that this overlay no longer holds (orchestrator/applied.py keeps
-that record): each only while it still holds the value that apply sent, so a key someone
-else has changed since stays, and is reported. Every value is type-checked (overlay.py)
+A PUT never removes a key, so an apply first reads the overlay Risoluto holds and DELETEs
+(`/api/v1/config/overlay/<dotted.key>`) the keys an earlier apply set that this overlay no
+longer holds (orchestrator/applied.py: the record lives in that overlay, so every applier
+sees it): each only while it still holds the value that apply sent, so a key someone else
+has changed since stays, and is reported. Every value is type-checked (overlay.py)
 before anything is sent.
 
 Requests go through the one transport, net/transport.py, with its Risoluto policy (`RETRY`, its
@@ -47,6 +48,7 @@ from builder.core.errors import OverlayError
 from builder.core.keys import canonical_bytes
 from builder.net import transport
 from builder.net.transport import Transient
+from builder.orchestrator import applied
 from builder.orchestrator.overlay import check_types, leaves
 
 TOKEN_ENV = "RISOLUTO_WRITE_TOKEN"
@@ -123,25 +125,22 @@ def apply_overlay(
     *,
     token: str | None,
     source: str = "the overlay",
-    remove: Mapping[str, Any] | None = None,
+    here: Mapping[str, Any] | None = None,
     stored: Callable[[], None] | None = None,
 ) -> ApplyResult:
-    """DELETE the keys of `remove` (dotted key -> the value an earlier apply set there) that
-    still hold that value, PUT `overlay` to Risoluto at `url`, call `stored()` once the PUT
-    is in, then read the effective config back to confirm it.
+    """Read Risoluto's overlay at `url`, DELETE the keys an earlier apply recorded there (or
+    this checkout recorded, `here`: dotted key -> value sent) that `overlay` dropped and that
+    still hold what was set, PUT `overlay` with the new record (orchestrator/applied.py), call
+    `stored()` once the PUT is in, then read the effective config back to confirm it.
 
     Every value sent under `codex.sandbox` must read back as sent; otherwise an OverlayError
     names the keys that differ. `source` names the overlay in errors.
     """
-    base = check_url(url)
-    settings = _settings(overlay)
-    if not settings:
-        msg = "the overlay has no codex.sandbox settings to apply. Run `sandbox build` again"
-        raise OverlayError(msg)
-    check_types(overlay, source)
-    token = _check_token(token)
-    removed, left = _remove(base, remove or {}, token)
-    body = json.dumps(overlay).encode()
+    base, token = _ready(overlay, url, token, source)
+    plan = applied.plan(overlay, base, stored=_stored(base, token), here=here)
+    for key in sorted(plan.remove):
+        _call("DELETE", base, f"{OVERLAY_API}/{quote(key, safe='.')}", token=token, body=None)
+    body = json.dumps({**overlay, **applied.record(overlay)}).encode()
     reply = _call("PUT", base, OVERLAY_API, token=token, body=body)
     if not isinstance(reply, dict) or not isinstance(reply.get("overlay"), dict):
         raise OverlayError(_unexpected(base, "PUT", OVERLAY_API, reply))
@@ -151,38 +150,50 @@ def apply_overlay(
     if not isinstance(effective, dict):
         raise OverlayError(_unexpected(base, "GET", CONFIG_API, effective))
     confirmed = _confirm(overlay, effective, base)
-    image = settings.get("image")
+    image = _settings(overlay).get("image")
     return ApplyResult(
         url=base,
-        updated=bool(reply.get("updated", True)) or bool(removed),
+        updated=bool(reply.get("updated", True)) or bool(plan.remove),
         confirmed=confirmed,
         image=image if isinstance(image, str) else None,
-        removed=removed,
-        left=left,
+        removed=tuple(sorted(plan.remove)),
+        left=plan.left,
     )
 
 
-def _remove(
-    base: str, remove: Mapping[str, Any], token: str | None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """DELETE each key still holding what we set; (removed, left to whoever changed it)."""
-    if not remove:
-        return (), ()
+def preview(
+    overlay: dict[str, Any],
+    url: str,
+    *,
+    token: str | None,
+    source: str = "the overlay",
+    here: Mapping[str, Any] | None = None,
+) -> applied.ApplyPlan:
+    """What `apply_overlay` would do at `url` now: it reads Risoluto's overlay, writes
+    nothing (`overlay apply --dry-run`)."""
+    base, token = _ready(overlay, url, token, source)
+    return applied.plan(overlay, base, stored=_stored(base, token), here=here)
+
+
+def _ready(
+    overlay: dict[str, Any], url: str, token: str | None, source: str
+) -> tuple[str, str | None]:
+    """The base URL and token, once the overlay is known to be one Risoluto reads as sent."""
+    base = check_url(url)
+    if not _settings(overlay):
+        msg = "the overlay has no codex.sandbox settings to apply. Run `sandbox build` again"
+        raise OverlayError(msg)
+    check_types(overlay, source)
+    return base, _check_token(token)
+
+
+def _stored(base: str, token: str | None) -> dict[str, Any]:
+    """The overlay Risoluto holds now (GET /api/v1/config/overlay)."""
     reply = _call("GET", base, OVERLAY_API, token=token, body=None)
     stored = reply.get("overlay") if isinstance(reply, dict) else None
     if not isinstance(stored, dict):
         raise OverlayError(_unexpected(base, "GET", OVERLAY_API, reply))
-    removed, left = [], []
-    for key, ours in sorted(remove.items()):
-        now = _lookup(stored, tuple(key.split(".")))
-        if now is _MISSING:
-            continue  # someone removed it already
-        if canonical_bytes(now) != canonical_bytes(ours):
-            left.append(key)
-            continue
-        _call("DELETE", base, f"{OVERLAY_API}/{quote(key, safe='.')}", token=token, body=None)
-        removed.append(key)
-    return tuple(removed), tuple(left)
+    return stored
 
 
 def _settings(overlay: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Layers are pushed as gzip blobs (`builder/store/blobs.py`), compressed determini
 layer (the blob is kept in the cache), several layers at a time; the image config, written by
 this tool, keeps the uncompressed diff IDs, so the image ID does not depend on compression.
 The OCI manifest is serialized canonically: two machines that build the same lock (with the
-same zlib) push the same bytes, and `<registry>/<name>@sha256:...` names the same image.
+same zlib) from the same commit push the same bytes, and `<registry>/<name>@sha256:...` names
+the same image. Its annotations name that commit (builder/image/annotations.py), so another
+commit of the same lock pushes another manifest of the same image (same config, same ID).
 
 Each node goes to `<name>:node-sha256-<key hex>` as a small OCI artifact whose config is the
 node's cache entry. It lives in the image's own repository, so the image's layers and the
@@ -63,13 +65,23 @@ def node_tag(key: str) -> str:
     return "node-" + key.replace(":", "-")
 
 
-def manifest(config_digest: str, config_size: int, config_type: str, layers: list[Blob]) -> bytes:
-    document = {
+def manifest(
+    config_digest: str,
+    config_size: int,
+    config_type: str,
+    layers: list[Blob],
+    annotations: Mapping[str, str] | None = None,
+) -> bytes:
+    """The OCI manifest, canonical JSON; `annotations` (builder/image/annotations.py) only
+    when given, so a node's manifest stays a function of the node alone."""
+    document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": MANIFEST,
         "config": {"mediaType": config_type, "digest": config_digest, "size": config_size},
         "layers": [{"mediaType": LAYER, "digest": b.digest, "size": b.size} for b in layers],
     }
+    if annotations:
+        document["annotations"] = dict(annotations)
     return canonical_bytes(document)
 
 
@@ -124,10 +136,12 @@ def push_image(
     layers: list[Layer],
     cache: Cache,
     pusher: LayerPusher | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> Pushed:
     """Push the image (layers, config, manifest under each tag); its reference by digest.
 
     `uploaded` counts only the blobs this call sent (not those `pusher` sent before).
+    `annotations` go in the manifest (not the config: the image ID stays the lock's).
     """
     pusher = pusher or LayerPusher(registry, repo=name, cache=cache)
     before = pusher.uploaded
@@ -140,7 +154,7 @@ def push_image(
         uploaded += registry.push_blob(name, config.image_id, config_file)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    body = manifest(config.image_id, len(config.data), IMAGE_CONFIG, blobs)
+    body = manifest(config.image_id, len(config.data), IMAGE_CONFIG, blobs, annotations)
     digest = ""
     for tag in tags:
         digest = registry.put_manifest(name, tag, body, MANIFEST)
@@ -303,8 +317,10 @@ def publish(
     layers: list[Layer],
     nodes: Mapping[str, NodeLock],
     cache: Cache,
+    annotations: Mapping[str, str] | None = None,
 ) -> Pushed:
-    """Push every node under its key, then the image; the image's reference by digest."""
+    """Push every node under its key, then the image (its manifest carrying `annotations`);
+    the image's reference by digest."""
     if not host:
         msg = 'nowhere to publish: set [image].registry in sandbox.toml (e.g. "127.0.0.1:5000")'
         raise RegistryError(msg)
@@ -321,6 +337,7 @@ def publish(
             layers=layers,
             cache=cache,
             pusher=pusher,
+            annotations=annotations,
         )
     except RegistryError as exc:  # say what did get there: the next publish sends the rest
         msg = f"{exc}\n{_so_far(pusher, len(nodes), tags)}"

@@ -10,6 +10,7 @@ outside it is a build error naming the file.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import tarfile
@@ -21,6 +22,7 @@ from typing import IO
 
 from builder.core import space
 from builder.core.errors import BuildError
+from builder.store.dated import clamp_dates, is_dated
 
 # Paths whose contents never belong in a layer: scratch, logs, package-manager caches.
 SCRATCH = (
@@ -131,19 +133,26 @@ def listing(layers: list[Path]) -> Listing:
     return found
 
 
-def _same_file(m: tarfile.TarInfo, name: str, below: Below, src: tarfile.TarFile) -> bool:
+def _same_file(
+    m: tarfile.TarInfo, name: str, below: Below, src: tarfile.TarFile, epoch: int
+) -> bool:
     """Whether regular file `m` of the diff has the mode, owners, mtime and bytes of the
-    file `below` holds at `name` (a listing that knows where its bytes are)."""
+    file `below` holds at `name` (a listing that knows where its bytes are). A file holding
+    dates (store/dated.py) is compared as it will be written: dates and mtime clamped, so
+    /etc/shadow rewritten today with nothing else changed is the same as below."""
     if not isinstance(below, Listing) or below.get(name) != (tarfile.REGTYPE, *_owned(m)):
         return False
     found = below.data.get(name)
-    if found is None or found[2] != m.size:
+    if found is None or (found[2] != m.size and not is_dated(name)):
         return False
     data = src.extractfile(m)
     if data is None:
         return False
-    mine = hashlib.sha256(data.read()).hexdigest()
-    return mine == below.digest(name) and below.mtimes.get(name) == int(m.mtime)
+    content, mtime = data.read(), int(m.mtime)
+    if is_dated(name):
+        content, mtime = clamp_dates(content, epoch), min(mtime, epoch)
+    mine = hashlib.sha256(content).hexdigest()
+    return mine == below.digest(name) and below.mtimes.get(name) == mtime
 
 
 def _owned(m: tarfile.TarInfo) -> tuple[int, int, int]:
@@ -151,7 +160,7 @@ def _owned(m: tarfile.TarInfo) -> tuple[int, int, int]:
 
 
 def _same_as_below(
-    members: list[tarfile.TarInfo], below: Below, src: tarfile.TarFile | None = None
+    members: list[tarfile.TarInfo], below: Below, epoch: int, src: tarfile.TarFile | None = None
 ) -> set[str]:
     """Names in a diff that say nothing the layers below do not: opaque markers of folders
     and whiteouts of names that are not below, folders present below with the same mode and
@@ -172,7 +181,7 @@ def _same_as_below(
             dropped.add(name)  # Podman's, when the image has none
         elif m.isreg() and m.size == 0 and below.get(name) == (EMPTY_FILE, *_owned(m)):
             dropped.add(name)  # copied up, not changed (/etc/.pwd.lock): containerd omits it
-        elif m.isreg() and src is not None and _same_file(m, name, below, src):
+        elif m.isreg() and src is not None and _same_file(m, name, below, src, epoch):
             dropped.add(name)  # rewritten with the same bytes (dpkg): containerd omits it
     holding = {
         "/".join(parts[:i])
@@ -202,10 +211,10 @@ def normalize_tar(
     `listing` of the layers under it), also drop what only says how an engine records a
     change (`_same_as_below`), so every engine gives the same tar."""
     with tarfile.open(source) as src:
-        everything = {_clean(m.name): m for m in src.getmembers()}
+        everything = {_clean(m.name): _unlinked_whiteout(m) for m in src.getmembers()}
         members = [m for m in everything.values() if not is_scratch(m.name)]
         if below is not None:
-            same = _same_as_below(members, below, src)
+            same = _same_as_below(members, below, epoch, src)
             members = [m for m in members if _clean(m.name) not in same]
         if prefix is not None:  # folders a step only passed through (/tmp, /root/.npm)
             members = [m for m in members if not (m.isdir() and _holds_scratch(m.name))]
@@ -226,7 +235,7 @@ def normalize_tar(
                 else:
                     info = _normalized(member, name, epoch)
                 data = src.extractfile(data_from) if info.isreg() else None
-                out.addfile(info, data)
+                _add(out, info, data, epoch)
     return written.layer(dest)
 
 
@@ -268,10 +277,19 @@ def tar_directory(
             info.uname = info.gname = ""
             if info.isreg():
                 with open(path, "rb") as data:  # noqa: PTH123 (str paths: ~6k files a tree)
-                    out.addfile(info, data)
+                    _add(out, info, data, epoch)
             else:
                 out.addfile(info)
     return written.layer(dest)
+
+
+def _add(out: tarfile.TarFile, info: tarfile.TarInfo, data: IO[bytes] | None, epoch: int) -> None:
+    """Write one entry; a file whose bytes hold dates (store/dated.py) with them clamped."""
+    if data is not None and info.isreg() and is_dated(info.name):
+        content = clamp_dates(data.read(), epoch)
+        info.size = len(content)
+        data = io.BytesIO(content)
+    out.addfile(info, data)
 
 
 def _walk_only(root: str, folder: str) -> list[tuple[str, str]]:
@@ -333,6 +351,18 @@ def _clean(name: str) -> str:
     return name.removeprefix("./").rstrip("/")
 
 
+def _unlinked_whiteout(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A whiteout as a plain empty file. Recent kernels make overlayfs whiteouts hard links of
+    one shared inode, so `docker commit` on overlay2 (Docker 28) writes the second and later
+    whiteouts of a diff as hard links to the first; the upper dir read here, and containerd,
+    give each its own empty file."""
+    if not _clean(member.name).rpartition("/")[2].startswith(".wh."):
+        return member
+    plain = tarfile.TarInfo(member.name)
+    plain.type, plain.size, plain.mtime = tarfile.REGTYPE, 0, member.mtime
+    return plain
+
+
 def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type, info.linkname, info.size = member.type, member.linkname, member.size
@@ -343,6 +373,11 @@ def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarIn
     info.pax_headers = {k: v for k, v in member.pax_headers.items() if k.startswith(_KEEP_PAX)}
     if not info.isreg():
         info.size = 0
+    if name.rpartition("/")[2].startswith(".wh."):
+        # A whiteout only marks a name deleted: its mode, owners and time mean nothing, and
+        # engines write them differently (overlay2's upper dir, as converted: the deleted
+        # file's mode and time; the containerd snapshotter: mode 0, time 0). One form for all.
+        info.mode, info.uid, info.gid, info.mtime = 0, 0, 0, epoch
     return info
 
 

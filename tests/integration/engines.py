@@ -68,14 +68,15 @@ def engine_image(work: Path) -> str:
         )
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc"):
             shutil.rmtree(root / junk, ignore_errors=True)
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        done = subprocess.run(
-            ["docker", "import", "--change", "LABEL dev.sandbox-builder.test=dockerd", "-", TAG],
-            stdin=tar.stdout,
-            capture_output=True,
-            check=False,
-        )
-        tar.wait()
+        # `with` closes our end of the pipe (left open, it was an unraisable ResourceWarning)
+        label = "LABEL dev.sandbox-builder.test=dockerd"
+        with subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE) as tar:
+            done = subprocess.run(
+                ["docker", "import", "--change", label, "-", TAG],
+                stdin=tar.stdout,
+                capture_output=True,
+                check=False,
+            )
         if done.returncode != 0 or tar.returncode != 0:
             msg = f"docker import of {root} failed: {done.stderr.decode()[-2000:]}"
             raise AssertionError(msg)

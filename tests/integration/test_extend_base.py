@@ -24,6 +24,7 @@ import pytest
 from builder.lock import runtimes
 from builder.store.cache import default_download_dir
 from tests.integration.conftest import Project, docker
+from tests.integration.risoluto_spawn import run_agent
 from tests.unit.conftest import typed_runtime
 
 pytestmark = pytest.mark.docker
@@ -140,6 +141,19 @@ def test_the_orchestrators_image_is_extended_as_from_does(project: Project, stan
     assert out[3].startswith("Version 5.6."), out
     assert out[4].startswith("jq-"), out
     assert out[5] == "/home/agent"
+
+    # As Risoluto runs the agent: its ENTRYPOINT kept, `bash -lc`, umask 077, Risoluto's
+    # limits and HOME volume (tests/integration/risoluto_spawn.py, from its spawn.ts).
+    seen = run_agent(
+        image,
+        'echo "$RISOLUTO_ENTRY"; ruff --version; tsc --version; jq --version; node --version',
+        workspace=project.root / "workspace",
+    ).split()
+    assert seen[0] == "ran", seen
+    assert seen[1:4:2] == ["ruff", "Version"], seen
+    assert seen[4].startswith("5.6."), seen
+    assert seen[5].startswith("jq-"), seen
+    assert seen[6].startswith("v22."), seen
 
     checked = project.sandbox("check", "--json")
     assert checked.code == 0, checked.err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from builder.orchestrator import applied
 from tests.integration import risoluto_server
 from tests.integration.conftest import BOOTSTRAP_BASE, Project
 
@@ -77,16 +78,15 @@ def test_a_smaller_spec_removes_what_the_full_one_set_and_leaves_the_operators_k
         second = project.ok("overlay", "apply", url)
 
         assert "removed codex.sandbox.egress_allowlist, codex.sandbox.extra_mounts" in second.out
+        sent = {
+            "image": base_image,
+            "env_passthrough": ["DATABASE_URL"],
+            "security": {"gvisor": False, "drop_capabilities": False},
+        }
         assert server.overlay == {
-            "codex": {
-                "model": "o3",
-                "sandbox": {
-                    "image": base_image,
-                    "env_passthrough": ["DATABASE_URL"],
-                    "resources": {"memory": "6g"},
-                    "security": {"gvisor": False, "drop_capabilities": False},
-                },
-            }
+            "codex": {"model": "o3", "sandbox": {**sent, "resources": {"memory": "6g"}}},
+            # what the next apply, from any checkout, removes:
+            **applied.record({"codex": {"sandbox": sent}}),
         }
         effect = server.in_effect()
         assert effect["extra_mounts"] == []

@@ -23,7 +23,7 @@ import os
 import subprocess
 import tarfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,7 +229,7 @@ class FakeEngine:
         return ["runc"]
 
     def run_confined(
-        self, *, image: str, script: str, confinement: Confinement, timeout: float
+        self, *, image: str, command: Sequence[str], confinement: Confinement, timeout: float
     ) -> tuple[int, str]:
         self._record(f"run_confined {image} user={confinement.user}")
         return 0, ""

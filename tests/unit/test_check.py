@@ -470,7 +470,11 @@ def test_probes_run_as_the_orchestrator_and_name_what_failed(tmp_path: Path) -> 
     assert (workspace.target, workspace.read_only) == (workspace.source, False)
     assert run.workdir == workspace.target
     assert (archive.target, archive.read_only) == (archive.source, False)
-    script = str(call["script"])
+    command = call["command"]
+    assert isinstance(command, tuple)
+    shell, login, script = command
+    assert (shell, login) == ("bash", "-lc")  # Risoluto's: after the image's ENTRYPOINT
+    assert script.splitlines()[1] == "umask 077"
     assert script.index("home (CODEX_HOME)") < script.index("workspace") < script.index("bash")
     assert "iptables -A" not in script
     assert "--cap-drop=ALL --security-opt=no-new-privileges" in results[1].detail
@@ -507,7 +511,9 @@ def test_the_run_follows_the_overlay_and_the_uid(tmp_path: Path) -> None:
         1.5,
         "exec,size=1g",
     )
-    script = str(fake.calls[0]["script"])
+    command = fake.calls[0]["command"]
+    assert isinstance(command, tuple)
+    script = command[2]
     assert script.index("iptables -A OUTPUT -o lo -j ACCEPT") < script.index("home (CODEX_HOME)")
     assert "set -euo pipefail" in script
     egress = next(r for r in results if r.check == "overlay egress allowlist")

@@ -79,7 +79,9 @@ def _local_engine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def confined(eng: DockerEngine) -> tuple[int, str]:
     confinement = Confinement(user="12345:12345", tmpfs={"/tmp": "uid=12345,gid=12345"})
-    return eng.run_confined(image="sha256:abc", script="true", confinement=confinement, timeout=5)
+    return eng.run_confined(
+        image="sha256:abc", command=["true"], confinement=confinement, timeout=5
+    )
 
 
 def test_an_option_the_engine_does_not_know_names_step_engine_and_its_message() -> None:
@@ -189,3 +191,14 @@ def test_a_tmpfs_owned_by_the_user_is_said_in_the_engines_own_words(
     assert confined(eng) == (0, "ok\n")
 
     assert eng._client.api.kwargs["create_host_config"]["tmpfs"] == {"/tmp": options}
+
+
+def test_a_confined_run_keeps_the_image_entrypoint_and_passes_the_command() -> None:
+    """As Risoluto runs the agent: `docker run IMAGE bash -lc ...`, no --entrypoint."""
+    eng = engine({})
+
+    assert confined(eng) == (0, "ok\n")
+
+    created = eng._client.api.kwargs["create_container"]
+    assert "entrypoint" not in created
+    assert created["command"] == ["true"]

@@ -33,6 +33,13 @@ def test_options_of_a_plain_build_are_read(tmp_path: Path) -> None:
     )
 
 
+def test_the_progress_mode_of_a_plain_build_is_read(tmp_path: Path) -> None:
+    request = quick_build(["-f", str(tmp_path / "s.toml"), "build", "--progress", "plain"])
+
+    assert request is not None
+    assert request.progress == "plain"
+
+
 def test_the_cache_dir_comes_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,6 +63,7 @@ def test_the_cache_dir_comes_from_the_environment(
         ["build", "-f", "x.toml"],  # a global option after the command: typer explains
         ["build", "--jobs", "0"],
         ["build", "--jobs", "many"],
+        ["build", "--progress", "fancy"],
         ["build", "-j"],
         ["-f", "build"],
         ["build", "build"],

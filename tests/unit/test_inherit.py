@@ -28,6 +28,7 @@ ORCHESTRATOR: dict[str, Any] = {
     "Labels": {
         "org.example.orchestrator": "risoluto",
         "org.opencontainers.image.title": "risoluto-codex",
+        "org.opencontainers.image.revision": "their-commit",
         "dev.sandbox-builder.node.tools.pip": "sha256:theirs",
     },
     "User": "1000:1000",
@@ -100,6 +101,7 @@ def test_env_is_the_bases_then_the_nodes_then_the_specs_with_path_composed() -> 
 
 
 def test_labels_are_the_bases_and_ours_ours_winning_and_its_build_labels_dropped() -> None:
+    """The base's standard labels describe the base's build (its revision is not ours)."""
     labels = _config(ORCHESTRATOR)["Labels"]
 
     assert labels == {

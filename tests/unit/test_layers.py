@@ -574,3 +574,93 @@ def test_an_empty_file_copied_up_unchanged_is_dropped_as_containerd_does(tmp_pat
     assert layer("overlay2", overlay2).diff_id == layer("containerd", containerd).diff_id
     changed = [directory("etc"), Entry("etc/.pwd.lock", b"", mode=0o644)]
     assert names(layer("changed", changed)) == ["etc", "etc/.pwd.lock"]
+
+
+# -- dates inside contents (store/dated.py) -----------------------------------------------
+
+
+def shadow(day: int) -> bytes:
+    return f"root:*:{day}:0:99999:7:::\nagent:!:{day}:0:99999:7:::\n".encode()
+
+
+def test_shadow_written_on_another_day_packs_to_the_same_layer(tmp_path: Path) -> None:
+    day = EPOCH // 86400
+    packed, normalized = [], []
+    for later in (day + 3, day + 4):
+        root = tmp_path / f"root-{later}"
+        (root / "etc").mkdir(parents=True)
+        (root / "etc/shadow").write_bytes(shadow(later))
+        (root / "etc/shadow-").write_bytes(shadow(later))
+        packed.append(tar_directory(root, tmp_path / f"{later}.tar", epoch=EPOCH))
+        (tmp_path / f"diff-{later}").mkdir()
+        diff = [directory("etc"), Entry("etc/shadow", shadow(later), mode=0o640)]
+        normalized.append(normalize(tmp_path / f"diff-{later}", diff))
+
+    assert packed[0].diff_id == packed[1].diff_id
+    assert normalized[0].diff_id == normalized[1].diff_id
+    for layer in (packed[0], normalized[0]):
+        with tarfile.open(layer.path) as tar:
+            data = tar.extractfile("etc/shadow")
+            assert data is not None
+            assert data.read() == shadow(day)
+
+
+def test_shadow_in_a_diff_is_clamped_and_dropped_when_only_its_date_changed(
+    tmp_path: Path,
+) -> None:
+    day = EPOCH // 86400
+    below = [directory("etc"), Entry("etc/shadow", shadow(day), mode=0o640, mtime=EPOCH)]
+    listed = listing([write_tar(tmp_path / "below.tar", below)])
+
+    def layer(name: str, diff: list[Entry]) -> LayerFile:
+        source = write_tar(tmp_path / f"{name}-diff.tar", diff)
+        return normalize_tar(
+            source, tmp_path / f"{name}.tar", epoch=EPOCH, prefix=None, node="system", below=listed
+        )
+
+    rewritten = layer("today", [directory("etc"), Entry("etc/shadow", shadow(day + 5), mode=0o640)])
+    assert names(rewritten) == []
+    added = shadow(day + 5) + f"new:!:{day + 5}:0:99999:7:::\n".encode()
+    grown = layer("user", [directory("etc"), Entry("etc/shadow", added, mode=0o640)])
+    with tarfile.open(grown.path) as tar:
+        packed = tar.extractfile("etc/shadow")
+        assert packed is not None
+        assert packed.read() == shadow(day) + f"new:!:{day}:0:99999:7:::\n".encode()
+
+
+def test_whiteouts_are_written_alike_whichever_engine_recorded_them(tmp_path: Path) -> None:
+    """overlay2's upper dir gives a whiteout the deleted file's mode and time; containerd's
+    differ gives mode 0 and time 0 (seen: perl's files dpkg removed under path-exclude)."""
+    overlay2 = [directory("usr"), Entry("usr/.wh.gone", b"", mode=0o644, mtime=PAST)]
+    containerd = [directory("usr"), Entry("usr/.wh.gone", b"", mode=0, mtime=0)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    one, other = normalize(tmp_path / "a", overlay2), normalize(tmp_path / "b", containerd)
+
+    assert one.diff_id == other.diff_id
+    marker = members(one)[1]
+    assert (marker.name, marker.mode, marker.mtime) == ("usr/.wh.gone", 0, EPOCH)
+
+
+def test_whiteouts_written_as_hard_links_of_one_another_become_plain_markers(
+    tmp_path: Path,
+) -> None:
+    """overlayfs shares one inode among whiteouts; `docker commit` on overlay2 then writes
+    the later ones as hard links to the first (seen on Docker 28)."""
+    linked = [
+        directory("usr"),
+        Entry("usr/.wh.a", b""),
+        Entry("usr/.wh.b", kind=tarfile.LNKTYPE, link="usr/.wh.a"),
+        Entry("usr/.wh.c", kind=tarfile.LNKTYPE, link="usr/.wh.a"),
+    ]
+    plain = [directory("usr"), *(Entry(f"usr/.wh.{n}", b"") for n in "abc")]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    one, other = normalize(tmp_path / "a", linked), normalize(tmp_path / "b", plain)
+
+    assert one.diff_id == other.diff_id
+    assert [(m.name, m.type, m.linkname) for m in members(one)[1:]] == [
+        (f"usr/.wh.{n}", tarfile.REGTYPE, "") for n in "abc"
+    ]

@@ -230,3 +230,24 @@ def test_lock_s_apt_step_has_the_build_steps_heartbeat(
     beats = [line for line in out.getvalue().splitlines() if line.startswith("  resolving system ")]
     assert any("no output for" in line for line in beats), out.getvalue()
     assert beats[-1].endswith(f"(log: {cache.root / 'logs' / 'apt-resolve.log'})")
+
+
+def test_system_docs_is_locked_only_when_kept_and_flipping_it_keeps_the_pins(
+    project: Project,
+) -> None:
+    def system(lock: dict[str, Any]) -> dict[str, Any]:
+        inputs: dict[str, Any] = lock["platforms"][host_platform()]["nodes"]["system"]["inputs"]
+        return inputs
+
+    slim = project.lock()
+    project.spec.write_text(project.spec.read_text() + "docs = true\n")
+    kept = project.lock()
+    project.spec.write_text(project.spec.read_text().replace("docs = true\n", ""))
+    again = project.lock()
+
+    assert "docs" not in system(slim)
+    assert system(kept)["docs"] is True
+    assert system(kept)["packages"] == system(slim)["packages"]
+    assert again == slim, "back to the default: the same lock, byte for byte"
+    nodes = kept["platforms"][host_platform()]["nodes"]
+    assert nodes["system"]["key"] != slim["platforms"][host_platform()]["nodes"]["system"]["key"]

@@ -16,7 +16,6 @@ from builder.model.specfile import load_spec
 from builder.orchestrator.overlay import (
     KEY_TYPES,
     check_types,
-    docker_size,
     leaves,
     make_overlay,
     resource_warnings,
@@ -182,22 +181,6 @@ def test_a_key_risoluto_would_not_read_as_sent_is_refused_naming_it(
 def test_a_key_outside_codex_sandbox_is_refused() -> None:
     with pytest.raises(OverlayError, match=r"server\.port is not under codex\.sandbox"):
         check_types({"server": {"port": 4001}}, "x.json")
-
-
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("4g", 4 << 30),
-        ("512m", 512 << 20),
-        ("1.5G", 3 << 29),
-        ("8gb", 8 << 30),
-        ("100", 100),
-        ("-1", -1),
-        ("lots", None),
-    ],
-)
-def test_docker_sizes(text: str, size: int | None) -> None:
-    assert docker_size(text) == size
 
 
 def test_memory_over_4g_without_memory_swap_is_warned() -> None:

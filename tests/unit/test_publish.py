@@ -66,7 +66,12 @@ def with_node(cache: Cache, tar: Path, diff_id: str, name: str = "runtime.node")
     return NodeLock(name=name, kind=NodeKind.RUNTIME, key=key, parents=(), inputs={})
 
 
-def publish_one(running: RunningRegistry, cache: Cache, node: NodeLock) -> publish_module.Pushed:
+def publish_one(
+    running: RunningRegistry,
+    cache: Cache,
+    node: NodeLock,
+    annotations: dict[str, str] | None = None,
+) -> publish_module.Pushed:
     entry = cache.entry(node.key)
     assert entry is not None
     config = image_config(
@@ -80,6 +85,7 @@ def publish_one(running: RunningRegistry, cache: Cache, node: NodeLock) -> publi
         layers=list(entry.layers),
         nodes={node.name: node},
         cache=cache,
+        annotations=annotations,
     )
 
 
@@ -107,6 +113,27 @@ def test_layers_are_pushed_as_gzip_and_the_config_keeps_diff_ids(
     registry.pull_blob(REPO, document["config"]["digest"], config)
     assert json.loads(config.read_text())["rootfs"]["diff_ids"] == [diff_id]
     assert pushed.uploaded == 3  # the layer (once for node and image), two configs
+
+
+def test_the_image_manifest_carries_the_annotations_and_a_nodes_does_not(
+    running: RunningRegistry, tmp_path: Path
+) -> None:
+    tar, diff_id = layer_tar(tmp_path / "src")
+    cache = a_cache(tmp_path / "cache")
+    node = with_node(cache, tar, diff_id)
+    notes = {"org.opencontainers.image.revision": "f" * 40}
+
+    pushed = publish_one(running, cache, node, annotations=notes)
+
+    registry = Registry(running.host)
+    assert manifest_of(registry, pushed.digest)["annotations"] == notes
+    assert "annotations" not in manifest_of(registry, node_tag(node.key))
+    plain = publish_one(running, cache, node)
+    assert plain.digest != pushed.digest, "same image, another manifest"
+    assert (
+        manifest_of(registry, plain.digest)["config"]
+        == manifest_of(registry, pushed.digest)["config"]
+    )
 
 
 def test_publishing_the_same_layers_from_another_cache_uploads_nothing(

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import Result
 
 from builder.core.errors import OverlayError
-from builder.orchestrator import risoluto
+from builder.orchestrator import applied, risoluto
 from builder.orchestrator.risoluto import apply_overlay, check_url
 from tests.integration.risoluto_server import RisolutoServer, start
 from tests.unit import clirun
@@ -84,7 +84,8 @@ def test_apply_pins_the_image_and_confirms_it_from_the_effective_config(
     assert "codex.sandbox.image" in result.confirmed
     assert "codex.sandbox.security.gvisor" in result.confirmed
     assert result.to_json() == {"url": url, "ok": True, "removed": [], "left": []}
-    put, get = server.requests
+    read, put, get = server.requests
+    assert (read.method, read.path) == ("GET", "/api/v1/config/overlay")  # what it set before
     assert (put.method, put.path, get.method, get.path) == (
         "PUT",
         "/api/v1/config/overlay",
@@ -307,7 +308,7 @@ def test_a_5xx_is_retried(serve: Callable[..., Started]) -> None:
 
     apply_overlay(OVERLAY, url, token=None)
 
-    assert [r.method for r in server.requests] == ["PUT", "PUT", "GET"]
+    assert [r.method for r in server.requests] == ["GET", "GET", "PUT", "GET"]
     assert sandbox_of(server.overlay)["image"] == IMAGE
 
 
@@ -315,7 +316,7 @@ def test_a_server_failing_every_attempt_is_exit_8(serve: Callable[..., Started])
     url, server = serve()
     server.fail_next = [500, 500, 500]
 
-    with pytest.raises(OverlayError, match="failed PUT /api/v1/config/overlay 3 times") as caught:
+    with pytest.raises(OverlayError, match="failed GET /api/v1/config/overlay 3 times") as caught:
         apply_overlay(OVERLAY, url, token=None)
 
     assert "Internal server error" in str(caught.value)
@@ -370,7 +371,7 @@ def test_keys_an_earlier_apply_set_are_deleted_and_the_operators_stay(
     )
     ours = {"codex.sandbox.network": "agents", "codex.sandbox.resources.cpus": "2"}
 
-    result = apply_overlay(OVERLAY, url, token=None, remove=ours)
+    result = apply_overlay(OVERLAY, url, token=None, here=ours)
 
     assert result.removed == ("codex.sandbox.network", "codex.sandbox.resources.cpus")
     assert result.left == ()
@@ -397,7 +398,7 @@ def test_a_key_changed_on_the_server_since_is_left_and_reported(
         OVERLAY,
         url,
         token=None,
-        remove={"codex.sandbox.network": "agents", "codex.sandbox.env_passthrough": ["X"]},
+        here={"codex.sandbox.network": "agents", "codex.sandbox.env_passthrough": ["X"]},
     )
 
     assert result.removed == ()
@@ -431,6 +432,9 @@ def test_a_url_that_is_not_risoluto_is_exit_8(serve: Callable[..., Started]) -> 
 
 class _HtmlPage(http.server.BaseHTTPRequestHandler):
     """Another service: answers everything 200 with a web page."""
+
+    def do_GET(self) -> None:
+        self.do_PUT()
 
     def do_PUT(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -602,8 +606,44 @@ def test_cli_a_second_apply_removes_what_the_first_set_and_shows_it_first(
         f"applied: {path} to Risoluto at {url} (image {IMAGE}, 2 keys confirmed; removed "
         "codex.sandbox.egress_allowlist, codex.sandbox.extra_mounts)"
     ]
-    assert server.overlay == {"codex": {"model": "o3", "sandbox": smaller["codex"]["sandbox"]}}
-    assert requests_before == 2, "show and --dry-run sent nothing (the first apply: PUT, GET)"
+    assert server.overlay == {
+        "codex": {"model": "o3", "sandbox": smaller["codex"]["sandbox"]},
+        **applied.record(smaller),
+    }
+    assert requests_before == 4, "show sent nothing, --dry-run one GET (the first apply: 3)"
     plain = sandbox(tmp_path, "overlay", "show")
     assert json.loads(plain.stdout) == smaller
     assert f"{url}: removes nothing" in plain.stderr
+
+
+def test_cli_apply_knows_what_was_set_however_the_url_is_spelled_and_from_any_checkout(
+    tmp_path: Path, serve: Callable[..., Started]
+) -> None:
+    """Issue 27: the record of what an apply set lives on the server, not per URL string."""
+    url, server = serve(overlay={"codex": {"model": "o3", "sandbox": {"memory": "8g"}}})
+    first, second, third = (tmp_path / name for name in ("one", "two", "three"))
+    for checkout in (first, second, third):
+        checkout.mkdir()
+        write_overlay(checkout)
+    assert sandbox(first, "overlay", "apply", url).exit_code == 0  # 127.0.0.1
+    smaller = {"codex": {"sandbox": {"image": IMAGE, "egress_allowlist": ["a.example"]}}}
+    (second / "cache" / "overlay.json").write_text(json.dumps(smaller))
+    localhost = url.replace("127.0.0.1", "localhost") + "/"
+
+    dry = sandbox(second, "overlay", "apply", localhost, "--dry-run")
+    done = sandbox(second, "overlay", "apply", localhost)
+
+    assert dry.exit_code == 0, dry.stderr
+    assert done.exit_code == 0, done.stderr
+    removed = "codex.sandbox.extra_mounts, codex.sandbox.security.gvisor"
+    assert f"would remove {removed} (set by an earlier apply" in dry.stdout
+    assert f"removed {removed})" in done.stdout
+    assert sandbox_of(server.overlay) == {"memory": "8g", **smaller["codex"]["sandbox"]}
+    assert server.overlay["codex"]["model"] == "o3"  # the operator's keys stay
+
+    smallest = {"codex": {"sandbox": {"image": IMAGE}}}  # a third checkout drops the allowlist
+    (third / "cache" / "overlay.json").write_text(json.dumps(smallest))
+    again = sandbox(third, "overlay", "apply", url)
+    assert again.exit_code == 0, again.stderr
+    assert "removed codex.sandbox.egress_allowlist)" in again.stdout
+    assert sandbox_of(server.overlay) == {"memory": "8g", "image": IMAGE}

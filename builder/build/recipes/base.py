@@ -49,7 +49,9 @@ def _bootstrap(ctx: StepContext, node: NodeLock, inputs: BootstrapBase) -> StepR
             error=BuildError,
             what=f"base: debootstrap of {boot.suite}",
             log=ctx.cache.log_path(node.name),
-            env={"WGETRC": str(limits.write_wgetrc(work))},
+            # pwconv (passwd's postinst) writes the day into /etc/shadow: shadow 4.9+ takes
+            # it from SOURCE_DATE_EPOCH; store/dated.py clamps it for those that do not.
+            env={"WGETRC": str(limits.write_wgetrc(work)), "SOURCE_DATE_EPOCH": str(ctx.epoch)},
             hint=limits.network_hint(),
         )
         verify_installed(
