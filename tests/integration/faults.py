@@ -181,15 +181,35 @@ class RegistryServer:
             tags = []
         have, broken = self.blobs(), []
         for tag in tags:
-            request = urllib.request.Request(
-                f"http://{self.address}/v2/{repo}/manifests/{tag}",
-                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-            )
-            with urllib.request.urlopen(request) as reply:
-                document = json.loads(reply.read())
-            named = [document["config"]["digest"]] + [la["digest"] for la in document["layers"]]
-            broken += [f"{tag}: {d}" for d in named if d not in have]
+            document = self._document(repo, tag)
+            # an index (the attestations' referrers tag): the manifests it lists
+            manifests = [self._document(repo, m["digest"]) for m in document.get("manifests", [])]
+            for manifest in manifests or [document]:
+                named = [manifest["config"]["digest"]] + [la["digest"] for la in manifest["layers"]]
+                broken += [f"{tag}: {d}" for d in named if d not in have]
         return broken
+
+    def attached_blobs(self, repo: str, subject: str) -> set[str]:
+        """The blobs of the artifacts attached to manifest `subject` (its provenance and
+        SBOM), found as any client finds them here: under the referrers tag scheme's tag."""
+        found = set()
+        index = self._document(repo, f"sha256-{subject.removeprefix('sha256:')}")
+        for entry in index.get("manifests") or []:
+            artifact = self._document(repo, entry["digest"])
+            found |= {artifact["config"]["digest"]} | {la["digest"] for la in artifact["layers"]}
+        return found
+
+    def _document(self, repo: str, reference: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://{self.address}/v2/{repo}/manifests/{reference}",
+            headers={
+                "Accept": "application/vnd.oci.image.index.v1+json, "
+                "application/vnd.oci.image.manifest.v1+json"
+            },
+        )
+        with urllib.request.urlopen(request) as reply:
+            document: dict[str, Any] = json.loads(reply.read())
+        return document
 
 
 def _manifest(blob: Path) -> bool:
