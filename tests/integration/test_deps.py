@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Project, docker
+from tests.integration.risoluto_spawn import run_agent
 
 pytestmark = pytest.mark.docker
 
@@ -184,3 +185,22 @@ def test_relock_is_stable_and_a_changed_lockfile_makes_the_lock_stale(built: Bui
         assert project.sandbox("build").code == 3
     finally:
         requirements.write_text(original)
+
+
+def test_every_deps_tree_is_found_in_the_agents_login_shell(built: Built, tmp_path: Path) -> None:
+    """As Risoluto runs the agent (risoluto_spawn.py: the image's entrypoint, `bash -lc`,
+    umask 077, uid 12345): the trees' bins, NODE_PATH, the venv and the stores' settings."""
+    out = run_agent(
+        built.image,
+        "set -e; cowsay moo; node -e 'console.log(require(\"is-odd\")(3))'; "
+        "python -c 'import six, idna; print(six.__version__)'; "
+        'echo "$npm_config_cache $pnpm_config_store_dir"',
+        workspace=tmp_path / "workspace",
+    )
+    assert "< moo >" in out
+    lines = out.strip().splitlines()
+    assert lines[-3:] == [
+        "true",
+        "1.16.0",
+        "/opt/sandbox/deps/tool/npm-cache /opt/sandbox/deps/site/store",
+    ]
