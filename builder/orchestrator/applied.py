@@ -28,7 +28,7 @@ from builder.core.atomic import write_atomic
 from builder.core.errors import CacheError
 from builder.core.keys import canonical_bytes, content_digest
 from builder.core.layout import APPLIED_FILE
-from builder.orchestrator.overlay import leaves
+from builder.orchestrator.overlay import MISSING, leaves, lookup
 
 FILE = APPLIED_FILE
 VERSION = 1
@@ -122,26 +122,14 @@ def plan(
         return ApplyPlan(url=url, set=sent, remove=dropped, asked=False)
     remove, left = {}, []
     for key, value in sorted(dropped.items()):
-        now = _lookup(stored, key)
-        if now is _MISSING:
+        now = lookup(stored, tuple(key.split(".")))
+        if now is MISSING:
             continue  # someone removed it already
         if digest(now) == value:
             remove[key] = value
         else:
             left.append(key)
     return ApplyPlan(url=url, set=sent, remove=remove, left=tuple(left))
-
-
-_MISSING = object()
-
-
-def _lookup(config: Mapping[str, Any], key: str) -> Any:
-    found: Any = config
-    for part in key.split("."):
-        if not isinstance(found, dict) or part not in found:
-            return _MISSING
-        found = found[part]
-    return found
 
 
 def _nested(one: str, other: str) -> bool:

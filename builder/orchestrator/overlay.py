@@ -93,6 +93,18 @@ def leaves(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
         yield path, value
 
 
+MISSING = object()  # what `lookup` gives for a key path the config does not hold
+
+
+def lookup(config: Any, path: tuple[str, ...]) -> Any:
+    """The value at key `path` of `config`, or MISSING."""
+    for key in path:
+        if not isinstance(config, dict) or key not in config:
+            return MISSING
+        config = config[key]
+    return config
+
+
 def check_types(overlay: dict[str, Any], where: str) -> None:
     """Refuse (OverlayError naming each key) what Risoluto would not read as sent."""
     problems = []

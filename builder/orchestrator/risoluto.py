@@ -49,7 +49,7 @@ from builder.core.keys import canonical_bytes
 from builder.net import transport
 from builder.net.transport import Transient
 from builder.orchestrator import applied
-from builder.orchestrator.overlay import check_types, leaves
+from builder.orchestrator.overlay import MISSING, check_types, leaves, lookup
 
 TOKEN_ENV = "RISOLUTO_WRITE_TOKEN"
 OVERLAY_API = "/api/v1/config/overlay"
@@ -342,12 +342,12 @@ def _unexpected(base: str, method: str, api: str, reply: Any) -> str:
 def _confirm(overlay: dict[str, Any], effective: dict[str, Any], base: str) -> tuple[str, ...]:
     confirmed, differ = [], []
     for path, sent in leaves(overlay):
-        got = _lookup(effective, path)
+        got = lookup(effective, path)
         name = ".".join(path)
-        if got is not _MISSING and _consistent(sent, got):
+        if got is not MISSING and _consistent(sent, got):
             confirmed.append(name)
         else:
-            shown = "nothing" if got is _MISSING else _short(got)
+            shown = "nothing" if got is MISSING else _short(got)
             differ.append(f"{name} (sent {_short(sent)}, it has {shown})")
     if differ:
         msg = (
@@ -358,17 +358,6 @@ def _confirm(overlay: dict[str, Any], effective: dict[str, Any], base: str) -> t
         )
         raise OverlayError(msg)
     return tuple(confirmed)
-
-
-_MISSING = object()
-
-
-def _lookup(config: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(config, dict) or key not in config:
-            return _MISSING
-        config = config[key]
-    return config
 
 
 def _consistent(sent: Any, got: Any) -> bool:
