@@ -211,7 +211,7 @@ def normalize_tar(
     `listing` of the layers under it), also drop what only says how an engine records a
     change (`_same_as_below`), so every engine gives the same tar."""
     with tarfile.open(source) as src:
-        everything = {_clean(m.name): _unlinked_whiteout(m) for m in src.getmembers()}
+        everything = {_clean(m.name): _whiteout_marker(m, epoch) for m in src.getmembers()}
         members = [m for m in everything.values() if not is_scratch(m.name)]
         if below is not None:
             same = _same_as_below(members, below, epoch, src)
@@ -351,16 +351,19 @@ def _clean(name: str) -> str:
     return name.removeprefix("./").rstrip("/")
 
 
-def _unlinked_whiteout(member: tarfile.TarInfo) -> tarfile.TarInfo:
-    """A whiteout as a plain empty file. Recent kernels make overlayfs whiteouts hard links of
-    one shared inode, so `docker commit` on overlay2 (Docker 28) writes the second and later
-    whiteouts of a diff as hard links to the first; the upper dir read here, and containerd,
-    give each its own empty file."""
+def _whiteout_marker(member: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
+    """A whiteout as one form, whichever engine recorded it. A whiteout only marks a name
+    deleted, so its type, mode, owners and time mean nothing, and engines write them
+    differently: overlay2's upper dir, as converted, gives the deleted file's mode and time,
+    the containerd snapshotter mode 0 and time 0, and `docker commit` on overlay2 (Docker 28:
+    recent kernels make overlayfs whiteouts hard links of one shared inode) writes the second
+    and later whiteouts of a diff as hard links to the first. Every one becomes a plain empty
+    file, mode 0, owner 0:0, the epoch, before hard links are resolved."""
     if not _clean(member.name).rpartition("/")[2].startswith(".wh."):
         return member
-    plain = tarfile.TarInfo(member.name)
-    plain.type, plain.size, plain.mtime = tarfile.REGTYPE, 0, member.mtime
-    return plain
+    marker = tarfile.TarInfo(member.name)
+    marker.type, marker.size, marker.mode, marker.mtime = tarfile.REGTYPE, 0, 0, epoch
+    return marker
 
 
 def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarInfo:
@@ -373,11 +376,6 @@ def _normalized(member: tarfile.TarInfo, name: str, epoch: int) -> tarfile.TarIn
     info.pax_headers = {k: v for k, v in member.pax_headers.items() if k.startswith(_KEEP_PAX)}
     if not info.isreg():
         info.size = 0
-    if name.rpartition("/")[2].startswith(".wh."):
-        # A whiteout only marks a name deleted: its mode, owners and time mean nothing, and
-        # engines write them differently (overlay2's upper dir, as converted: the deleted
-        # file's mode and time; the containerd snapshotter: mode 0, time 0). One form for all.
-        info.mode, info.uid, info.gid, info.mtime = 0, 0, 0, epoch
     return info
 
 
