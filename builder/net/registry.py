@@ -196,17 +196,7 @@ class Registry:
         what = f"reading manifest {repo}:{reference}"
         url = f"/v2/{repo}/manifests/{quote(reference, safe=':')}"
         headers = {"Accept": ", ".join(accept)} if accept else {}
-        reply = self._retrying(
-            lambda: self._once(
-                "GET",
-                url,
-                scope=_scope(repo, push=False),
-                what=what,
-                headers=headers,
-                allow_404=True,
-            ),
-            what,
-        )
+        reply = self._read("GET", url, scope=_scope(repo, push=False), what=what, headers=headers)
         if reply.status == 404:
             message = error_text(reply.body)[0]
             if "accept header" in message.lower():
@@ -238,17 +228,7 @@ class Registry:
         what = f"listing the referrers of {repo}@{digest}"
         url = f"/v2/{repo}/referrers/{digest}"
         headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
-        reply = self._retrying(
-            lambda: self._once(
-                "GET",
-                url,
-                scope=_scope(repo, push=False),
-                what=what,
-                headers=headers,
-                allow_404=True,
-            ),
-            what,
-        )
+        reply = self._read("GET", url, scope=_scope(repo, push=False), what=what, headers=headers)
         if reply.status == 404:
             return None
         try:
@@ -266,10 +246,18 @@ class Registry:
         _check_digest(digest)
         what = f"checking for blob {digest} in {repo}"
         url = f"/v2/{repo}/blobs/{digest}"
-        reply = self._retrying(
-            lambda: self._once("HEAD", url, scope=scope, what=what, allow_404=True), what
+        return self._read("HEAD", url, scope=scope, what=what).status != 404
+
+    def _read(
+        self, method: str, url: str, *, scope: str, what: str, headers: dict[str, str] | None = None
+    ) -> _Reply:
+        """A GET or HEAD that may find nothing (404 is an answer), retried as every exchange."""
+        return self._retrying(
+            lambda: self._once(
+                method, url, scope=scope, what=what, headers=headers, allow_404=True
+            ),
+            what,
         )
-        return reply.status != 404
 
     def _retrying(self, attempt: Callable[[], T], what: str) -> T:
         return transport.retrying(attempt, self._policy, lambda exc: self._gave_up(what, exc))
