@@ -44,8 +44,8 @@ TIMED = [
     ("builder.store.diffs", None, ["tar_overlay_upper"]),
     ("builder.net.downloads", None, ["fetch"]),
     ("builder.core.unpack", None, ["unpack"]),
-    ("builder.build.recipes", None, ["build"]),
-    ("builder.build.recipes.common", None, ["capture"]),
+    ("builder.realize.recipes", None, ["build"]),
+    ("builder.realize.recipes.common", None, ["capture"]),
     ("builder.image.loading", None, ["load_image"]),
 ]
 HEAVY = ("networkx", "docker", "typer", "rich", "click", "requests", "tomlkit")
@@ -243,8 +243,8 @@ def _timers(totals: dict[str, list[float]], lock: threading.Lock) -> Iterator[No
     """Wrap every TIMED function (wherever it was imported to) with a timer."""
     for name in (
         "builder.actions.build",
-        "builder.build.execute",
-        "builder.build.recipes",
+        "builder.realize.execute",
+        "builder.realize.recipes",
         "builder.cli.app",
     ):
         importlib.import_module(name)

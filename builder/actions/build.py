@@ -20,9 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.build import history
-from builder.build.execute import BuildStatus, Executor, NodeOutcome, Remote
-from builder.build.plan import make_plan
 from builder.core import gitrepo
 from builder.core.atomic import write_atomic
 from builder.core.errors import LockError
@@ -43,6 +40,9 @@ from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
 from builder.model.toolinputs import NpmToolsInputs
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
+from builder.realize import history
+from builder.realize.execute import BuildStatus, Executor, NodeOutcome, Remote
+from builder.realize.plan import make_plan
 from builder.store.cache import Cache, Layer, NodeEntry
 
 if TYPE_CHECKING:

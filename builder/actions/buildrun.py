@@ -28,11 +28,11 @@ from builder.store.cache import Cache
 
 if TYPE_CHECKING:
     from builder.actions.build import BuildResult
-    from builder.build.plan import BuildPlan
     from builder.engine.interface import Engine
     from builder.model.spec import Spec
     from builder.orchestrator.applied import ApplyPlan
     from builder.orchestrator.risoluto import ApplyResult
+    from builder.realize.plan import BuildPlan
 
 
 class EngineFactory:
@@ -91,9 +91,9 @@ class BuildRequest:
 def run_build(request: BuildRequest) -> None:
     """Build (and with `push`, publish), then print the result: JSON or a few lines."""
     from builder.actions.build import build_project, fresh_lock, remote_for
-    from builder.build import history
     from builder.core.liveprogress import progress_for
     from builder.model.specfile import load_spec
+    from builder.realize import history
 
     if request.apply is not None:
         from builder.orchestrator.risoluto import check_url
@@ -113,8 +113,8 @@ def run_build(request: BuildRequest) -> None:
     native = request.platform in (None, host_platform())
     with cache_lock(cache, "build"):
         if request.explain:
-            from builder.build.explain import reasons
-            from builder.build.plan import make_plan
+            from builder.realize.explain import reasons
+            from builder.realize.plan import make_plan
 
             nodes = lock.nodes(request.platform or host_platform())
             plan = make_plan(nodes, cache.entry)

@@ -18,13 +18,13 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
 
-from builder.build import history
 from builder.core.errors import EngineRefusedError
 from builder.core.layout import CACHE_LAYERS, CACHE_NODES
 from builder.engine.interface import ImageInfo
 from builder.image.export import stale_exports
 from builder.image.loading import STAGE_LABEL
 from builder.model.lockfile import Lock
+from builder.realize import history
 from builder.store.blobs import BlobStore
 from builder.store.cache import Cache
 

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from builder.actions.build import platform_image
-from builder.build.execute import Executor, NodeOutcome
-from builder.build.plan import make_plan
 from builder.core.errors import OverlayError
 from builder.core.platforms import host_platform
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
 from builder.model.lockfile import Lock
 from builder.model.spec import Spec
+from builder.realize.execute import Executor, NodeOutcome
+from builder.realize.plan import make_plan
 from builder.store.cache import Cache
 from builder.store.contents import FileDifference, differences, listing
 

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from builder.build import history
 from builder.check import probes, scan
 from builder.check.report import CheckResult, Report
 from builder.check.scan import Hit, LayerRef
@@ -31,6 +30,7 @@ from builder.engine.interface import Engine, in_step
 from builder.image.profile import HISTORY, is_profile_layer
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
+from builder.realize import history
 from builder.store.cache import Cache
 from builder.store.diffs import layers_of_saved_image
 

@@ -10,7 +10,6 @@ import typer
 
 from builder.actions.buildrun import BuildRequest, run_build
 from builder.actions.buildrun import print_plan as _print_plan
-from builder.build import history
 from builder.cli.options import (
     PlatformOption,
     ProgressMode,
@@ -21,6 +20,7 @@ from builder.cli.options import (
 from builder.core.layout import default_cache_dir
 from builder.model.spec import Spec
 from builder.orchestrator.risoluto import TOKEN_ENV
+from builder.realize import history
 from builder.store.cache import Cache
 
 if TYPE_CHECKING:
@@ -164,9 +164,9 @@ def _keyed(spec: Spec, text: str, platform: str) -> str:
 def status(platform: PlatformOption = None) -> None:
     """What `build` would do, from the lock and the cache alone (no Docker, no network)."""
     from builder.actions.build import fresh_lock
-    from builder.build.explain import reasons
-    from builder.build.plan import make_plan
     from builder.core.platforms import host_platform
+    from builder.realize.explain import reasons
+    from builder.realize.plan import make_plan
 
     spec = options.spec()
     chosen = listed_platform(spec, platform)

@@ -122,8 +122,8 @@ def lock(
 def _resolving(spec: Spec, cache: Cache) -> tuple[Callable[[], Engine], Progress, Stager]:
     """The engine, the progress lines and the stages that lock and outdated resolve with:
     the stages build on that same engine and report on those same lines."""
-    from builder.build.stage import Stages
     from builder.core.progress import Progress
+    from builder.realize.stage import Stages
 
     engine, progress = engine_factory(), Progress()
     stages = Stages(cache=cache, engine=engine, progress=progress, project_dir=spec.project_dir)

@@ -1,7 +1,7 @@
 """The system layer is slim as Debian's own slim images are, unless `[system] docs = true`.
 
 dpkg is told to leave documentation (but copyright files), man and info pages and
-translations out of what the system step installs (builder/build/recipes/system.py), and the
+translations out of what the system step installs (builder/realize/recipes/system.py), and the
 config stays in the image so what the agent installs later is slim alike.
 """
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from builder.build.recipes import deps as recipe
 from builder.core.errors import BuildError, ResolutionError
 from builder.image.export import deps_mounts, export_tree, stale_exports
 from builder.lock.resolve import deps, installers
 from builder.model.spec import DEP_MANAGERS, DepManager, DepMode, DepSpec, SandboxSpec
 from builder.orchestrator import overlay
+from builder.realize.recipes import deps as recipe
 from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.conftest import Web
 

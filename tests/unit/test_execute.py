@@ -1,4 +1,4 @@
-"""The Executor (builder/build/execute.py) carrying out a plan on the recording FakeEngine.
+"""The Executor (builder/realize/execute.py) carrying out a plan on the recording FakeEngine.
 
 The nodes above the base are built by the real system recipe: each step's container is a
 call of the test's step function, which writes the step's files into the container's upper
@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from builder.build.execute import Executor, NodeOutcome
-from builder.build.plan import make_plan
 from builder.core.errors import BuildError
 from builder.core.progress import Progress
 from builder.model.lockfile import NodeKind, NodeLock
+from builder.realize.execute import Executor, NodeOutcome
+from builder.realize.plan import make_plan
 from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.fake_engine import FakeEngine, Run
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from builder.build.explain import MAX_LINES, changes, reasons
-from builder.build.history import BuildRecord
 from builder.model.lockfile import NodeKind, NodeLock
+from builder.realize.explain import MAX_LINES, changes, reasons
+from builder.realize.history import BuildRecord
 
 
 def _node(name: str, key: str, inputs: dict[str, Any], parents: tuple[str, ...] = ()) -> NodeLock:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder.actions.gc import collect
-from builder.build import history
 from builder.engine.interface import ImageInfo
 from builder.image.loading import STAGE_LABEL
 from builder.model.lockfile import Lock, NodeKind, NodeLock
+from builder.realize import history
 from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.fake_engine import FakeEngine
 

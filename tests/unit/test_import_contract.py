@@ -1,7 +1,7 @@
 """The import contract: `builder/` is a stack of stage packages, and imports only go down it.
 
 PIPELINE lists the packages bottom first. A module may import its own package and any package
-listed before it, never one after: `lock` may use `model` and `engine`, `build` may use
+listed before it, never one after: `lock` may use `model` and `engine`, `realize` may use
 `lock`'s resolvers, but nothing below `cli` knows the CLI exists. Every import counts:
 module-level, inside functions (the lazy imports of the no-op path) and under TYPE_CHECKING.
 """
@@ -26,7 +26,7 @@ PIPELINE = [
     "model",  # sandbox.toml and sandbox.lock: the spec, the layer graph, the lock model
     "lock",  # `sandbox lock`: resolvers, runtimes, outdated
     "image",  # images from layers: assemble, load, export, the no-op replay
-    "build",  # plan, execute, recipes, the stages lock is handed
+    "realize",  # plan, execute, recipes, the stages lock is handed
     "publish",  # the registry: the image, the team cache, the OCI index
     "orchestrator",  # the overlay and applying it to Risoluto
     "check",  # `sandbox check`

@@ -1,9 +1,9 @@
-"""Build plans (builder/build/plan.py): cached or build per node, and the image stack order."""
+"""Build plans (builder/realize/plan.py): cached or build per node, and the image stack order."""
 
 from __future__ import annotations
 
-from builder.build.plan import Action, BuildPlan, make_plan
 from builder.model.lockfile import NodeKind, NodeLock, ancestors, stack
+from builder.realize.plan import Action, BuildPlan, make_plan
 from builder.store.cache import NodeEntry
 
 PARENTS = {

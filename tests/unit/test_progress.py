@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from builder.build.execute import BuildStatus, NodeOutcome
 from builder.core.progress import Progress, human_size
+from builder.realize.execute import BuildStatus, NodeOutcome
 from builder.store.cache import Layer, NodeEntry
 
 

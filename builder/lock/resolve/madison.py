@@ -2,7 +2,7 @@
 
 `apt-cache madison` runs inside a container of the locked base, after `apt-get update` with
 the very sources `sandbox lock` resolves against (the suite, its -updates and, on Debian's
-mirror, -security: see `builder.build.recipes.base.sources_list`). Each line names a version and
+mirror, -security: see `builder.realize.recipes.base.sources_list`). Each line names a version and
 the archive it comes from, so a version offered by `<suite>-security` is a security update.
 """
 

@@ -15,13 +15,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from builder.build.plan import BuildPlan
 from builder.core.errors import RegistryError
 from builder.core.progress import Progress
 from builder.engine.interface import Engine, in_step
 from builder.image import assemble
 from builder.image.loading import STAGE_LABEL, STAGE_REPO, load_image
 from builder.model.lockfile import NodeLock, ancestors, stack
+from builder.realize.plan import BuildPlan
 from builder.store.cache import Cache, Layer, NodeEntry
 
 if TYPE_CHECKING:
@@ -130,8 +130,8 @@ class Executor:
                 entry=pulled,
             )
         self._progress.start(node.name, log=self._cache.log_path(node.name))
-        from builder.build import recipes  # only when something builds: a no-op never imports it
         from builder.engine.step import StepContext
+        from builder.realize import recipes  # only when something builds: a no-op never imports it
 
         ctx = StepContext(
             cache=self._cache,

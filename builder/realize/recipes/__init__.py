@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from builder.build.recipes.base import build_base
-from builder.build.recipes.common import StepResult
-from builder.build.recipes.deps import build_deps
-from builder.build.recipes.runtime import build_bin, build_runtime
-from builder.build.recipes.system import build_system
-from builder.build.recipes.tools import build_npm_tools, build_pip_tools
 from builder.core.errors import BuildError
 from builder.engine.step import StepContext
 from builder.model.lockfile import NodeLock
+from builder.realize.recipes.base import build_base
+from builder.realize.recipes.common import StepResult
+from builder.realize.recipes.deps import build_deps
+from builder.realize.recipes.runtime import build_bin, build_runtime
+from builder.realize.recipes.system import build_system
+from builder.realize.recipes.tools import build_npm_tools, build_pip_tools
 
 __all__ = ["StepResult", "build"]
 

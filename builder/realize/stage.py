@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.build.execute import Executor
-from builder.build.plan import make_plan
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
 from builder.model.inputs import BaseInputs
 from builder.model.lockfile import NodeLock, ancestors
+from builder.realize.execute import Executor
+from builder.realize.plan import make_plan
 from builder.store.cache import Cache
 
 

@@ -1,4 +1,6 @@
-"""Building a Lock's nodes: plan, execute, recipes.
+"""Realizing a Lock's nodes into layers in the store: plan, execute, recipes.
+
+("Realize" as Nix says it: a locked node becomes the layer its key names, built or found.)
 
 `plan` decides from the lock and the cache alone what must build; `execute` builds the plan,
 independent nodes in parallel, each in a stage of its ancestors; `recipes/` is each node

@@ -32,7 +32,6 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from builder.build.recipes.common import StepResult, run_into_prefix
 from builder.core.errors import BuildError, LockError
 from builder.core.layout import DEPS_PREFIX, TREES
 from builder.core.unpack import unpack
@@ -44,6 +43,7 @@ from builder.model.lockfile import NodeLock
 from builder.model.spec import DepManager, DepMode
 from builder.model.toolinputs import DepsInputs
 from builder.net import downloads
+from builder.realize.recipes.common import StepResult, run_into_prefix
 
 PREFIX = DEPS_PREFIX
 TOOL_DIR = "/tmp/sandbox-builder-tool"  # pnpm's package or uv's binaries, read-only

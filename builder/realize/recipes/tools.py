@@ -13,13 +13,13 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from builder.build.recipes.common import StepResult, run_into_prefix, verify_installed
 from builder.core.errors import BuildError
 from builder.core.keys import RECIPES, sha256_of
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
 from builder.lock import managers
 from builder.model.lockfile import NodeLock
 from builder.model.toolinputs import NpmToolsInputs, PipTool, PipToolsInputs
+from builder.realize.recipes.common import StepResult, run_into_prefix, verify_installed
 from builder.store.cache import Layer, NodeEntry
 from builder.store.layers import LayerFile
 

@@ -17,7 +17,6 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from builder.build.recipes.common import StepResult, capture, verify_installed
 from builder.core import limits
 from builder.core.errors import BuildError, LockError
 from builder.engine.interface import Mount, kept_container, require_success
@@ -26,6 +25,7 @@ from builder.lock.resolve.apt import APT_ENV, apt_update
 from builder.model.fields import FIX
 from builder.model.inputs import SystemInputs
 from builder.model.lockfile import NodeLock
+from builder.realize.recipes.common import StepResult, capture, verify_installed
 
 
 def build_system(ctx: StepContext, node: NodeLock) -> StepResult:

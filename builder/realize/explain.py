@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builder.build.history import BuildRecord
 from builder.model.lockfile import NodeLock
+from builder.realize.history import BuildRecord
 
 MAX_LINES = 8
 _IDS = ("name", "path")

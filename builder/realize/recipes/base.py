@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 
-from builder.build.recipes.common import StepResult, dpkg_status, store, verify_installed
 from builder.core import limits, proc, space
 from builder.core.errors import BuildError
 from builder.engine.step import StepContext
 from builder.model.inherit import base_env
 from builder.model.inputs import BaseInputs, BootstrapBase, ImageBase
 from builder.model.lockfile import NodeLock
+from builder.realize.recipes.common import StepResult, dpkg_status, store, verify_installed
 from builder.store.diffs import layers_of_saved_image
 from builder.store.layers import layer_file, tar_directory
 

@@ -8,12 +8,12 @@ on the host, and never reach a layer.
 
 from __future__ import annotations
 
-from builder.build.recipes.common import StepResult, host_layer
 from builder.engine.step import StepContext
 from builder.lock import bins, runtimes
 from builder.model.inputs import RuntimeInputs
 from builder.model.lockfile import NodeLock
 from builder.model.toolinputs import BinToolInputs
+from builder.realize.recipes.common import StepResult, host_layer
 
 
 def build_runtime(ctx: StepContext, node: NodeLock) -> StepResult:
