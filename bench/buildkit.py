@@ -37,7 +37,7 @@ from bench.dockerfile import (
     final_lines,
     get_step,
 )
-from builder.lock import managers
+from builder.resolve import managers
 from builder.model.inputs import Pin, RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, stack
 from builder.model.spec import Provider, Spec

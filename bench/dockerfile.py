@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.image.assemble import compose_env
-from builder.lock import managers
+from builder.resolve import managers
 from builder.model.inputs import RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, stack
 from builder.model.spec import DepManager, DepMode, Provider, Spec

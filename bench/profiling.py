@@ -45,7 +45,7 @@ TIMED = [
     ("builder.net.downloads", None, ["fetch"]),
     ("builder.core.unpack", None, ["unpack"]),
     ("builder.realize.recipes", None, ["build"]),
-    ("builder.realize.recipes.common", None, ["capture"]),
+    ("builder.kinds.layer", None, ["capture"]),
     ("builder.image.loading", None, ["load_image"]),
 ]
 HEAVY = ("networkx", "docker", "typer", "rich", "click", "requests", "tomlkit")
@@ -163,7 +163,7 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
     from builder.store.cache import Cache
 
     cache = Cache(bench.cache)
-    lock = lockfile.read(bench.project / "sandbox.lock")
+    lock = lockfile.read(bench.project / "sandbox.lock", KINDS)
     nodes = lock.nodes(host_platform())
     entries = [cache.entry(node.key) for node in nodes.values()]
     layers = [(e.name, la) for e in entries if e is not None for la in e.layers]

@@ -67,6 +67,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `builder` imp
 
 from bench import buildkit, dockerfile, infra, report
 from bench.infra import BenchError, sh
+from builder.kinds import KINDS
 from builder.core.certs import ca_bundle
 from builder.core.platforms import host_platform
 from builder.engine.docker import DockerEngine
@@ -246,7 +247,7 @@ class Bench:
         for name in VARIANTS:
             self.install(name)
             spec = load_spec(self.project / "sandbox.toml")
-            lock = lockfile.read(self.project / "sandbox.lock")
+            lock = lockfile.read(self.project / "sandbox.lock", KINDS)
             context = dockerfile.generate(
                 spec=spec, lock=lock, platform=host_platform(), base_image=self.base_image
             )
@@ -313,7 +314,7 @@ class Bench:
         labelled as the benchmark's own, not as a build environment: that one is `sandbox
         build`'s and goes in `cold`; `sandbox gc` (and the test suite) leave this one alone.
         """
-        lock = lockfile.read(self.project / "sandbox.lock")
+        lock = lockfile.read(self.project / "sandbox.lock", KINDS)
         base = lock.nodes(host_platform())["base"]
         entry = Cache(self.cache).entry(base.key)
         if entry is None:

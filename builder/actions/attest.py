@@ -152,7 +152,7 @@ def check_attestations(
     key: Key | None,
 ) -> AttestationReport:
     """Fetch REF's attestations and hold them to this lock (and `key`, when given)."""
-    from builder.lock.resolve.base import split_ref
+    from builder.resolve.base import split_ref
     from builder.net.registry import Registry
 
     host, repo, reference = split_ref(ref)
@@ -259,7 +259,7 @@ def require_signature(*, spec: Spec, lock: Lock, overlay: Path) -> None:
         return
     from builder.actions.verify import default_ref
     from builder.core.platforms import host_platform
-    from builder.lock.resolve.base import has_registry
+    from builder.resolve.base import has_registry
     from builder.publish.signing import public_key
     from builder.sbom import spdx_document
 

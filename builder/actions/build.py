@@ -36,6 +36,7 @@ from builder.image.profile import HISTORY, profile_layer
 from builder.model import inherit
 from builder.model.agents import agent_env
 from builder.model.inputs import BaseInputs, SystemInputs
+from builder.kinds import KINDS
 from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
 from builder.model.toolinputs import NpmToolsInputs
@@ -141,7 +142,7 @@ class _TeamCache:
 def fresh_lock(spec: Spec) -> Lock:
     """The sandbox.lock beside `spec`, refused (exit 3) when missing or stale."""
     path = lock_path(spec.path)
-    lock = read(path)
+    lock = read(path, KINDS)
     check_fresh(spec, lock, path)
     return lock
 

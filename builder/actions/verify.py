@@ -189,7 +189,7 @@ def verify_image(
 
 
 def _open(ref: str, *, engine: Callable[[], Engine], platform: str, work: Path) -> ImageSource:
-    from builder.lock.resolve.base import has_registry
+    from builder.resolve.base import has_registry
 
     if has_registry(ref):
         from builder.publish.remote import open_remote

@@ -139,7 +139,8 @@ def graph(
     The graph is the same on every platform; with `--platform` and a fresh lock, the text
     form also gives each node's key on that platform.
     """
-    from builder.model.graph import build_graph, render
+    from builder.kinds import build_graph
+from builder.model.graph import render
 
     spec = options.spec()
     text = render(build_graph(spec), fmt.value)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from builder.kinds import KINDS
 from builder.actions.buildrun import cache_lock as _cache_lock
 from builder.cli.options import PlatformOption, engine_factory, listed_platform, options
 from builder.core.atomic import write_atomic
@@ -78,7 +79,7 @@ def lock(
     if check:
         from builder.actions.build import check_fresh
 
-        current = lockfile.read(path)
+        current = lockfile.read(path, KINDS)
         _warn_floating(spec, current)
         check_fresh(spec, current, path)
         typer.echo(f"{path.name} is up to date")
@@ -88,7 +89,7 @@ def lock(
     old = None
     if path.exists():
         try:
-            old = lockfile.read(path, older_recipes_ok=True)
+            old = lockfile.read(path, KINDS, older_recipes_ok=True)
         except LockError:
             if not update:
                 raise

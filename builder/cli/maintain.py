@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from builder.kinds import KINDS
 from builder.actions.buildrun import cache_lock as _cache_lock
 from builder.cli.options import engine_factory, options
 
@@ -31,7 +32,7 @@ def gc(
     from builder.model import lockfile
 
     spec = options.spec()
-    lock_ = lockfile.read(lockfile.lock_path(spec.path))
+    lock_ = lockfile.read(lockfile.lock_path(spec.path), KINDS)
     cache = options.cache()
     with _cache_lock(cache, "gc"):
         result = collect(

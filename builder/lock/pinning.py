@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 
 from builder.core import patterns
-from builder.lock.managers import npm_dependency
-from builder.lock.resolve.apt import APT_RUNTIMES
+from builder.resolve.managers import npm_dependency
+from builder.resolve.apt import APT_RUNTIMES
 from builder.model import inherit
 from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.lockfile import NodeLock

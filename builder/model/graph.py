@@ -1,6 +1,7 @@
 """The layer graph (DESIGN.md §3): which nodes a spec has and what each one needs.
 
-The only module importing networkx. Edges are real needs (a runtime needs the system layer,
+The only module importing networkx; the node kinds (`builder.kinds`) say which nodes a spec
+declares and what each needs (`KINDS.graph`). Edges are real needs (a runtime needs the system layer,
 npm tools need node), so independent nodes can build in parallel and a change to one never
 rebuilds another. `stack_order` is the fixed order layers take in the final image: the ones
 that change least first, so a bump leaves every layer beneath it byte-identical.
@@ -13,20 +14,13 @@ from dataclasses import dataclass
 import networkx as nx
 
 from builder.model.lockfile import NodeKind, stack_key
-from builder.model.spec import Spec
 
 
 @dataclass(frozen=True, kw_only=True)
 class Node:
     name: str
-    kind: NodeKind
-
-    @property
-    def prefix(self) -> str | None:
-        """The only folder this node may write to; None for base and system (they own `/`)."""
-        if self.kind in (NodeKind.BASE, NodeKind.SYSTEM):
-            return None
-        return "/opt/sandbox/" + self.name.replace(".", "/") + "/"
+    kind: NodeKind  # where its layers sit in the stack
+    prefix: str | None  # the only folder it may write to; None if it owns `/` (base, system)
 
 
 class LayerGraph:
@@ -67,30 +61,6 @@ class LayerGraph:
     def _rank(self, name: str) -> str:
         rank, _ = stack_key(self.node(name).kind, name)
         return f"{rank}:{name}"
-
-
-def build_graph(spec: Spec) -> LayerGraph:
-    """The layer graph a spec declares."""
-    graph = LayerGraph()
-    graph.add(Node(name="base", kind=NodeKind.BASE), [])
-    graph.add(Node(name="system", kind=NodeKind.SYSTEM), ["base"])
-    layered = {r.name for r in spec.runtimes if r.provider != "apt"}
-    for runtime in sorted(layered):
-        graph.add(Node(name=f"runtime.{runtime}", kind=NodeKind.RUNTIME), ["system"])
-
-    def runtime_or_system(runtime: str) -> list[str]:
-        return [f"runtime.{runtime}"] if runtime in layered else ["system"]
-
-    if spec.tools.pip:
-        graph.add(Node(name="tools.pip", kind=NodeKind.TOOLS), runtime_or_system("python"))
-    if spec.tools.npm:
-        graph.add(Node(name="tools.npm", kind=NodeKind.TOOLS), runtime_or_system("node"))
-    for tool in spec.tools.bin:
-        graph.add(Node(name=f"tools.bin.{tool.name}", kind=NodeKind.TOOLS), ["system"])
-    for dep in spec.deps:
-        runtime = "node" if dep.manager in ("pnpm", "npm") else "python"
-        graph.add(Node(name=f"deps.{dep.name}", kind=NodeKind.DEPS), runtime_or_system(runtime))
-    return graph
 
 
 def render(graph: LayerGraph, fmt: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from builder.core.errors import RegistryError
 from builder.core.keys import content_digest
-from builder.lock.resolve.base import INDEXES, MANIFESTS, split_ref
+from builder.resolve.base import INDEXES, MANIFESTS, split_ref
 from builder.net.registry import Registry
 
 

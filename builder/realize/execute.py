@@ -131,7 +131,7 @@ class Executor:
             )
         self._progress.start(node.name, log=self._cache.log_path(node.name))
         from builder.engine.step import StepContext
-        from builder.realize import recipes  # only when something builds: a no-op never imports it
+        from builder.kinds import KINDS  # only when something builds: a no-op never imports it
 
         ctx = StepContext(
             cache=self._cache,
@@ -144,7 +144,7 @@ class Executor:
         )
         try:
             with in_step(node.name):
-                result = recipes.build(ctx, node)
+                result = KINDS.of(node.name).build(ctx, node)
         except BaseException:
             self._progress.failed(node.name, time.monotonic() - started)
             raise

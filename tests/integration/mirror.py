@@ -6,7 +6,7 @@ payload into the publisher's own archive layout, and write the publisher's index
 - node: index.json, v<ver>/SHASUMS256.txt and v<ver>/node-v<ver>-linux-x64.tar.xz holding
   node-v<ver>-linux-x64/{bin/node, lib/node_modules/{npm,corepack}, bin/npm, bin/npx,
   bin/corepack}, the last three relative symlinks as in the official tarball;
-- go: index.json (what go.dev/dl/?mode=json&include=all answers, see builder/lock/runtimes/) and
+- go: index.json (what go.dev/dl/?mode=json&include=all answers, see builder/resolve/runtimes/) and
   go<ver>.linux-amd64.tar.gz holding go/.
 `serve(folder)` runs a static HTTP server over such a folder on 127.0.0.1.
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from builder.lock import runtimes
+from builder.resolve import runtimes
 from builder.store.cache import default_download_dir
 from tests.integration.conftest import Project, docker
 from tests.integration.risoluto_spawn import run_agent

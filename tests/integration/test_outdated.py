@@ -15,8 +15,9 @@ from dataclasses import replace
 
 import pytest
 
+from builder.kinds import KINDS
 from builder.core.keys import node_key
-from builder.lock.resolve.debian import parse_stanzas
+from builder.resolve.debian import parse_stanzas
 from builder.model import lockfile
 from builder.model.lockfile import Lock, NodeLock
 from tests.integration.conftest import Project, docker
@@ -86,7 +87,7 @@ def test_outdated_flags_security_updates_and_lock_takes_just_those(
 ) -> None:
     project.write(SPEC)
     project.ok("lock")
-    current = lockfile.read(project.lock)
+    current = lockfile.read(project.lock, KINDS)
     system = current.platforms[PLATFORM]["system"]
     locked = {p["name"]: p for p in system.inputs["packages"]}
     older = _older_from_main(base_image, {n: p["version"] for n, p in locked.items()})
@@ -129,7 +130,7 @@ def test_outdated_flags_security_updates_and_lock_takes_just_those(
         assert (match and match.group(1) in flagged) or line.lstrip().startswith("key = "), line
     stayed = [line for line in before.splitlines() if line not in moved]
     assert stayed == [line for line in after.splitlines() if line not in moved]
-    updated = lockfile.read(project.lock).platforms[PLATFORM]
+    updated = lockfile.read(project.lock, KINDS).platforms[PLATFORM]
     now = {p["name"]: p for p in updated["system"].inputs["packages"]}
     for name in older:
         assert now[name] == locked[name], f"{name} was not moved back to the security version"

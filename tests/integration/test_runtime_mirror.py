@@ -16,7 +16,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from builder.lock.runtimes import layout_runtime, resolve_runtime, runtime_archive
+from builder.resolve.runtimes import layout_runtime, resolve_runtime, runtime_archive
 from tests.integration.mirror import go_mirror, node_mirror, serve
 from tests.unit.conftest import typed_runtime
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.lock.resolve import apt
-from builder.lock.resolve.apt import ForeignArch, resolve_system
+from builder.resolve import apt
+from builder.resolve.apt import ForeignArch, resolve_system
 from tests.unit.fake_engine import FakeEngine, shell_step
 
 # apt-cache: `show name=version...` prints a stanza per pin, its SHA256 naming the arch the

@@ -1,9 +1,9 @@
-"""What lock reads of an image base (builder/lock/resolve/image.py), and what it does with it.
+"""What lock reads of an image base (builder/resolve/image.py), and what it does with it.
 
 The probe's output is given as the script prints it on Debian, Ubuntu (whose mirrors are not
 reachable here, so this is the part of the Ubuntu path that can be tested) and Alpine; the
 engine is a small recording fake. Then the system request and the apt runtimes' versions
-against the base's packages and programs (builder/lock/resolve/apt.py, builder/lock/locking.py).
+against the base's packages and programs (builder/resolve/apt.py, builder/lock/locking.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from builder.core.errors import ResolutionError
-from builder.lock.resolve.apt import system_request
-from builder.lock.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
-from builder.lock.rules import check_apt_runtimes
+from builder.resolve.apt import system_request
+from builder.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
+from builder.kinds.rules import check_apt_runtimes
 from builder.model.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
 from tests.unit.fake_engine import FakeEngine, Run
 
@@ -276,7 +276,7 @@ def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
 ) -> None:
     from builder.core.progress import Progress
     from builder.lock.locking import _Locker
-    from builder.model.graph import build_graph
+    from builder.kinds import build_graph
     from builder.model.lockfile import NodeKind, NodeLock
     from builder.store.cache import Cache
 

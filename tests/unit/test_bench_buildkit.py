@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench import buildkit
 from bench.dockerfile import Context
+from builder.kinds import KINDS
 from builder.model import lockfile
 from builder.model.specfile import load_spec
 
@@ -23,7 +24,7 @@ def _dockerfile(tmp_path: Path, *, link: bool = False) -> Context:
     for name in ("sandbox.toml", "sandbox.lock"):
         shutil.copy2(FIXTURES / "bench" / name, tmp_path / name)
     shutil.copytree(FIXTURES / "deps" / "pnpm", tmp_path / "web")
-    lock = lockfile.read(tmp_path / "sandbox.lock")
+    lock = lockfile.read(tmp_path / "sandbox.lock", KINDS)
     (platform,) = lock.platforms
     return buildkit.generate(
         spec=load_spec(tmp_path / "sandbox.toml"),

@@ -1,4 +1,4 @@
-"""[tools.bin] layers (builder/lock/bins.py): pinned downloads or project files, one executable."""
+"""[tools.bin] layers (builder/resolve/bins.py): pinned downloads or project files, one executable."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import BuildError, ResolutionError
-from builder.lock.bins import bin_archive, layout_bin, resolve_bin
+from builder.resolve.bins import bin_archive, layout_bin, resolve_bin
 from builder.model.fields import Fields
 from builder.model.spec import BinaryTool
 from builder.model.toolinputs import BinToolInputs

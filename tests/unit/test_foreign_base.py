@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import ResolutionError
-from builder.lock.resolve.base import host_repo, resolve_base, resolve_foreign_image, split_ref
+from builder.resolve.base import host_repo, resolve_base, resolve_foreign_image, split_ref
 from builder.model.spec import BaseSpec
 from builder.net.registry import Registry
 from tests.unit.registry_server import RunningRegistry, run_registry

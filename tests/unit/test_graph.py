@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.model.graph import LayerGraph, build_graph, render
+from builder.kinds import build_graph
+from builder.model.graph import LayerGraph, render
 from builder.model.lockfile import NodeKind
 from builder.model.spec import (
     BaseSpec,

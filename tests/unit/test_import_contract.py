@@ -24,7 +24,9 @@ PIPELINE = [
     "net",  # HTTP from the host: one transport, downloads, the registry client
     "engine",  # where steps run: the engine interface, endpoint, a step in a container
     "model",  # sandbox.toml and sandbox.lock: the spec, the layer graph, the lock model
-    "lock",  # `sandbox lock`: resolvers, runtimes, outdated
+    "resolve",  # the resolvers: apt, base images, runtimes, pip/npm closures, deps, binaries
+    "kinds",  # the node kinds: each one's table, edges, lock, build, pins and probes
+    "lock",  # `sandbox lock` and `sandbox outdated`: the resolvers driven over the graph
     "image",  # images from layers: assemble, load, export, the no-op replay
     "realize",  # plan, execute, recipes, the stages lock is handed
     "publish",  # the registry: the image, the team cache, the OCI index
@@ -38,7 +40,7 @@ RANK = {name: rank for rank, name in enumerate(PIPELINE)}
 
 
 def _package_of(module: str) -> str | None:
-    """`builder.lock.resolve.apt` -> `lock`; the root package (`builder`) -> None (a base)."""
+    """`builder.resolve.apt` -> `lock`; the root package (`builder`) -> None (a base)."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in RANK else None
 

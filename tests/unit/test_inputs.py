@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from builder.kinds import KINDS
 from builder.core.errors import LockError
 from builder.core.keys import node_key
 from builder.model import lockfile
@@ -52,7 +53,7 @@ def _retyped(lock: Lock) -> Lock:
 
 @pytest.mark.parametrize("path", LOCKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_node_of_every_lock_round_trips_byte_for_byte(path: Path) -> None:
-    lock = lockfile.read(path)
+    lock = lockfile.read(path, KINDS)
     again = _retyped(lock)
 
     for platform, nodes in lock.platforms.items():
@@ -66,7 +67,7 @@ def test_the_round_trip_covers_every_kind_of_node_the_repository_locks() -> None
     kinds = {
         type(node.typed)
         for path in LOCKS
-        for nodes in lockfile.read(path).platforms.values()
+        for nodes in lockfile.read(path, KINDS).platforms.values()
         for node in nodes.values()
     }
     assert len(LOCKS) >= 3
@@ -160,7 +161,7 @@ def _lock_of(shapes: dict[str, tuple[NodeKind, dict[str, Any]]]) -> Lock:
 def test_the_shapes_no_repository_lock_holds_round_trip_too(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.lock"
     lockfile.write(_lock_of(OTHER_SHAPES), path)
-    lock = lockfile.read(path)
+    lock = lockfile.read(path, KINDS)
 
     assert lockfile.dumps(_retyped(lock)) == path.read_text()
     nodes = lock.platforms[PLATFORM]
@@ -192,7 +193,7 @@ def test_a_malformed_input_is_refused_naming_file_node_and_key(
     lockfile.write(_lock_of({name: (kind, {**inputs, key: value})}), path)
 
     with pytest.raises(LockError) as caught:
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
     message = str(caught.value)
     assert str(path) in message
@@ -213,6 +214,6 @@ def test_sandbox_lock_still_reads_a_malformed_lock_to_rewrite_it(tmp_path: Path)
     path = tmp_path / "sandbox.lock"
     lockfile.write(_lock_of({"system": (kind, {**inputs, "uid": "1000"})}), path)
 
-    lock = lockfile.read(path, older_recipes_ok=True)
+    lock = lockfile.read(path, KINDS, older_recipes_ok=True)
 
     assert lock.platforms[PLATFORM]["system"].inputs["uid"] == "1000"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from builder.kinds import KINDS
 from builder.core.errors import LockError
 from builder.core.keys import PREVIOUS, node_key
 from builder.model import lockfile
@@ -80,7 +81,7 @@ def test_round_trip_gives_an_equal_lock(tmp_path: Path) -> None:
 
     lockfile.write(lock, path)
 
-    assert lockfile.read(path) == lock
+    assert lockfile.read(path, KINDS) == lock
 
 
 def test_an_image_bases_recorded_config_survives_the_round_trip(tmp_path: Path) -> None:
@@ -104,7 +105,7 @@ def test_an_image_bases_recorded_config_survives_the_round_trip(tmp_path: Path) 
 
     lockfile.write(lock, path)
 
-    assert lockfile.read(path) == lock, "the key still matches the inputs read back"
+    assert lockfile.read(path, KINDS) == lock, "the key still matches the inputs read back"
     assert 'Entrypoint = ["/usr/local/bin/risoluto-entry"]' in path.read_text()
 
 
@@ -115,7 +116,7 @@ def test_dumps_is_byte_deterministic(tmp_path: Path) -> None:
 
     assert lockfile.dumps(make_lock()) == first
     # Reading a lock and writing it again changes nothing: `sandbox lock` leaves it alone.
-    assert lockfile.dumps(lockfile.read(path)) == first
+    assert lockfile.dumps(lockfile.read(path, KINDS)) == first
 
 
 def test_dumps_does_not_depend_on_the_order_inputs_were_built_in() -> None:
@@ -155,7 +156,7 @@ def test_hand_edited_pin_is_refused_naming_the_node(tmp_path: Path) -> None:
     path.write_text(text.replace('"1.6-2.1"', '"1.7.1-3"'))
 
     with pytest.raises(LockError) as caught:
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
     assert caught.value.exit_code == 3
     message = str(caught.value)
@@ -172,7 +173,7 @@ def test_hand_edited_parent_key_is_refused(tmp_path: Path) -> None:
     path.write_text(text.replace(base_key, "sha256:" + "0" * 64, 1))
 
     with pytest.raises(LockError, match=r"nodes\.base"):
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
 
 def test_lock_keyed_by_an_older_recipe_says_to_re_key_not_that_it_was_edited(
@@ -192,13 +193,13 @@ def test_lock_keyed_by_an_older_recipe_says_to_re_key_not_that_it_was_edited(
     path.write_text(lockfile.dumps(lock).replace(system.key, old_key))
 
     with pytest.raises(LockError) as caught:
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
     message = str(caught.value)
     assert f"keyed with recipe {PREVIOUS['system'][0]}" in message
     assert "Run `sandbox lock` to re-key it (every pin stays)" in message
     assert "edited by hand" not in message
-    assert lockfile.read(path, older_recipes_ok=True).platforms[PLATFORM]["system"].key == old_key
+    assert lockfile.read(path, KINDS, older_recipes_ok=True).platforms[PLATFORM]["system"].key == old_key
 
 
 def test_equal_edit_in_a_new_lock_is_accepted(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_equal_edit_in_a_new_lock_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.lock"
     lockfile.write(make_lock(jq_version="1.7.1-3"), path)
 
-    assert lockfile.read(path) == make_lock(jq_version="1.7.1-3")
+    assert lockfile.read(path, KINDS) == make_lock(jq_version="1.7.1-3")
 
 
 @pytest.mark.parametrize(
@@ -217,7 +218,7 @@ def test_unknown_version_is_refused(tmp_path: Path, version: str, shown: str) ->
     path.write_text(lockfile.dumps(make_lock()).replace("version = 1", f"version = {version}", 1))
 
     with pytest.raises(LockError) as caught:
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
     assert f"`version` is {shown}" in str(caught.value)
     assert "sandbox lock" in str(caught.value)
@@ -228,14 +229,14 @@ def test_missing_version_is_refused(tmp_path: Path) -> None:
     path.write_text(lockfile.dumps(make_lock()).replace("version = 1\n", "", 1))
 
     with pytest.raises(LockError, match="`version` is None"):
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
 
 def test_missing_file_says_to_run_lock(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.lock"
 
     with pytest.raises(LockError) as caught:
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
     assert caught.value.exit_code == 3
     assert str(path) in str(caught.value)
@@ -274,7 +275,7 @@ def test_garbage_file_is_a_lock_error_naming_the_file(tmp_path: Path, garbage: b
     path.write_bytes(garbage)
 
     with pytest.raises(LockError) as caught:
-        lockfile.read(path)
+        lockfile.read(path, KINDS)
 
     assert caught.value.exit_code == 3
     assert str(path) in str(caught.value)

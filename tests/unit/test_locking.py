@@ -15,7 +15,7 @@ import pytest
 from builder.cli import options as cli_options
 from builder.core.errors import ResolutionError
 from builder.core.platforms import host_platform
-from builder.lock.rules import check_apt_runtimes, npm_path_of, upstream_version
+from builder.kinds.rules import check_apt_runtimes, npm_path_of, upstream_version
 from builder.model.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec
 from builder.store.cache import Cache
 from tests.unit.clirun import sandbox

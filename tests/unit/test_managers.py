@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from builder.lock import managers
+from builder.resolve import managers
 
 LOCK = {
     "name": "sandbox-tools",

@@ -18,8 +18,8 @@ from builder.lock.outdated import (
     npm_url,
     security_updates,
 )
-from builder.lock.resolve.madison import parse_madison
-from builder.lock.resolve.versions import (
+from builder.resolve.madison import parse_madison
+from builder.resolve.versions import (
     debian_compare,
     debian_newest,
     npm_max_satisfying,

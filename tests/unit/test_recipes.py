@@ -13,7 +13,7 @@ from builder.core.errors import BuildError
 from builder.engine.interface import Mount
 from builder.engine.step import StepContext, hand_back
 from builder.model.lockfile import NodeKind, NodeLock
-from builder.realize.recipes.base import build_base
+from builder.kinds.base import build_base
 
 MOUNTS = [
     Mount(source="/host/ca.crt", target="/tmp/sandbox-builder-ca.crt"),

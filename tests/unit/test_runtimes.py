@@ -1,4 +1,4 @@
-"""Runtime layers (builder/lock/runtimes/) from synthetic mirrors of each publisher's layout."""
+"""Runtime layers (builder/resolve/runtimes/) from synthetic mirrors of each publisher's layout."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import ResolutionError
-from builder.lock.runtimes import layout_runtime, resolve_runtime, runtime_archive
+from builder.resolve.runtimes import layout_runtime, resolve_runtime, runtime_archive
 from tests.unit.conftest import Entry, Web, exe, symlink, typed_runtime, write_tar, write_zip
 
 

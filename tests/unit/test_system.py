@@ -9,7 +9,7 @@ from pathlib import Path
 
 from builder.model.fields import Fields
 from builder.model.inputs import SystemInputs
-from builder.realize.recipes.system import strip_setuid, user_and_workdir
+from builder.kinds.system import strip_setuid, user_and_workdir
 
 
 def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 from builder.lock.outdated.report import Pin
 from builder.lock.outdated.sources import Sources
-from builder.lock.resolve.apt import system_request
-from builder.lock.resolve.madison import parse_madison
-from builder.lock.resolve.versions import debian_compare, debian_newest
+from builder.resolve.apt import system_request
+from builder.resolve.madison import parse_madison
+from builder.resolve.versions import debian_compare, debian_newest
 from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec

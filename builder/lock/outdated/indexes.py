@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import quote
 
 from builder.core import patterns
-from builder.lock.managers import npm_dependency
+from builder.resolve.managers import npm_dependency
 from builder.lock.outdated.report import Pin
 from builder.lock.outdated.sources import Sources
-from builder.lock.resolve.versions import (
+from builder.resolve.versions import (
     npm_max_satisfying,
     pypi_allowed,
     pypi_newer,

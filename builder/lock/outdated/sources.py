@@ -12,7 +12,7 @@ from typing import Any
 from builder.core.errors import ResolutionError
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
-from builder.lock.resolve.madison import madison
+from builder.resolve.madison import madison
 from builder.lock.stager import Stager
 from builder.model.lockfile import NodeLock
 from builder.model.spec import RuntimeSpec, Spec
@@ -46,8 +46,8 @@ def live_sources(
     whose apt lists that platform's packages, as `sandbox lock` resolves them.
     """
     from builder.core.platforms import host_platform
-    from builder.lock.resolve.apt import ForeignArch
-    from builder.lock.resolve.base import resolve_image
+    from builder.resolve.apt import ForeignArch
+    from builder.resolve.base import resolve_image
     from builder.net import downloads
 
     # Without the host's pins, the platform's own base answers (under emulation).
@@ -70,7 +70,7 @@ def live_sources(
         return str(resolve_image(ref, platform=platform, engine=engine())["pinned"])
 
     def runtime(runtime: RuntimeSpec) -> tuple[str, str]:
-        from builder.lock.resolve.listing import runtime_versions
+        from builder.resolve.listing import runtime_versions
 
         return runtime_versions(runtime, platform=platform)
 

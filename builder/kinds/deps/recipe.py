@@ -37,13 +37,14 @@ from builder.core.layout import DEPS_PREFIX, TREES
 from builder.core.unpack import unpack
 from builder.engine.interface import Mount
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
-from builder.lock import managers
+from builder.resolve import managers
 from builder.model.fields import FIX
 from builder.model.lockfile import NodeLock
 from builder.model.spec import DepManager, DepMode
 from builder.model.toolinputs import DepsInputs
 from builder.net import downloads
-from builder.realize.recipes.common import StepResult, run_into_prefix
+from builder.kinds.kind import StepResult
+from builder.kinds.layer import run_into_prefix
 
 PREFIX = DEPS_PREFIX
 TOOL_DIR = "/tmp/sandbox-builder-tool"  # pnpm's package or uv's binaries, read-only

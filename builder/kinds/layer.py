@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,17 +23,12 @@ from builder.core import space
 from builder.core.errors import BuildError
 from builder.engine.interface import Engine, Mount
 from builder.engine.step import StepContext, run_in_stage
-from builder.lock.resolve.debian import parse_stanzas
+from builder.resolve.debian import parse_stanzas
+from builder.kinds.kind import StepResult, prefix_of
 from builder.model.lockfile import NodeLock
 from builder.store.cache import Cache
 from builder.store.diffs import tar_overlay_upper, top_layer_of_saved_image
 from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
-
-
-@dataclass(frozen=True, kw_only=True)
-class StepResult:
-    layers: list[LayerFile]
-    env: dict[str, str]
 
 
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:
@@ -65,20 +59,13 @@ def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) ->
             raw,
             work / "layer.tar",
             epoch=ctx.epoch,
-            prefix=prefix_of(node),
+            prefix=None,  # the node owns `/`
             node=node.name,
             below=below,
         )
         return store(ctx.cache, layer)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def prefix_of(node: NodeLock) -> str | None:
-    """The one folder a node may write to (DESIGN.md §3); base and system own `/`."""
-    if node.kind in ("base", "system"):
-        return None
-    return "/opt/sandbox/" + node.name.replace(".", "/") + "/"
 
 
 class Capture(Protocol):
@@ -99,8 +86,7 @@ def run_into_prefix(
     """`run_in_stage` with the node's prefix a host folder mounted read-write; yields
     `capture(sub)`, which checks that the container changed nothing but scratch outside the
     prefix and packs the folder (or just its subfolder `sub`) into a layer."""
-    prefix = prefix_of(node)
-    assert prefix is not None, f"{node.name} owns no prefix"
+    prefix = prefix_of(node.name)
     with _prefix_tree(ctx, node, prefix) as (root, tar):
         in_cache = root.resolve().is_relative_to(ctx.cache.root.resolve())
         out = Mount(
@@ -136,8 +122,7 @@ def host_layer(
 ) -> StepResult:
     """A layer made on the host: `fill(folder)` puts the node's files in `folder` (its prefix
     in the image) and returns the env the node contributes."""
-    prefix = prefix_of(node)
-    assert prefix is not None
+    prefix = prefix_of(node.name)
     with _prefix_tree(ctx, node, prefix) as (root, tar):
         env = fill(root / prefix.strip("/"))
         for path in [root, *root.rglob("*")]:

@@ -39,7 +39,7 @@ from typing import Any
 
 from builder.core.errors import BuildError, ResolutionError
 from builder.core.unpack import unpack
-from builder.lock.runtimes.official import (
+from builder.resolve.runtimes.official import (
     go_official,
     java_official,
     node_official,
@@ -47,8 +47,8 @@ from builder.lock.runtimes.official import (
     rust_components,
     rust_official,
 )
-from builder.lock.runtimes.releases import ARCH, Query, Release
-from builder.lock.runtimes.wheels import node_wheel, pypi_wheel, wheel_payload
+from builder.resolve.runtimes.releases import ARCH, Query, Release
+from builder.resolve.runtimes.wheels import node_wheel, pypi_wheel, wheel_payload
 from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import fetch
 

@@ -15,8 +15,8 @@ from typing import Any
 from builder.core import patterns
 from builder.core.errors import ResolutionError
 from builder.core.platforms import host_platform
-from builder.lock.resolve.apt import APT_RUNTIMES, ForeignArch, system_request
-from builder.lock.resolve.image import BaseFacts
+from builder.resolve.apt import APT_RUNTIMES, ForeignArch, system_request
+from builder.resolve.image import BaseFacts
 from builder.model.fields import Fields
 from builder.model.inherit import choose_user
 from builder.model.inputs import BaseInputs
@@ -25,6 +25,14 @@ from builder.model.spec import Spec
 
 # The program a runtime's tools run, as the base's PATH has it (resolve/image.py).
 RUNTIME_PROGRAMS = {"python": "python3", "node": "node"}
+# What `check` runs to prove a runtime works.
+RUNTIME_COMMANDS = {
+    "node": ("node", "--version"),
+    "python": ("python3", "--version"),
+    "go": ("go", "version"),
+    "java": ("java", "-version"),
+    "rust": ("rustc", "--version"),
+}
 
 
 def runtime_version(spec: Spec, nodes: Mapping[str, NodeLock], runtime: str) -> str:

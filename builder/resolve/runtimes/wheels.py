@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 
 from builder.core.errors import BuildError
 from builder.core.unpack import unpack
-from builder.lock.runtimes.releases import Query, Release, version_key
+from builder.resolve.runtimes.releases import Query, Release, version_key
 from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import get_json
 

@@ -22,7 +22,7 @@ from typing import Any
 from builder.core import limits, proc
 from builder.core.errors import ResolutionError
 from builder.engine.interface import Engine
-from builder.lock.resolve.debian import parse_stanzas
+from builder.resolve.debian import parse_stanzas
 from builder.model.spec import BaseSpec, Bootstrap
 from builder.net.registry import Registry
 

@@ -9,6 +9,26 @@ The user's home is made writable by any uid (mode 1777, as /tmp): Risoluto mount
 volume on /home/agent, and Docker fills an empty volume with the image's folder there, owner
 and mode included, undoing the chown its helper container did; with mode 755 only uid 1000
 could write HOME (not even root, with every capability dropped).
+
+Locked by `resolve/apt.py`: apt itself computes the closure, in a container of the base.
+
+Recipe versions (a bump rebuilds every system layer):
+- system/2: clears setuid/setgid bits on every file but `[image].allow_setuid` (which joined
+  the system node's inputs), base-layer files included.
+- system/3: the diff is read from the step container's overlay2 upper dir (whiteouts and
+  opaque folders converted as docker does) rather than from `docker commit` + `docker save`.
+- system/4: the diff is normalized against the layers below it (opaque markers and
+  whiteouts of names not below, folders changed only in mtime, Podman's /etc/mtab dropped),
+  so Docker's overlay2 upper dir and Podman's commit give the same layer.
+- system/5: the home folder of the user it creates is mode 1777, so any uid can write HOME
+  once Risoluto's fresh volume on /home/agent is filled from it.
+- system/6: a file the layers below already hold alike (same mode, owners, mtime and bytes:
+  a lock file apt only opened, a file dpkg rewrote unchanged) is dropped too: Docker 28's
+  containerd snapshotter records no such copy-up.
+- system/7: the day of the last password change in /etc/shadow is the lock's epoch's day
+  (store/dated.py); installs slim, as Debian's slim images do (no documentation but
+  copyright files, man pages or translations; `[system] docs = true`, locked as `docs`,
+  keeps them), and writes every whiteout alike (mode 0, owner 0, the epoch).
 """
 
 from __future__ import annotations
@@ -21,11 +41,29 @@ from builder.core import limits
 from builder.core.errors import BuildError, LockError
 from builder.engine.interface import Mount, kept_container, require_success
 from builder.engine.step import StepContext, download_cache_mount, hand_back
-from builder.lock.resolve.apt import APT_ENV, apt_update
+from builder.resolve.apt import APT_ENV, apt_update
 from builder.model.fields import FIX
 from builder.model.inputs import SystemInputs
 from builder.model.lockfile import NodeLock
-from builder.realize.recipes.common import StepResult, capture, verify_installed
+from builder.kinds.base import Base
+from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, Probe, Probes
+from builder.kinds.kind import StepResult
+from builder.kinds.layer import capture, verify_installed
+from builder.kinds.purls import debs
+from builder.kinds.rules import (
+    answers,
+    base_upgrades,
+    check_apt_runtimes,
+    RUNTIME_COMMANDS,
+    foreign_arch,
+    system_request_inputs,
+)
+from builder.model.lockfile import NodeKind
+from builder.model.spec import Provider, Spec
+from builder.resolve.apt import resolve_logs, resolve_system
+from builder.resolve.image import BaseFacts
+from collections.abc import Iterator
+from typing import Any
 
 
 def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
@@ -170,3 +208,76 @@ def _missing(log_text: str) -> str:
         if "was not found" in line or "Unable to locate" in line:
             return line.strip().removeprefix("E: ")
     return "see the log"
+
+
+class System(KindBase):
+    """The system layer on the base: `[system].packages`, the user and the workdir."""
+
+    name = "system"
+    stack = NodeKind.SYSTEM
+    recipe = "system/7"
+    previous = ("system/6", "system/5", "system/4", "system/3", "system/2", "system/1")
+    inputs = SystemInputs
+
+    def declare(self, spec: Spec) -> list[Declared]:
+        return [Declared(name=self.name, needs=(Base.name,))]
+
+    def prefix(self, node: str) -> str | None:
+        return None
+
+    def lock(self, ctx: LockContext, name: str) -> Inputs:
+        spec, base = ctx.spec, ctx.nodes[Base.name]
+        request_inputs = system_request_inputs(spec, base.inputs)
+        request: list[str] = request_inputs["request"]
+        # Not part of the request compared below: they change the layer, not the apt closure,
+        # so a lock made before they existed keeps its pins.
+        setuid: dict[str, Any] = {"allow_setuid": sorted(spec.image.allow_setuid)}
+        setuid |= {"docs": True} if spec.system_docs else {}
+        old_base, old = ctx.previous.get(Base.name), ctx.previous.get(name)
+        old_names = [p["name"] for p in old.inputs["packages"]] if old else []
+        # `--update NAME` of a package the base installed (a security fix, say): the system
+        # layer upgrades it, so the base's pins stay as debootstrap resolved them.
+        upgrades = base_upgrades(base, ctx.update, request)
+        same_request = (
+            old is not None
+            and old_base is not None
+            and base.key == old_base.key
+            and answers(old.inputs, request_inputs)
+        )
+        if old and same_request and not ctx.wanted(name, old_names + upgrades):
+            ctx.progress.say(f"  kept      system ({len(old_names)} packages)")
+            kept = {k: v for k, v in old.inputs.items() if k != "docs"}
+            return {**kept, **setuid}
+        keep: dict[str, str] = {}
+        if old and same_request and ctx.update:
+            keep = {
+                p["name"]: p["version"] for p in old.inputs["packages"] if p["name"] not in ctx.update
+            }
+        packages: list[dict[str, Any]] = []
+        if request or upgrades:
+            ctx.progress.say(f"  resolving system ({len(request)} requested) ...")
+            image = ctx.stage([Base.name])
+            foreign = foreign_arch(spec, ctx.platform, base.inputs) if ctx.foreign else None
+            with ctx.progress.watch(name, resolve_logs(ctx.cache.logs, foreign)):
+                packages = resolve_system(
+                    request + upgrades,
+                    keep=keep,
+                    engine=ctx.engine(),
+                    image=image,
+                    log_dir=ctx.cache.logs,
+                    foreign=foreign,
+                )
+        check_apt_runtimes(spec, packages, base=BaseFacts.of(base.inputs).packages)
+        ctx.progress.say(f"  resolved  system ({len(packages)} packages in the closure)")
+        return {**request_inputs, **setuid, "packages": packages}
+
+    def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
+        return build_system(ctx, node)
+
+    def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
+        return debs(node.inputs_as(SystemInputs).packages, distro)
+
+    def probes(self, node: NodeLock, spec: Spec) -> Probes:
+        """The runtimes Debian's packages provide (`provider = "apt"`: no node of their own)."""
+        apt = [r.name for r in spec.runtimes if r.provider == Provider.APT]
+        return Probes(run=[Probe(check=f"runtime.{r}", argv=RUNTIME_COMMANDS[r]) for r in apt])

@@ -1,6 +1,6 @@
 """What a runtime publisher lists now: the release a request picks, and the newest overall.
 
-The same finders `sandbox lock` uses (`builder.lock.runtimes.PUBLISHERS`) read the publisher's
+The same finders `sandbox lock` uses (`builder.resolve.runtimes.PUBLISHERS`) read the publisher's
 index; a Query that remembers the versions it was offered gives the newest stable one too,
 without downloading any archive.
 """
@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from builder.core.errors import ResolutionError
-from builder.lock.runtimes import PUBLISHERS
-from builder.lock.runtimes.releases import _STABLE, ARCH, Query, version_key
+from builder.resolve.runtimes import PUBLISHERS
+from builder.resolve.runtimes.releases import _STABLE, ARCH, Query, version_key
 from builder.model.spec import RuntimeSpec
 
 

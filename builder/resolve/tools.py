@@ -17,7 +17,7 @@ from typing import Any
 
 from builder.core.errors import ResolutionError
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount, run_in_stage
-from builder.lock import managers
+from builder.resolve import managers
 
 _PIP_RESOLVE = """python3 -m venv /tmp/resolver
 {target}

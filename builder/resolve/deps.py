@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.core.errors import ResolutionError
-from builder.lock.resolve.installers import pnpm_request, resolve_pnpm, resolve_uv, uv_request
+from builder.resolve.installers import pnpm_request, resolve_pnpm, resolve_uv, uv_request
 from builder.model.spec import DepSpec
 
 # requirements file text, constraints file text (or None) -> the closure's pins

@@ -2,7 +2,7 @@
 
 `apt-cache madison` runs inside a container of the locked base, after `apt-get update` with
 the very sources `sandbox lock` resolves against (the suite, its -updates and, on Debian's
-mirror, -security: see `builder.realize.recipes.base.sources_list`). Each line names a version and
+mirror, -security: see `builder.kinds.base.sources_list`). Each line names a version and
 the archive it comes from, so a version offered by `<suite>-security` is a security update.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from builder.core.errors import ResolutionError
 from builder.engine.interface import Engine, kept_container, require_success
-from builder.lock.resolve.apt import APT_ENV, ForeignArch, apt_update
+from builder.resolve.apt import APT_ENV, ForeignArch, apt_update
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +60,7 @@ def madison(
     foreign: ForeignArch | None = None,
 ) -> str:
     """The raw `apt-cache madison` output for `names`, run in `image` after `apt-get update`
-    (of `foreign`'s architecture, when set: see `builder.lock.resolve.apt`)."""
+    (of `foreign`'s architecture, when set: see `builder.resolve.apt`)."""
     if not names:
         return ""
     setup = foreign.setup() if foreign else ""

@@ -1,1 +1,0 @@
-"""One resolver per layer kind; `builder.lock.locking` drives them to produce a Lock."""
