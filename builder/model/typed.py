@@ -14,9 +14,10 @@ read by its annotation:
 A field with a default is absent from the table when it holds its default, and takes it when
 the key is absent (`docs: bool = False` is written only when true). The irregular cases are
 metadata: `field(metadata=key_from("manager"))` reads the field under the key that another
-(earlier) field's value spells; `field(metadata=REST)` holds every key the other fields do not
-read, written after them. A base class whose table is one of several subclasses declares
-`variants: ClassVar[Variants]`, which picks the subclass by whether a key is present.
+(earlier, required) field's value spells; `field(metadata=REST)` holds every key the other
+fields do not read, written back in the field's place. A base class whose table is one of
+several subclasses declares `variants: ClassVar[Variants]`, which picks the subclass by
+whether a key is present.
 
 A damaged table is refused by `Fields`, naming file, node and key.
 """
