@@ -42,6 +42,7 @@ from builder.model.inputs import Pin, RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, stack
 from builder.model.spec import Provider, Spec
 from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
+from builder.model.typed import write_inputs
 
 NPM_PREFIX = "/opt/sandbox/tools/npm"  # each tool in NPM_PREFIX/<folder>, as `sandbox build`
 SECRET_ID = "ca"
@@ -117,7 +118,7 @@ def generate(
             copies.append(f"{copy} --from={stage} {PIP_PREFIX} {PIP_PREFIX}")
     if "tools.npm" in nodes:
         npm = nodes["tools.npm"].inputs_as(NpmToolsInputs)
-        packages = [p.to_inputs() for p in npm.packages]  # npm's own entries, as locked
+        packages = [write_inputs(p) for p in npm.packages]  # npm's own entries, as locked
         for tool_spec in npm.tools:
             tool, _ = managers.npm_dependency(tool_spec)
             folder = tool.replace("/", "+")
@@ -230,7 +231,7 @@ def _pip_tool(tool: str, packages: tuple[Pin, ...]) -> list[str]:
     (pip's own HTTP cache stays empty here: the TLS-intercepting proxy's responses are not
     cacheable, so a plain `pip install` with the cache mounted downloads every time.)"""
     venv, req = f"{PIP_PREFIX}/{tool}", f"/tmp/req-{tool}.txt"
-    lines = managers.pip_requirements([pin.to_inputs() for pin in packages]).splitlines()
+    lines = managers.pip_requirements([write_inputs(pin) for pin in packages]).splitlines()
     quiet = "--quiet --disable-pip-version-check --no-deps --require-hashes"
     return [
         _helper(),

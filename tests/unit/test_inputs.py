@@ -19,12 +19,13 @@ from builder.model.inputs import BootstrapBase, ImageBase, RuntimeInputs, System
 from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.model.spec import DepManager, DepMode, Provider
 from builder.model.toolinputs import BinToolInputs, DepsInputs, NpmToolsInputs, PipToolsInputs
+from builder.model.typed import write_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = sorted(
     {
         ROOT / "sandbox.lock",
-        ROOT / "examples" / "codex-cloud" / "sandbox.lock",
+        *(ROOT / "examples").glob("*/sandbox.lock"),
         *(ROOT / "tests").rglob("sandbox.lock"),
     }
 )
@@ -38,7 +39,7 @@ def _retyped(lock: Lock) -> Lock:
         nodes: dict[str, NodeLock] = {}
         for name in lockfile.stack(lock.platforms[platform]):
             old = lock.platforms[platform][name]
-            inputs = old.typed.to_inputs()
+            inputs = write_inputs(old.typed)
             parents = {p: nodes[p].key for p in old.parents}
             key = node_key(kind=old.kind, inputs=inputs, parents=parents, platform=platform)
             nodes[name] = NodeLock(

@@ -42,6 +42,7 @@ from builder.model.fields import FIX
 from builder.model.lockfile import NodeLock
 from builder.model.spec import DepManager, DepMode
 from builder.model.toolinputs import DepsInputs
+from builder.model.typed import write_inputs
 from builder.net import downloads
 from builder.realize.recipes.common import StepResult, run_into_prefix
 
@@ -110,7 +111,7 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
     tree = not store or bool(inputs.mount)
     files = {**_project_files(ctx, node, inputs), "pin-times.js": _PIN_TIMES}
     if inputs.pins is not None:  # a plain requirements.txt: install the closure the lock pins
-        pins = [pin.to_inputs() for pin in inputs.pins]
+        pins = [write_inputs(pin) for pin in inputs.pins]
         files[LOCKED_REQUIREMENTS] = managers.pip_requirements(pins)
     script, step_env, mounts = {
         "pnpm": _pnpm,

@@ -19,6 +19,7 @@ from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
 from builder.lock import managers
 from builder.model.lockfile import NodeLock
 from builder.model.toolinputs import NpmToolsInputs, PipTool, PipToolsInputs
+from builder.model.typed import write_inputs
 from builder.realize.recipes.common import StepResult, run_into_prefix, verify_installed
 from builder.store.cache import Layer, NodeEntry
 from builder.store.layers import LayerFile
@@ -67,7 +68,7 @@ def build_pip_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     ]
     for tool in sorted(tools):
         venv = f"{PIP_PREFIX}/{tool}"
-        pins = [pin.to_inputs() for pin in tools[tool].packages]
+        pins = [write_inputs(pin) for pin in tools[tool].packages]
         files[f"{tool}.txt"] = managers.pip_requirements(pins)
         lines += [
             f"echo @@tool {shlex.quote(tool)}",
@@ -121,7 +122,7 @@ def build_npm_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     inputs = node.inputs_as(NpmToolsInputs)
     # npm's own package-lock entries, as the lock holds them: a tool's closure of them is
     # hashed into its layer's key
-    specs, packages = inputs.tools, [p.to_inputs() for p in inputs.packages]
+    specs, packages = inputs.tools, [write_inputs(p) for p in inputs.packages]
     if not packages:
         msg = "tools.npm: the lock holds no packages; run `sandbox lock --update tools.npm`"
         raise BuildError(msg)
