@@ -111,8 +111,8 @@ class Engine(Protocol):
     # -- the engine itself -------------------------------------------------------------------
 
     def ping(self) -> str:
-        """The engine's version as it reports it (`20.10.24`, `28.2.2`, `4.3.1`); connects
-        first. Asks nothing else, so a caller can tell "no engine" (exit 9) from a refusal."""
+        """The engine's version as it reports it (`20.10.24`, `28.2.2`, `4.3.1`): the one
+        question that tells whether it answers (`sandbox doctor`)."""
 
     def runtimes(self) -> list[str]:
         """The OCI runtimes a container may ask for (`runc`; `runsc` where gVisor is
