@@ -69,7 +69,7 @@ from bench import buildkit, dockerfile, infra, report
 from bench.infra import BenchError, sh
 from builder.core.certs import ca_bundle
 from builder.core.platforms import host_platform
-from builder.engine.docker import DockerEngine
+from builder.engine.choice import open_engine
 from builder.image.assemble import ImageConfig, compose_env, image_config
 from builder.image.loading import STAGE_LABEL, load_image
 from builder.model import lockfile
@@ -350,7 +350,7 @@ class Bench:
         cache = Cache(self.work / "base-snapshot")
         cache.ensure()
         load_image(
-            engine=DockerEngine(),
+            engine=open_engine(),
             cache=cache,
             config=self._base_config,
             layers=self._base_layers,
