@@ -37,11 +37,13 @@ from bench.dockerfile import (
     final_lines,
     get_step,
 )
-from builder.resolve import managers
+from builder.kinds import KINDS
 from builder.model.inputs import Pin, RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, stack
 from builder.model.spec import Provider, Spec
 from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
+from builder.model.typed import write_inputs
+from builder.resolve import managers
 
 NPM_PREFIX = "/opt/sandbox/tools/npm"  # each tool in NPM_PREFIX/<folder>, as `sandbox build`
 SECRET_ID = "ca"
@@ -117,7 +119,7 @@ def generate(
             copies.append(f"{copy} --from={stage} {PIP_PREFIX} {PIP_PREFIX}")
     if "tools.npm" in nodes:
         npm = nodes["tools.npm"].inputs_as(NpmToolsInputs)
-        packages = [p.to_inputs() for p in npm.packages]  # npm's own entries, as locked
+        packages = [write_inputs(p) for p in npm.packages]  # npm's own entries, as locked
         for tool_spec in npm.tools:
             tool, _ = managers.npm_dependency(tool_spec)
             folder = tool.replace("/", "+")
@@ -230,7 +232,7 @@ def _pip_tool(tool: str, packages: tuple[Pin, ...]) -> list[str]:
     (pip's own HTTP cache stays empty here: the TLS-intercepting proxy's responses are not
     cacheable, so a plain `pip install` with the cache mounted downloads every time.)"""
     venv, req = f"{PIP_PREFIX}/{tool}", f"/tmp/req-{tool}.txt"
-    lines = managers.pip_requirements([pin.to_inputs() for pin in packages]).splitlines()
+    lines = managers.pip_requirements([write_inputs(pin) for pin in packages]).splitlines()
     quiet = "--quiet --disable-pip-version-check --no-deps --require-hashes"
     return [
         _helper(),
@@ -268,7 +270,7 @@ def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str
 
 def _node_env(node: NodeLock) -> dict[str, str]:
     """What each node adds to the image's env, as the recipes of `sandbox build` do."""
-    runtime = node.typed
+    runtime = KINDS.typed(node)
     if isinstance(runtime, RuntimeInputs) and runtime.provider is not Provider.APT:
         home = _runtime_home(node)
         java = {"JAVA_HOME": home} if runtime.runtime == "java" else {}

@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.image.assemble import compose_env
-from builder.resolve import managers
+from builder.kinds import KINDS
 from builder.model.inputs import RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock, stack
 from builder.model.spec import DepManager, DepMode, Provider, Spec
 from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
+from builder.model.typed import write_inputs
+from builder.resolve import managers
 
 CA_ARG = "SANDBOX_CA_URL"
 # apt-get update as a hand-written Dockerfile has it (sandbox build's own also bounds each fetch).
@@ -166,7 +168,7 @@ def generate(*, spec: Spec, lock: Lock, platform: str, base_image: str) -> Conte
     if "tools.npm" in nodes:
         npm = nodes["tools.npm"].inputs_as(NpmToolsInputs)
         files["tools-npm/package.json"] = managers.npm_package_json(npm.tools).encode()
-        lock_json = managers.npm_package_lock(npm.tools, [p.to_inputs() for p in npm.packages])
+        lock_json = managers.npm_package_lock(npm.tools, [write_inputs(p) for p in npm.packages])
         files["tools-npm/package-lock.json"] = lock_json.encode()
         lines.append(f"COPY tools-npm/ {NPM_PREFIX}/")
         tools.append(f"cd {NPM_PREFIX} && {_QUIET} npm ci --no-audit --no-fund --loglevel=warn")
@@ -259,7 +261,7 @@ def _pip_tools(node: NodeLock) -> list[str]:
     steps = [f"mkdir -p {PIP_PREFIX}/bin"]
     for tool, locked in sorted(node.inputs_as(PipToolsInputs).tools.items()):
         venv, req = f"{PIP_PREFIX}/{tool}", f"/tmp/req-{tool}.txt"
-        pins = [pin.to_inputs() for pin in locked.packages]
+        pins = [write_inputs(pin) for pin in locked.packages]
         lines = managers.pip_requirements(pins).splitlines()
         steps += [
             f"printf '%s\\n' {shlex.join(lines)} > {req}",
@@ -316,7 +318,7 @@ def _deps(node: NodeLock, project_dir: Path) -> tuple[dict[str, bytes], list[str
 
 def _node_env(node: NodeLock) -> dict[str, str]:
     """What each node adds to the image's env, as the recipes of `sandbox build` do."""
-    runtime_inputs = node.typed
+    runtime_inputs = KINDS.typed(node)
     if isinstance(runtime_inputs, RuntimeInputs) and runtime_inputs.provider is not Provider.APT:
         runtime = runtime_inputs.runtime
         home = f"/opt/sandbox/runtime/{runtime}"

@@ -32,10 +32,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from bench.run import Bench
+from typing import Any, Protocol
 
 # (module, class or None, names) whose time the cold profile adds up.
 TIMED = [
@@ -44,7 +41,13 @@ TIMED = [
     ("builder.store.diffs", None, ["tar_overlay_upper"]),
     ("builder.net.downloads", None, ["fetch"]),
     ("builder.core.unpack", None, ["unpack"]),
-    ("builder.realize.recipes", None, ["build"]),
+    ("builder.kinds.base", "Base", ["build"]),
+    ("builder.kinds.system", "System", ["build"]),
+    ("builder.kinds.runtime", "Runtime", ["build"]),
+    ("builder.kinds.pip_tools", "PipTools", ["build"]),
+    ("builder.kinds.npm_tools", "NpmTools", ["build"]),
+    ("builder.kinds.bin_tools", "BinTools", ["build"]),
+    ("builder.kinds.deps", "Deps", ["build"]),
     ("builder.kinds.layer", None, ["capture"]),
     ("builder.image.loading", None, ["load_image"]),
 ]
@@ -52,7 +55,23 @@ HEAVY = ("networkx", "docker", "typer", "rich", "click", "requests", "tomlkit")
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 
-def run(bench: Bench, out: Path) -> dict[str, Any]:
+class Workspace(Protocol):
+    """What the profile asks of the benchmark's work folder (run.py's `Bench` is one): where
+    the project and our cache are, how to empty the caches, and how to put a variant's
+    sandbox.toml and sandbox.lock in place."""
+
+    @property
+    def project(self) -> Path: ...
+
+    @property
+    def cache(self) -> Path: ...
+
+    def make_cold(self) -> None: ...
+
+    def install(self, variant: str) -> None: ...
+
+
+def run(bench: Workspace, out: Path) -> dict[str, Any]:
     """Profile a no-op rebuild of what is built now, a cold build of v0, then the bumps."""
     print("profiling a no-op build ...", file=sys.stderr, flush=True)
     result = {"noop": noop(bench)}
@@ -84,7 +103,7 @@ def _timed(args: list[str], env: dict[str, str], times: int = 5) -> float:
     return round(statistics.median(seconds), 3)
 
 
-def noop(bench: Bench) -> dict[str, Any]:
+def noop(bench: Workspace) -> dict[str, Any]:
     env = {**os.environ, "SANDBOX_CACHE_DIR": str(bench.cache)}
     spec = str(bench.project / "sandbox.toml")
     command = [sys.executable, "-m", "builder", "-f", spec, "build", "--json"]
@@ -152,13 +171,14 @@ def _trim(text: str) -> list[str]:
     return [line.rstrip() for line in lines[start:] if line.strip()]
 
 
-def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
+def load_costs(bench: Workspace, times: int = 3) -> dict[str, float]:
     """`docker load` of the current image's layers, all already in the engine, as a new image:
     the full archive `sandbox build` writes, against one listing the layers without their tars
     (what DESIGN.md §5 asks for: the engine skips layers whose chain it has)."""
     from builder.core.platforms import host_platform
-    from builder.engine.docker import DockerEngine
+    from builder.engine.choice import open_engine
     from builder.image import assemble
+    from builder.kinds import KINDS
     from builder.model import lockfile
     from builder.store.cache import Cache
 
@@ -167,7 +187,7 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
     nodes = lock.nodes(host_platform())
     entries = [cache.entry(node.key) for node in nodes.values()]
     layers = [(e.name, la) for e in entries if e is not None for la in e.layers]
-    engine = DockerEngine()
+    engine = open_engine()
     seconds: dict[str, list[float]] = {"full": [], "manifest_only": []}
     for attempt in range(times):
         config = assemble.image_config(
@@ -197,7 +217,7 @@ def load_costs(bench: Bench, times: int = 3) -> dict[str, float]:
     }
 
 
-def layer_sizes(bench: Bench) -> dict[str, dict[str, int]]:
+def layer_sizes(bench: Workspace) -> dict[str, dict[str, int]]:
     """Each cached node's layer: its size, and its size gzipped (level 6, as docker push)."""
     found: dict[str, dict[str, int]] = {}
     for entry_file in sorted((bench.cache / "nodes").glob("*.json")):
@@ -215,7 +235,7 @@ def layer_sizes(bench: Bench) -> dict[str, dict[str, int]]:
     return found
 
 
-def instrumented(bench: Bench) -> dict[str, Any]:
+def instrumented(bench: Workspace) -> dict[str, Any]:
     """A build in this process with TIMED wrapped: seconds per node and per operation."""
     totals: dict[str, list[float]] = {}
     lock = threading.Lock()
@@ -244,7 +264,7 @@ def _timers(totals: dict[str, list[float]], lock: threading.Lock) -> Iterator[No
     for name in (
         "builder.actions.build",
         "builder.realize.execute",
-        "builder.realize.recipes",
+        "builder.kinds",
         "builder.cli.app",
     ):
         importlib.import_module(name)

@@ -67,12 +67,12 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `builder` imp
 
 from bench import buildkit, dockerfile, infra, report
 from bench.infra import BenchError, sh
-from builder.kinds import KINDS
 from builder.core.certs import ca_bundle
 from builder.core.platforms import host_platform
-from builder.engine.docker import DockerEngine
+from builder.engine.choice import open_engine
 from builder.image.assemble import ImageConfig, compose_env, image_config
 from builder.image.loading import STAGE_LABEL, load_image
+from builder.kinds import KINDS
 from builder.model import lockfile
 from builder.model.specfile import load_spec
 from builder.store.cache import Cache, Layer, default_store_dir
@@ -351,7 +351,7 @@ class Bench:
         cache = Cache(self.work / "base-snapshot")
         cache.ensure()
         load_image(
-            engine=DockerEngine(),
+            engine=open_engine(),
             cache=cache,
             config=self._base_config,
             layers=self._base_layers,

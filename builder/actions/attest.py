@@ -152,8 +152,8 @@ def check_attestations(
     key: Key | None,
 ) -> AttestationReport:
     """Fetch REF's attestations and hold them to this lock (and `key`, when given)."""
-    from builder.resolve.base import split_ref
     from builder.net.registry import Registry
+    from builder.resolve.base import split_ref
 
     host, repo, reference = split_ref(ref)
     registry = Registry(host)
@@ -259,8 +259,8 @@ def require_signature(*, spec: Spec, lock: Lock, overlay: Path) -> None:
         return
     from builder.actions.verify import default_ref
     from builder.core.platforms import host_platform
-    from builder.resolve.base import has_registry
     from builder.publish.signing import public_key
+    from builder.resolve.base import has_registry
     from builder.sbom import spdx_document
 
     ref = default_ref(overlay)

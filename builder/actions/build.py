@@ -12,44 +12,33 @@ overlay is left as it is unless a push completes the lock's image index (`index.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from builder.actions.platformimage import platform_image, sbom_name
 from builder.core import gitrepo
-from builder.core.atomic import write_atomic
 from builder.core.errors import LockError
-from builder.core.keys import content_digest, sha256_of
-from builder.core.layout import SBOM_FILE
 from builder.core.platforms import host_platform
 from builder.core.progress import Progress
 from builder.engine.interface import Engine, in_step
-from builder.image import assemble
-from builder.image.annotations import config_labels, manifest_annotations
+from builder.image.annotations import manifest_annotations
 from builder.image.export import deps_mounts
-from builder.image.loading import IMAGE_LABEL, load_image
-from builder.image.profile import HISTORY, profile_layer
-from builder.model import inherit
-from builder.model.agents import agent_env
-from builder.model.inputs import BaseInputs, SystemInputs
+from builder.image.loading import load_image
 from builder.kinds import KINDS
 from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
-from builder.model.toolinputs import NpmToolsInputs
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
 from builder.realize import history
 from builder.realize.execute import BuildStatus, Executor, NodeOutcome, Remote
 from builder.realize.plan import make_plan
-from builder.store.cache import Cache, Layer, NodeEntry
+from builder.store.cache import Cache, NodeEntry
 
 if TYPE_CHECKING:
     from builder.publish.push import Pushed
-
-LABEL_PREFIX = "dev.sandbox-builder"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,112 +282,3 @@ def _attest(
         engine=f"docker-api {engine().ping()}",
         environ=os.environ,
     )
-
-
-def sbom_name(platform: str) -> str:
-    """The host's SBOM is SBOM_FILE; another platform's names its arch (sbom.arm64.spdx.json)."""
-    if platform == host_platform():
-        return SBOM_FILE
-    return SBOM_FILE.replace(".", f".{platform.split('/')[1]}.", 1)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlatformImage:
-    """One platform's image: its config (hence its ID), its layers (the nodes', then the
-    profile layer, image/profile.py) and its local tags."""
-
-    platform: str
-    config: assemble.ImageConfig
-    layers: list[Layer]
-    tags: list[str]
-    nodes: Mapping[str, NodeLock]
-
-
-def platform_image(
-    *, spec: Spec, lock: Lock, platform: str, entries: list[NodeEntry], cache: Cache
-) -> PlatformImage:
-    """The image of `platform` stacking the built `entries` (the lock's nodes, in build order)."""
-    nodes = lock.nodes(platform)
-    env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
-    npm = nodes["tools.npm"].inputs_as(NpmToolsInputs) if "tools.npm" in nodes else None
-    env.update(agent_env(npm))  # pinned agent CLIs do not update themselves (model/agents.py)
-    env.update(spec.image.env)
-    # The SBOM comes from the lock alone, so its digest can label the image it describes.
-    sbom_digest = write_sbom(lock, image=spec.image.name, platform=platform, cache=cache)
-    lock_digest = sha256_of({name: node.key for name, node in sorted(nodes.items())})
-    base_inputs = nodes["base"].inputs_as(BaseInputs)
-    labels = {
-        **config_labels(
-            title=spec.image.name,
-            lock_digest=lock_digest,
-            epoch=lock.source_date_epoch,
-            base=base_inputs,
-        ),
-        IMAGE_LABEL: lock_digest,
-        **{f"{LABEL_PREFIX}.node.{e.name}": e.key for e in entries},
-        f"{LABEL_PREFIX}.sbom": sbom_digest,
-    }
-    layers = [(e.name, layer) for e in entries for layer in e.layers]
-    # On top: login shells' view of this Env (image/profile.py), a function of every node.
-    layers.append((HISTORY, profile_layer(env, epoch=lock.source_date_epoch, cache=cache)))
-    base = inherit.recorded_config(base_inputs)
-    system = nodes["system"].inputs_as(SystemInputs)
-    config = assemble.image_config(
-        layers=layers,
-        env=env,
-        platform=platform,
-        epoch=lock.source_date_epoch,
-        user=inherit.effective_user(system, base),
-        workdir=inherit.effective_workdir(system, base),
-        labels=labels,
-        base=base,
-    )
-    short = config.image_id.removeprefix("sha256:")[:12]
-    latest = "latest" if platform == host_platform() else f"latest-{platform.split('/')[1]}"
-    return PlatformImage(
-        platform=platform,
-        config=config,
-        layers=[layer for _, layer in layers],
-        tags=[f"{spec.image.name}:{short}", f"{spec.image.name}:{latest}"],
-        nodes=nodes,
-    )
-
-
-def write_sbom(lock: Lock, *, image: str, platform: str, cache: Cache) -> str:
-    """Write the SPDX SBOM of the build to cache/sbom.spdx.json; its `sha256:` digest.
-
-    The document is a function of the lock's nodes, its epoch, the image name, the platform
-    and the code of builder/sbom/, so a stamp of those beside it (with the file's digest)
-    lets a build whose SBOM did not change, a no-op for one, skip making it again.
-    """
-    path = cache.root / sbom_name(platform)
-    stamp_path = path.with_name(f"{path.name}.stamp")
-    made_of = sha256_of(
-        {
-            "nodes": {name: node.key for name, node in sorted(lock.nodes(platform).items())},
-            "epoch": lock.source_date_epoch,
-            "image": image,
-            "platform": platform,
-            "code": _sbom_code(),
-        }
-    )
-    try:
-        stamp = json.loads(stamp_path.read_text())
-        digest = content_digest(path.read_bytes())
-        if stamp == {"made_of": made_of, "digest": digest}:
-            return digest
-    except (OSError, ValueError):
-        pass  # no stamp or no file yet: make it
-    from builder import sbom
-
-    data = sbom.render(sbom.spdx_document(lock, image=image, platform=platform))
-    digest = sbom.digest_of(data)
-    sbom.write_sbom(data, path)
-    write_atomic(stamp_path, json.dumps({"made_of": made_of, "digest": digest}).encode())
-    return digest
-
-
-def _sbom_code() -> str:
-    """A digest of the modules that write the SBOM: changing them invalidates every stamp."""
-    files = sorted((Path(__file__).parent.parent / "sbom").glob("*.py"))
-    return sha256_of({f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files})

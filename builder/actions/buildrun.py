@@ -2,9 +2,9 @@
 
 The CLI (cli/app.py, typer) and the quick entry point (entry.py, which runs a plain
 `sandbox build` without importing typer) both call `run_build`, so the two paths cannot
-drift apart. Also here: what several commands share around a build (the engine, the cache
-lock, the plan printout, applying the overlay after a build). Output goes to stdout/stderr
-with `print`, never through typer.
+drift apart. Also here: what several commands share around a build (the cache lock, the
+plan printout, applying the overlay after a build). Output goes to stdout/stderr with
+`print`, never through typer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import io
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,31 +23,15 @@ from typing import TYPE_CHECKING
 
 from builder.core.errors import OverlayError
 from builder.core.layout import OVERLAY_FILE, default_cache_dir
+from builder.engine.choice import EngineFactory
 from builder.store.cache import Cache
 
 if TYPE_CHECKING:
     from builder.actions.build import BuildResult
-    from builder.engine.interface import Engine
     from builder.model.spec import Spec
     from builder.orchestrator.applied import ApplyPlan
     from builder.orchestrator.risoluto import ApplyResult
     from builder.realize.plan import BuildPlan
-
-
-class EngineFactory:
-    """Connects to Docker on first use only (graph, status and lock --check never do)."""
-
-    def __init__(self) -> None:
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Engine:
-        with self._lock:
-            if self._engine is None:
-                from builder.engine.docker import DockerEngine
-
-                self._engine = DockerEngine()
-            return self._engine
 
 
 def open_cache(spec_file: Path, cache_dir: Path | None) -> Cache:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from builder.actions.build import PlatformImage, platform_image
+from builder.actions.platformimage import PlatformImage, platform_image
 from builder.core.errors import RegistryError
 from builder.core.gitrepo import GitOrigin
 from builder.core.keys import canonical_bytes

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from builder.actions.build import platform_image
+from builder.actions.platformimage import platform_image
 from builder.core.errors import OverlayError
 from builder.core.platforms import host_platform
 from builder.core.progress import Progress

@@ -140,7 +140,7 @@ def graph(
     form also gives each node's key on that platform.
     """
     from builder.kinds import build_graph
-from builder.model.graph import render
+    from builder.model.graph import render
 
     spec = options.spec()
     text = render(build_graph(spec), fmt.value)

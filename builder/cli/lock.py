@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from builder.kinds import KINDS
 from builder.actions.buildrun import cache_lock as _cache_lock
 from builder.cli.options import PlatformOption, engine_factory, listed_platform, options
 from builder.core.atomic import write_atomic
 from builder.core.errors import LockError, SpecError
 from builder.core.layout import SPEC_FILE
+from builder.kinds import KINDS
 from builder.model.spec import Spec
 from builder.store.cache import Cache
 

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from builder.kinds import KINDS
 from builder.actions.buildrun import cache_lock as _cache_lock
 from builder.cli.options import engine_factory, options
+from builder.kinds import KINDS
 
 if TYPE_CHECKING:
     pass

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from builder.actions.buildrun import EngineFactory
 from builder.core.errors import SpecError
 from builder.core.layout import default_cache_dir
+from builder.engine.choice import EngineFactory
 from builder.engine.interface import Engine
 from builder.model.spec import Spec
 from builder.model.specfile import load_spec

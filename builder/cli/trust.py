@@ -89,8 +89,8 @@ def _attestations(spec: Spec, lock_: Lock, ref: str, *, key: Path | None, as_jso
     from builder.actions.attest import check_attestations
     from builder.core.errors import VerifyError
     from builder.core.platforms import host_platform
-    from builder.resolve.base import has_registry
     from builder.publish.signing import public_key
+    from builder.resolve.base import has_registry
     from builder.sbom import spdx_document
 
     if not has_registry(ref):

@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+
 def canonical_json(obj: Any) -> str:
     """`obj` as canonical JSON (sorted keys, no whitespace), non-ASCII text kept as it is:
     what node keys and `sha256_of` hash."""

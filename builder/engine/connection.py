@@ -192,9 +192,9 @@ def _advice(status: object) -> str:
     if isinstance(status, int) and status >= 500:
         return (
             "The engine's own log says more; if it is not Docker Engine 20.10 or later, see "
-            "the README's table of engines for what works there"
+            "docs/engines.md for what works there"
         )
-    return "Fix what the engine names; the README's table of engines says what works where"
+    return "Fix what the engine names; docs/engines.md says what works where"
 
 
 def _where() -> str:

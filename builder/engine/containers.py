@@ -22,7 +22,7 @@ from builder.engine.sharing import Sharing
 
 
 class Containers(Sharing):
-    """The step operations of `Engine` on a Docker daemon."""
+    """The step operations of `Engine` on a Docker daemon, and its `DiffFolders`."""
 
     def run(
         self,
@@ -146,8 +146,9 @@ class Containers(Sharing):
         return found
 
     def upper_dir(self, container: str) -> Path | None:
-        """The folder holding what the container wrote (overlay2's upper dir), when the
-        engine stores it on this machine and it can be read here; else None."""
+        """`DiffFolders`: the folder holding what the container wrote (overlay2's upper
+        dir), when the engine stores it on this machine and it can be read here; else None
+        (another storage driver, the containerd image store, a daemon elsewhere)."""
         if not self.shares_storage():
             return None
         with self._asking(f"inspecting container {container[:12]}"):

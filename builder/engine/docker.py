@@ -12,7 +12,8 @@ from builder.engine.images import Images
 
 
 class DockerEngine(Containers, Confined, Images):
-    """`Engine` on a real daemon, reached through DOCKER_HOST or the default socket.
+    """`Engine` on a real daemon, reached through DOCKER_HOST or the default socket (made by
+    `choice.open_engine`), and `DiffFolders` where the daemon's overlay2 storage is here.
 
     The Docker SDK (with requests, ~0.15 s to import) connects on first need. The two
     questions a no-op build asks, whether the engine has an image and tagging it, go straight

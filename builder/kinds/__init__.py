@@ -56,7 +56,9 @@ class Registry:
             if kind.owns(node):
                 return kind
         known = ", ".join(k.name for k in self._kinds)
-        msg = f"sandbox.lock: node {node!r} is of no kind this sandbox-builder knows ({known}). {FIX}"
+        msg = (
+            f"sandbox.lock: node {node!r} is of no kind this sandbox-builder knows ({known}). {FIX}"
+        )
         raise LockError(msg)
 
     def recipes(self, node: NodeLock) -> tuple[str, tuple[str, ...]]:
@@ -64,9 +66,9 @@ class Registry:
         kind = self.of(node.name)
         return kind.recipe, kind.previous
 
-    def typed(self, node: NodeLock) -> Any:
-        """The node's inputs read into its kind's dataclass."""
-        return self.of(node.name).typed(node)
+    def typed(self, node: NodeLock, where: str = "sandbox.lock: ") -> Any:
+        """The node's inputs read into its kind's dataclass (a LockError names `where`)."""
+        return self.of(node.name).typed(node, where)
 
     def graph(self, spec: Spec) -> LayerGraph:
         """The layer graph `spec` declares: every kind's nodes and what each needs."""

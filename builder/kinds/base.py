@@ -12,25 +12,23 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from builder.core import limits, proc, space
-from builder.core.errors import BuildError
+from builder.core.errors import BuildError, ResolutionError
+from builder.engine.emulation import require_emulation
 from builder.engine.step import StepContext
-from builder.model.inherit import base_env
-from builder.model.inputs import BaseInputs, BootstrapBase, ImageBase
-from builder.model.lockfile import NodeLock
 from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, StepResult
 from builder.kinds.layer import dpkg_status, store, verify_installed
 from builder.kinds.purls import debs, purl
 from builder.kinds.rules import answers, base_request, describe_base
-from builder.engine.emulation import require_emulation
-from builder.core.errors import ResolutionError
-from builder.model.lockfile import NodeKind
+from builder.model.inherit import base_env
+from builder.model.inputs import BaseInputs, BootstrapBase, ImageBase
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Spec
 from builder.resolve.base import resolve_base
 from builder.resolve.image import describe_image
-from collections.abc import Iterator, Mapping
-from typing import Any
 from builder.store.diffs import layers_of_saved_image
 from builder.store.layers import layer_file, tar_directory
 
@@ -171,7 +169,9 @@ def distro_of(base: BaseInputs, platform: str) -> Distro:
     if isinstance(base, BootstrapBase):
         return Distro(arch=arch, suite=base.bootstrap.suite)
     if isinstance(base, ImageBase) and base.os is not None:
-        return Distro(arch=arch, suite=base.os.get("codename", ""), vendor=base.os.get("id", "debian"))
+        return Distro(
+            arch=arch, suite=base.os.get("codename", ""), vendor=base.os.get("id", "debian")
+        )
     return Distro(arch=arch)
 
 

@@ -12,8 +12,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from builder.engine.step import StepContext
-from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, Probe, Probes
-from builder.kinds.kind import StepResult
+from builder.kinds.kind import (
+    Declared,
+    Distro,
+    Inputs,
+    KindBase,
+    LockContext,
+    Probe,
+    Probes,
+    StepResult,
+)
 from builder.kinds.layer import host_layer
 from builder.kinds.purls import purl
 from builder.kinds.system import System
@@ -34,7 +42,9 @@ class BinTools(KindBase):
     many = True
 
     def declare(self, spec: Spec) -> list[Declared]:
-        return [Declared(name=f"{self.name}.{t.name}", needs=(System.name,)) for t in spec.tools.bin]
+        return [
+            Declared(name=f"{self.name}.{t.name}", needs=(System.name,)) for t in spec.tools.bin
+        ]
 
     def lock(self, ctx: LockContext, name: str) -> Inputs:
         tool = next(t for t in ctx.spec.tools.bin if f"{self.name}.{t.name}" == name)

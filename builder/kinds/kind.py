@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
 from builder.engine.step import StepContext
-from builder.model.fields import Fields
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Spec
 from builder.store.cache import Cache
@@ -89,13 +88,32 @@ class Probes:
 class LockContext(Protocol):
     """What locking one node of one platform is handed (`builder.lock.locking`)."""
 
-    spec: Spec
-    platform: str
-    progress: Progress
-    cache: Cache
-    update: list[str] | None  # None: keep every pin; []: re-resolve all; else these names
-    nodes: Mapping[str, NodeLock]  # the nodes locked so far on this platform (parents first)
-    previous: Mapping[str, NodeLock]  # the old lock's nodes of this platform
+    @property
+    def spec(self) -> Spec: ...
+
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def progress(self) -> Progress: ...
+
+    @property
+    def cache(self) -> Cache: ...
+
+    @property
+    def update(self) -> list[str] | None:
+        """None: keep every pin; []: re-resolve all; else re-resolve what these name."""
+        ...
+
+    @property
+    def nodes(self) -> Mapping[str, NodeLock]:
+        """The nodes locked so far on this platform (parents first)."""
+        ...
+
+    @property
+    def previous(self) -> Mapping[str, NodeLock]:
+        """The old lock's nodes of this platform."""
+        ...
 
     @property
     def foreign(self) -> bool:
@@ -143,10 +161,25 @@ class Kind(Protocol):
     keeping the old one first in `previous`, so a lock keyed with it is re-keyed, not refused).
     """
 
-    name: str  # "tools.npm"; for a kind of many nodes, the prefix of their names: "tools.bin"
-    stack: NodeKind  # where its layers sit in the image, and the lock's `kind` of its nodes
-    recipe: str  # e.g. "tools/2"
-    previous: tuple[str, ...]  # earlier recipe versions, newest first
+    @property
+    def name(self) -> str:
+        """ "tools.npm"; for a kind of many nodes, the prefix of their names: "tools.bin"."""
+        ...
+
+    @property
+    def stack(self) -> NodeKind:
+        """Where its layers sit in the image, and the lock's `kind` of its nodes."""
+        ...
+
+    @property
+    def recipe(self) -> str:
+        """The recipe version its keys hash, e.g. "tools/2"."""
+        ...
+
+    @property
+    def previous(self) -> tuple[str, ...]:
+        """Its earlier recipe versions, newest first."""
+        ...
 
     def owns(self, node: str) -> bool:
         """Whether node name `node` is one of this kind's."""
@@ -165,8 +198,9 @@ class Kind(Protocol):
         resolved. Raises ResolutionError (naming sandbox.toml and the key) when it cannot."""
         ...
 
-    def typed(self, node: NodeLock) -> Any:
-        """The node's inputs read into this kind's dataclass (a LockError names a bad key)."""
+    def typed(self, node: NodeLock, where: str = "sandbox.lock: ") -> Any:
+        """The node's inputs read into this kind's dataclass; a LockError names `where` (the
+        lock file), the node and the bad key."""
         ...
 
     def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
@@ -189,13 +223,6 @@ def prefix_of(name: str) -> str:
     return "/opt/sandbox/" + name.replace(".", "/") + "/"
 
 
-class Typed(Protocol):
-    """A kind's inputs dataclass: read from the lock's table by `of`."""
-
-    @classmethod
-    def of(cls, f: Fields) -> Any: ...
-
-
 class KindBase:
     """What most kinds share: one node named `name` (or, with `many`, nodes `name.<x>`) under
     its own prefix, inputs read into `inputs`, no pins and no probes unless overridden."""
@@ -204,7 +231,7 @@ class KindBase:
     stack: NodeKind
     recipe: str
     previous: tuple[str, ...] = ()
-    inputs: type[Typed]
+    inputs: type[Any]  # its locked inputs' dataclass, read by model.typed.read_inputs
     many: bool = False
 
     def owns(self, node: str) -> bool:
@@ -213,8 +240,8 @@ class KindBase:
     def prefix(self, node: str) -> str | None:
         return prefix_of(node)
 
-    def typed(self, node: NodeLock) -> Any:
-        return self.inputs.of(Fields(node.inputs, f"sandbox.lock: nodes.{node.name}.inputs"))
+    def typed(self, node: NodeLock, where: str = "sandbox.lock: ") -> Any:
+        return node.inputs_as(self.inputs, where)
 
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(())

@@ -21,11 +21,11 @@ from typing import Protocol
 
 from builder.core import space
 from builder.core.errors import BuildError
-from builder.engine.interface import Engine, Mount
+from builder.engine.interface import Engine, Mount, diff_folder
 from builder.engine.step import StepContext, run_in_stage
-from builder.resolve.debian import parse_stanzas
 from builder.kinds.kind import StepResult, prefix_of
 from builder.model.lockfile import NodeLock
+from builder.resolve.debian import parse_stanzas
 from builder.store.cache import Cache
 from builder.store.diffs import tar_overlay_upper, top_layer_of_saved_image
 from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
@@ -34,15 +34,15 @@ from builder.store.layers import LayerFile, check_changes, listing, normalize_ta
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:
     """Keep the step container's diff as a normalized layer.
 
-    The diff is read from the container's overlay2 upper dir when the engine keeps it on
-    this machine (no commit, no `docker save` of every layer below); else the container is
+    The diff is read from the container's overlay2 upper dir when the engine offers it
+    (`diff_folder`: no commit, no `docker save` of every layer below); else the container is
     committed and the top layer of its `docker save` archive taken. Engines record the same
     change in different words (opaque markers on new folders, folders whose only change is
     their mtime): it is normalized against the layers below, so each engine gives one tar.
     """
     work = ctx.cache.scratch(f"{node.name}-")
     try:
-        upper = engine.upper_dir(container)
+        upper = diff_folder(engine, container)
         if upper is not None:
             raw = tar_overlay_upper(upper, work / "diff.tar")
         else:

@@ -12,26 +12,35 @@ container and packed on the host; the folders above it are made by the tool, mod
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from builder.core import patterns
 from builder.core.errors import BuildError
 from builder.core.keys import sha256_of
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
-from builder.core import patterns
-from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, Probe, Probes
-from builder.kinds.kind import SAFE_NAME, StepResult
+from builder.kinds.kind import (
+    SAFE_NAME,
+    Declared,
+    Distro,
+    Inputs,
+    KindBase,
+    LockContext,
+    Probe,
+    Probes,
+    StepResult,
+)
+from builder.kinds.layer import run_into_prefix
 from builder.kinds.purls import purl, sri
 from builder.kinds.rules import npm_previous
 from builder.kinds.runtime import runtime_node
 from builder.model.agents import agent_versions
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Spec
-from builder.model.lockfile import NodeKind
-from builder.resolve.tools import resolve_npm_tools
-from collections.abc import Iterator
-from builder.kinds.layer import run_into_prefix
 from builder.model.toolinputs import NpmPackage, NpmToolsInputs
+from builder.model.typed import write_inputs
 from builder.resolve import managers
+from builder.resolve.tools import resolve_npm_tools
 from builder.store.cache import Layer, NodeEntry
 from builder.store.layers import LayerFile
 
@@ -50,7 +59,7 @@ def build_npm_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     inputs = node.inputs_as(NpmToolsInputs)
     # npm's own package-lock entries, as the lock holds them: a tool's closure of them is
     # hashed into its layer's key
-    specs, packages = inputs.tools, [p.to_inputs() for p in inputs.packages]
+    specs, packages = inputs.tools, [write_inputs(p) for p in inputs.packages]
     if not packages:
         msg = "tools.npm: the lock holds no packages; run `sandbox lock --update tools.npm`"
         raise BuildError(msg)

@@ -12,25 +12,31 @@ container and packed on the host; the folders above it are made by the tool, mod
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from builder.core.errors import BuildError
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
-from builder.resolve import managers
-from builder.model.lockfile import NodeLock
-from builder.model.toolinputs import PipTool, PipToolsInputs
-from builder.kinds.kind import Declared, Distro, Finder, Inputs, KindBase, LockContext, Probe
-from builder.kinds.kind import Probes, StepResult
+from builder.kinds.kind import (
+    Declared,
+    Distro,
+    Finder,
+    Inputs,
+    KindBase,
+    LockContext,
+    Probe,
+    Probes,
+    StepResult,
+)
+from builder.kinds.layer import run_into_prefix, verify_installed
 from builder.kinds.purls import pep503, purl
 from builder.kinds.rules import pip_kept_and_todo
 from builder.kinds.runtime import runtime_node
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Spec
-from builder.model.lockfile import NodeKind
+from builder.model.toolinputs import PipTool, PipToolsInputs
+from builder.model.typed import write_inputs
+from builder.resolve import managers
 from builder.resolve.tools import resolve_pip_tools
-from collections.abc import Iterator
-from typing import Any
-from builder.kinds.layer import run_into_prefix, verify_installed
 
 PIP_PREFIX = "/opt/sandbox/tools/pip"
 
@@ -75,7 +81,7 @@ def build_pip_tools(ctx: StepContext, node: NodeLock) -> StepResult:
     ]
     for tool in sorted(tools):
         venv = f"{PIP_PREFIX}/{tool}"
-        pins = [pin.to_inputs() for pin in tools[tool].packages]
+        pins = [write_inputs(pin) for pin in tools[tool].packages]
         files[f"{tool}.txt"] = managers.pip_requirements(pins)
         lines += [
             f"echo @@tool {shlex.quote(tool)}",

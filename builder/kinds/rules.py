@@ -15,13 +15,14 @@ from typing import Any
 from builder.core import patterns
 from builder.core.errors import ResolutionError
 from builder.core.platforms import host_platform
-from builder.resolve.apt import APT_RUNTIMES, ForeignArch, system_request
-from builder.resolve.image import BaseFacts
 from builder.model.fields import Fields
 from builder.model.inherit import choose_user
 from builder.model.inputs import BaseInputs
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
+from builder.model.typed import read_inputs
+from builder.resolve.apt import APT_RUNTIMES, ForeignArch, system_request
+from builder.resolve.image import BaseFacts
 
 # The program a runtime's tools run, as the base's PATH has it (resolve/image.py).
 RUNTIME_PROGRAMS = {"python": "python3", "node": "node"}
@@ -141,7 +142,7 @@ def system_request_inputs(spec: Spec, base: Mapping[str, Any]) -> dict[str, Any]
     """What the system node is resolved from: the apt request and the user it makes (an old
     lock whose inputs answer the same keeps its pins)."""
     request = system_request(spec, BaseFacts.of(base))
-    user = choose_user(spec.image, BaseInputs.of(Fields(base, "base")))
+    user = choose_user(spec.image, read_inputs(BaseInputs, Fields(base, "base")))
     inputs: dict[str, Any] = {"request": request, "user": user.user, "workdir": user.workdir}
     if user.uid is not None:
         inputs["uid"] = user.uid

@@ -15,8 +15,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from builder.engine.step import StepContext
-from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, Probe, Probes
-from builder.kinds.kind import StepResult
+from builder.kinds.kind import (
+    Declared,
+    Distro,
+    Inputs,
+    KindBase,
+    LockContext,
+    Probe,
+    Probes,
+    StepResult,
+)
 from builder.kinds.layer import host_layer
 from builder.kinds.purls import pep503, purl
 from builder.kinds.rules import RUNTIME_COMMANDS
@@ -25,6 +33,7 @@ from builder.model.inputs import RuntimeInputs
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Provider, Spec
 from builder.resolve import runtimes
+
 
 class Runtime(KindBase):
     """`runtime.<name>`: one language runtime from its publisher (or PyPI)."""
@@ -103,4 +112,3 @@ def runtime_node(spec: Spec, runtime: str) -> tuple[str, ...]:
     """What a node running on `runtime` (python, node) needs: its layer, else the system's
     (Debian's package, or the base's own program)."""
     return (f"{Runtime.name}.{runtime}",) if runtime in _layered(spec) else (System.name,)
-

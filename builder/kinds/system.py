@@ -35,35 +35,40 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from builder.core import limits
 from builder.core.errors import BuildError, LockError
 from builder.engine.interface import Mount, kept_container, require_success
 from builder.engine.step import StepContext, download_cache_mount, hand_back
-from builder.resolve.apt import APT_ENV, apt_update
-from builder.model.fields import FIX
-from builder.model.inputs import SystemInputs
-from builder.model.lockfile import NodeLock
 from builder.kinds.base import Base
-from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, Probe, Probes
-from builder.kinds.kind import StepResult
+from builder.kinds.kind import (
+    Declared,
+    Distro,
+    Inputs,
+    KindBase,
+    LockContext,
+    Probe,
+    Probes,
+    StepResult,
+)
 from builder.kinds.layer import capture, verify_installed
 from builder.kinds.purls import debs
 from builder.kinds.rules import (
+    RUNTIME_COMMANDS,
     answers,
     base_upgrades,
     check_apt_runtimes,
-    RUNTIME_COMMANDS,
     foreign_arch,
     system_request_inputs,
 )
-from builder.model.lockfile import NodeKind
+from builder.model.fields import FIX
+from builder.model.inputs import SystemInputs
+from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Provider, Spec
-from builder.resolve.apt import resolve_logs, resolve_system
+from builder.resolve.apt import APT_ENV, apt_update, resolve_logs, resolve_system
 from builder.resolve.image import BaseFacts
-from collections.abc import Iterator
-from typing import Any
 
 
 def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
@@ -251,7 +256,9 @@ class System(KindBase):
         keep: dict[str, str] = {}
         if old and same_request and ctx.update:
             keep = {
-                p["name"]: p["version"] for p in old.inputs["packages"] if p["name"] not in ctx.update
+                p["name"]: p["version"]
+                for p in old.inputs["packages"]
+                if p["name"] not in ctx.update
             }
         packages: list[dict[str, Any]] = []
         if request or upgrades:

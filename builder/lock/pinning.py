@@ -16,13 +16,13 @@ import re
 from collections.abc import Mapping
 
 from builder.core import patterns
-from builder.resolve.managers import npm_dependency
-from builder.resolve.apt import APT_RUNTIMES
 from builder.model import inherit
 from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.model.toolinputs import NpmToolsInputs, PipToolsInputs
+from builder.resolve.apt import APT_RUNTIMES
+from builder.resolve.managers import npm_dependency
 
 # One exact version: `==1.2.3` or `===1.2.3`, no wildcard, no second clause.
 _PIP_EXACT = re.compile(r"\s*===?\s*[A-Za-z0-9.+!-]+\s*")

@@ -3,6 +3,7 @@
 `spec` parses and validates sandbox.toml into frozen dataclasses; `graph` turns a spec into
 the layer graph (which nodes, what each needs); `lockfile` is sandbox.lock: the model every
 later stage reads, its node order, and reading and writing it; `inputs` and `toolinputs` are
-each node kind's pinned inputs as typed dataclasses (read with `fields`); `inherit` says what
-an image keeps of its base's config. Pure data and rules: no engine, no network.
+each node kind's pinned inputs as typed dataclasses, read and written back by `typed` (which
+refuses a damaged table through `fields`); `inherit` says what an image keeps of its base's
+config. Pure data and rules: no engine, no network.
 """

@@ -2,7 +2,7 @@
 
 `Fields(data, where)` wraps one table of a node's inputs; each getter returns the value typed
 or raises naming the file, the node and the key, and saying to rewrite the lock. What the
-typed inputs (model/inputs.py) are read with; nothing here knows what a key means.
+typed inputs are read with (model/typed.py); nothing here knows what a key means.
 """
 
 from __future__ import annotations
@@ -43,15 +43,8 @@ class Fields:
         value: int = self._get(key, int, "an integer")
         return value
 
-    def opt_text(self, key: str) -> str | None:
-        return self.text(key) if key in self.data else None
-
-    def opt_integer(self, key: str) -> int | None:
-        return self.integer(key) if key in self.data else None
-
-    def flag(self, key: str) -> bool:
-        """A boolean that is written only when true: absent is false."""
-        value: bool = self._get(key, bool, "true or false") if key in self.data else False
+    def boolean(self, key: str) -> bool:
+        value: bool = self._get(key, bool, "true or false")
         return value
 
     def texts(self, key: str) -> tuple[str, ...]:
@@ -59,9 +52,6 @@ class Fields:
         if not all(isinstance(item, str) for item in items):
             raise self.refuse(key, "a list of strings")
         return tuple(items)
-
-    def opt_texts(self, key: str) -> tuple[str, ...] | None:
-        return self.texts(key) if key in self.data else None
 
     def table(self, key: str) -> Fields:
         return Fields(self._get(key, dict, "a table"), f"{self.where}.{key}")

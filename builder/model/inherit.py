@@ -1,8 +1,8 @@
 """What an image keeps of its base's config, as `FROM` does, and what ours replaces.
 
-The one precedence rule (README, "Extend your orchestrator's image"): the image starts from
-the base image's config as `sandbox lock` recorded it (`config` of the base node), then ours
-goes on top:
+The one precedence rule (docs/dockerfiles.md, "Extend your orchestrator's image"): the image
+starts from the base image's config as `sandbox lock` recorded it (`config` of the base node),
+then ours goes on top:
 
 - Entrypoint, Cmd, Volumes, StopSignal, Healthcheck and Shell: the base's, as they are. A base
   with neither Entrypoint nor Cmd (a bootstrapped one) gets Cmd ["/bin/bash"].

@@ -16,7 +16,7 @@ RUNTIMES = ("go", "java", "node", "python", "rust")
 
 
 class Provider(StrEnum):
-    """Where a runtime comes from (README, "Runtimes and tools")."""
+    """Where a runtime comes from (docs/spec.md, "Runtimes and tools")."""
 
     OFFICIAL = "official"  # the publisher's archive, checked against its checksums
     APT = "apt"  # Debian's package, joining the system layer
@@ -33,7 +33,7 @@ class DepManager(StrEnum):
 
 
 class DepMode(StrEnum):
-    """How a `[deps]` entry reaches the agent (README, "Project dependencies")."""
+    """How a `[deps]` entry reaches the agent (docs/spec.md, "Project dependencies")."""
 
     STORE = "store"  # the manager's cache warmed, so the task's frozen install runs offline
     INSTALL = "install"  # the tree installed under /opt/sandbox/deps/<name>/, on PATH

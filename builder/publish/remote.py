@@ -15,8 +15,8 @@ from typing import Any
 
 from builder.core.errors import RegistryError
 from builder.core.keys import content_digest
-from builder.resolve.base import INDEXES, MANIFESTS, split_ref
 from builder.net.registry import Registry
+from builder.resolve.base import INDEXES, MANIFESTS, split_ref
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,9 +23,9 @@ from typing import Any
 from builder.core import limits
 from builder.core.errors import ResolutionError
 from builder.engine.interface import Engine, kept_container, require_success
+from builder.model.spec import Spec
 from builder.resolve.debian import parse_simulation, parse_stanzas
 from builder.resolve.image import BaseFacts
-from builder.model.spec import Spec
 
 # What each runtime needs from Debian when its provider is "apt" (DESIGN.md §3).
 APT_RUNTIMES = {

@@ -22,9 +22,9 @@ from typing import Any
 from builder.core import limits, proc
 from builder.core.errors import ResolutionError
 from builder.engine.interface import Engine
-from builder.resolve.debian import parse_stanzas
 from builder.model.spec import BaseSpec, Bootstrap
 from builder.net.registry import Registry
+from builder.resolve.debian import parse_stanzas
 
 
 def resolve_base(

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from builder.core.errors import ResolutionError
-from builder.resolve.installers import pnpm_request, resolve_pnpm, resolve_uv, uv_request
 from builder.model.spec import DepSpec
+from builder.resolve.installers import pnpm_request, resolve_pnpm, resolve_uv, uv_request
 
 # requirements file text, constraints file text (or None) -> the closure's pins
 PipResolver = Callable[[str, str | None], list[dict[str, str]]]

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from builder.core.errors import ResolutionError
+from builder.model.spec import RuntimeSpec
 from builder.resolve.runtimes import PUBLISHERS
 from builder.resolve.runtimes.releases import _STABLE, ARCH, Query, version_key
-from builder.model.spec import RuntimeSpec
 
 
 @dataclass(frozen=True, kw_only=True)

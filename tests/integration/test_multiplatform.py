@@ -154,7 +154,7 @@ def test_both_platforms_lock_here_and_arm64_builds_under_emulation(
             _timed("image base linux/arm64 (lock, build)", on_image, time.monotonic() - started)
         )
         again = rebuilt.result()
-    print("\n".join(log))  # the times the README reports (pytest -rP shows them)
+    print("\n".join(log))  # the times docs/platforms.md reports (pytest -rP shows them)
 
     assert "sandbox-test/multiplatform:latest-arm64" in emulated["image"]["tags"]
     out = docker("run", "--rm", "--user", "12345", "--cap-drop", "ALL", emulated["image"]["id"],

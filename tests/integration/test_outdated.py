@@ -15,11 +15,11 @@ from dataclasses import replace
 
 import pytest
 
-from builder.kinds import KINDS
 from builder.core.keys import node_key
-from builder.resolve.debian import parse_stanzas
+from builder.kinds import KINDS
 from builder.model import lockfile
 from builder.model.lockfile import Lock, NodeLock
+from builder.resolve.debian import parse_stanzas
 from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker
@@ -77,7 +77,8 @@ def _rekeyed(lock: Lock, system_inputs: dict[str, object]) -> Lock:
     for name, node in lock.platforms[PLATFORM].items():
         inputs = system_inputs if name == "system" else node.inputs
         parents = {p: nodes[p].key for p in node.parents}
-        key = node_key(kind=node.kind, inputs=inputs, parents=parents, platform=PLATFORM)
+        recipe = KINDS.of(name).recipe
+        key = node_key(recipe=recipe, inputs=inputs, parents=parents, platform=PLATFORM)
         nodes[name] = replace(node, inputs=inputs, key=key)
     return replace(lock, platforms={PLATFORM: nodes})
 

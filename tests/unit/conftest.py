@@ -28,6 +28,7 @@ import pytest
 
 from builder.model.fields import Fields
 from builder.model.inputs import RuntimeInputs
+from builder.model.typed import read_inputs
 
 
 @dataclass
@@ -203,4 +204,4 @@ def write_zip(path: Path, entries: list[Entry]) -> Path:
 def typed_runtime(inputs: Mapping[str, object]) -> RuntimeInputs:
     """A resolved runtime's inputs typed, with the request `sandbox lock` records beside them."""
     asked = {"provider": inputs["provider"], "version": inputs["request"], "mirror": ""}
-    return RuntimeInputs.of(Fields({**inputs, "requested": asked}, "runtime"))
+    return read_inputs(RuntimeInputs, Fields({**inputs, "requested": asked}, "runtime"))

@@ -6,7 +6,8 @@ Every method of the interface is here, so a test passes a `FakeEngine` where the
 
 Containers are not run: `run` hands a `Run` (what was asked, and the container's log and
 upper dir) to `step`, the test's stand-in for the script, which may write the log and files
-into `run.upper` (the container's diff, read back by `upper_dir`) and returns the exit code.
+into `run.upper` (the container's diff, read back through `DiffFolders.upper_dir`, which the
+fake offers as a local overlay2 engine does) and returns the exit code.
 `shell_step` runs the script on this machine with /bin/sh instead, for resolvers whose
 scripts only need a few faked programs on PATH. Images are what `load`, `pull` and `tag`
 gave the engine: `find_image` and `image_id` answer from them; `stacks` are the layer
@@ -219,10 +220,12 @@ class FakeEngine:
         return f"sha256:committed-{container}"
 
     def changes(self, container: str) -> list[str]:
+        """Every path in the container's upper dir, named as `docker diff` names them."""
         upper = self.root / "containers" / container
-        return sorted("A /" + str(p.relative_to(upper)) for p in upper.rglob("*"))
+        return sorted("/" + str(p.relative_to(upper)) for p in upper.rglob("*"))
 
     def upper_dir(self, container: str) -> Path | None:
+        """`DiffFolders`: the folder the step wrote the container's changes into."""
         return self.root / "containers" / container
 
     def runtimes(self) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.actions.build import platform_image
+from builder.actions.platformimage import platform_image
 from builder.check.probes import run_probes
 from builder.engine.interface import Confinement
 from builder.image.profile import profile_script

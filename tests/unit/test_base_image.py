@@ -3,7 +3,7 @@
 The probe's output is given as the script prints it on Debian, Ubuntu (whose mirrors are not
 reachable here, so this is the part of the Ubuntu path that can be tested) and Alpine; the
 engine is a small recording fake. Then the system request and the apt runtimes' versions
-against the base's packages and programs (builder/resolve/apt.py, builder/lock/locking.py).
+against the base's packages and programs (builder/resolve/apt.py, builder/kinds/base.py).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from builder.core.errors import ResolutionError
-from builder.resolve.apt import system_request
-from builder.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
 from builder.kinds.rules import check_apt_runtimes
 from builder.model.spec import BaseSpec, ImageSpec, Provider, RuntimeSpec, Spec, ToolsSpec
+from builder.resolve.apt import system_request
+from builder.resolve.image import BaseFacts, describe_image, parse_probe, recorded_config
 from tests.unit.fake_engine import FakeEngine, Run
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000::/home/node:/bin/bash\n"
@@ -275,8 +275,9 @@ def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
     tmp_path: Path,
 ) -> None:
     from builder.core.progress import Progress
-    from builder.lock.locking import _Locker
     from builder.kinds import build_graph
+    from builder.kinds.base import Base
+    from builder.lock.locking import _Locker
     from builder.model.lockfile import NodeKind, NodeLock
     from builder.store.cache import Cache
 
@@ -295,11 +296,11 @@ def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
         cache=cache,
         engine=lambda: engine,
         progress=Progress(quiet=True),
-        stage=lambda *_, **__: "sha256:stage",
+        stager=lambda *_, **__: "sha256:stage",
         platform="linux/amd64",
     )
 
-    inputs = locker._lock_base()
+    inputs = Base().lock(locker, "base")
 
     assert inputs["pinned"] == old["pinned"], "a moving tag is not re-pinned on the way"
     assert inputs["config"] == {"Entrypoint": ["/entry"], "User": "node"}

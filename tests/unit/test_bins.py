@@ -1,4 +1,4 @@
-"""[tools.bin] layers (builder/resolve/bins.py): pinned downloads or project files, one executable."""
+"""[tools.bin] layers (builder/resolve/bins.py): pinned downloads or project files."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import BuildError, ResolutionError
-from builder.resolve.bins import bin_archive, layout_bin, resolve_bin
 from builder.model.fields import Fields
 from builder.model.spec import BinaryTool
 from builder.model.toolinputs import BinToolInputs
+from builder.model.typed import read_inputs
+from builder.resolve.bins import bin_archive, layout_bin, resolve_bin
 from tests.unit.conftest import Entry, Web, exe, write_tar, write_zip
 
 ELF = b"\x7fELF fake kubectl\n"
@@ -21,7 +22,7 @@ ELF = b"\x7fELF fake kubectl\n"
 def _build(inputs: dict[str, object], tmp: Path, **kw: str) -> tuple[Path, dict[str, str]]:
     """Build from `inputs` as `sandbox lock` writes them (with what was requested)."""
     asked = {"version": "", "url": "", "path": "", "bin": "", "auth_env": ""}
-    pinned = BinToolInputs.of(Fields({**inputs, "requested": asked}, "tools.bin"))
+    pinned = read_inputs(BinToolInputs, Fields({**inputs, "requested": asked}, "tools.bin"))
     archive = bin_archive(pinned, project_dir=tmp / "project", downloads=tmp / "dl", **kw)
     prefix = tmp / "prefix"
     return prefix, layout_bin(pinned, archive, prefix)

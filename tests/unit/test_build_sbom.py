@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from builder import sbom
-from builder.actions.build import write_sbom
+from builder.actions.platformimage import write_sbom
 from builder.core.layout import SBOM_FILE
 from builder.store.cache import Cache
 from tests.unit.test_sbom import make_lock

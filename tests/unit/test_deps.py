@@ -19,10 +19,10 @@ import pytest
 
 from builder.core.errors import BuildError, ResolutionError
 from builder.image.export import deps_mounts, export_tree, stale_exports
-from builder.resolve import deps, installers
+from builder.kinds.deps import recipe
 from builder.model.spec import DEP_MANAGERS, DepManager, DepMode, DepSpec, SandboxSpec
 from builder.orchestrator import overlay
-from builder.kinds.deps import recipe
+from builder.resolve import deps, installers
 from builder.store.cache import Cache, Layer, NodeEntry
 from tests.unit.conftest import Web
 

@@ -19,7 +19,7 @@ import docker.errors
 import pytest
 
 from builder.engine.docker import DockerEngine
-from builder.engine.interface import Mount
+from builder.engine.interface import Mount, diff_folder
 
 
 class FakeApi:
@@ -139,7 +139,7 @@ def test_a_daemon_that_sees_our_files_gets_bind_mounts(tmp_path: Path) -> None:
     assert api.put == []
     assert len([c for c in api.containers.values() if c.get("removed")]) == 1, "one probe"
     assert not any(tmp_path.rglob(".sandbox-probe-*")), "the markers are gone"
-    assert engine.upper_dir(max(api.containers)) is not None
+    assert diff_folder(engine, max(api.containers)) is not None
 
 
 def test_a_daemon_elsewhere_gets_copies_volumes_and_the_prefix_back(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_a_daemon_elsewhere_gets_copies_volumes_and_the_prefix_back(tmp_path: Pa
     assert api.put == [("/", ["opt/sandbox/tools/npm", "tmp/ca.crt", "tmp/in", "tmp/in/req.txt"])]
     assert api.archived[-1] == "/opt/sandbox/tools/npm"
     assert (tmp_path / "prefix" / "semver" / "package.json").read_text() == "{}"
-    assert engine.upper_dir(max(api.containers)) is None, "never read a remote daemon's disk"
+    assert diff_folder(engine, max(api.containers)) is None, "never read a remote daemon's disk"
 
 
 @pytest.mark.parametrize("local", [True, False])

@@ -13,6 +13,7 @@ import io
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import pytest
 
 from builder.core.errors import BuildError
 from builder.core.progress import Progress
+from builder.kinds import KINDS
+from builder.kinds.system import System
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.realize.execute import Executor, NodeOutcome
 from builder.realize.plan import make_plan
@@ -31,6 +34,25 @@ SYSTEM_INPUTS: dict[str, Any] = {"request": [], "packages": [], "user": "", "wor
 
 def _key(name: str) -> str:
     return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+class SystemLike(System):
+    """A kind, registered by the tests alone, whose nodes (a, b, child, ...) build like the
+    system layer: one container, its diff captured. Registered last, it owns what the
+    built-in kinds do not."""
+
+    name = "system-like"
+
+    def owns(self, node: str) -> bool:
+        return "." not in node
+
+
+@pytest.fixture(autouse=True)
+def system_like() -> Iterator[None]:
+    kind = SystemLike()
+    KINDS.register(kind)
+    yield
+    KINDS.unregister(kind)
 
 
 def _node(name: str, *parents: str) -> NodeLock:

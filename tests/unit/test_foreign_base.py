@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import ResolutionError
-from builder.resolve.base import host_repo, resolve_base, resolve_foreign_image, split_ref
 from builder.model.spec import BaseSpec
 from builder.net.registry import Registry
+from builder.resolve.base import host_repo, resolve_base, resolve_foreign_image, split_ref
 from tests.unit.registry_server import RunningRegistry, run_registry
 
 INDEX = "application/vnd.oci.image.index.v1+json"

@@ -4,14 +4,16 @@ PIPELINE lists the packages bottom first. A module may import its own package an
 listed before it, never one after: `lock` may use `model` and `engine`, `realize` may use
 `lock`'s resolvers, but nothing below `cli` knows the CLI exists. Every import counts:
 module-level, inside functions (the lazy imports of the no-op path) and under TYPE_CHECKING.
+Nor does any module of builder/ or bench/ import itself round a ring of others.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 import builder
@@ -104,3 +106,64 @@ def test_the_contract_sees_a_climb(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from builder.cli.app import app\n")
     assert list(_imports(bad)) == [(2, "builder.cli.app")]
     assert RANK["cli"] > RANK["core"]
+
+
+def _import_graph(top: Path, packages: Iterable[str]) -> nx.DiGraph:
+    """Module -> each module of `packages` (folders under `top`) it imports, every import
+    counted as `_imports` counts it. `from a.b import c` is an edge to module `a.b.c` when
+    there is one, else to `a.b`; an edge goes to that module only, not to the packages above
+    it (whose `__init__` runs first, but a package importing its own modules is how it
+    re-exports them)."""
+    modules = {
+        ".".join(parts[:-1] if parts[-1] == "__init__" else parts): path
+        for name in packages
+        for path in sorted((top / name).rglob("*.py"))
+        for parts in [path.relative_to(top).with_suffix("").parts]
+    }
+    graph = nx.DiGraph()
+    graph.add_nodes_from(modules)
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                named = [f"{node.module}.{alias.name}" for alias in node.names]
+                targets = [m if m in modules else node.module for m in named]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            graph.add_edges_from((module, t) for t in targets if t in modules and t != module)
+    return graph
+
+
+def _cycles(graph: nx.DiGraph) -> list[str]:
+    """One ring of imports (`a -> b -> a`) for each set of modules that import each other."""
+    rings = []
+    for group in nx.strongly_connected_components(graph):
+        if len(group) > 1:
+            edges = nx.find_cycle(graph.subgraph(group))
+            rings.append(" -> ".join([*(a for a, _ in edges), edges[0][0]]))
+    return sorted(rings)
+
+
+def test_no_module_imports_itself_round_a_ring() -> None:
+    """No import cycle among the modules of builder/ and bench/: a ring means two modules
+    that are one job, or a shared piece living in the wrong one (move it where both import
+    it from)."""
+    rings = _cycles(_import_graph(ROOT.parent, ["builder", "bench"]))
+    assert rings == [], "modules importing each other:\n" + "\n".join(rings)
+
+
+def test_the_contract_sees_a_ring(tmp_path: Path) -> None:
+    """The checker itself: a ring closed by an import in a function, or under TYPE_CHECKING,
+    is found; the same imports without the ring are not."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg import b\n")
+    (pkg / "b.py").write_text("def f():\n    from pkg.c import g\n")
+    (pkg / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.a\n"
+    )
+    assert _cycles(_import_graph(tmp_path, ["pkg"])) == ["pkg.a -> pkg.b -> pkg.c -> pkg.a"]
+    (pkg / "c.py").write_text("import pkg\n")
+    assert _cycles(_import_graph(tmp_path, ["pkg"])) == []

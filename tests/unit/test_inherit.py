@@ -19,6 +19,7 @@ from builder.model import inherit
 from builder.model.fields import Fields
 from builder.model.inputs import BaseInputs, SystemInputs
 from builder.model.spec import ImageSpec
+from builder.model.typed import read_inputs
 
 # What `sandbox lock` records of an orchestrator image like risoluto-codex:latest.
 ORCHESTRATOR: dict[str, Any] = {
@@ -166,8 +167,8 @@ BOOT = {"suite": "bookworm", "mirror": "http://deb.debian.org/debian", "variant"
 
 def _base(inputs: dict[str, Any]) -> BaseInputs:
     """A base's locked inputs: an image's pin with `inputs` (or a bootstrap base's)."""
-    return BaseInputs.of(
-        Fields({"image": "acme/base", "pinned": "acme/base@sha256:0", **inputs}, "base")
+    return read_inputs(
+        BaseInputs, Fields({"image": "acme/base", "pinned": "acme/base@sha256:0", **inputs}, "base")
     )
 
 

@@ -12,20 +12,21 @@ from typing import Any
 
 import pytest
 
-from builder.kinds import KINDS
 from builder.core.errors import LockError
 from builder.core.keys import node_key
+from builder.kinds import KINDS
 from builder.model import lockfile
 from builder.model.inputs import BootstrapBase, ImageBase, RuntimeInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.model.spec import DepManager, DepMode, Provider
 from builder.model.toolinputs import BinToolInputs, DepsInputs, NpmToolsInputs, PipToolsInputs
+from builder.model.typed import write_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = sorted(
     {
         ROOT / "sandbox.lock",
-        ROOT / "examples" / "codex-cloud" / "sandbox.lock",
+        *(ROOT / "examples").glob("*/sandbox.lock"),
         *(ROOT / "tests").rglob("sandbox.lock"),
     }
 )
@@ -39,9 +40,11 @@ def _retyped(lock: Lock) -> Lock:
         nodes: dict[str, NodeLock] = {}
         for name in lockfile.stack(lock.platforms[platform]):
             old = lock.platforms[platform][name]
-            inputs = old.typed.to_inputs()
+            inputs = write_inputs(KINDS.typed(old))
             parents = {p: nodes[p].key for p in old.parents}
-            key = node_key(kind=old.kind, inputs=inputs, parents=parents, platform=platform)
+            key = node_key(
+                recipe=KINDS.of(name).recipe, inputs=inputs, parents=parents, platform=platform
+            )
             nodes[name] = NodeLock(
                 name=name, kind=old.kind, key=key, parents=old.parents, inputs=inputs
             )
@@ -65,7 +68,7 @@ def test_every_node_of_every_lock_round_trips_byte_for_byte(path: Path) -> None:
 
 def test_the_round_trip_covers_every_kind_of_node_the_repository_locks() -> None:
     kinds = {
-        type(node.typed)
+        type(KINDS.typed(node))
         for path in LOCKS
         for nodes in lockfile.read(path, KINDS).platforms.values()
         for node in nodes.values()
@@ -153,7 +156,8 @@ OTHER_SHAPES: dict[str, tuple[NodeKind, dict[str, Any]]] = {
 def _lock_of(shapes: dict[str, tuple[NodeKind, dict[str, Any]]]) -> Lock:
     nodes = {}
     for name, (kind, inputs) in shapes.items():
-        key = node_key(kind=kind, inputs=inputs, parents={}, platform=PLATFORM)
+        recipe = KINDS.of(name).recipe
+        key = node_key(recipe=recipe, inputs=inputs, parents={}, platform=PLATFORM)
         nodes[name] = NodeLock(name=name, kind=kind, key=key, parents=(), inputs=inputs)
     return Lock(spec_hash="sha256:s", source_date_epoch=0, platforms={PLATFORM: nodes})
 
@@ -205,7 +209,7 @@ def test_inputs_of_another_kind_are_refused() -> None:
     kind, inputs = OTHER_SHAPES["system"]
     node = _lock_of({"system": (kind, inputs)}).platforms[PLATFORM]["system"]
 
-    with pytest.raises(LockError, match=r"nodes\.system is a system node"):
+    with pytest.raises(LockError, match=r"nodes\.system\.inputs\.manager is missing"):
         node.inputs_as(DepsInputs)
 
 

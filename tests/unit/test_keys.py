@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 from builder.core.keys import (
-    RECIPES,
     canonical_bytes,
     canonical_json,
     content_digest,
@@ -28,7 +27,7 @@ PARENTS = {"base": "sha256:" + "a" * 64}
 
 def key(**changes: Any) -> str:
     args: dict[str, Any] = {
-        "kind": "system",
+        "recipe": "system/7",
         "inputs": INPUTS,
         "parents": PARENTS,
         "platform": "linux/amd64",
@@ -64,8 +63,7 @@ def test_key_changes_with_the_platform() -> None:
 
 
 def test_key_changes_with_the_recipe_of_the_kind() -> None:
-    assert RECIPES["system"] != RECIPES["tools"]
-    assert key(kind="tools") != key()
+    assert key(recipe="system/8") != key()
 
 
 def test_key_ignores_dict_order_at_every_level() -> None:

@@ -481,7 +481,7 @@ BELOW = [
 # What two engines record for the same step: Docker's overlay2 upper dir marks new folders
 # opaque and lists only what changed; Podman's commit lists folders it touched for its mount
 # points and adds /etc/mtab. (Its tars also put the file type in a folder's mode, 0o40755,
-# which Python's tarfile cannot write: the real Podman build of the README covers that.)
+# which Python's tarfile cannot write: the real Podman build of docs/engines.md covers that.)
 DOCKER_DIFF = [
     directory("etc"),
     Entry("etc/new.conf", b"new\n"),

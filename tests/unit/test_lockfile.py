@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from builder.kinds import KINDS
 from builder.core.errors import LockError
-from builder.core.keys import PREVIOUS, node_key
+from builder.core.keys import node_key
+from builder.kinds import KINDS
 from builder.model import lockfile
 from builder.model.lockfile import Lock, NodeKind, NodeLock
 
@@ -23,7 +23,7 @@ def _node(
         name=name,
         kind=kind,
         key=node_key(
-            kind=kind,
+            recipe=KINDS.of(name).recipe,
             inputs=inputs,
             parents={p: n.key for p, n in parents.items()},
             platform=platform,
@@ -182,12 +182,12 @@ def test_lock_keyed_by_an_older_recipe_says_to_re_key_not_that_it_was_edited(
     """After a recipe bump (keys.py), an untouched lock is told apart from a hand edit."""
     lock = make_lock()
     system = lock.platforms[PLATFORM]["system"]
+    old_recipe = KINDS.of("system").previous[0]
     old_key = node_key(
-        kind=NodeKind.SYSTEM,
+        recipe=old_recipe,
         inputs=system.inputs,
         parents={"base": lock.platforms[PLATFORM]["base"].key},
         platform=PLATFORM,
-        recipe=PREVIOUS["system"][0],
     )
     path = tmp_path / "sandbox.lock"
     path.write_text(lockfile.dumps(lock).replace(system.key, old_key))
@@ -196,10 +196,13 @@ def test_lock_keyed_by_an_older_recipe_says_to_re_key_not_that_it_was_edited(
         lockfile.read(path, KINDS)
 
     message = str(caught.value)
-    assert f"keyed with recipe {PREVIOUS['system'][0]}" in message
+    assert f"keyed with recipe {old_recipe}" in message
     assert "Run `sandbox lock` to re-key it (every pin stays)" in message
     assert "edited by hand" not in message
-    assert lockfile.read(path, KINDS, older_recipes_ok=True).platforms[PLATFORM]["system"].key == old_key
+    assert (
+        lockfile.read(path, KINDS, older_recipes_ok=True).platforms[PLATFORM]["system"].key
+        == old_key
+    )
 
 
 def test_equal_edit_in_a_new_lock_is_accepted(tmp_path: Path) -> None:

@@ -197,6 +197,7 @@ def test_lock_s_apt_step_has_the_build_steps_heartbeat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from builder.core.progress import Progress
+    from builder.kinds import base, system
     from builder.lock import locking
     from builder.model.specfile import load_spec
     from builder.store.cache import Cache
@@ -206,15 +207,15 @@ def test_lock_s_apt_step_has_the_build_steps_heartbeat(
         '\n[system]\npackages = ["jq"]\n'
     )
     pinned = {"image": "debian:bookworm-slim", "pinned": "sha256:" + "0" * 64, "epoch": 0}
-    monkeypatch.setattr(locking, "resolve_base", lambda *_, **__: pinned)
-    monkeypatch.setattr(locking, "describe_image", lambda **_: {})
+    monkeypatch.setattr(base, "resolve_base", lambda *_, **__: pinned)
+    monkeypatch.setattr(base, "describe_image", lambda **_: {})
 
     def quiet_apt(request: list[str], *, log_dir: Path, **_: object) -> list[dict[str, str]]:
         (log_dir / "apt-resolve.log").write_text("Reading package lists...\n")
         time.sleep(1.0)  # a mirror that stopped answering
         return [{"name": "jq", "version": "1.6-2.1", "sha256": "0" * 64}]
 
-    monkeypatch.setattr(locking, "resolve_system", quiet_apt)
+    monkeypatch.setattr(system, "resolve_system", quiet_apt)
     out = io.StringIO()
     cache = Cache(tmp_path / "cache")
     cache.ensure()

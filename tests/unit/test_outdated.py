@@ -18,6 +18,8 @@ from builder.lock.outdated import (
     npm_url,
     security_updates,
 )
+from builder.model.lockfile import NodeKind, NodeLock
+from builder.model.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
 from builder.resolve.madison import parse_madison
 from builder.resolve.versions import (
     debian_compare,
@@ -26,8 +28,6 @@ from builder.resolve.versions import (
     pypi_allowed,
     pypi_newest,
 )
-from builder.model.lockfile import NodeKind, NodeLock
-from builder.model.spec import BaseSpec, Bootstrap, ImageSpec, RuntimeSpec, Spec, ToolsSpec
 
 DEBIAN = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"

@@ -12,8 +12,8 @@ import pytest
 from builder.core.errors import BuildError
 from builder.engine.interface import Mount
 from builder.engine.step import StepContext, hand_back
-from builder.model.lockfile import NodeKind, NodeLock
 from builder.kinds.base import build_base
+from builder.model.lockfile import NodeKind, NodeLock
 
 MOUNTS = [
     Mount(source="/host/ca.crt", target="/tmp/sandbox-builder-ca.crt"),

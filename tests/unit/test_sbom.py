@@ -24,6 +24,7 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 from builder import sbom
 from builder.core.keys import node_key
 from builder.core.platforms import host_platform
+from builder.kinds import KINDS
 from builder.model import lockfile
 from builder.model.lockfile import Lock, NodeKind, NodeLock
 from builder.model.specfile import load_spec
@@ -184,7 +185,7 @@ def make_lock(
             name=name,
             kind=kind,
             key=node_key(
-                kind=kind,
+                recipe=KINDS.of(name).recipe,
                 inputs=node_inputs,
                 parents={p: nodes[p].key for p in parents},
                 platform=platform,

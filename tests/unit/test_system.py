@@ -7,9 +7,10 @@ import stat
 import subprocess
 from pathlib import Path
 
+from builder.kinds.system import strip_setuid, user_and_workdir
 from builder.model.fields import Fields
 from builder.model.inputs import SystemInputs
-from builder.kinds.system import strip_setuid, user_and_workdir
+from builder.model.typed import read_inputs
 
 
 def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> None:
@@ -37,7 +38,7 @@ def test_strip_setuid_clears_every_bit_but_the_allowed_paths(tmp_path: Path) -> 
 def _user_steps(inputs: dict[str, object], *, has: str = "") -> list[str]:
     """The commands the user/workdir part of the system step runs; `has` lists what getent
     finds in the base, as `passwd:name` and `group:name`."""
-    system = SystemInputs.of(Fields({"request": [], "packages": [], **inputs}, "system"))
+    system = read_inputs(SystemInputs, Fields({"request": [], "packages": [], **inputs}, "system"))
     stubs = f"""getent() {{ case " {has} " in *" $1:$2 "*) return 0;; esac; return 2; }}
 useradd() {{ echo "useradd $*"; }}
 id() {{ [ "$1" = -u ] && echo 1001 || echo 1002; }}

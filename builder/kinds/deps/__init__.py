@@ -12,8 +12,16 @@ from typing import Any
 
 from builder.engine.step import StepContext
 from builder.kinds.deps.recipe import build_deps
-from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, Probe, Probes
-from builder.kinds.kind import StepResult
+from builder.kinds.kind import (
+    Declared,
+    Distro,
+    Inputs,
+    KindBase,
+    LockContext,
+    Probe,
+    Probes,
+    StepResult,
+)
 from builder.kinds.purls import purl
 from builder.kinds.runtime import runtime_node
 from builder.model.lockfile import NodeKind, NodeLock

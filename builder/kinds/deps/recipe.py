@@ -37,14 +37,15 @@ from builder.core.layout import DEPS_PREFIX, TREES
 from builder.core.unpack import unpack
 from builder.engine.interface import Mount
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
-from builder.resolve import managers
+from builder.kinds.kind import StepResult
+from builder.kinds.layer import run_into_prefix
 from builder.model.fields import FIX
 from builder.model.lockfile import NodeLock
 from builder.model.spec import DepManager, DepMode
 from builder.model.toolinputs import DepsInputs
+from builder.model.typed import write_inputs
 from builder.net import downloads
-from builder.kinds.kind import StepResult
-from builder.kinds.layer import run_into_prefix
+from builder.resolve import managers
 
 PREFIX = DEPS_PREFIX
 TOOL_DIR = "/tmp/sandbox-builder-tool"  # pnpm's package or uv's binaries, read-only
@@ -111,7 +112,7 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
     tree = not store or bool(inputs.mount)
     files = {**_project_files(ctx, node, inputs), "pin-times.js": _PIN_TIMES}
     if inputs.pins is not None:  # a plain requirements.txt: install the closure the lock pins
-        pins = [pin.to_inputs() for pin in inputs.pins]
+        pins = [write_inputs(pin) for pin in inputs.pins]
         files[LOCKED_REQUIREMENTS] = managers.pip_requirements(pins)
     script, step_env, mounts = {
         "pnpm": _pnpm,

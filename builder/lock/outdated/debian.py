@@ -12,12 +12,12 @@ from collections.abc import Mapping
 
 from builder.lock.outdated.report import Pin
 from builder.lock.outdated.sources import Sources
-from builder.resolve.apt import system_request
-from builder.resolve.madison import parse_madison
-from builder.resolve.versions import debian_compare, debian_newest
 from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
 from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
+from builder.resolve.apt import system_request
+from builder.resolve.madison import parse_madison
+from builder.resolve.versions import debian_compare, debian_newest
 
 
 def debian_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:

@@ -11,9 +11,13 @@ from typing import Any
 from urllib.parse import quote
 
 from builder.core import patterns
-from builder.resolve.managers import npm_dependency
 from builder.lock.outdated.report import Pin
 from builder.lock.outdated.sources import Sources
+from builder.model.inputs import RuntimeInputs
+from builder.model.lockfile import NodeLock
+from builder.model.spec import Spec
+from builder.model.toolinputs import BinToolInputs, NpmToolsInputs, PipToolsInputs
+from builder.resolve.managers import npm_dependency
 from builder.resolve.versions import (
     npm_max_satisfying,
     pypi_allowed,
@@ -21,10 +25,6 @@ from builder.resolve.versions import (
     pypi_newest,
     semver_newer,
 )
-from builder.model.inputs import RuntimeInputs
-from builder.model.lockfile import NodeLock
-from builder.model.spec import Spec
-from builder.model.toolinputs import BinToolInputs, NpmToolsInputs, PipToolsInputs
 
 PYPI = "https://pypi.org/pypi/{name}/json"
 NPM = "https://registry.npmjs.org/{name}"

@@ -12,10 +12,10 @@ from typing import Any
 from builder.core.errors import ResolutionError
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
-from builder.resolve.madison import madison
 from builder.lock.stager import Stager
 from builder.model.lockfile import NodeLock
 from builder.model.spec import RuntimeSpec, Spec
+from builder.resolve.madison import madison
 from builder.store.cache import Cache
 
 
@@ -46,9 +46,9 @@ def live_sources(
     whose apt lists that platform's packages, as `sandbox lock` resolves them.
     """
     from builder.core.platforms import host_platform
+    from builder.net import downloads
     from builder.resolve.apt import ForeignArch
     from builder.resolve.base import resolve_image
-    from builder.net import downloads
 
     # Without the host's pins, the platform's own base answers (under emulation).
     use_host = platform != host_platform() and host_nodes is not None

@@ -39,6 +39,8 @@ from typing import Any
 
 from builder.core.errors import BuildError, ResolutionError
 from builder.core.unpack import unpack
+from builder.model.inputs import RuntimeInputs
+from builder.net.downloads import fetch
 from builder.resolve.runtimes.official import (
     go_official,
     java_official,
@@ -49,8 +51,6 @@ from builder.resolve.runtimes.official import (
 )
 from builder.resolve.runtimes.releases import ARCH, Query, Release
 from builder.resolve.runtimes.wheels import node_wheel, pypi_wheel, wheel_payload
-from builder.model.inputs import RuntimeInputs
-from builder.net.downloads import fetch
 
 IMAGE_ROOT = "/opt/sandbox/runtime"
 

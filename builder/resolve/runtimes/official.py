@@ -12,9 +12,9 @@ from urllib.parse import urljoin
 
 from builder.core.errors import BuildError, ResolutionError
 from builder.core.unpack import link_stays_inside, unpack, walk
-from builder.resolve.runtimes.releases import Query, Release, listed
 from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import get_json, get_text
+from builder.resolve.runtimes.releases import Query, Release, listed
 
 
 def node_official(q: Query) -> Release:

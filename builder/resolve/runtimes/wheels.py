@@ -10,9 +10,9 @@ from urllib.parse import urljoin
 
 from builder.core.errors import BuildError
 from builder.core.unpack import unpack
-from builder.resolve.runtimes.releases import Query, Release, version_key
 from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import get_json
+from builder.resolve.runtimes.releases import Query, Release, version_key
 
 # runtime -> (project on PyPI, the folder inside the wheel that is the runtime's prefix)
 _WHEELS = {
