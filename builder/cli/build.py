@@ -4,34 +4,30 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from builder.actions.buildrun import BuildRequest, run_build
 from builder.actions.buildrun import print_plan as _print_plan
 from builder.cli.options import (
+    ApplyOption,
+    JobsOption,
+    JsonOption,
     PlatformOption,
     ProgressMode,
     ProgressOption,
     listed_platform,
     options,
 )
-from builder.core.layout import default_cache_dir
 from builder.model.spec import Spec
-from builder.orchestrator.risoluto import TOKEN_ENV
 from builder.realize import history
 from builder.store.cache import Cache
 
-if TYPE_CHECKING:
-    pass
-
 
 def build(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout (DESIGN.md §12).")
-    ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Nodes built at once.")] = 2,
+    as_json: JsonOption = False,
+    jobs: JobsOption = 2,
     overlay: Annotated[
         Path | None, typer.Option(help="Also write the overlay here [default: cache/overlay.json].")
     ] = None,
@@ -41,14 +37,7 @@ def build(
     explain: Annotated[
         bool, typer.Option("--explain", help="First say why each node rebuilds (what changed).")
     ] = False,
-    apply: Annotated[
-        str | None,
-        typer.Option(
-            "--apply",
-            metavar="URL",
-            help=f"Then PUT the overlay to Risoluto at URL and confirm it (token: ${TOKEN_ENV}).",
-        ),
-    ] = None,
+    apply: ApplyOption = None,
     platform: PlatformOption = None,
     progress: ProgressOption = ProgressMode.auto,
 ) -> None:
@@ -70,14 +59,9 @@ def build(
 
 
 def publish(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout (DESIGN.md §12).")
-    ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Nodes built at once.")] = 2,
-    apply: Annotated[
-        str | None,
-        typer.Option("--apply", metavar="URL", help="Then apply the overlay to Risoluto at URL."),
-    ] = None,
+    as_json: JsonOption = False,
+    jobs: JobsOption = 2,
+    apply: ApplyOption = None,
     platform: PlatformOption = None,
     progress: ProgressOption = ProgressMode.auto,
 ) -> None:
@@ -171,7 +155,7 @@ def status(platform: PlatformOption = None) -> None:
     spec = options.spec()
     chosen = listed_platform(spec, platform)
     lock_ = fresh_lock(spec)
-    cache = Cache(options.cache_dir or default_cache_dir(spec.path))
+    cache = Cache(options.cache_dir)
     nodes = lock_.nodes(chosen)
     plan = make_plan(nodes, cache.entry)
     # The build history (what changed since the last build) is the host's builds'.
