@@ -4,8 +4,8 @@
 lock`, `outdated`); `build` is the whole pipeline of `sandbox build` (lock read, nodes built
 or pulled, image loaded, published, overlay written); `index` publishes a lock of several
 platforms as one OCI image index; `buildrun` is `build`/`publish` from options to printed
-lines (the no-op replay's fallback); `verify` rebuilds the lock's image from nothing and
-compares it with a pushed or local one; `attest` attaches provenance and SBOM to a pushed
-image and checks them; `doctor` says whether this machine is ready; `gc` removes what no
-build needs.
+lines (the no-op replay's fallback); `status` says what a build would do and draws the layer
+graph; `verify` rebuilds the lock's image from nothing and compares it with a pushed or local
+one; `attest` attaches provenance and SBOM to a pushed image and checks them; `doctor` says
+whether this machine is ready; `gc` removes what no build needs.
 """

@@ -99,21 +99,21 @@ def lock_spec(
 def outdated_pins(
     *,
     spec: Spec,
+    lock: Lock,
     cache_dir: Path | None,
     platform: str,
     engine: Callable[[], Engine],
     progress: Progress,
 ) -> Report:
-    """Every pin of `platform` in `spec`'s fresh sandbox.lock, next to what its sources offer
-    now (`cache_dir` as for `lock_spec`)."""
+    """Every pin of `platform` in `lock` (`spec`'s), next to what its sources offer now
+    (`cache_dir` as for `lock_spec`)."""
     from builder.lock.outdated import outdated_project
 
-    current = fresh_lock(spec)
     cache = open_cache(spec.path, cache_dir)
     with cache_lock(cache, "sandbox command"):
         return outdated_project(
             spec=spec,
-            lock=current,
+            lock=lock,
             cache=cache,
             engine=engine,
             progress=progress,

@@ -89,12 +89,15 @@ def outdated(
     sources `sandbox lock` uses. Exits 1 while a security update of a Debian package is
     pending (`sandbox lock --update --security` takes them), else 0.
     """
+    from builder.actions.build import fresh_lock
     from builder.actions.lock import outdated_pins
     from builder.core.progress import Progress
 
     spec = options.spec()
+    lock_ = fresh_lock(spec)  # a stale lock is refused before a platform it does not list
     report = outdated_pins(
         spec=spec,
+        lock=lock_,
         cache_dir=options.cache_dir,
         platform=listed_platform(spec, platform),
         engine=engine_factory(),
