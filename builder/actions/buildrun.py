@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.core.errors import OverlayError
-from builder.core.layout import OVERLAY_FILE, default_cache_dir
+from builder.core.layout import OVERLAY_FILE, project_cache_dir
 from builder.engine.choice import EngineFactory
 from builder.store.cache import Cache
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 def open_cache(spec_file: Path, cache_dir: Path | None) -> Cache:
-    cache = Cache(cache_dir or default_cache_dir(spec_file))
+    cache = Cache(project_cache_dir(spec_file, cache_dir))
     cache.ensure()
     return cache
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder.core.certs import ca_bundle
 from builder.core.errors import BuilderError
-from builder.core.layout import CACHE_TMP, default_cache_dir
+from builder.core.layout import CACHE_TMP, project_cache_dir
 from builder.engine.interface import Engine
 from builder.store.cache import Cache
 
@@ -47,7 +47,7 @@ def run_checks(
             detail=str(bundle) if bundle else "no CA bundle: apt-get install -y ca-certificates",
         )
     )
-    cache = Cache(cache_dir or default_cache_dir(spec_file))
+    cache = Cache(project_cache_dir(spec_file, cache_dir))
     try:
         cache.ensure()
         probe = cache.root / CACHE_TMP / ".doctor"

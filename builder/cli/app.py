@@ -20,16 +20,16 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from builder.cli import build, lock, maintain, overlay, report, trust
-from builder.cli.options import options
+from builder.cli.options import CacheDirOption, FileOption, VerboseOption, options
 from builder.core import proc
 from builder.core.errors import BuilderError
-from builder.core.layout import find_spec
+from builder.core.layout import find_spec, project_cache_dir
 
 
 class _Commands(TyperGroup):
@@ -86,30 +86,12 @@ app.add_typer(overlay_app, name="overlay")
 
 @app.callback()
 def _main(
-    file: Annotated[
-        Path | None,
-        typer.Option(
-            "-f",
-            "--file",
-            help="The spec to work on [default: the first sandbox.toml in this folder or a "
-            "parent, up to the repository root].",
-        ),
-    ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--cache-dir",
-            envvar="SANDBOX_CACHE_DIR",
-            help="Where layers and build state live [default: cache/ beside sandbox.toml].",
-        ),
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Echo commands; tracebacks on errors.")
-    ] = False,
+    file: FileOption = None, cache_dir: CacheDirOption = None, verbose: VerboseOption = False
 ) -> None:
-    options.spec_file = file.absolute() if file else find_spec(Path.cwd())
+    spec_file = file.absolute() if file else find_spec(Path.cwd())
+    options.spec_file = spec_file
     options.spec_given = file is not None
-    options.cache_dir = cache_dir.absolute() if cache_dir else None
+    options.cache_dir = project_cache_dir(spec_file, cache_dir.absolute() if cache_dir else None)
     options.verbose = verbose
     proc.VERBOSE = verbose
 

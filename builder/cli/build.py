@@ -4,34 +4,27 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from builder.actions.buildrun import BuildRequest, run_build
 from builder.actions.buildrun import print_plan as _print_plan
 from builder.cli.options import (
+    ApplyOption,
+    JobsOption,
+    JsonOption,
     PlatformOption,
     ProgressMode,
     ProgressOption,
     listed_platform,
     options,
 )
-from builder.core.layout import default_cache_dir
-from builder.model.spec import Spec
-from builder.orchestrator.risoluto import TOKEN_ENV
-from builder.realize import history
-from builder.store.cache import Cache
-
-if TYPE_CHECKING:
-    pass
 
 
 def build(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout (DESIGN.md §12).")
-    ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Nodes built at once.")] = 2,
+    as_json: JsonOption = False,
+    jobs: JobsOption = 2,
     overlay: Annotated[
         Path | None, typer.Option(help="Also write the overlay here [default: cache/overlay.json].")
     ] = None,
@@ -41,14 +34,7 @@ def build(
     explain: Annotated[
         bool, typer.Option("--explain", help="First say why each node rebuilds (what changed).")
     ] = False,
-    apply: Annotated[
-        str | None,
-        typer.Option(
-            "--apply",
-            metavar="URL",
-            help=f"Then PUT the overlay to Risoluto at URL and confirm it (token: ${TOKEN_ENV}).",
-        ),
-    ] = None,
+    apply: ApplyOption = None,
     platform: PlatformOption = None,
     progress: ProgressOption = ProgressMode.auto,
 ) -> None:
@@ -70,14 +56,9 @@ def build(
 
 
 def publish(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout (DESIGN.md §12).")
-    ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Nodes built at once.")] = 2,
-    apply: Annotated[
-        str | None,
-        typer.Option("--apply", metavar="URL", help="Then apply the overlay to Risoluto at URL."),
-    ] = None,
+    as_json: JsonOption = False,
+    jobs: JobsOption = 2,
+    apply: ApplyOption = None,
     platform: PlatformOption = None,
     progress: ProgressOption = ProgressMode.auto,
 ) -> None:
@@ -139,44 +120,22 @@ def graph(
     The graph is the same on every platform; with `--platform` and a fresh lock, the text
     form also gives each node's key on that platform.
     """
-    from builder.kinds import build_graph
-    from builder.model.graph import render
+    from builder.actions.status import graph_text
 
     spec = options.spec()
-    text = render(build_graph(spec), fmt.value)
-    if platform is not None:
-        text = _keyed(spec, text, listed_platform(spec, platform)) if fmt == "text" else text
-    typer.echo(text, nl=False)
-
-
-def _keyed(spec: Spec, text: str, platform: str) -> str:
-    """The text graph with each node's key (first 12) on `platform`, from the fresh lock."""
-    from builder.actions.build import fresh_lock
-
-    nodes = fresh_lock(spec).nodes(platform)
-    lines = []
-    for line in text.splitlines():
-        name = line.split()[0]
-        key = nodes[name].key.removeprefix("sha256:")[:12] if name in nodes else "?"
-        lines.append(f"{line}  [{key}]")
-    return "\n".join(lines) + "\n"
+    # --platform only adds keys to the text form; another form ignores it.
+    keys_on = listed_platform(spec, platform) if platform is not None and fmt == "text" else None
+    typer.echo(graph_text(spec=spec, fmt=fmt.value, keys_on=keys_on), nl=False)
 
 
 def status(platform: PlatformOption = None) -> None:
     """What `build` would do, from the lock and the cache alone (no Docker, no network)."""
-    from builder.actions.build import fresh_lock
-    from builder.core.platforms import host_platform
-    from builder.realize.explain import reasons
-    from builder.realize.plan import make_plan
+    from builder.actions.status import build_status
 
     spec = options.spec()
-    chosen = listed_platform(spec, platform)
-    lock_ = fresh_lock(spec)
-    cache = Cache(options.cache_dir or default_cache_dir(spec.path))
-    nodes = lock_.nodes(chosen)
-    plan = make_plan(nodes, cache.entry)
-    # The build history (what changed since the last build) is the host's builds'.
-    last = history.load(cache, spec.path) if chosen == host_platform() else None
-    _print_plan(plan, reasons(nodes, last))
-    todo = plan.to_build()
-    typer.echo(f"{len(todo)} of {len(plan.steps)} nodes to build" if todo else "up to date")
+    result = build_status(
+        spec=spec, cache_dir=options.cache_dir, platform=listed_platform(spec, platform)
+    )
+    _print_plan(result.plan, result.why)
+    todo = result.plan.to_build()
+    typer.echo(f"{len(todo)} of {len(result.plan.steps)} nodes to build" if todo else "up to date")

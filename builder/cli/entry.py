@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from builder.core.layout import default_cache_dir, find_spec
+from builder.core.layout import find_spec, project_cache_dir
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (2.5 ms)
 
@@ -36,7 +36,7 @@ def main() -> None:
     from builder.image import noop
 
     spec_file, cache_dir = _paths(options)
-    cache = cache_dir or default_cache_dir(spec_file)
+    cache = project_cache_dir(spec_file, cache_dir)
     if noop.replay(spec_file=spec_file, cache_dir=cache, as_json="json" in options):
         return
     from builder.actions.buildrun import run_build

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from builder.actions.buildrun import cache_lock as _cache_lock
-from builder.cli.options import engine_factory, options
+from builder.cli.options import dry_run_flag, engine_factory, options
 from builder.kinds import KINDS
-
-if TYPE_CHECKING:
-    pass
 
 
 def gc(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only say what would be removed.")
-    ] = False,
+    dry_run: Annotated[bool, dry_run_flag("Only say what would be removed.")] = False,
 ) -> None:
     """Remove cache entries, layers and images that no current build uses.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -11,19 +11,15 @@ from builder.actions.buildrun import applied_line as _applied_line
 from builder.actions.buildrun import apply_overlay as _apply_overlay
 from builder.actions.buildrun import apply_plans as _apply_plans
 from builder.actions.buildrun import preview_apply as _preview_apply
-from builder.cli.options import options
+from builder.cli.options import dry_run_flag, json_flag, options
 from builder.core.errors import LockError
-from builder.core.layout import OVERLAY_FILE, default_cache_dir
+from builder.core.layout import OVERLAY_FILE
 from builder.orchestrator.risoluto import EXAMPLE_URL
-
-if TYPE_CHECKING:
-    pass
 
 
 def show(
     as_json: Annotated[
-        bool,
-        typer.Option("--json", help="One object: the overlay, the keys it sets, what it removes."),
+        bool, json_flag("One object: the overlay, the keys it sets, what it removes.")
     ] = False,
     url: Annotated[
         str | None,
@@ -35,7 +31,7 @@ def show(
     """Print the overlay the last build wrote; on stderr, what applying it sets and removes
     on each Risoluto an apply from this checkout recorded (as recorded here: `overlay apply
     URL --dry-run` asks the server, whose record every applier shares)."""
-    cache_root = options.cache_dir or default_cache_dir(options.spec_file)
+    cache_root = options.cache_dir
     path = cache_root / OVERLAY_FILE
     if not path.exists():
         msg = f"{path}: no overlay yet. Run `sandbox build` first"
@@ -66,10 +62,9 @@ def apply(
     ],
     dry_run: Annotated[
         bool,
-        typer.Option(
-            "--dry-run",
-            help="Read Risoluto's overlay and print what apply would set, remove and leave; "
-            "change nothing.",
+        dry_run_flag(
+            "Read Risoluto's overlay and print what apply would set, remove and leave; "
+            "change nothing."
         ),
     ] = False,
 ) -> None:
@@ -80,7 +75,7 @@ def apply(
     longer holds are DELETEd first; Risoluto's other settings stay, and so does a recorded key
     someone changed since. Needs $RISOLUTO_WRITE_TOKEN when Risoluto has a write token.
     """
-    cache_root = options.cache_dir or default_cache_dir(options.spec_file)
+    cache_root = options.cache_dir
     path = cache_root / OVERLAY_FILE
     if dry_run:
         plan = _preview_apply(path, url, cache_root=cache_root)

@@ -6,15 +6,18 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from builder.actions.buildrun import cache_lock as _cache_lock
-from builder.cli.options import PlatformOption, engine_factory, listed_platform, options
-
-if TYPE_CHECKING:
-    pass
+from builder.cli.options import (
+    PlatformOption,
+    engine_factory,
+    json_flag,
+    listed_platform,
+    options,
+)
 
 
 class SbomFormat(StrEnum):
@@ -57,7 +60,7 @@ def sbom(
 
 def check(
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list of {check, ok, detail} on stdout.")
+        bool, json_flag("Print a JSON list of {check, ok, detail} on stdout.")
     ] = False,
     image: Annotated[
         str | None,

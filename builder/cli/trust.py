@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from builder.cli.options import engine_factory, options
+from builder.cli.options import JobsOption, engine_factory, json_flag, options
 
 if TYPE_CHECKING:
     from builder.model.lockfile import Lock
@@ -24,10 +24,8 @@ def verify(
             "[default: what cache/overlay.json pins].",
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout (for CI).")
-    ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Nodes built at once.")] = 2,
+    as_json: Annotated[bool, json_flag("Print one JSON object on stdout (for CI).")] = False,
+    jobs: JobsOption = 2,
     attestations: Annotated[
         bool,
         typer.Option(
@@ -51,13 +49,12 @@ def verify(
     from builder.actions.build import fresh_lock
     from builder.actions.verify import default_ref, verify_image
     from builder.core.errors import VerifyError
-    from builder.core.layout import OVERLAY_FILE, default_cache_dir
+    from builder.core.layout import OVERLAY_FILE
     from builder.core.progress import Progress
 
     spec = options.spec()
     lock_ = fresh_lock(spec)
-    cache_dir = options.cache_dir or default_cache_dir(spec.path)
-    chosen = ref or default_ref(cache_dir / OVERLAY_FILE)
+    chosen = ref or default_ref(options.cache_dir / OVERLAY_FILE)
     if attestations:
         _attestations(spec, lock_, chosen, key=key, as_json=as_json)
         return

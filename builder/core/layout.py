@@ -27,8 +27,12 @@ def find_spec(start: Path) -> Path:
     return start / SPEC_FILE
 
 
-def default_cache_dir(spec_path: Path) -> Path:
-    """`SANDBOX_CACHE_DIR`, else `cache/` beside sandbox.toml."""
+def project_cache_dir(spec_path: Path, given: Path | None = None) -> Path:
+    """The cache dir of the project whose spec is `spec_path`, the one rule every command and
+    action follows: `given` (`--cache-dir`), else `SANDBOX_CACHE_DIR`, else `cache/` beside
+    sandbox.toml."""
+    if given is not None:
+        return given
     env = os.environ.get("SANDBOX_CACHE_DIR")
     return Path(env) if env else spec_path.parent / "cache"
 

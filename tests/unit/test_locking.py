@@ -193,6 +193,34 @@ def test_locking_twice_gives_the_same_bytes_and_asks_the_engine_nothing(project:
     assert project.engine.calls[calls:] == []
 
 
+def test_lock_says_whether_it_wrote_the_lock_then_what_floats(project: Project) -> None:
+    args = ("-f", project.spec, "--cache-dir", project.spec.parent / "cache", "lock")
+    lock_file = project.spec.with_name("sandbox.lock")
+
+    first = sandbox(*args)
+    again = sandbox(*args)
+
+    for done, state in ((first, "wrote"), (again, "unchanged:")):
+        said, warning, note = done.stderr.splitlines()[-3:]
+        assert said.startswith(f"{state} {lock_file} (")
+        assert warning.startswith("warning: [base].image '127.0.0.1:5000/debian:12' is a moving")
+        assert note.startswith("note: the base runs as root")
+        assert done.stdout == ""
+
+
+def test_lock_check_refuses_a_stale_lock_after_saying_what_floats(project: Project) -> None:
+    project.lock()
+    project.spec.write_text(project.spec.read_text().replace('"tzdata"', '"curl"'))
+
+    done = sandbox("-f", project.spec, "lock", "--check")
+
+    assert done.exit_code == 3
+    warning, note, error = done.stderr.splitlines()
+    assert warning.startswith("warning: [base].image")
+    assert note.startswith("note: ")
+    assert error.startswith(f"error: {project.spec.with_name('sandbox.lock')} is stale")
+
+
 def test_lock_s_apt_step_has_the_build_steps_heartbeat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
