@@ -4,14 +4,11 @@ One container runs one shell script, as Risoluto runs the agent: through the ima
 ENTRYPOINT, as `bash -lc` with `umask 077` first (and once more in each `--shell` login shell,
 without the entrypoint's steps). A probe per declared program, each under `timeout`, its
 exit code and first lines of output printed between markers. Which programs: bash, base64 and
-git (what every agent needs), each declared runtime with the flag it answers to (and the
-image's own python3, node and npm when pip or npm tools run on them), the npm
-tools' executables (the `bin` of each top-level package in the lock), every executable pip
-put on PATH (found in the image, so a broken link shows), each `[tools.bin]` executable, and
-what the overlay relies on (iptables, getent, awk for an egress allowlist), and the Python
-libraries a `[deps]` pip tree installs for the image's python3 (each requested distribution's
-top-level modules imported). A tool is run with `--version`, else `--help`: some answer only
-one of them.
+git (what every agent needs), what each node's kind asks (`Kind.probes`: each runtime with the
+flag it answers to, the npm tools' executables, every executable pip put on PATH, found in the
+image so a broken link shows, each `[tools.bin]` executable, the Python libraries a `[deps]`
+pip tree installs ...), and what the overlay relies on (iptables, getent, awk for an egress
+allowlist). A tool is run with `--version`, else `--help`: some answer only one of them.
 
 What the user asked for must pass: the pip tool's own program (the executable named like the
 tool; all of its executables when none is), each npm tool's `bin`, each `[tools.bin]`, each
@@ -52,29 +49,20 @@ from builder.check.spawn import (
     spawn_for,
 )
 from builder.core.errors import CheckError
-from builder.core.patterns import npm_name
 from builder.engine.interface import Confinement
 from builder.image.assemble import DEFAULT_PATH
-from builder.model.agents import agent_versions, reports_version
-from builder.model.lockfile import NodeLock
-from builder.model.spec import DepMode, Spec
-from builder.model.toolinputs import DepsInputs, NpmToolsInputs, PipToolsInputs
+from builder.kinds import KINDS
+from builder.kinds.kind import Finder, Probe
+from builder.model.agents import reports_version
+from builder.model.lockfile import NodeLock, stack
+from builder.model.spec import Spec
 from builder.orchestrator.overlay import make_overlay
 from builder.store.cache import Cache
 
-PIP_BIN = "/opt/sandbox/tools/pip/bin"
 TIMEOUT = 60
 CHECK_UID = 12345
 # The entrypoint's steps before the agent (spawn.ts buildEntrypointScript), and a write.
 _HOME_SCRIPT = 'rm -rf "$CODEX_HOME" && mkdir -p "$CODEX_HOME" && : > "$CODEX_HOME/config.toml"'
-RUNTIME_COMMANDS = {
-    "node": ("node", "--version"),
-    "python": ("python3", "--version"),
-    "go": ("go", "version"),
-    "java": ("java", "-version"),
-    "rust": ("rustc", "--version"),
-}
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _LINES = 3
 
 # The script runs in a login shell (`bash -lc`, as Risoluto runs the agent) after the image's
@@ -103,42 +91,15 @@ tool() {{
   plain "$rc" "$1"
 }}
 """
-_PIP_LOOP = f"""for exe in {PIP_BIN}/*; do
+# Finds a Finder's executables: every entry of a folder, owned by the first folder its link
+# points into (`../<owner>/bin/<exe>`), each run as a tool.
+_FIND_LOOP = """for exe in {folder}/*; do
   [ -e "$exe" ] || [ -L "$exe" ] || continue
   name=${{exe##*/}}; target=$(readlink "$exe"); owner=${{target#../}}; owner=${{owner%%/*}}
-  printf '@@pip %s %s\\n' "$owner" "$name"
-  tool "tools.pip $name" "$name"
+  printf '@@found %s %s %s\\n' {label} "$owner" "$name"
+  tool {label}" $name" "$name"
 done
 """
-
-
-# Run by the image's python3 with distribution names: import each one's top-level modules
-# (top_level.txt, else the packages and modules its RECORD installs), the one named like it
-# when there is one.
-_IMPORT = r"""
-import importlib, importlib.metadata as md, re, sys
-for name in sys.argv[1:]:
-    dist = md.distribution(name)
-    tops = (dist.read_text("top_level.txt") or "").split()
-    if not tops:
-        for f in dist.files or []:
-            part = f.parts[0]
-            if len(f.parts) == 1 and part.endswith((".py", ".so")):
-                tops.append(part.split(".")[0])
-            elif len(f.parts) > 1 and f.parts[1] == "__init__.py":
-                tops.append(part)
-    own = [t for t in tops if re.sub(r"[-_.]+", "-", t).lower() == name]
-    for top in own or sorted({t for t in tops if not t.startswith("_")}):
-        importlib.import_module(top)
-        print("imported", top, "from", dist.metadata["Name"], dist.version)
-"""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Probe:
-    check: str  # what the report calls it, e.g. "runtime.node" or "tools.npm tsc"
-    argv: tuple[str, ...]
-    tool: bool = False  # run as `argv --version`, else `argv --help`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,62 +113,28 @@ class Outcome:
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     probes: tuple[Probe, ...]
-    pip_tools: tuple[str, ...]  # locked pip tools; their executables are found in the image
-    refused: tuple[str, ...]  # npm bin names too odd to put in a command, as checks
+    finders: tuple[Finder, ...]  # executables found in the image, then run (pip tools')
+    refused: tuple[str, ...]  # names too odd to put in a command, as checks
 
 
 def plan_probes(spec: Spec, nodes: Mapping[str, NodeLock]) -> Plan:
+    """What every agent needs (bash, base64, git), what each node's kind asks (in stack
+    order), and what the overlay relies on."""
     probes = [Probe(check=name, argv=(name, "--version")) for name in ("bash", "base64", "git")]
-    for runtime in spec.runtimes:
-        probes.append(Probe(check=f"runtime.{runtime.name}", argv=RUNTIME_COMMANDS[runtime.name]))
-    # Tools with no runtime declared run on the image's own (the base's, or Debian's).
-    declared = {runtime.name for runtime in spec.runtimes}
-    if "tools.pip" in nodes and "python" not in declared:
-        probes.append(Probe(check="python3 (tools.pip)", argv=("python3", "--version")))
-    if "tools.npm" in nodes and "node" not in declared:
-        probes.append(Probe(check="node (tools.npm)", argv=("node", "--version")))
-        probes.append(Probe(check="npm (tools.npm)", argv=("npm", "--version")))
-    refused = []
-    npm = nodes.get("tools.npm")
-    for exe in npm_bins(npm.inputs_as(NpmToolsInputs)) if npm else []:
-        if _SAFE.fullmatch(exe):
-            probes.append(Probe(check=f"tools.npm {exe}", argv=(exe,), tool=True))
-        else:
-            refused.append(f"tools.npm {exe!r}")
-    for tool in spec.tools.bin:
-        exe = tool.binary or tool.name
-        probes.append(Probe(check=f"tools.bin.{tool.name}", argv=(exe,), tool=True))
-    for name, node in sorted(nodes.items()):
-        deps = node.inputs_as(DepsInputs) if name.startswith("deps.") else None
-        if deps is not None and deps.mode is not DepMode.STORE:
-            for library in deps.requires or ():
-                argv = ("python3", "-c", _IMPORT, library)
-                probes.append(Probe(check=f"{name} import {library}", argv=argv))
+    finders: list[Finder] = []
+    refused: list[str] = []
+    for name in stack(nodes):
+        asked = KINDS.of(name).probes(nodes[name], spec)
+        probes += asked.run
+        finders += asked.find
+        refused += asked.refused
     if spec.sandbox.egress_allowlist:
         probes += [
             Probe(check="overlay iptables", argv=("iptables", "--version")),
             Probe(check="overlay getent", argv=("getent", "--version")),
             Probe(check="overlay awk", argv=("awk", 'BEGIN { print "awk runs" }')),
         ]
-    pip = nodes.get("tools.pip")
-    pip_tools = tuple(sorted(pip.inputs_as(PipToolsInputs).tools)) if pip else ()
-    return Plan(probes=tuple(probes), pip_tools=pip_tools, refused=tuple(refused))
-
-
-def npm_bins(inputs: NpmToolsInputs) -> list[str]:
-    """The executables of the top-level npm tools, from their package-lock entries' `bin`."""
-    names = {npm_name(spec) for spec in inputs.tools}
-    found: set[str] = set()
-    for package in inputs.packages:
-        name = package.path.removeprefix("node_modules/")
-        if name not in names:
-            continue
-        declared = package.bin or {}
-        if isinstance(declared, str):  # `"bin": "cli.js"` names the package's own command
-            found.add(name.rpartition("/")[2])
-        else:
-            found.update(declared)
-    return sorted(found)
+    return Plan(probes=tuple(probes), finders=tuple(finders), refused=tuple(refused))
 
 
 def spawn_probes(spawn: Spawn) -> list[Probe]:
@@ -229,16 +156,17 @@ def script(plan: Plan, first: Sequence[Probe] = (), image_path: str = DEFAULT_PA
     for probe in [*first, *plan.probes]:
         kind = "tool" if probe.tool else "run"
         lines.append(f"{kind} {shlex.quote(probe.check)} {shlex.join(probe.argv)}\n")
-    if plan.pip_tools:
-        lines.append(_PIP_LOOP)
+    for finder in plan.finders:
+        lines.append(_FIND_LOOP.format(folder=finder.folder, label=shlex.quote(finder.label)))
     lines.append("exit 0\n")
     return "".join(lines)
 
 
-def parse(output: str) -> tuple[list[Outcome], dict[str, list[str]]]:
-    """The probes' outcomes in order, and pip tool -> the executables found for it."""
+def parse(output: str) -> tuple[list[Outcome], dict[str, dict[str, list[str]]]]:
+    """The probes' outcomes in order, and for each finder's label, owner -> the executables
+    found for it."""
     outcomes: list[Outcome] = []
-    pip: dict[str, list[str]] = {}
+    found: dict[str, dict[str, list[str]]] = {}
     current: tuple[str, int] | None = None
     lines: list[str] = []
     plain = ""
@@ -260,11 +188,11 @@ def parse(output: str) -> tuple[list[Outcome], dict[str, list[str]]]:
             text = line.removeprefix("@@out ").strip()
             if text:
                 lines.append(text)
-        elif line.startswith("@@pip "):
-            owner, _, exe = line.removeprefix("@@pip ").partition(" ")
-            pip.setdefault(owner, []).append(exe)
+        elif line.startswith("@@found "):
+            label, owner, exe = [*line.removeprefix("@@found ").split(" ", 2), "", ""][:3]
+            found.setdefault(label, {}).setdefault(owner, []).append(exe)
     close()
-    return outcomes, pip
+    return outcomes, found
 
 
 class Prober(Protocol):
@@ -307,7 +235,8 @@ def run_probes(
     user = user or (CHECK_UID, CHECK_UID)
     config = config or {}
     image_path = image_path_of(config)
-    timeout = 60.0 + 2 * TIMEOUT * (len(plan.probes) + 4 * len(plan.pip_tools))
+    owners = sum(len(finder.owners) for finder in plan.finders)
+    timeout = 60.0 + 2 * TIMEOUT * (len(plan.probes) + 4 * owners)
     workspace, archive = cache.scratch("check-workspace-"), cache.scratch("check-archive-")
     try:
         own_folder(workspace, user)
@@ -334,7 +263,7 @@ def run_probes(
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
         shutil.rmtree(archive, ignore_errors=True)
-    outcomes, pip = parse(output)
+    outcomes, finds = parse(output)
     if code != 0 or not outcomes:
         tail = " | ".join(output.strip().splitlines()[-3:])
         msg = (
@@ -343,25 +272,24 @@ def run_probes(
             f"(exit {code}): {tail}"
         )
         raise CheckError(msg)
-    asked = _asked_for(pip)
-    npm = nodes.get("tools.npm")
-    pinned = agent_versions(npm.inputs_as(NpmToolsInputs) if npm else None)
+    pinned = {p.check: p.version for p in plan.probes if p.version is not None}
     ran = f"{spawn.flags()} IMAGE {LOGIN_SHELL} -lc 'umask 077; <probes>' ({entrypoint_of(config)})"
     results.append(CheckResult(check="docker run", ok=True, detail=ran))
     results += [
         entrypoint_result(o.check, o.code, o.output[0] if o.output else "", spawn.uid, chosen)
         or pinned_result(o, pinned)
-        or _interpret(o, pip, spawn.uid, asked)
+        or _interpret(o, _owned(o, plan.finders, finds), spawn.uid)
         for o in outcomes
     ]
     results += [
         CheckResult(
-            check=f"tools.pip {tool}",
+            check=f"{finder.label} {tool}",
             ok=False,
-            detail=f"no executable of {tool} in {PIP_BIN}; rebuild the image",
+            detail=f"no executable of {tool} in {finder.folder}; rebuild the image",
         )
-        for tool in plan.pip_tools
-        if tool not in pip
+        for finder in plan.finders
+        for tool in finder.owners
+        if tool not in finds.get(finder.label, {})
     ]
     results += [
         CheckResult(check=name, ok=False, detail="its bin name is not a plain file name")
@@ -375,47 +303,56 @@ def run_probes(
 
 
 def pinned_result(outcome: Outcome, pinned: Mapping[str, str]) -> CheckResult | None:
-    """An agent CLI (model/agents.py) that ran must report the version the lock pins: one
-    that updated itself, or another copy first on the login shell's PATH, is a failure.
-    None for every other probe."""
-    exe = outcome.check.removeprefix("tools.npm ")
-    if outcome.code != 0 or not outcome.check.startswith("tools.npm ") or exe not in pinned:
+    """A probe with a version to report (an agent CLI, model/agents.py; `pinned`: check ->
+    version) that ran must report the version the lock pins: one that updated itself, or
+    another copy first on the login shell's PATH, is a failure. None for every other probe."""
+    if outcome.code != 0 or outcome.check not in pinned:
         return None
+    exe = outcome.check.rpartition(" ")[2]
     said = " ".join(outcome.output)
-    if reports_version(said, pinned[exe]):
+    if reports_version(said, pinned[outcome.check]):
         return CheckResult(check=outcome.check, ok=True, detail=f"{said[:100]} (the lock's)")
     detail = (
         f"`{LOGIN_SHELL} -lc '{exe} --version'` says {said[:100] or 'nothing'}, but the lock "
-        f"pins {pinned[exe]}: it updated itself, or another {exe} comes first on PATH. "
+        f"pins {pinned[outcome.check]}: it updated itself, or another {exe} comes first on PATH. "
         "Rebuild the image, and keep its updater off"
     )
     return CheckResult(check=outcome.check, ok=False, detail=detail)
 
 
-def _asked_for(pip: Mapping[str, list[str]]) -> set[str]:
-    """The pip executables the user asked for: each tool's own program (named like the tool),
-    or all of a tool's executables when none is."""
-    asked: set[str] = set()
-    for tool, exes in pip.items():
-        own = [e for e in exes if _canonical(e) == _canonical(tool)]
-        asked.update(own or exes)
-    return asked
+@dataclass(frozen=True, kw_only=True)
+class Owned:
+    """Who brought a found executable, and whether anyone asked for it."""
+
+    owner: str
+    asked: bool
+
+
+def _owned(
+    outcome: Outcome, finders: Sequence[Finder], found: Mapping[str, Mapping[str, list[str]]]
+) -> Owned | None:
+    """For an executable a finder found: its owner, and whether it was asked for (the owner's
+    own program, named like it; all of an owner's executables when none is). None for a
+    declared probe."""
+    label, _, exe = outcome.check.rpartition(" ")
+    if label not in {finder.label for finder in finders}:
+        return None
+    for owner, exes in found.get(label, {}).items():
+        if exe in exes:
+            own = [e for e in exes if _canonical(e) == _canonical(owner)]
+            return Owned(owner=owner, asked=exe in (own or exes))
+    return Owned(owner=exe, asked=True)
 
 
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _interpret(
-    outcome: Outcome, pip: Mapping[str, list[str]], uid: int, asked: set[str] | None = None
-) -> CheckResult:
+def _interpret(outcome: Outcome, owned: Owned | None, uid: int) -> CheckResult:
     check = outcome.check
-    extra = False  # an executable a pip tool brings that nobody asked for
-    if check.startswith("tools.pip "):
-        exe = check.removeprefix("tools.pip ")
-        owner = next((tool for tool, exes in pip.items() if exe in exes), exe)
-        check += f" ({owner})" if owner != exe else ""
-        extra = asked is not None and exe not in asked
+    extra = owned is not None and not owned.asked  # brought by a tool, asked by nobody
+    if owned is not None and owned.owner != check.rpartition(" ")[2]:
+        check += f" ({owned.owner})"
     first = outcome.output[0][:100] if outcome.output else ""
     if outcome.code == 127 and outcome.plain:
         detail = login_miss(outcome.check.rpartition(" ")[2], outcome.plain)
@@ -429,6 +366,7 @@ def _interpret(
     }.get(outcome.code, f"exit {outcome.code}")
     detail = f"{hint}: {first}" if first else hint
     if extra:
-        detail = f"warning: {detail} (brought by {owner}, not asked for)"
+        assert owned is not None
+        detail = f"warning: {detail} (brought by {owned.owner}, not asked for)"
         return CheckResult(check=check, ok=True, detail=detail, warning=True)
     return CheckResult(check=check, ok=False, detail=detail)

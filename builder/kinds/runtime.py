@@ -99,7 +99,7 @@ class Runtime(KindBase):
         )
 
     def probes(self, node: NodeLock, spec: Spec) -> Probes:
-        runtime = node.inputs_as(RuntimeInputs).runtime
+        runtime = node.name.removeprefix(f"{self.name}.")
         return Probes(run=[Probe(check=node.name, argv=RUNTIME_COMMANDS[runtime])])
 
 

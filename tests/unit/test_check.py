@@ -308,7 +308,15 @@ def test_probes_cover_the_basics_runtimes_tools_and_the_overlays_needs() -> None
         sandbox=SandboxSpec(egress_allowlist=("registry.npmjs.org",)),
     )
 
-    plan = probes.plan_probes(spec, _nodes())
+    layers = {
+        name: NodeLock(name=name, kind=kind, key="k", parents=(), inputs={})
+        for name, kind in (
+            ("runtime.java", NodeKind.RUNTIME),
+            ("runtime.node", NodeKind.RUNTIME),
+            ("tools.bin.kubectl", NodeKind.TOOLS),
+        )
+    }
+    plan = probes.plan_probes(spec, {**_nodes(), **layers})
 
     assert [(p.check, p.argv) for p in plan.probes] == [
         ("bash", ("bash", "--version")),
@@ -316,16 +324,17 @@ def test_probes_cover_the_basics_runtimes_tools_and_the_overlays_needs() -> None
         ("git", ("git", "--version")),
         ("runtime.java", ("java", "-version")),
         ("runtime.node", ("node", "--version")),
-        ("python3 (tools.pip)", ("python3", "--version")),
+        ("tools.bin.kubectl", ("kubectl",)),
         ("tools.npm codex", ("codex",)),
         ("tools.npm tsc", ("tsc",)),
         ("tools.npm tsserver", ("tsserver",)),
-        ("tools.bin.kubectl", ("kubectl",)),
+        ("python3 (tools.pip)", ("python3", "--version")),
         ("overlay iptables", ("iptables", "--version")),
         ("overlay getent", ("getent", "--version")),
         ("overlay awk", ("awk", 'BEGIN { print "awk runs" }')),
     ]
-    assert plan.pip_tools == ("mypy", "ruff")
+    (finder,) = plan.finders
+    assert (finder.label, finder.owners) == ("tools.pip", ("mypy", "ruff"))
     assert "overlay" not in str(probes.plan_probes(_spec(), {}).probes)
 
 
@@ -359,18 +368,18 @@ def test_an_npm_bin_name_that_is_not_a_plain_name_is_never_put_in_the_script() -
 def test_script_output_is_parsed_into_outcomes_and_pip_owners() -> None:
     output = (
         "@@probe 0 bash\n@@out GNU bash, version 5.2.15\n@@out more\n"
-        "@@pip ruff ruff\n@@probe 127 tools.pip ruff\n@@out timeout: failed to run 'ruff'\n"
-        "@@pip mypy dmypy\n@@probe 0 tools.pip dmypy\n@@out \n@@out dmypy 1.13\n"
+        "@@found tools.pip ruff ruff\n@@probe 127 tools.pip ruff\n@@out timeout: failed to run 'ruff'\n"
+        "@@found tools.pip mypy dmypy\n@@probe 0 tools.pip dmypy\n@@out \n@@out dmypy 1.13\n"
     )
 
-    outcomes, pip = probes.parse(output)
+    outcomes, found = probes.parse(output)
 
     assert [(o.check, o.code, o.output) for o in outcomes] == [
         ("bash", 0, ("GNU bash, version 5.2.15", "more")),
         ("tools.pip ruff", 127, ("timeout: failed to run 'ruff'",)),
         ("tools.pip dmypy", 0, ("dmypy 1.13",)),
     ]
-    assert pip == {"ruff": ["ruff"], "mypy": ["dmypy"]}
+    assert found == {"tools.pip": {"ruff": ["ruff"], "mypy": ["dmypy"]}}
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -427,7 +436,7 @@ def test_probes_run_as_the_orchestrator_and_name_what_failed(tmp_path: Path) -> 
     fake = FakeProber(
         "@@probe 0 bash\n@@out GNU bash\n"
         "@@probe 126 git\n@@out sh: git: Permission denied\n"
-        "@@pip mypy dmypy\n@@probe 0 tools.pip dmypy\n@@out dmypy 1.13\n"
+        "@@found tools.pip mypy dmypy\n@@probe 0 tools.pip dmypy\n@@out dmypy 1.13\n"
         "@@probe 124 tools.npm tsc\n",
         runtimes=("runc",),
     )
@@ -641,10 +650,10 @@ def test_a_failing_program_nobody_asked_for_is_a_warning_the_tools_own_a_failure
     cache = Cache(tmp_path / "cache")
     cache.ensure()
     fake = FakeProber(
-        "@@pip mypy mypy\n@@probe 1 tools.pip mypy\n@@out Traceback\n"
-        "@@pip mypy mypyc\n@@probe 1 tools.pip mypyc\n@@out No module named 'setuptools'\n"
-        "@@pip httpie http\n@@probe 2 tools.pip http\n@@out boom\n"
-        "@@pip ruff ruff\n@@probe 0 tools.pip ruff\n@@out ruff 0.6\n"
+        "@@found tools.pip mypy mypy\n@@probe 1 tools.pip mypy\n@@out Traceback\n"
+        "@@found tools.pip mypy mypyc\n@@probe 1 tools.pip mypyc\n@@out No module named 'setuptools'\n"
+        "@@found tools.pip httpie http\n@@probe 2 tools.pip http\n@@out boom\n"
+        "@@found tools.pip ruff ruff\n@@probe 0 tools.pip ruff\n@@out ruff 0.6\n"
     )
     nodes = _nodes()
     nodes["tools.pip"] = NodeLock(

@@ -148,7 +148,7 @@ def test_the_script_looks_a_program_up_again_as_sh_would(tmp_path: Path, shell: 
             Probe(check="tools.pip sometool", argv=("sometool",), tool=True),
             Probe(check="tools.pip absent", argv=("absent-tool",), tool=True),
         ),
-        pip_tools=(),
+        finders=(),
         refused=(),
     )
     text = script(plan, image_path=f"{tools}:/usr/bin:/bin")
