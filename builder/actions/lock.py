@@ -153,7 +153,7 @@ def _say_notes(spec: Spec, lock: Lock, progress: Progress) -> None:
     """Tell reviewers what floats in sandbox.toml (pinned in the lock anyway), what the base
     image provides or loses, and which resource limits Docker would refuse."""
     from builder.core.platforms import host_platform
-    from builder.lock.pinning import floating, inherited
+    from builder.kinds.pinning import floating, inherited
     from builder.orchestrator.overlay import resource_warnings
 
     nodes = lock.platforms.get(host_platform()) or next(iter(lock.platforms.values()), {})

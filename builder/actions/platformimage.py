@@ -23,12 +23,10 @@ from builder.image import assemble
 from builder.image.annotations import config_labels
 from builder.image.loading import IMAGE_LABEL
 from builder.image.profile import HISTORY, profile_layer
+from builder.kinds import KINDS
 from builder.model import inherit
-from builder.model.agents import agent_env
-from builder.model.inputs import BaseInputs, SystemInputs
 from builder.model.lockfile import Lock, NodeLock
 from builder.model.spec import Spec
-from builder.model.toolinputs import NpmToolsInputs
 from builder.store.cache import Cache, Layer, NodeEntry
 
 LABEL_PREFIX = "dev.sandbox-builder"
@@ -59,13 +57,12 @@ def platform_image(
     """The image of `platform` stacking the built `entries` (the lock's nodes, in build order)."""
     nodes = lock.nodes(platform)
     env = assemble.compose_env(entries[0].env, [e.env for e in entries[1:]])
-    npm = nodes["tools.npm"].inputs_as(NpmToolsInputs) if "tools.npm" in nodes else None
-    env.update(agent_env(npm))  # pinned agent CLIs do not update themselves (model/agents.py)
+    env.update(KINDS.env(nodes))  # pinned agent CLIs do not update themselves
     env.update(spec.image.env)
     # The SBOM comes from the lock alone, so its digest can label the image it describes.
     sbom_digest = write_sbom(lock, image=spec.image.name, platform=platform, cache=cache)
     lock_digest = sha256_of({name: node.key for name, node in sorted(nodes.items())})
-    base_inputs = nodes["base"].inputs_as(BaseInputs)
+    base_inputs = KINDS.base(nodes)
     labels = {
         **config_labels(
             title=spec.image.name,
@@ -81,7 +78,7 @@ def platform_image(
     # On top: login shells' view of this Env (image/profile.py), a function of every node.
     layers.append((HISTORY, profile_layer(env, epoch=lock.source_date_epoch, cache=cache)))
     base = inherit.recorded_config(base_inputs)
-    system = nodes["system"].inputs_as(SystemInputs)
+    system = KINDS.system(nodes)
     config = assemble.image_config(
         layers=layers,
         env=env,

@@ -22,6 +22,7 @@ from pathlib import Path
 from builder.core.errors import BuildError
 from builder.core.layout import CACHE_DEPS, TREES
 from builder.core.layout import DEPS_PREFIX as PREFIX
+from builder.kinds.deps import deps_node
 from builder.model.spec import DepSpec
 from builder.store.cache import Cache, NodeEntry
 
@@ -37,7 +38,7 @@ def deps_mounts(
     for dep in deps:
         if dep.mount is None:
             continue
-        entry = entries[f"deps.{dep.name}"]
+        entry = entries[deps_node(dep)]
         host = export_tree(cache, entry=entry, name=dep.name, tree=TREES[dep.manager])
         mounts.append(f"{host}:{dep.mount}:ro")
     return mounts

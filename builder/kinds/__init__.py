@@ -24,8 +24,8 @@ from builder.kinds.runtime import Runtime
 from builder.kinds.system import System
 from builder.model.fields import FIX
 from builder.model.graph import LayerGraph, Node
-from builder.model.inputs import BaseInputs
-from builder.model.lockfile import NodeLock
+from builder.model.inputs import BaseInputs, SystemInputs
+from builder.model.lockfile import NodeLock, stack
 from builder.model.spec import Spec
 
 __all__ = ["KINDS", "Kind", "Registry"]
@@ -82,6 +82,22 @@ class Registry:
     def epoch(self, nodes: Mapping[str, NodeLock]) -> int:
         """The SOURCE_DATE_EPOCH of locked `nodes`: their base's (0 for an image base)."""
         return nodes[Base.name].inputs_as(BaseInputs).source_epoch
+
+    def base(self, nodes: Mapping[str, NodeLock]) -> BaseInputs:
+        """The base of locked `nodes`: what the image's config and user start from."""
+        return nodes[Base.name].inputs_as(BaseInputs)
+
+    def system(self, nodes: Mapping[str, NodeLock]) -> SystemInputs:
+        """The system node of locked `nodes`: the image's user and workdir."""
+        return nodes[System.name].inputs_as(SystemInputs)
+
+    def env(self, nodes: Mapping[str, NodeLock]) -> dict[str, str]:
+        """What the kinds add to the image's env beyond their layers' (agent CLIs kept from
+        updating themselves, model/agents.py)."""
+        found: dict[str, str] = {}
+        for name in stack(nodes):
+            found.update(self.of(name).env(nodes[name]))
+        return found
 
     def distro(self, nodes: Mapping[str, NodeLock], platform: str) -> Distro:
         """Where the Debian packages of locked `nodes` come from (for their package URLs)."""

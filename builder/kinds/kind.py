@@ -216,6 +216,11 @@ class Kind(Protocol):
         """What `check` runs to prove the node's programs work in the image."""
         ...
 
+    def env(self, node: NodeLock) -> dict[str, str]:
+        """What the node adds to the image's env beyond its layers' own (which `build`
+        records with them)."""
+        ...
+
 
 def prefix_of(name: str) -> str:
     """The one folder node `name` may write to (DESIGN.md §3), for kinds that do not own `/`:
@@ -248,3 +253,6 @@ class KindBase:
 
     def probes(self, node: NodeLock, spec: Spec) -> Probes:
         return Probes()
+
+    def env(self, node: NodeLock) -> dict[str, str]:
+        return {}

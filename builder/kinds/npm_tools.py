@@ -34,7 +34,7 @@ from builder.kinds.layer import run_into_prefix
 from builder.kinds.purls import purl, sri
 from builder.kinds.rules import npm_previous
 from builder.kinds.runtime import runtime_node
-from builder.model.agents import agent_versions
+from builder.model.agents import agent_env, agent_versions
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Spec
 from builder.model.toolinputs import NpmPackage, NpmToolsInputs
@@ -161,6 +161,10 @@ class NpmTools(KindBase):
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         for package in node.inputs_as(NpmToolsInputs).packages:
             yield package.path.replace("node_modules/", ""), _npm_item(package)
+
+    def env(self, node: NodeLock) -> dict[str, str]:
+        """Pinned agent CLIs do not update themselves (model/agents.py)."""
+        return agent_env(node.inputs_as(NpmToolsInputs))
 
     def probes(self, node: NodeLock, spec: Spec) -> Probes:
         """Each top-level tool's `bin`, an agent CLI also reporting the version the lock pins;

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
-from builder.model.inputs import BaseInputs
+from builder.kinds import KINDS
 from builder.model.lockfile import NodeLock, ancestors
 from builder.realize.execute import Executor
 from builder.realize.plan import make_plan
@@ -41,7 +41,7 @@ class Stages:
             cache=self.cache,
             engine=self.engine,
             platform=platform,
-            epoch=nodes["base"].inputs_as(BaseInputs).source_epoch,
+            epoch=KINDS.epoch(nodes),
             progress=self.progress,
             project_dir=self.project_dir,
         )

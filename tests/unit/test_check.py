@@ -368,7 +368,8 @@ def test_an_npm_bin_name_that_is_not_a_plain_name_is_never_put_in_the_script() -
 def test_script_output_is_parsed_into_outcomes_and_pip_owners() -> None:
     output = (
         "@@probe 0 bash\n@@out GNU bash, version 5.2.15\n@@out more\n"
-        "@@found tools.pip ruff ruff\n@@probe 127 tools.pip ruff\n@@out timeout: failed to run 'ruff'\n"
+        "@@found tools.pip ruff ruff\n@@probe 127 tools.pip ruff\n"
+        "@@out timeout: failed to run 'ruff'\n"
         "@@found tools.pip mypy dmypy\n@@probe 0 tools.pip dmypy\n@@out \n@@out dmypy 1.13\n"
     )
 
@@ -651,7 +652,8 @@ def test_a_failing_program_nobody_asked_for_is_a_warning_the_tools_own_a_failure
     cache.ensure()
     fake = FakeProber(
         "@@found tools.pip mypy mypy\n@@probe 1 tools.pip mypy\n@@out Traceback\n"
-        "@@found tools.pip mypy mypyc\n@@probe 1 tools.pip mypyc\n@@out No module named 'setuptools'\n"
+        "@@found tools.pip mypy mypyc\n@@probe 1 tools.pip mypyc\n"
+        "@@out No module named 'setuptools'\n"
         "@@found tools.pip httpie http\n@@probe 2 tools.pip http\n@@out boom\n"
         "@@found tools.pip ruff ruff\n@@probe 0 tools.pip ruff\n@@out ruff 0.6\n"
     )

@@ -17,6 +17,7 @@ import networkx as nx
 import pytest
 
 import builder
+from builder.kinds import KINDS
 
 ROOT = Path(builder.__file__).parent
 
@@ -167,3 +168,92 @@ def test_the_contract_sees_a_ring(tmp_path: Path) -> None:
     assert _cycles(_import_graph(tmp_path, ["pkg"])) == ["pkg.a -> pkg.b -> pkg.c -> pkg.a"]
     (pkg / "c.py").write_text("import pkg\n")
     assert _cycles(_import_graph(tmp_path, ["pkg"])) == []
+
+
+# -- node kinds are named in their own modules only -----------------------------------------
+
+KIND_NAMES = {kind.name for kind in KINDS}
+KINDS_PACKAGE = ROOT / "kinds"
+_NAMED_BY = {"startswith", "endswith", "removeprefix", "removesuffix", "get", "pop"}
+
+
+def _names_a_kind(node: ast.AST) -> bool:
+    """Whether `node` is a string naming a kind's node(s): "tools.pip", "runtime.node",
+    f"deps.{name}", "tools.npm tsc" (a check named after a node) ..., or a tuple/set of them."""
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_names_a_kind(item) for item in node.elts)
+    if isinstance(node, ast.JoinedStr):
+        first = node.values[0] if node.values else None
+        return isinstance(first, ast.Constant) and _names_a_kind(first)
+    if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+        return False
+    text = node.value
+    return text in KIND_NAMES or any(text.startswith((f"{k}.", f"{k} ")) for k in KIND_NAMES)
+
+
+def _keys_by_a_node(key: ast.AST | None) -> bool:
+    """A dict key naming a node ("tools.npm": ...); a one-word name ("runtime": ...) is also
+    a field of a node's inputs, so only dotted names count here."""
+    return isinstance(key, ast.Constant) and "." in str(key.value) and _names_a_kind(key)
+
+
+def _keys_by_a_node(key: ast.AST | None) -> bool:
+    """A dict key naming a node ("tools.npm": ...); a one-word name ("runtime": ...) is also
+    a field of a node's inputs, so only dotted names count here."""
+    return isinstance(key, ast.Constant) and "." in str(key.value) and _names_a_kind(key)
+
+
+def _dispatches(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, what) of each place `path` tells kinds apart by name: a kind's name compared,
+    looked up (`nodes["base"]`, `.get("tools.npm")`), matched (`.startswith("deps.")`) or used
+    as a dict key, or `NodeKind.X` compared."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(_names_a_kind(o) for o in operands):
+                yield node.lineno, "compares a kind's name"
+            if any(
+                isinstance(o, ast.Attribute) and ast.unparse(o.value) == "NodeKind"
+                for o in operands
+            ):
+                yield node.lineno, "compares a NodeKind"
+        elif isinstance(node, ast.Subscript) and _names_a_kind(node.slice):
+            yield node.lineno, "looks a node up by its kind's name"
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _NAMED_BY
+            and any(_names_a_kind(a) for a in node.args)
+        ):
+            yield node.lineno, f"{node.func.attr}() of a kind's name"
+        elif isinstance(node, ast.Dict) and any(_keys_by_a_node(k) for k in node.keys):
+            yield node.lineno, "keys a dict by a kind's name"
+
+
+def test_no_module_outside_the_kinds_names_a_kind() -> None:
+    """A new kind is one module: nothing outside builder/kinds/ tells kinds apart by name."""
+    found = [
+        f"{path.relative_to(ROOT.parent)}:{line}: {what}"
+        for path in sorted(ROOT.rglob("*.py"))
+        if not path.is_relative_to(KINDS_PACKAGE)
+        for line, what in _dispatches(path)
+    ]
+    assert found == [], "kinds dispatched by name outside builder/kinds/:\n" + "\n".join(found)
+
+
+def test_the_contract_sees_a_kind_named_by_string(tmp_path: Path) -> None:
+    """The checker itself: each way of naming a kind is found, a mere message is not."""
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "def f(node, nodes, name):\n"
+        '    if node.name == "tools.pip":\n'
+        "        return 1\n"
+        '    if name.startswith("tools.bin."):\n'
+        "        return 2\n"
+        '    base = nodes["base"]\n'
+        '    npm = nodes.get(f"runtime.{name}")\n'
+        "    if node.kind is NodeKind.DEPS:\n"
+        "        return 3\n"
+        '    return {"tools.npm": 4}, f"tools.pip: {name} failed", print("base")\n'
+    )
+    assert [line for line, _ in _dispatches(bad)] == [2, 4, 6, 7, 8, 10]

@@ -1,4 +1,4 @@
-"""Lock warnings (builder/lock/pinning.py): what floats in sandbox.toml, and what lock pinned it to;
+"""Lock warnings (builder/kinds/pinning.py): what floats in sandbox.toml and what it was locked to;
 lock notes: what an image base provides and what the image drops."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from builder.lock.pinning import floating, inherited
+from builder.kinds.pinning import floating, inherited
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import (
     BaseSpec,

@@ -67,12 +67,12 @@ class Deps(KindBase):
 
     def declare(self, spec: Spec) -> list[Declared]:
         return [
-            Declared(name=f"{self.name}.{dep.name}", needs=runtime_node(spec, _runtime(dep)))
+            Declared(name=deps_node(dep), needs=runtime_node(spec, _runtime(dep)))
             for dep in spec.deps
         ]
 
     def lock(self, ctx: LockContext, name: str) -> Inputs:
-        dep = next(d for d in ctx.spec.deps if f"{self.name}.{d.name}" == name)
+        dep = next(d for d in ctx.spec.deps if deps_node(d) == name)
         old = ctx.previous.get(name)
 
         def resolve_pip(requirements: str, constraints: str | None) -> list[dict[str, str]]:
@@ -150,6 +150,11 @@ class Deps(KindBase):
             for library in deps.requires or ()
         ]
         return Probes(run=run)
+
+
+def deps_node(dep: DepSpec) -> str:
+    """The name of the node that installs `dep`'s tree."""
+    return f"{Deps.name}.{dep.name}"
 
 
 def _runtime(dep: DepSpec) -> str:

@@ -22,14 +22,16 @@ kind of pin, `sources` reaches the network, `report` is the result and how it is
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from enum import StrEnum
 
 from builder.core.progress import Progress
 from builder.engine.interface import Engine
+from builder.kinds import KINDS
 from builder.lock.outdated.debian import base_image_pins, debian_pins
 from builder.lock.outdated.indexes import (
     NPM,
     PYPI,
-    bin_pins,
+    bin_pin,
     npm_allowed,
     npm_pins,
     npm_url,
@@ -40,15 +42,18 @@ from builder.lock.outdated.indexes import (
 from builder.lock.outdated.report import Pin, Report, security_updates
 from builder.lock.outdated.sources import Sources, live_sources
 from builder.lock.stager import Stager
+from builder.model.inputs import RuntimeInputs
 from builder.model.lockfile import Lock, NodeLock
 from builder.model.spec import Spec
+from builder.model.toolinputs import BinToolInputs, NpmToolsInputs, PipToolsInputs
 from builder.store.cache import Cache
 
 __all__ = [
-    "KINDS",
     "NPM",
+    "PIN_KINDS",
     "PYPI",
     "Pin",
+    "PinKind",
     "Report",
     "Sources",
     "gather",
@@ -61,7 +66,19 @@ __all__ = [
     "security_updates",
 ]
 
-KINDS = frozenset({"base", "deb", "runtime", "pypi", "npm", "bin"})
+
+class PinKind(StrEnum):
+    """What sort of pin a `Pin` is: where its newer versions are looked up."""
+
+    BASE = "base"  # an image base's reference (its registry)
+    DEB = "deb"  # a Debian package (apt-cache madison)
+    RUNTIME = "runtime"  # a runtime's release (its publisher's index)
+    PYPI = "pypi"
+    NPM = "npm"
+    BIN = "bin"  # a downloaded binary (fixed in sandbox.toml: no index)
+
+
+PIN_KINDS = frozenset(PinKind)
 
 
 def gather(
@@ -69,22 +86,24 @@ def gather(
     spec: Spec,
     nodes: Mapping[str, NodeLock],
     sources: Sources,
-    kinds: Collection[str] = KINDS,
+    kinds: Collection[str] = PIN_KINDS,
 ) -> list[Pin]:
     """Every pin of `nodes` of the given kinds, sorted by node order then package."""
+    typed = {name: KINDS.typed(node) for name, node in nodes.items()}
     pins: list[Pin] = []
-    if "base" in kinds:
-        pins.extend(base_image_pins(nodes, sources))
-    if "deb" in kinds:
-        pins.extend(debian_pins(spec, nodes, sources))
-    if "runtime" in kinds:
-        pins.extend(runtime_pins(spec, nodes, sources))
-    if "pypi" in kinds and "tools.pip" in nodes:
-        pins.extend(pip_pins(nodes["tools.pip"], sources))
-    if "npm" in kinds and "tools.npm" in nodes:
-        pins.extend(npm_pins(nodes["tools.npm"], sources))
-    if "bin" in kinds:
-        pins.extend(bin_pins(nodes))
+    if PinKind.BASE in kinds:
+        pins.extend(base_image_pins(typed, sources))
+    if PinKind.DEB in kinds:
+        pins.extend(debian_pins(spec, typed, sources))
+    for name, inputs in typed.items():
+        if PinKind.RUNTIME in kinds and isinstance(inputs, RuntimeInputs):
+            pins.extend(runtime_pins(spec, name, inputs, sources))
+        elif PinKind.PYPI in kinds and isinstance(inputs, PipToolsInputs):
+            pins.extend(pip_pins(name, inputs, sources))
+        elif PinKind.NPM in kinds and isinstance(inputs, NpmToolsInputs):
+            pins.extend(npm_pins(name, inputs, sources))
+        elif PinKind.BIN in kinds and isinstance(inputs, BinToolInputs):
+            pins.append(bin_pin(name, inputs))
     order = {name: i for i, name in enumerate(nodes)}
     return sorted(pins, key=lambda p: (order.get(p.node, len(order)), p.package, p.locked))
 
@@ -97,7 +116,7 @@ def outdated_project(
     engine: Callable[[], Engine],
     progress: Progress,
     stage: Stager,
-    kinds: Collection[str] = KINDS,
+    kinds: Collection[str] = PIN_KINDS,
     platform: str | None = None,
 ) -> Report:
     """Every pin of `platform` (else this machine's) in `lock`, next to what its sources offer
@@ -136,6 +155,6 @@ def pending_security(
         engine=engine,
         progress=progress,
         stage=stage,
-        kinds={"deb"},
+        kinds={PinKind.DEB},
     )
     return security_updates(report.pins)

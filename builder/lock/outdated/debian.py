@@ -9,28 +9,31 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
+from typing import TypeVar
 
 from builder.lock.outdated.report import Pin
 from builder.lock.outdated.sources import Sources
 from builder.model.inputs import BaseInputs, ImageBase, SystemInputs
-from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.resolve.apt import system_request
 from builder.resolve.madison import parse_madison
 from builder.resolve.versions import debian_compare, debian_newest
 
+T = TypeVar("T")
 
-def debian_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:
-    system = nodes["system"].inputs_as(SystemInputs) if "system" in nodes else None
+
+def debian_pins(spec: Spec, typed: Mapping[str, object], sources: Sources) -> list[Pin]:
+    """The Debian packages of the base and system nodes (`typed`: node -> typed inputs)."""
+    system_name, system = _one(typed, SystemInputs)
     in_system = {p.name: p.version for p in system.packages} if system else {}
-    base = nodes["base"].inputs_as(BaseInputs) if "base" in nodes else None
+    base_name, base = _one(typed, BaseInputs)
     # A base package the system layer upgraded is that pin, not the base's.
     locked = [
-        ("base", p.name, p.version)
+        (base_name, p.name, p.version)
         for p in (base.packages or () if base else ())
         if p.name not in in_system
     ]
-    locked += [("system", name, version) for name, version in sorted(in_system.items())]
+    locked += [(system_name, name, version) for name, version in sorted(in_system.items())]
     if not locked:
         return []
     offers = parse_madison(sources.madison(sorted({name for _, name, _ in locked})))
@@ -65,15 +68,24 @@ def debian_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) -> 
     return pins
 
 
-def base_image_pins(nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:
-    base = nodes["base"].inputs_as(BaseInputs) if "base" in nodes else None
+def _one(typed: Mapping[str, object], cls: type[T]) -> tuple[str, T | None]:
+    """The node whose inputs are a `cls`, and them (("", None) if none is)."""
+    for name, inputs in typed.items():
+        if isinstance(inputs, cls):
+            return name, inputs
+    return "", None
+
+
+def base_image_pins(typed: Mapping[str, object], sources: Sources) -> list[Pin]:
+    """An image base's reference, against what its tag points at now."""
+    name, base = _one(typed, BaseInputs)
     if not isinstance(base, ImageBase):
         return []
     ref, pinned = base.image, base.pinned
     now = pinned if "@sha256:" in ref else sources.image_pin(ref)
     return [
         Pin(
-            node="base",
+            node=name,
             package=ref,
             kind="base",
             locked=pinned,

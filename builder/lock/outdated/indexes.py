@@ -14,7 +14,6 @@ from builder.core import patterns
 from builder.lock.outdated.report import Pin
 from builder.lock.outdated.sources import Sources
 from builder.model.inputs import RuntimeInputs
-from builder.model.lockfile import NodeLock
 from builder.model.spec import Spec
 from builder.model.toolinputs import BinToolInputs, NpmToolsInputs, PipToolsInputs
 from builder.resolve.managers import npm_dependency
@@ -31,26 +30,23 @@ NPM = "https://registry.npmjs.org/{name}"
 _FETCHES = 8  # index documents fetched at once
 
 
-def runtime_pins(spec: Spec, nodes: Mapping[str, NodeLock], sources: Sources) -> list[Pin]:
-    pins = []
-    for runtime in spec.runtimes:
-        node = nodes.get(f"runtime.{runtime.name}")
-        if node is None:  # provider "apt": its packages are system pins
-            continue
-        locked = node.inputs_as(RuntimeInputs).version
-        allowed, latest = sources.runtime(runtime)
-        pins.append(
-            Pin(
-                node=node.name,
-                package=runtime.name,
-                kind="runtime",
-                locked=locked,
-                allowed=allowed,
-                latest=latest,
-                update=_dotted_newer(latest, locked) or _dotted_newer(allowed, locked),
-            )
+def runtime_pins(spec: Spec, name: str, inputs: RuntimeInputs, sources: Sources) -> list[Pin]:
+    """A runtime's pin (one `provider = "apt"` has none: its packages are system pins)."""
+    runtime = next((r for r in spec.runtimes if r.name == inputs.runtime), None)
+    if runtime is None:
+        return []
+    allowed, latest = sources.runtime(runtime)
+    return [
+        Pin(
+            node=name,
+            package=runtime.name,
+            kind="runtime",
+            locked=inputs.version,
+            allowed=allowed,
+            latest=latest,
+            update=_dotted_newer(latest, inputs.version) or _dotted_newer(allowed, inputs.version),
         )
-    return pins
+    ]
 
 
 def _dotted_newer(candidate: str, locked: str) -> bool:
@@ -60,20 +56,12 @@ def _dotted_newer(candidate: str, locked: str) -> bool:
     return bool(candidate) and key(candidate) > key(locked)
 
 
-def bin_pins(nodes: Mapping[str, NodeLock]) -> list[Pin]:
-    pins = []
-    for name, node in nodes.items():
-        if not name.startswith("tools.bin."):
-            continue
-        pinned = node.inputs_as(BinToolInputs)
-        version = pinned.version or pinned.requested.version
-        tool = name.removeprefix("tools.bin.")
-        pins.append(
-            Pin(
-                node=name, package=tool, kind="bin", locked=version, allowed=version, latest=version
-            )
-        )
-    return pins
+def bin_pin(name: str, inputs: BinToolInputs) -> Pin:
+    """A binary's pin: fixed in sandbox.toml, no index to ask."""
+    version = inputs.version or inputs.requested.version
+    return Pin(
+        node=name, package=inputs.name, kind="bin", locked=version, allowed=version, latest=version
+    )
 
 
 def _fetch_all(urls: Iterable[str], sources: Sources) -> dict[str, Any]:
@@ -82,8 +70,8 @@ def _fetch_all(urls: Iterable[str], sources: Sources) -> dict[str, Any]:
         return dict(zip(todo, pool.map(sources.get_json, todo), strict=True))
 
 
-def pip_pins(node: NodeLock, sources: Sources) -> list[Pin]:
-    tools = node.inputs_as(PipToolsInputs).tools
+def pip_pins(name: str, inputs: PipToolsInputs, sources: Sources) -> list[Pin]:
+    tools = inputs.tools
     names = {p.name for t in tools.values() for p in t.packages}
     docs = _fetch_all((PYPI.format(name=n) for n in names), sources)
     pins: dict[tuple[str, str], Pin] = {}
@@ -96,7 +84,7 @@ def pip_pins(node: NodeLock, sources: Sources) -> list[Pin]:
             allowed = pypi_allowed(requirement, releases) if own else ""
             latest = pypi_newest(releases)
             pin = Pin(
-                node=node.name,
+                node=name,
                 package=name,
                 kind="pypi",
                 locked=version,
@@ -115,8 +103,8 @@ def pypi_releases(doc: Any) -> list[str]:
     return [v for v, files in releases.items() if files and not all(f.get("yanked") for f in files)]
 
 
-def npm_pins(node: NodeLock, sources: Sources) -> list[Pin]:
-    npm = node.inputs_as(NpmToolsInputs)
+def npm_pins(name: str, inputs: NpmToolsInputs, sources: Sources) -> list[Pin]:
+    npm = inputs
     ranges = dict(npm_dependency(s) for s in npm.tools)
     installed: dict[tuple[str, str], bool] = {}
     for package in npm.packages:
@@ -135,7 +123,7 @@ def npm_pins(node: NodeLock, sources: Sources) -> list[Pin]:
         allowed = npm_allowed(doc, ranges[name]) if top else ""
         pins.append(
             Pin(
-                node=node.name,
+                node=name,
                 package=name,
                 kind="npm",
                 locked=version,
