@@ -22,6 +22,7 @@ from builder.kinds.npm_tools import NpmTools
 from builder.kinds.pip_tools import PipTools
 from builder.kinds.runtime import Runtime
 from builder.kinds.system import System
+from builder.model import tables
 from builder.model.fields import FIX
 from builder.model.graph import LayerGraph, Node
 from builder.model.inputs import BaseInputs, SystemInputs
@@ -41,14 +42,18 @@ class Registry:
         return iter(list(self._kinds))
 
     def register(self, kind: Kind) -> None:
-        """Add `kind` (after the others); its name must be new."""
+        """Add `kind` (after the others; its name must be new), and its sandbox.toml table."""
         if any(k.name == kind.name for k in self._kinds):
             msg = f"a node kind named {kind.name!r} is registered already"
             raise ValueError(msg)
         self._kinds.append(kind)
+        if kind.table is not None:
+            tables.register(kind.table, kind.read)
 
     def unregister(self, kind: Kind) -> None:
         self._kinds.remove(kind)
+        if kind.table is not None:
+            tables.unregister(kind.table)
 
     def of(self, node: str) -> Kind:
         """The kind of node `node`; a LockError when none owns it."""

@@ -14,9 +14,11 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from builder.core.progress import Progress
+from builder.core.tomlread import Table
 from builder.engine.interface import Engine
 from builder.engine.step import StepContext
 from builder.model.lockfile import NodeKind, NodeLock
@@ -181,6 +183,17 @@ class Kind(Protocol):
         """Its earlier recipe versions, newest first."""
         ...
 
+    @property
+    def table(self) -> str | None:
+        """The sandbox.toml table it reads (dotted, "tools.gem") when it is none of the
+        built-in ones `model/specfile.py` reads; `Spec.declared[table]` holds what `read`
+        gave."""
+        ...
+
+    def read(self, table: Table, project: Path) -> Any:
+        """Its table read and checked: a SpecError naming file and key when it is wrong."""
+        ...
+
     def owns(self, node: str) -> bool:
         """Whether node name `node` is one of this kind's."""
         ...
@@ -238,6 +251,11 @@ class KindBase:
     previous: tuple[str, ...] = ()
     inputs: type[Any]  # its locked inputs' dataclass, read by model.typed.read_inputs
     many: bool = False
+    table: str | None = None  # the built-in kinds' tables are read by model/specfile.py
+
+    def read(self, table: Table, project: Path) -> Any:
+        msg = f"{self.name} reads no table of its own"
+        raise NotImplementedError(msg)
 
     def owns(self, node: str) -> bool:
         return node.startswith(self.name + ".") if self.many else node == self.name

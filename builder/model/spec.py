@@ -152,6 +152,8 @@ class Spec:
     tools: ToolsSpec = field(default_factory=ToolsSpec)
     deps: tuple[DepSpec, ...] = ()
     sandbox: SandboxSpec = field(default_factory=SandboxSpec)
+    # The tables of kinds registered beyond the built-in ones (model/tables.py), as read.
+    declared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def project_dir(self) -> Path:
@@ -176,6 +178,8 @@ class Spec:
             del data["image"]["inherit"]
         if not self.system_docs:  # hashed only when set: specs without it keep their hashes
             del data["system_docs"]
+        if not self.declared:  # the same: specs of built-in kinds only keep their hashes
+            del data["declared"]
         return data
 
     def spec_hash(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from builder.core import patterns
 from builder.core.errors import SpecError
 from builder.core.tomlread import Source, Table, read_toml
-from builder.model import resources
+from builder.model import resources, tables
 from builder.model.spec import (
     DEP_MANAGERS,
     DEP_MODES,
@@ -50,7 +51,11 @@ def load_spec(path: Path) -> Spec:
         raise SpecError(msg)
     data, text = read_toml(path, SpecError)
     root = Table(data=data, path="", source=Source(path=path, text=text, error=SpecError))
-    root.check_keys(["image", "base", "system", "runtimes", "tools", "deps", "sandbox"])
+    extra = tables.readers()
+    root.check_keys(
+        ["image", "base", "system", "runtimes", "tools", "deps", "sandbox"]
+        + [name.split(".")[0] for name in extra]
+    )
     image_table = root.table("image", required=True)
     base_table = root.table("base", required=True)
     assert image_table is not None
@@ -69,9 +74,10 @@ def load_spec(path: Path) -> Spec:
         system_packages=system.str_list("packages", check=patterns.apt_package) if system else (),
         system_docs=system.boolean("docs", default=False) if system else False,
         runtimes=_runtimes(root.table("runtimes")),
-        tools=_tools(root.table("tools"), path.parent),
+        tools=_tools(root.table("tools"), path.parent, extra),
         deps=_deps(root.table("deps"), path.parent),
         sandbox=_sandbox(root.table("sandbox")),
+        declared=_declared(root, path.parent, extra),
     )
 
 
@@ -164,10 +170,10 @@ def _runtimes(t: Table | None) -> tuple[RuntimeSpec, ...]:
     return tuple(found)
 
 
-def _tools(t: Table | None, project: Path) -> ToolsSpec:
+def _tools(t: Table | None, project: Path, extra: Mapping[str, object]) -> ToolsSpec:
     if t is None:
         return ToolsSpec()
-    t.check_keys(["pip", "npm", "bin"])
+    t.check_keys(["pip", "npm", "bin"] + [n.split(".", 1)[1] for n in extra if "." in n])
     pip = t.str_list("pip", check=patterns.pip_requirement)
     npm = t.str_list("npm", check=patterns.npm_spec)
     for manager, specs, name_of in (
@@ -179,6 +185,20 @@ def _tools(t: Table | None, project: Path) -> ToolsSpec:
         if twice:
             t.source.fail(t.key(manager), f"{twice[0]!r} is listed twice", "Keep one entry")
     return ToolsSpec(pip=pip, npm=npm, bin=_binaries(t.table("bin"), project))
+
+
+def _declared(
+    root: Table, project: Path, extra: Mapping[str, tables.TableReader]
+) -> dict[str, Any]:
+    """The tables of registered kinds (model/tables.py) that sandbox.toml has, each read."""
+    found: dict[str, Any] = {}
+    for name, reader in sorted(extra.items()):
+        table: Table | None = root
+        for part in name.split("."):
+            table = table.table(part) if table is not None else None
+        if table is not None:
+            found[name] = reader(table, project)
+    return found
 
 
 def _binaries(t: Table | None, project: Path) -> tuple[BinaryTool, ...]:
