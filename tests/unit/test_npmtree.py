@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from builder.core.errors import BuildError
-from builder.realize import npmfetch
+from builder.net import downloads
 from builder.realize.npmlockjson import hidden_lockfile
 from builder.realize.npmtree import NotOnHost, Target, assemble_npm_tree
 
@@ -184,7 +184,7 @@ def test_a_missing_tarball_is_fetched_checked_and_kept(
         path.write_bytes(data)
         return path
 
-    monkeypatch.setattr(npmfetch.downloads, "fetch", fetch)
+    monkeypatch.setattr(downloads, "fetch", fetch)
     _assemble(cacache, packages, tmp_path / "one" / "layer.tar")
     assert len(fetched) == 2
     _assemble(cacache, packages, tmp_path / "two" / "layer.tar")
