@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from builder.core.errors import BuildError
+from builder.core.errors import BuildError, CacheError
 from builder.net import downloads
 
 # SRI algorithms npm (ssri) writes, strongest first; it checks a tarball against the strongest.
@@ -53,8 +53,16 @@ def tarball(pkg: Mapping[str, Any], cacache: Path) -> Path:
                 "proxy altered it"
             )
             raise BuildError(msg)
-        content.parent.mkdir(parents=True, exist_ok=True)
-        got.replace(content)
+        try:
+            content.parent.mkdir(parents=True, exist_ok=True)
+            got.replace(content)
+        except OSError as exc:
+            msg = (
+                f"tools.npm: cannot write to npm's content store {cacache}: {exc.strerror}. "
+                "Fix its permissions (a container step may have made it as root) or point "
+                "SANDBOX_DOWNLOAD_DIR elsewhere"
+            )
+            raise CacheError(msg) from exc
     finally:
         got.unlink(missing_ok=True)
     return content
