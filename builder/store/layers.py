@@ -221,7 +221,7 @@ def normalize_tar(
         _check_prefix(members, prefix, node)
         by_name = {_clean(m.name): m for m in members}
         holder_of, data_of = _hardlink_holders(members)
-        with _writer(dest) as (out, written):
+        with layer_writer(dest) as (out, written):
             for name in sorted(by_name):
                 member, holder = by_name[name], holder_of.get(name)
                 data_from = member
@@ -252,7 +252,7 @@ def tar_directory(
     """
     seen: dict[tuple[int, int], str] = {}
     entries = walk_sorted(str(root)) if only is None else _walk_only(str(root), only)
-    with _writer(dest) as (out, written):
+    with layer_writer(dest) as (out, written):
         for name, path in entries:
             if is_scratch(name):
                 continue
@@ -404,8 +404,10 @@ def _hardlink_holders(
 
 
 @contextmanager
-def _writer(dest: Path) -> Iterator[tuple[tarfile.TarFile, _Hashing]]:
-    """A tar being written to `dest`, hashed as it goes (no second read for the diff ID)."""
+def layer_writer(dest: Path) -> Iterator[tuple[tarfile.TarFile, _Hashing]]:
+    """A tar being written to `dest`, hashed as it goes (no second read for the diff ID):
+    yields the tar (PAX format, as every layer here) and what gives its `LayerFile` once the
+    entries are written. The caller adds entries already normalized and sorted."""
     with space.room_for(dest, what="writing a layer"), dest.open("wb") as raw:
         written = _Hashing(raw)
         with tarfile.TarFile(
