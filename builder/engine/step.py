@@ -40,6 +40,8 @@ class StepContext:
     project_dir: Path  # the folder holding sandbox.toml (for `path` archives and deps)
     # node name -> the layer tars below it, bottom first (None: not known, as when locking)
     below: Callable[[str], list[Path]] | None = None
+    # one line for the user about how the step goes (the build's progress; None: nobody asks)
+    say: Callable[[str], None] | None = None
 
 
 def tls_mounts_and_env() -> tuple[list[Mount], dict[str, str]]:

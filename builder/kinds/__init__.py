@@ -18,7 +18,7 @@ from builder.kinds.base import Base, distro_of
 from builder.kinds.bin_tools import BinTools
 from builder.kinds.deps import Deps
 from builder.kinds.kind import Distro, Kind
-from builder.kinds.npm_tools import NpmTools
+from builder.kinds.npm import NpmTools
 from builder.kinds.pip_tools import PipTools
 from builder.kinds.runtime import Runtime
 from builder.kinds.system import System

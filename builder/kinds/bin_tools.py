@@ -78,6 +78,10 @@ class BinTools(KindBase):
         )
         return host_layer(ctx, node, lambda dest: bins.layout_bin(inputs, archive, dest))
 
+    def needs_stage(self, node: NodeLock) -> bool:
+        """Never: the checked archive is unpacked on the host."""
+        return False
+
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         inputs = node.inputs_as(BinToolInputs)
         url = inputs.url or ""

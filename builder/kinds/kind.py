@@ -221,6 +221,14 @@ class Kind(Protocol):
         Raises BuildError when what got installed is not what the lock says."""
         ...
 
+    def needs_stage(self, node: NodeLock) -> bool:
+        """Whether `build` may use the node's parents: run a container of them
+        (`ctx.stage`) or read their layers (`ctx.below`). False promises that the layers it
+        makes depend on neither, so the executor starts it without waiting for its parents
+        (the image still stacks it where `stack` says); should it need them after all, its
+        `ctx.stage` waits for them."""
+        ...
+
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         """(identity, SBOM package fields) of each pin the node holds; identities unique."""
         ...
@@ -265,6 +273,9 @@ class KindBase:
 
     def typed(self, node: NodeLock, where: str = "sandbox.lock: ") -> Any:
         return node.inputs_as(self.inputs, where)
+
+    def needs_stage(self, node: NodeLock) -> bool:
+        return True
 
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(())

@@ -77,6 +77,10 @@ class Runtime(KindBase):
         archive = runtimes.runtime_archive(inputs, downloads=ctx.cache.downloads)
         return host_layer(ctx, node, lambda dest: runtimes.layout_runtime(inputs, archive, dest))
 
+    def needs_stage(self, node: NodeLock) -> bool:
+        """Never: the checked archive is unpacked on the host."""
+        return False
+
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         inputs = node.inputs_as(RuntimeInputs)
         url = inputs.url

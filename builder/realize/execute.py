@@ -1,8 +1,11 @@
 """Carrying out a BuildPlan: each node cached or built, independent nodes in parallel.
 
 A node builds in a container of its ancestors' layers only (a "stage" image assembled from
-the cache), so it sees exactly what it declared. Results land in the cache atomically: layers
-first, then the node's entry, so an interrupted build leaves nothing half-written.
+the cache), so it sees exactly what it declared. A node whose kind needs no stage
+(`Kind.needs_stage`: a runtime unpacked, npm tools assembled on the host) starts as soon as a
+job slot is free, without waiting for its parents; the image stacks it where it always does.
+Results land in the cache atomically: layers first, then the node's entry, so an interrupted
+build leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from builder.image import assemble
 from builder.image.loading import STAGE_LABEL, STAGE_REPO, load_image
 from builder.model.lockfile import NodeLock, ancestors, stack
 from builder.realize.plan import BuildPlan
+from builder.realize.slots import Slots
 from builder.store.cache import Cache, Layer, NodeEntry
 
 if TYPE_CHECKING:
@@ -75,6 +79,7 @@ class Executor:
         self._epoch = epoch
         self._progress = progress
         self._stage_lock = threading.Lock()
+        self._slots: Slots | None = None  # while `run` builds
 
     def run(self, plan: BuildPlan, *, jobs: int) -> list[NodeOutcome]:
         """Every node of the plan, in stack order; raises the first failure."""
@@ -91,30 +96,53 @@ class Executor:
                 )
                 self._progress.done(step.node.name, BuildStatus.CACHED, 0.0, entry)
         pending = [s.node for s in plan.steps if s.node.name not in outcomes]
-        for node in pending:
-            self._progress.queued(node.name, [p for p in node.parents if p not in outcomes])
         if pending:
-            self._build_all(pending, outcomes, jobs=jobs)
+            from builder.kinds import KINDS  # only when something builds: a no-op never does
+
+            early = {n.name for n in pending if not KINDS.of(n.name).needs_stage(n)}
+            for node in pending:
+                waits = [] if node.name in early else [p for p in node.parents if p not in outcomes]
+                self._progress.queued(node.name, waits)
+            self._build_all(pending, outcomes, early, jobs=jobs)
         return [outcomes[name] for name in stack(self._nodes) if name in outcomes]
 
     def _build_all(
-        self, pending: list[NodeLock], outcomes: dict[str, NodeOutcome], *, jobs: int
+        self,
+        pending: list[NodeLock],
+        outcomes: dict[str, NodeOutcome],
+        early: set[str],
+        *,
+        jobs: int,
     ) -> None:
-        """Build `pending`, each once its parents are done, `jobs` at a time."""
+        """Build `pending`, each once its parents are done (those of `early`, which need no
+        stage, at once), `jobs` at a time."""
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            running: dict[Future[NodeOutcome], str] = {}
-            while pending or running:
-                for node in list(pending):
-                    if all(p in outcomes for p in node.parents):
-                        pending.remove(node)
-                        running[pool.submit(self._build, node)] = node.name
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    del running[future]
-                    outcome = future.result()  # re-raises the node's failure
-                    outcomes[outcome.name] = outcome
+        slots = self._slots = Slots(jobs, done=outcomes)
+        try:
+            with ThreadPoolExecutor(max_workers=len(pending)) as pool:
+                running: dict[Future[NodeOutcome], str] = {}
+                while pending or running:
+                    for node in list(pending):
+                        if node.name in early or all(p in outcomes for p in node.parents):
+                            pending.remove(node)
+                            running[pool.submit(self._build_in_slot, node, slots)] = node.name
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        del running[future]
+                        try:
+                            outcome = future.result()  # re-raises the node's failure
+                        except BaseException:
+                            slots.stop()
+                            raise
+                        outcomes[outcome.name] = outcome
+                        slots.finished(outcome.name)
+        finally:
+            self._slots = None
+
+    def _build_in_slot(self, node: NodeLock, slots: Slots) -> NodeOutcome:
+        with slots.slot():
+            return self._build(node)
 
     def _build(self, node: NodeLock) -> NodeOutcome:
         started = time.monotonic()
@@ -141,6 +169,7 @@ class Executor:
             stage=self.stage_for,
             project_dir=self._project_dir,
             below=self.layers_below,
+            say=self._progress.say,
         )
         try:
             with in_step(node.name):
@@ -195,14 +224,21 @@ class Executor:
         return config.image_id
 
     def stage_for(self, name: str) -> str:
-        """The build environment of node `name`: its ancestors stacked."""
-        return self.stage(ancestors(self._nodes, name))
+        """The build environment of node `name`: its ancestors stacked (waited for, when
+        `name` started before them)."""
+        return self.stage(self._built_ancestors(name))
 
     def layers_below(self, name: str) -> list[Path]:
         """The layer tars of node `name`'s build environment, bottom first."""
-        names = ancestors(self._nodes, name)
+        names = self._built_ancestors(name)
         entries = [self._entry(n) for n in stack({n: self._nodes[n] for n in names})]
         return [self._cache.layer_path(layer.diff_id) for e in entries for layer in e.layers]
+
+    def _built_ancestors(self, name: str) -> list[str]:
+        names = ancestors(self._nodes, name)
+        if self._slots is not None:
+            self._slots.wait_for(names, by=name)
+        return names
 
     def _entry(self, name: str) -> NodeEntry:
         entry = self._cache.entry(self._nodes[name].key)

@@ -1,4 +1,4 @@
-"""The npm tree assembled on the host (builder/realize/npmtree.py) against the truth: the
+"""The npm tree assembled on the host (builder/kinds/npm/tree.py) against the truth: the
 layers `npm ci` makes in a container of the node runtime, for the example's npm tools.
 
 Each tool's host-assembled tar must equal its container-built layer file by file (paths,
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.lock import managers
-from builder.realize.npmtree import Target, assemble_npm_tree
-from builder.realize.recipes.tools import NPM_PREFIX, npm_folder
+from builder.resolve import managers
+from builder.kinds.npm.tree import Target, assemble_npm_tree
+from builder.kinds.npm.layers import NPM_PREFIX, npm_folder
 from builder.store.cache import Cache
 from tests.integration.conftest import Project
 

@@ -13,7 +13,7 @@ import io
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ import pytest
 
 from builder.core.errors import BuildError
 from builder.core.progress import Progress
+from builder.engine.step import StepContext
 from builder.kinds import KINDS
+from builder.kinds.kind import KindBase, StepResult
+from builder.kinds.layer import host_layer
 from builder.kinds.system import System
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.realize.execute import Executor, NodeOutcome
@@ -214,3 +217,124 @@ def test_a_second_run_finds_everything_cached(cache: Cache, tmp_path: Path) -> N
 
     assert [o.status for o in again] == ["cached", "cached"]
     assert len(engine.runs) == runs
+
+
+class HostLike(KindBase):
+    """A kind, registered by the tests alone, whose nodes (`host.<x>`) need no stage: each
+    writes its layer on the host, through `make` (the test's), which may still ask for the
+    node's stage, as npm tools do when a tarball turns out to need a container."""
+
+    name = "host"
+    many = True
+    stack = NodeKind.TOOLS
+    recipe = "host/1"
+    inputs = dict
+
+    def __init__(self) -> None:
+        self.make: Callable[[StepContext, NodeLock], None] = lambda ctx, node: None
+
+    def needs_stage(self, node: NodeLock) -> bool:
+        return False
+
+    def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
+        def fill(folder: Path) -> dict[str, str]:
+            self.make(ctx, node)
+            (folder / "made").write_text(node.name)
+            return {}
+
+        return host_layer(ctx, node, fill)
+
+
+@pytest.fixture
+def host_like() -> Iterator[HostLike]:
+    kind = HostLike()
+    KINDS.register(kind)
+    yield kind
+    KINDS.unregister(kind)
+
+
+def _host_node(name: str, *parents: str) -> NodeLock:
+    return NodeLock(name=name, kind=NodeKind.TOOLS, key=_key(name), parents=parents, inputs={})
+
+
+def test_a_node_needing_no_stage_builds_while_its_parent_does(
+    cache: Cache, tmp_path: Path, host_like: HostLike
+) -> None:
+    together = threading.Barrier(2)
+
+    def parent_step(run: Run) -> int:
+        together.wait(timeout=10)  # raises unless the host node runs meanwhile
+        (run.upper / "opt").mkdir()
+        (run.upper / "opt" / "a").write_text("a")
+        run.log.write_text("@@installed\n@@end\n")
+        return 0
+
+    host_like.make = lambda ctx, node: together.wait(timeout=10)
+    engine = FakeEngine(root=tmp_path / "engine", step=parent_step)
+    nodes = [_node("base"), _node("a", "base"), _host_node("host.x", "a")]
+
+    outcomes = _execute(cache, engine, nodes, jobs=2)
+
+    # Built at once, and still stacked where they belong: the host node above its parent.
+    assert [(o.name, o.status) for o in outcomes] == [
+        ("base", "cached"),
+        ("a", "built"),
+        ("host.x", "built"),
+    ]
+    assert len(engine.runs) == 1  # the host node ran no container
+
+
+def test_a_node_needing_its_stage_after_all_waits_for_its_parents_in_one_slot(
+    cache: Cache, tmp_path: Path, host_like: HostLike
+) -> None:
+    """With --jobs 1 the host node starts first (it comes first in the plan: tools.zed sorts
+    after it); asking for its stage hands its slot to the parent, which builds, and the stage
+    then holds the parent's layer. Holding the slot would wait forever."""
+    stages: list[str] = []
+    host_like.make = lambda ctx, node: stages.append(ctx.stage(node.name))
+    engine = FakeEngine(root=tmp_path / "engine", step=Steps())
+    zed = NodeLock(
+        name="zed", kind=NodeKind.TOOLS, key=_key("zed"), parents=("base",), inputs=SYSTEM_INPUTS
+    )
+    nodes = [_node("base"), _host_node("host.x", "zed"), zed]
+    outcomes: list[NodeOutcome] = []
+    build = threading.Thread(
+        target=lambda: outcomes.extend(_execute(cache, engine, nodes, jobs=1)), daemon=True
+    )
+
+    build.start()
+    build.join(timeout=20)
+
+    assert not build.is_alive(), "the build waits forever"
+    assert [(o.name, o.status) for o in outcomes] == [
+        ("base", "cached"),
+        ("host.x", "built"),
+        ("zed", "built"),
+    ]
+    loads = [c for c in engine.calls if c.startswith("load")]
+    assert loads[-1].endswith("(2 layers)")  # base and zed: the stage waited for zed
+    assert len(stages) == 1
+
+
+def test_a_failed_parent_stops_a_node_waiting_for_its_stage(
+    cache: Cache, tmp_path: Path, host_like: HostLike
+) -> None:
+    started = threading.Event()
+
+    def fails(run: Run) -> int:
+        started.wait(timeout=10)  # the host node is waiting for this parent by now
+        run.log.write_text("E: something broke\n")
+        return 100
+
+    def make(ctx: StepContext, node: NodeLock) -> None:
+        started.set()
+        ctx.stage(node.name)
+
+    host_like.make = make
+    engine = FakeEngine(root=tmp_path / "engine", step=fails)
+    nodes = [_node("base"), _node("a", "base"), _host_node("host.x", "a")]
+
+    with pytest.raises(BuildError, match="something broke"):
+        _execute(cache, engine, nodes, jobs=2)
+
+    assert cache.entry(_key("host.x")) is None

@@ -1,4 +1,4 @@
-"""An npm tree assembled on the host (builder/realize/npmtree.py), from tarballs in a local
+"""An npm tree assembled on the host (builder.kinds.npm.tree.py), from tarballs in a local
 content store: what lands in the layer, what is left out, and the trees it refuses."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 
 from builder.core.errors import BuildError
 from builder.net import downloads
-from builder.realize.npmlockjson import hidden_lockfile
-from builder.realize.npmtree import NotOnHost, Target, assemble_npm_tree
+from builder.kinds.npm.lockjson import hidden_lockfile
+from builder.kinds.npm.tree import NotOnHost, Target, assemble_npm_tree
 
 EPOCH = 1_700_000_000
 FOLDER = "/opt/sandbox/tools/npm/alpha/"
@@ -198,7 +198,7 @@ def test_a_missing_tarball_is_fetched_checked_and_kept(
 
 def test_a_tree_with_install_scripts_is_refused(cacache: Path, tmp_path: Path) -> None:
     packages = _packages(cacache, hasInstallScript=True)
-    with pytest.raises(NotOnHost, match="node_modules/alpha has install scripts"):
+    with pytest.raises(NotOnHost, match="alpha has install scripts"):
         _assemble(cacache, packages, tmp_path / "layer.tar")
 
 

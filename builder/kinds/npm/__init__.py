@@ -1,9 +1,12 @@
-"""The `tools.npm` node: npm tools, each its own tree and layer, built in a container of node.
+"""The `tools.npm` node: npm tools, each its own tree and layer under
+/opt/sandbox/tools/npm/<tool>; executables are <tool>/node_modules/.bin.
 
-Each tool gets its own tree, and its own layer, under /opt/sandbox/tools/npm/<tool>, installed
-by `npm ci` from a package-lock holding the tool's closure out of the lock's; executables are
-<tool>/node_modules/.bin. Locked by npm itself (`npm install --package-lock-only`,
-`resolve/tools.py`): one package-lock of all tools, every platform's optional packages named.
+Locked by npm itself (`npm install --package-lock-only`, `resolve/tools.py`): one
+package-lock of all tools, every platform's optional packages named. Built one layer per tool
+(`layers.py`, which says what each tool's cache key hashes): assembled on the host from the
+locked tarballs where npm would run no code (`tree.py`, `fetch.py`, `lockjson.py`), else by
+`npm ci` in a container of node (`recipe.py`). A node all of whose tools are assembled on the
+host needs no container and no parent layer (`needs_stage`), so it builds without waiting.
 
 Recipe versions: tools/1; tools/2 (the prefix is a host folder mounted into the step's
 container and packed on the host; the folders above it are made by the tool, mode 755).
@@ -11,14 +14,11 @@ container and packed on the host; the folders above it are made by the tool, mod
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from builder.core import patterns
-from builder.core.errors import BuildError
-from builder.core.keys import sha256_of
-from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
+from builder.engine.step import StepContext
 from builder.kinds.kind import (
     SAFE_NAME,
     Declared,
@@ -30,7 +30,7 @@ from builder.kinds.kind import (
     Probes,
     StepResult,
 )
-from builder.kinds.layer import run_into_prefix
+from builder.kinds.npm.layers import RECIPE, build_npm_tools, in_container
 from builder.kinds.purls import purl, sri
 from builder.kinds.rules import npm_previous
 from builder.kinds.runtime import runtime_node
@@ -38,86 +38,7 @@ from builder.model.agents import agent_env, agent_versions
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Spec
 from builder.model.toolinputs import NpmPackage, NpmToolsInputs
-from builder.model.typed import write_inputs
-from builder.resolve import managers
 from builder.resolve.tools import resolve_npm_tools
-from builder.store.cache import Layer, NodeEntry
-from builder.store.layers import LayerFile
-
-NPM_PREFIX = "/opt/sandbox/tools/npm"
-RECIPE = "tools/2"
-
-
-def build_npm_tools(ctx: StepContext, node: NodeLock) -> StepResult:
-    """One layer per npm tool, each its own tree under NPM_PREFIX/<tool>.
-
-    A tool's layer depends only on its closure and the image it is installed in, so a tool
-    that did not change keeps its layer (a cache entry under a key of exactly those) when
-    another tool moves: only the changed tool installs, and only its layer is new to a
-    registry.
-    """
-    inputs = node.inputs_as(NpmToolsInputs)
-    # npm's own package-lock entries, as the lock holds them: a tool's closure of them is
-    # hashed into its layer's key
-    specs, packages = inputs.tools, [write_inputs(p) for p in inputs.packages]
-    if not packages:
-        msg = "tools.npm: the lock holds no packages; run `sandbox lock --update tools.npm`"
-        raise BuildError(msg)
-    stage = ctx.stage(node.name)
-    layers: dict[str, LayerFile] = {}
-    todo: dict[str, tuple[str, list[Mapping[str, Any]], str]] = {}
-    for spec in specs:
-        name, _ = managers.npm_dependency(spec)
-        folder = npm_folder(name)
-        closure = managers.npm_closure(packages, name)
-        key = sha256_of({"recipe": RECIPE, "npm": spec, "closure": closure, "in": stage})
-        entry = ctx.cache.entry(key)
-        if entry is None:
-            todo[folder] = (spec, closure, key)
-        else:
-            (la,) = entry.layers
-            layers[folder] = LayerFile(
-                diff_id=la.diff_id, path=ctx.cache.layer_path(la.diff_id), size=la.size
-            )
-    if todo:
-        layers.update(_install_npm_tools(ctx, node, todo))
-    folders = sorted(layers)
-    path = ":".join(f"{NPM_PREFIX}/{f}/node_modules/.bin" for f in folders)
-    return StepResult(layers=[layers[f] for f in folders], env={"PATH": path})
-
-
-def npm_folder(name: str) -> str:
-    """The folder of npm tool `name` under NPM_PREFIX: `@openai/codex` -> `@openai+codex`."""
-    return name.replace("/", "+")
-
-
-def _install_npm_tools(
-    ctx: StepContext, node: NodeLock, todo: dict[str, tuple[str, list[Mapping[str, Any]], str]]
-) -> dict[str, LayerFile]:
-    """`npm ci` each tool of `todo` (folder -> spec, closure, key) in its own folder, in one
-    container; each folder becomes a layer, kept in the cache under the tool's key."""
-    files: dict[str, str] = {}
-    lines = []
-    for folder, (spec, closure, _) in sorted(todo.items()):
-        files[f"{folder}.package.json"] = managers.npm_package_json([spec])
-        files[f"{folder}.package-lock.json"] = managers.npm_package_lock([spec], closure)
-        where, given = shlex.quote(f"{NPM_PREFIX}/{folder}"), shlex.quote(f"{INPUT_DIR}/{folder}")
-        lines += [
-            f"mkdir -p {where}",
-            f"cp {given}.package.json {where}/package.json",
-            f"cp {given}.package-lock.json {where}/package-lock.json",
-            f"(cd {where} && npm ci --no-audit --no-fund --loglevel=warn)",
-        ]
-    mounts = [download_cache_mount(ctx.cache, "npm", "/root/.npm")]
-    built: dict[str, LayerFile] = {}
-    with run_into_prefix(
-        ctx, node, "\n".join(lines) + "\n", what="tools.npm: npm ci", files=files, mounts=mounts
-    ) as capture:
-        for folder, (_, _, key) in sorted(todo.items()):
-            layer = built[folder] = capture(folder)
-            piece = Layer(diff_id=layer.diff_id, size=layer.size)
-            ctx.cache.put(NodeEntry(name=f"{node.name}/{folder}", key=key, layers=(piece,)))
-    return built
 
 
 class NpmTools(KindBase):
@@ -157,6 +78,11 @@ class NpmTools(KindBase):
 
     def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
         return build_npm_tools(ctx, node)
+
+    def needs_stage(self, node: NodeLock) -> bool:
+        """Only when a tool of the lock needs npm run in a container (install scripts, ...);
+        a binding.gyp only a tarball shows is found while building, and waits then."""
+        return bool(in_container(node))
 
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         for package in node.inputs_as(NpmToolsInputs).packages:

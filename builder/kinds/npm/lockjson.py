@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builder.lock import managers
+from builder.resolve import managers
 
 _PREFERRED = (
     "name",

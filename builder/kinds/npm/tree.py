@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from builder.core.errors import BuildError
-from builder.lock import managers
-from builder.realize import npmfetch
-from builder.realize.npmlockjson import hidden_lockfile
+from builder.kinds.npm import fetch as npmfetch
+from builder.kinds.npm.lockjson import hidden_lockfile
+from builder.resolve import managers
 from builder.store.layers import LayerFile, layer_writer
 
 _FILE, _DIR = 0o644, 0o755
@@ -41,7 +41,11 @@ _NPM_CPU = {"amd64": "x64", "arm64": "arm64"}
 
 class NotOnHost(BuildError):
     """The tree cannot be assembled on the host (it needs scripts run, or a layout this
-    module does not make): build it in a container."""
+    module does not make): build it in a container. `reason` says why, naming the package."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"tools.npm: {reason}; the tree is built by npm in a container instead")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,8 +117,9 @@ def installed_packages(
     path: an optional package whose `os`, `cpu` or `libc` excludes the target is left out,
     with the optional packages only it needed; a required one is an error, as `npm ci` stops
     (EBADPLATFORM)."""
-    for pkg in packages:
-        _refuse_unsupported(pkg)
+    reason = refusal(packages)
+    if reason is not None:
+        raise NotOnHost(reason)
     left_out = {str(p["path"]) for p in packages if not _fits(p, target)}
     for path in sorted(left_out):
         pkg = next(p for p in packages if p["path"] == path)
@@ -132,20 +137,21 @@ def installed_packages(
     )
 
 
-def _refuse_unsupported(pkg: Mapping[str, Any]) -> None:
-    path = pkg["path"]
-    if pkg.get("hasInstallScript"):
-        reason = "has install scripts (hasInstallScript)"
-    elif pkg.get("link"):
-        reason = "is a link to a folder, not a registry tarball"
-    elif pkg.get("inBundle"):
-        reason = "is bundled inside its parent's tarball"
-    elif not pkg.get("resolved") or not pkg.get("integrity"):
-        reason = "has no resolved URL and integrity in the lock"
-    else:
-        return
-    msg = f"tools.npm: {path} {reason}; the tree is built by npm in a container instead"
-    raise NotOnHost(msg)
+def refusal(packages: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why the lock alone says the tree of `packages` cannot be assembled on the host (its
+    first package with install scripts, a link, a bundled package, no tarball), or None. A
+    binding.gyp is only seen in a tarball: `assemble_npm_tree` refuses it then."""
+    for pkg in packages:
+        path = str(pkg["path"]).removeprefix("node_modules/")
+        if pkg.get("hasInstallScript"):
+            return f"{path} has install scripts (hasInstallScript)"
+        if pkg.get("link"):
+            return f"{path} is a link to a folder, not a registry tarball"
+        if pkg.get("inBundle"):
+            return f"{path} is bundled inside its parent's tarball"
+        if not pkg.get("resolved") or not pkg.get("integrity"):
+            return f"{path} has no resolved URL and integrity in the lock"
+    return None
 
 
 def _fits(pkg: Mapping[str, Any], target: Target) -> bool:
@@ -193,10 +199,8 @@ def _extract(
                     continue
                 name = renamed
             if name == "binding.gyp":
-                msg = (
-                    f"tools.npm: {pkg['path']} has a binding.gyp (npm builds it with node-gyp); "
-                    "the tree is built by npm in a container instead"
-                )
+                path = str(pkg["path"]).removeprefix("node_modules/")
+                msg = f"{path} has a binding.gyp (npm builds it with node-gyp)"
                 raise NotOnHost(msg)
             data = tar.extractfile(member)
             content = data.read() if data is not None else b""
@@ -217,7 +221,7 @@ def _link_bins(
         for name, script in _bins(pkg).items():
             link = f"{top}/{holder}/.bin/{name}"
             if link in entries:
-                msg = f"tools.npm: two packages link the executable {holder}/.bin/{name}"
+                msg = f"two packages link the executable {holder}/.bin/{name}"
                 raise NotOnHost(msg)
             file = f"{top}/{path}/{script}"
             entries[link] = _Entry(
