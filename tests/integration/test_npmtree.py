@@ -1,5 +1,6 @@
 """The npm tree assembled on the host (builder/kinds/npm/tree.py) against the truth: the
-layers `npm ci` makes in a container of the node runtime, for the example's npm tools.
+layers `npm ci` makes in a container of the node runtime, for the example's npm tools; and
+what assembling them on the host buys: a node runtime bump reuses them.
 
 Each tool's host-assembled tar must equal its container-built layer file by file (paths,
 types, modes, owners, mtimes, link targets, bytes), and so byte for byte (same diff ID).
@@ -8,17 +9,20 @@ types, modes, owners, mtimes, link targets, bytes), and so byte for byte (same d
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 import tarfile
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from builder.resolve import managers
-from builder.kinds.npm.tree import Target, assemble_npm_tree
-from builder.kinds.npm.layers import NPM_PREFIX, npm_folder
+from builder.kinds import KINDS
+from builder.kinds.npm.layers import in_container, tool_closures
+from builder.model import lockfile
 from builder.store.cache import Cache
-from tests.integration.conftest import Project
+from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker
 
@@ -60,36 +64,72 @@ def _listing(layer: Path) -> Listing:
     return found
 
 
-def test_host_assembled_npm_layers_equal_the_container_built_ones(
-    project: Project, tmp_path: Path
-) -> None:
+def test_host_assembled_npm_layers_equal_the_container_built_ones(project: Project) -> None:
+    """The build assembles both tools on the host; `npm ci` of each in a container of the
+    same parents (the container recipe, as a tree with install scripts gets) gives the very
+    same layer."""
     project.write(SPEC)
     project.ok("lock")
     project.ok("build")
-    lock = tomllib.loads(project.lock.read_text())
-    node = lock["platforms"]["linux/amd64"]["nodes"]["tools.npm"]
+    lock = lockfile.read(project.lock, KINDS)
+    node = lock.nodes("linux/amd64")["tools.npm"]
     cache = Cache(project.cache)
-    entry = cache.entry(node["key"])
+    entry = cache.entry(node.key)
     assert entry is not None
-    specs, packages = node["inputs"]["tools"], node["inputs"]["packages"]
-    folders = sorted(npm_folder(managers.npm_dependency(s)[0]) for s in specs)
-    built = dict(zip(folders, entry.layers, strict=True))  # one layer per tool, by folder
+    tools = tool_closures(node)
+    assert not in_container(node)  # no tool here needs a container: both were assembled
+    host = dict(zip(sorted(tools), entry.layers, strict=True))  # one layer per tool, by folder
 
-    for spec in specs:
-        name = managers.npm_dependency(spec)[0]
-        folder = npm_folder(name)
-        layer = assemble_npm_tree(
-            specs=[spec],
-            packages=managers.npm_closure(packages, name),
-            folder=f"{NPM_PREFIX}/{folder}/",
-            target=Target.of("linux/amd64"),
-            cacache=cache.downloads / "npm" / "_cacache",  # warm: npm ci just filled it
-            epoch=lock["source_date_epoch"],
-            dest=tmp_path / f"{folder}.tar",
-        )
-        host, container = _listing(layer.path), _listing(cache.layer_path(built[folder].diff_id))
-        assert sorted(host) == sorted(container), folder
-        differ = {n: (host[n], container[n]) for n in host if host[n] != container[n]}
+    npm_ci = subprocess.run(
+        [sys.executable, "-m", "tests.integration.npmci", str(project.spec), str(project.cache)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    printed = json.loads(npm_ci.stdout).items()
+    built = {folder: (diff_id, Path(path)) for folder, (diff_id, path) in printed}
+
+    assert sorted(built) == sorted(host)
+    for folder, (diff_id, path) in sorted(built.items()):
+        ours, npms = _listing(cache.layer_path(host[folder].diff_id)), _listing(path)
+        assert sorted(ours) == sorted(npms), folder
+        differ = {n: (ours[n], npms[n]) for n in ours if ours[n] != npms[n]}
         assert differ == {}, folder
-        assert list(host) == list(container), folder  # the same order
-        assert layer.diff_id == built[folder].diff_id, folder
+        assert list(ours) == list(npms), folder  # the same order
+        assert diff_id == host[folder].diff_id, folder
+
+
+def _npm_layers(project: Project) -> tuple[str, list[str]]:
+    """The key of the lock's tools.npm node and the diff IDs of its built layers."""
+    lock = tomllib.loads(project.lock.read_text())
+    key = lock["platforms"]["linux/amd64"]["nodes"]["tools.npm"]["key"]
+    entry = Cache(project.cache).entry(key)
+    assert entry is not None
+    return key, [layer.diff_id for layer in entry.layers]
+
+
+def test_a_node_runtime_bump_reuses_the_host_assembled_npm_layers(project: Project) -> None:
+    """The tools' trees hold nothing of the runtime: node 22 -> 24 rebuilds runtime.node, the
+    npm layers come out of the cache as they were, and `check` runs the tools on node 24."""
+    with_git = '[system]\npackages = ["git"]  # check wants it\n\n[runtimes]'
+    spec = SPEC.replace("[runtimes]", with_git)
+    project.write(spec)
+    project.ok("lock")
+    first = project.ok("build", "--json")
+    key, layers = _npm_layers(project)
+    assert "in a container" not in first.err
+
+    project.write(spec.replace('version = "22.20.0"', 'version = "24"'))
+    project.ok("lock")
+    second = project.ok("build", "--json")
+
+    bumped, again = _npm_layers(project)
+    assert bumped != key  # tools.npm sits on the new runtime: a new node key ...
+    assert again == layers  # ... whose layers are the very same, taken from the cache
+    for tool in ("@vercel/ncc@0.45.0", "turbo@2.11.11"):
+        assert f"tools.npm: {tool} cached (assembled on the host)" in second.err, second.err
+    assert "assembled on the host\n" not in second.err
+    image = json.loads(second.out)["image"]["id"]
+    assert docker("run", "--rm", image, "node", "--version").startswith("v24."), image
+    project.ok("check")

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from builder.core.errors import BuildError
-from builder.net import downloads
 from builder.kinds.npm.lockjson import hidden_lockfile
 from builder.kinds.npm.tree import NotOnHost, Target, assemble_npm_tree
+from builder.net import downloads
 
 EPOCH = 1_700_000_000
 FOLDER = "/opt/sandbox/tools/npm/alpha/"

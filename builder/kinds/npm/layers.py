@@ -106,17 +106,20 @@ def build_npm_tools(ctx: StepContext, node: NodeLock) -> StepResult:
                     found = _assemble(ctx, node, folder, spec, closure, key)
                     say(f"  {node.name}: {spec} assembled on the host")
                 except NotOnHost as exc:
-                    reason = str(exc)
+                    reason = exc.reason
+            else:
+                say(f"  {node.name}: {spec} cached (assembled on the host)")
             if found is not None:
                 layers[folder] = found
                 continue
-        say(f"  {node.name}: {spec} in a container: {reason}")
         stage = ctx.stage(node.name)  # the image npm runs in: its parents stacked
         key = sha256_of({"recipe": RECIPE, "npm": spec, "closure": closure, "in": stage})
         found = _cached(ctx, key)
         if found is None:
+            say(f"  {node.name}: {spec} in a container: {reason}")
             todo[folder] = (spec, closure, key)
         else:
+            say(f"  {node.name}: {spec} cached (installed in a container: {reason})")
             layers[folder] = found
     if todo:
         layers.update(install_in_container(ctx, node, todo))
