@@ -10,6 +10,10 @@ hashed, means bumping that kind's recipe version (its module says what each vers
 which rebuilds every node of the kind. The versions a kind had before stay listed in its
 `previous`, so a lock keyed with one is told apart from a hand-edited lock: `sandbox lock`
 re-keys it and keeps every pin.
+
+A kind that also keeps each of a node's layers under a key of its own, so a layer whose bytes
+did not change is reused when the node's key moves, says in its module what that key hashes
+(npm tools: `builder/kinds/npm/layers.py`).
 """
 
 from __future__ import annotations
