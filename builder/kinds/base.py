@@ -21,7 +21,7 @@ from builder.engine.emulation import require_emulation
 from builder.engine.step import StepContext
 from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, StepResult
 from builder.kinds.layer import dpkg_status, store, verify_installed
-from builder.kinds.purls import debs, purl
+from builder.kinds.purls import debs, package, purl
 from builder.kinds.rules import answers, base_request, describe_base
 from builder.model.inherit import base_env
 from builder.model.inputs import BaseInputs, BootstrapBase, ImageBase
@@ -205,12 +205,12 @@ def _image(inputs: ImageBase) -> tuple[str, dict[str, Any]]:
     repo = reference or inputs.image.rsplit(":", 1)[0]
     return (
         "image",
-        {
-            "name": repo,
-            "version": digest,
-            "purl": purl("oci", repo.rsplit("/", 1)[-1], digest, repository_url=reference),
-            "kind": "container",
-            "checksums": (("SHA256", digest.removeprefix("sha256:")),),
-            "note": f"base image {inputs.image}",
-        },
+        package(
+            name=repo,
+            version=digest,
+            purl=purl("oci", repo.rsplit("/", 1)[-1], digest, repository_url=reference),
+            kind="container",
+            checksums=(("SHA256", digest.removeprefix("sha256:")),),
+            note=f"base image {inputs.image}",
+        ),
     )

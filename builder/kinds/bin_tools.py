@@ -23,7 +23,7 @@ from builder.kinds.kind import (
     StepResult,
 )
 from builder.kinds.layer import host_layer
-from builder.kinds.purls import purl
+from builder.kinds.purls import package, purl
 from builder.kinds.system import System
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import Spec
@@ -88,15 +88,15 @@ class BinTools(KindBase):
         where = url or (inputs.path if inputs.path is not None else "?")
         yield (
             inputs.name,
-            {
-                "name": inputs.name,
-                "version": inputs.version,
-                "purl": purl("generic", inputs.name, inputs.version, download_url=url),
-                "kind": "application",
-                "checksums": (("SHA256", inputs.sha256),),
-                "url": url,
-                "note": f"binary tool from {where}",
-            },
+            package(
+                name=inputs.name,
+                version=inputs.version,
+                purl=purl("generic", inputs.name, inputs.version, download_url=url),
+                kind="application",
+                checksums=(("SHA256", inputs.sha256),),
+                url=url,
+                note=f"binary tool from {where}",
+            ),
         )
 
     def probes(self, node: NodeLock, spec: Spec) -> Probes:

@@ -28,7 +28,7 @@ from builder.kinds.kind import (
     StepResult,
 )
 from builder.kinds.layer import run_into_prefix, verify_installed
-from builder.kinds.purls import pep503, purl
+from builder.kinds.purls import package, pep503, purl
 from builder.kinds.rules import pip_kept_and_todo
 from builder.kinds.runtime import runtime_node
 from builder.model.lockfile import NodeKind, NodeLock
@@ -171,14 +171,14 @@ class PipTools(KindBase):
             for pin in closure.packages:
                 yield (
                     f"{tool}-{pin.name}-{pin.version}",
-                    {
-                        "name": pin.name,
-                        "version": pin.version,
-                        "purl": purl("pypi", pep503(pin.name), pin.version),
-                        "kind": "library",
-                        "checksums": (("SHA256", pin.sha256 or ""),),
-                        "note": f"venv of pip tool {tool}",
-                    },
+                    package(
+                        name=pin.name,
+                        version=pin.version,
+                        purl=purl("pypi", pep503(pin.name), pin.version),
+                        kind="library",
+                        checksums=(("SHA256", pin.sha256 or ""),),
+                        note=f"venv of pip tool {tool}",
+                    ),
                 )
 
     def probes(self, node: NodeLock, spec: Spec) -> Probes:

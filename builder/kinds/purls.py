@@ -49,15 +49,38 @@ def sri(integrity: str) -> Iterator[tuple[str, str]]:
             yield name, digest.hex()
 
 
+def package(
+    *,
+    name: str,
+    version: str,
+    purl: str,
+    kind: str,
+    checksums: tuple[tuple[str, str], ...] = (),
+    url: str = "",
+    note: str = "",
+) -> dict[str, Any]:
+    """An SBOM package's fields (sbom/inventory.py's `Package` but where it sits): `kind` is
+    library, application, container or file; `checksums` (algorithm, hex) pairs."""
+    return {
+        "name": name,
+        "version": version,
+        "purl": purl,
+        "kind": kind,
+        "checksums": checksums,
+        "url": url,
+        "note": note,
+    }
+
+
 def debs(pins: tuple[Pin, ...], distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
     """Debian packages; one an image base came with has no .deb sha256 (dpkg keeps none)."""
     for pin in pins:
         yield (
             f"{pin.name}-{pin.version}",
-            {
-                "name": pin.name,
-                "version": pin.version,
-                "purl": purl(
+            package(
+                name=pin.name,
+                version=pin.version,
+                purl=purl(
                     "deb",
                     pin.name,
                     pin.version,
@@ -65,7 +88,7 @@ def debs(pins: tuple[Pin, ...], distro: Distro) -> Iterator[tuple[str, dict[str,
                     arch=distro.arch,
                     distro=distro.suite,
                 ),
-                "kind": "library",
-                "checksums": (("SHA256", pin.sha256),) if pin.sha256 is not None else (),
-            },
+                kind="library",
+                checksums=(("SHA256", pin.sha256),) if pin.sha256 is not None else (),
+            ),
         )

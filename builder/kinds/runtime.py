@@ -26,7 +26,7 @@ from builder.kinds.kind import (
     StepResult,
 )
 from builder.kinds.layer import host_layer
-from builder.kinds.purls import pep503, purl
+from builder.kinds.purls import package, pep503, purl
 from builder.kinds.rules import RUNTIME_COMMANDS
 from builder.kinds.system import System
 from builder.model.inputs import RuntimeInputs
@@ -91,15 +91,15 @@ class Runtime(KindBase):
             ident = purl("generic", inputs.runtime, inputs.version, download_url=url)
         yield (
             inputs.runtime,
-            {
-                "name": inputs.runtime,
-                "version": inputs.version,
-                "purl": ident,
-                "kind": "application",
-                "checksums": (("SHA256", inputs.sha256),),
-                "url": url,
-                "note": f"runtime {inputs.runtime} from {inputs.provider.value}",
-            },
+            package(
+                name=inputs.runtime,
+                version=inputs.version,
+                purl=ident,
+                kind="application",
+                checksums=(("SHA256", inputs.sha256),),
+                url=url,
+                note=f"runtime {inputs.runtime} from {inputs.provider.value}",
+            ),
         )
 
     def probes(self, node: NodeLock, spec: Spec) -> Probes:

@@ -1,9 +1,8 @@
-"""`sandbox lock`: a spec resolved into a Lock, node by node, keeping what need not change.
+"""`sandbox lock` and `sandbox outdated`: a spec resolved into a Lock, node by node.
 
-`locking` drives the resolvers of `resolve/` (apt, the base image, pip/npm closures, deps),
-`runtimes/` and `bins` (publishers' indexes and archive layouts) and `managers` (the files
-package managers read, rendered from pins); `pinning` says what the lock shows that sandbox.toml
-does not; `outdated/` compares every pin with what exists now. Resolving runs steps in the
-nodes already locked: it is handed a `Stager` that builds them (see `build.stage`).
+`locking` walks the layer graph parents first and asks each node's kind (`builder.kinds`) to
+lock it, keeping what need not change; `outdated/` compares every pin with what exists now.
+Resolving runs steps in the nodes already locked: lock is handed a `Stager` (`stager`) that
+builds them (`builder.realize.stage` is the one the commands give).
 Takes: a Spec. Gives: a Lock.
 """

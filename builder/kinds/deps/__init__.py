@@ -22,7 +22,7 @@ from builder.kinds.kind import (
     Probes,
     StepResult,
 )
-from builder.kinds.purls import purl
+from builder.kinds.purls import package, purl
 from builder.kinds.runtime import runtime_node
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.spec import DepManager, DepMode, DepSpec, Spec
@@ -114,29 +114,29 @@ class Deps(KindBase):
         for file, sha in sorted(inputs.files.items()):
             yield (
                 f"file-{file}",
-                {
-                    "name": f"{inputs.path}/{file}",
-                    "version": "",
-                    "purl": purl("generic", file, checksum=f"sha256:{sha}"),
-                    "kind": "file",
-                    "checksums": (("SHA256", sha),),
-                    "note": f"{inputs.manager.value} project file; the packages it pins are "
+                package(
+                    name=f"{inputs.path}/{file}",
+                    version="",
+                    purl=purl("generic", file, checksum=f"sha256:{sha}"),
+                    kind="file",
+                    checksums=(("SHA256", sha),),
+                    note=f"{inputs.manager.value} project file; the packages it pins are "
                     "not listed",
-                },
+                ),
             )
         pin, manager = inputs.installer, inputs.manager
         if pin is not None and manager in _INSTALLER_PURL:
             yield (
                 manager.value,
-                {
-                    "name": manager.value,
-                    "version": pin.version,
-                    "purl": purl(_INSTALLER_PURL[manager], manager.value, pin.version),
-                    "kind": "application",
-                    "checksums": (("SHA256", pin.sha256),),
-                    "url": pin.url,
-                    "note": f"package manager of {inputs.path}",
-                },
+                package(
+                    name=manager.value,
+                    version=pin.version,
+                    purl=purl(_INSTALLER_PURL[manager], manager.value, pin.version),
+                    kind="application",
+                    checksums=(("SHA256", pin.sha256),),
+                    url=pin.url,
+                    note=f"package manager of {inputs.path}",
+                ),
             )
 
     def probes(self, node: NodeLock, spec: Spec) -> Probes:
