@@ -308,7 +308,7 @@ def test_docs_reaches_a_bootstrapped_base_only_when_kept_and_flipping_it_keeps_i
     spec.write_text(spec.read_text() + "\n[system]\ndocs = true\n")
     kept, _ = lock()
     spec.write_text(spec.read_text().replace("docs = true\n", ""))
-    again, again_text = lock()
+    _, again_text = lock()
 
     assert "docs" not in slim["inputs"]
     assert kept["inputs"]["docs"] is True

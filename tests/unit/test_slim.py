@@ -1,4 +1,4 @@
-"""What a slim image leaves out (builder/kinds/slim.py): dpkg's rules, and a root trimmed by them."""
+"""What a slim image leaves out (builder/kinds/slim.py): the rules, and a root trimmed by them."""
 
 from __future__ import annotations
 
