@@ -15,6 +15,7 @@ it: neither the base nor the system layer is slimmed, and no config is written.
 from __future__ import annotations
 
 import os
+import re
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -46,25 +47,38 @@ def config_script() -> str:
     return f"mkdir -p {CONFIG_DIR}\ncat > {CONFIG} <<'EOF'\n{dpkg_config()}EOF\n"
 
 
-def excluded(path: str) -> bool:
-    """Whether dpkg leaves `path` (absolute, as in the image) out under the rules.
+def excluded(path: str, *, entry: bool = False) -> bool:
+    """Whether dpkg leaves `path` (absolute, as in the image) out under the rules; `entry`:
+    the path is a folder or a symlink.
 
-    dpkg matches with fnmatch(3) without FNM_PATHNAME, so `*` also spans `/`: so does
-    `fnmatchcase`.
+    As dpkg's filters do (dpkg(1), --path-exclude; src/main/filters.c): the last rule a path
+    matches decides, by fnmatch(3) without FNM_PATHNAME (`*` spans `/`, as in `fnmatchcase`);
+    and a folder or symlink that would be left out is kept after all when its path starts
+    with the fixed part of an include rule (up to its first wildcard), since it may lead to an
+    included file. So every folder and symlink under /usr/share/doc stays (perl's
+    /usr/share/doc/perl/Changes.gz, say), and none under /usr/share/man.
     """
     out = False
     for kind, pattern in RULES:
         if fnmatchcase(path, pattern):
             out = kind == "path-exclude"
+    if out and entry:
+        out = not any(path.startswith(fixed) for fixed in _INCLUDED_PREFIXES)
     return out
+
+
+_INCLUDED_PREFIXES = tuple(
+    re.split(r"[*?\[\\]", pattern, maxsplit=1)[0].rstrip("/")
+    for kind, pattern in RULES
+    if kind == "path-include"
+)
 
 
 def trim(root: Path) -> None:
     """Delete from the root filesystem at `root` what the rules exclude, and write `CONFIG`.
 
-    Files and symlinks the rules exclude go; then every excluded folder left empty, deepest
-    first (a folder holding an included file, /usr/share/doc/jq for its copyright, stays): the
-    root dpkg would have unpacked under `CONFIG`.
+    The files and symlinks `excluded` names go, then every excluded folder left empty, deepest
+    first: the root dpkg would have unpacked had `CONFIG` been there when it installed.
     """
     folders: list[Path] = []
     tops = {p.split("*", 1)[0].rstrip("/") for kind, p in RULES if kind == "path-exclude"}
@@ -75,11 +89,11 @@ def trim(root: Path) -> None:
         for here, dirs, files in os.walk(start):
             folder = Path(here)
             image_path = "/" + folder.relative_to(root).as_posix()
-            if excluded(image_path):
+            if excluded(image_path, entry=True):
                 folders.append(folder)
             for name in files + [d for d in dirs if (folder / d).is_symlink()]:
                 path = folder / name
-                if excluded(f"{image_path}/{name}"):
+                if excluded(f"{image_path}/{name}", entry=path.is_symlink()):
                     path.unlink()
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         if not any(folder.iterdir()):

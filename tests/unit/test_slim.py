@@ -32,6 +32,19 @@ def test_the_last_rule_a_path_matches_decides_as_in_dpkg(path: str, out: bool) -
     assert slim.excluded(path) is out
 
 
+@pytest.mark.parametrize(
+    ("path", "out"),
+    [
+        ("/usr/share/doc/jq", False),
+        ("/usr/share/doc/perl/Changes.gz", False),
+        ("/usr/share/man/man1/perl5.36.0.1.gz", True),
+        ("/usr/share/locale/de", True),
+    ],
+)
+def test_a_folder_or_symlink_that_may_lead_to_an_included_file_stays(path: str, out: bool) -> None:
+    assert slim.excluded(path, entry=True) is out
+
+
 def test_the_config_holds_every_rule_in_order() -> None:
     lines = slim.dpkg_config().splitlines()
     assert lines[1:] == [f"{kind} {pattern}" for kind, pattern in slim.RULES]
@@ -69,6 +82,8 @@ def test_a_trimmed_root_keeps_copyrights_and_what_is_not_covered(tmp_path: Path)
         ],
     )
     (tmp_path / "usr/share/doc/libbar").symlink_to("jq")  # a doc folder that is a symlink
+    (tmp_path / "usr/share/doc/jq/NEWS.gz").symlink_to("changelog.Debian.gz")
+    (tmp_path / "usr/share/man/man1/jq1.1.gz").symlink_to("jq.1.gz")
 
     slim.trim(tmp_path)
 
@@ -84,6 +99,9 @@ def test_a_trimmed_root_keeps_copyrights_and_what_is_not_covered(tmp_path: Path)
         "usr/share/doc",
         "usr/share/doc/jq",
         "usr/share/doc/jq/copyright",
+        "usr/share/doc/jq/NEWS.gz",  # dpkg keeps symlinks that may lead to a copyright
+        "usr/share/doc/libbar",
+        "usr/share/doc/libfoo",  # its folder too: dpkg would have made it
         "usr/share/man",
         "usr/share/info",
         "usr/share/locale",
