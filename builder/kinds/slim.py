@@ -43,8 +43,14 @@ def dpkg_config() -> str:
 
 
 def config_script() -> str:
-    """Shell writing `CONFIG` in a step's container, before it installs anything."""
-    return f"mkdir -p {CONFIG_DIR}\ncat > {CONFIG} <<'EOF'\n{dpkg_config()}EOF\n"
+    """Shell writing `CONFIG` in a step's container, before it installs anything, unless the
+    image holds it alike already (a slim base does): the step's layer then holds no copy."""
+    fresh = "/tmp/sandbox-builder-slim"  # /tmp is scratch: never in a layer
+    return (
+        f"cat > {fresh} <<'EOF'\n{dpkg_config()}EOF\n"
+        f'if [ "$(cat {CONFIG} 2>/dev/null)" != "$(cat {fresh})" ]; then\n'
+        f"  mkdir -p {CONFIG_DIR} && cp {fresh} {CONFIG}\nfi\n"
+    )
 
 
 def excluded(path: str, *, entry: bool = False) -> bool:

@@ -29,6 +29,8 @@ Recipe versions (a bump rebuilds every system layer):
   (store/dated.py); installs slim, as Debian's slim images do (no documentation but
   copyright files, man pages or translations; `[system] docs = true`, locked as `docs`,
   keeps them), and writes every whiteout alike (mode 0, owner 0, the epoch).
+- system/8: the slim config (kinds/slim.py) is written only when the image below lacks it
+  or holds another: on a slim base (base/3) the layer carries no copy of it.
 """
 
 from __future__ import annotations
@@ -200,8 +202,8 @@ class System(KindBase):
 
     name = "system"
     stack = NodeKind.SYSTEM
-    recipe = "system/7"
-    previous = ("system/6", "system/5", "system/4", "system/3", "system/2", "system/1")
+    recipe = "system/8"
+    previous = ("system/7", "system/6", "system/5", "system/4", "system/3", "system/2", "system/1")
     inputs = SystemInputs
 
     def declare(self, spec: Spec) -> list[Declared]:

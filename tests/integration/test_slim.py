@@ -99,6 +99,7 @@ def test_the_debootstrapped_base_is_slim_and_says_so_to_later_installs(
 ) -> None:
     base = slim[1].base
     assert CONFIG in base  # every later apt install (the agent's too) honours it
+    assert CONFIG not in slim[1].system  # the system step found it there: no second copy
     assert "usr/share/doc/bash/copyright" in base
     assert "usr/bin/bash" in base
     assert not _docs(base)

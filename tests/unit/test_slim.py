@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,28 @@ def test_the_config_holds_every_rule_in_order() -> None:
     lines = slim.dpkg_config().splitlines()
     assert lines[1:] == [f"{kind} {pattern}" for kind, pattern in slim.RULES]
     assert slim.dpkg_config() in slim.config_script()
+
+
+def _run_config_script(root: Path) -> None:
+    """The step's script, run by sh with its paths moved under `root`."""
+    script = slim.config_script().replace("/tmp/", "@/tmp/").replace("/etc/dpkg", "@/etc/dpkg")
+    script = script.replace("@", str(root))
+    (root / "tmp").mkdir(exist_ok=True)
+    subprocess.run(["sh", "-ec", script], check=True)
+
+
+def test_the_step_writes_the_config_only_when_the_image_lacks_it_alike(tmp_path: Path) -> None:
+    config = tmp_path / slim.CONFIG.lstrip("/")
+    _run_config_script(tmp_path)  # an image base without it
+    assert config.read_text() == slim.dpkg_config()
+
+    os.utime(config, (0, 0))  # a slim base's: left alone, so the layer holds no copy
+    _run_config_script(tmp_path)
+    assert config.stat().st_mtime == 0
+
+    config.write_text("path-exclude /usr/share/doc/*\n")  # another: rewritten
+    _run_config_script(tmp_path)
+    assert config.read_text() == slim.dpkg_config()
 
 
 def _tree(root: Path, files: list[str]) -> None:
