@@ -3,9 +3,17 @@
 Locked by `resolve/base.py` (debootstrap's package set, or the image's digest) and, for an
 image, `resolve/image.py` (what the image has: config, users, programs, packages).
 
-Recipe versions: base/2 writes the day of the last password change in /etc/shadow as the
-lock's epoch's day, not the build's (store/dated.py): the same lock gave a different base on
-another day.
+A debootstrapped base is slim, as Debian's own slim images are (`kinds/slim.py`): what dpkg
+would leave out under the slim config (documentation but copyright files, man and info pages,
+translations) is deleted from the root before it is packed, and the config is written into it,
+so every later apt install (the system step's, the agent's) is slim too. `[system] docs = true`
+keeps all of it, locked as the base's `docs` (written only when true, as the system node's: a
+lock without it keeps its bytes). An image base is taken as it is.
+
+Recipe versions:
+- base/2: writes the day of the last password change in /etc/shadow as the lock's epoch's
+  day, not the build's (store/dated.py): the same lock gave a different base on another day.
+- base/3: a debootstrapped base is slim unless `docs` (bookworm's: 77.1 MB, from 120.6 MB).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from builder.core import limits, proc, space
 from builder.core.errors import BuildError, ResolutionError
 from builder.engine.emulation import require_emulation
 from builder.engine.step import StepContext
+from builder.kinds import slim
 from builder.kinds.kind import Declared, Distro, Inputs, KindBase, LockContext, StepResult
 from builder.kinds.layer import dpkg_status, store, verify_installed
 from builder.kinds.purls import debs, package, purl
@@ -77,6 +86,8 @@ def _bootstrap(ctx: StepContext, node: NodeLock, inputs: BootstrapBase) -> StepR
             node=node.name,
         )
         (root / "etc/apt/sources.list").write_text(sources_list(boot.mirror, boot.suite))
+        if not inputs.docs:
+            slim.trim(root)
         layer = tar_directory(root, work / "layer.tar", epoch=ctx.epoch, keep_owners=True)
         return StepResult(layers=[store(ctx.cache, layer)], env={})
     finally:
@@ -123,8 +134,8 @@ class Base(KindBase):
 
     name = "base"
     stack = NodeKind.BASE
-    recipe = "base/2"
-    previous = ("base/1",)
+    recipe = "base/3"
+    previous = ("base/2", "base/1")
     inputs = BaseInputs
 
     def declare(self, spec: Spec) -> list[Declared]:
@@ -136,10 +147,13 @@ class Base(KindBase):
     def lock(self, ctx: LockContext, name: str) -> Inputs:
         old = ctx.previous.get(name)
         request = base_request(ctx.spec)
+        # Not part of the request: it changes the layer, not debootstrap's package set.
+        kept_docs = ctx.spec.base.bootstrap is not None and ctx.spec.system_docs
+        docs: dict[str, Any] = {"docs": True} if kept_docs else {}
         if old and answers(old.inputs, request) and not ctx.wanted(name, []):
             if "bootstrap" in old.inputs or "config" in old.inputs:
                 ctx.progress.say(f"  kept      base ({describe_base(old.inputs)})")
-                return old.inputs
+                return {**{k: v for k, v in old.inputs.items() if k != "docs"}, **docs}
             # Locked before lock recorded what an image base has: keep its pin, read the rest.
             pinned = {k: old.inputs[k] for k in ("image", "pinned", "epoch")}
             return _described(ctx, pinned)
@@ -150,7 +164,7 @@ class Base(KindBase):
             engine=None if ctx.spec.base.bootstrap else ctx.engine(),
             foreign=ctx.foreign,
         )
-        return _described(ctx, inputs) if ctx.spec.base.image else _resolved(ctx, inputs)
+        return _described(ctx, inputs) if ctx.spec.base.image else _resolved(ctx, inputs | docs)
 
     def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
         return build_base(ctx, node)

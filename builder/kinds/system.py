@@ -29,6 +29,8 @@ Recipe versions (a bump rebuilds every system layer):
   (store/dated.py); installs slim, as Debian's slim images do (no documentation but
   copyright files, man pages or translations; `[system] docs = true`, locked as `docs`,
   keeps them), and writes every whiteout alike (mode 0, owner 0, the epoch).
+- system/8: the slim config (kinds/slim.py) is written only when the image below lacks it
+  or holds another: on a slim base (base/3) the layer carries no copy of it.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from builder.kinds.rules import (
     foreign_arch,
     system_request_inputs,
 )
+from builder.kinds.slim import config_script as slim_config_script
 from builder.model.fields import FIX
 from builder.model.inputs import SystemInputs
 from builder.model.lockfile import NodeKind, NodeLock
@@ -90,7 +93,7 @@ apt-get install -y -qq --no-install-recommends {limits.apt_options()} \\
   -o Dpkg::Options::=--force-unsafe-io {pins}
 flock -u 9 2>/dev/null || true
 """
-    slim = "" if inputs.docs else SLIM
+    slim = "" if inputs.docs else slim_config_script()
     script = f"""{slim}dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/before
 {install}dpkg-query -W -f='${{Package}}=${{Version}}\\n' | sort > /tmp/after
 echo @@installed
@@ -126,27 +129,6 @@ echo @@end
         layer = capture(ctx, engine, result.container, node)
     return StepResult(layers=[layer], env={})
 
-
-# What dpkg leaves out of the packages this step installs, unless `[system] docs = true`: the
-# paths Debian's own slim images exclude (debuerreotype's slimify): documentation but the
-# copyright files, man and info pages, translations but locale.alias, lintian's and linda's
-# files. The file stays in the image, as in debian:*-slim, so what the agent installs later is
-# slim alike. Locales themselves (/usr/share/i18n, /usr/lib/locale) are not touched.
-SLIM_CONFIG = "/etc/dpkg/dpkg.cfg.d/sandbox-builder-slim"
-SLIM = f"""mkdir -p /etc/dpkg/dpkg.cfg.d
-cat > {SLIM_CONFIG} <<'EOF'
-# sandbox-builder: [system] docs = false in sandbox.toml; set it to true to keep these
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/info/*
-path-exclude /usr/share/linda/*
-path-exclude /usr/share/lintian/overrides/*
-path-exclude /usr/share/locale/*
-path-include /usr/share/locale/locale.alias
-path-exclude /usr/share/man/*
-path-exclude /usr/share/groff/*
-EOF
-"""
 
 # apt refuses, rather than waits, when another apt holds the shared cache's lock: steps of
 # concurrent builds take turns on this lock first (flock is in util-linux, which is Essential).
@@ -220,8 +202,8 @@ class System(KindBase):
 
     name = "system"
     stack = NodeKind.SYSTEM
-    recipe = "system/7"
-    previous = ("system/6", "system/5", "system/4", "system/3", "system/2", "system/1")
+    recipe = "system/8"
+    previous = ("system/7", "system/6", "system/5", "system/4", "system/3", "system/2", "system/1")
     inputs = SystemInputs
 
     def declare(self, spec: Spec) -> list[Declared]:

@@ -61,6 +61,7 @@ class BootstrapBase(BaseInputs):
 
     bootstrap: BootstrapPin
     packages: tuple[Pin, ...]
+    docs: bool = False  # [system].docs: keep what the slim base leaves out (written if true)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -280,3 +280,38 @@ def test_system_docs_is_locked_only_when_kept_and_flipping_it_keeps_the_pins(
     assert again == slim, "back to the default: the same lock, byte for byte"
     nodes = kept["platforms"][host_platform()]["nodes"]
     assert nodes["system"]["key"] != slim["platforms"][host_platform()]["nodes"]["system"]["key"]
+
+
+def test_docs_reaches_a_bootstrapped_base_only_when_kept_and_flipping_it_keeps_its_pins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from builder.kinds import base
+
+    monkeypatch.setenv("SANDBOX_STORE_DIR", str(tmp_path / "store"))
+    resolved = {
+        "epoch": 1700000000,
+        "packages": [{"name": "base-files", "version": "12.4", "sha256": "0" * 64}],
+        "bootstrap": {"suite": "bookworm", "mirror": "http://m/debian", "variant": "minbase"},
+    }
+    monkeypatch.setattr(base, "resolve_base", lambda *_, **__: resolved)
+    spec = tmp_path / "sandbox.toml"
+    spec.write_text('[image]\nname = "a/b"\n\n[base]\nbootstrap = { suite = "bookworm" }\n')
+
+    def lock() -> tuple[dict[str, Any], str]:
+        done = sandbox("-f", spec, "--cache-dir", tmp_path / "cache", "lock")
+        assert done.exit_code == 0, done.stderr
+        text = spec.with_name("sandbox.lock").read_text()
+        node: dict[str, Any] = tomllib.loads(text)["platforms"][host_platform()]["nodes"]["base"]
+        return node, text
+
+    slim, slim_text = lock()
+    spec.write_text(spec.read_text() + "\n[system]\ndocs = true\n")
+    kept, _ = lock()
+    spec.write_text(spec.read_text().replace("docs = true\n", ""))
+    _, again_text = lock()
+
+    assert "docs" not in slim["inputs"]
+    assert kept["inputs"]["docs"] is True
+    assert kept["inputs"]["packages"] == slim["inputs"]["packages"]
+    assert kept["key"] != slim["key"]
+    assert again_text == slim_text, "back to the default: the same lock, byte for byte"
