@@ -3,7 +3,7 @@
 Pinned by sha256 at lock time (`resolve/bins.py`), unpacked under the node's prefix at build
 time; credentials for private URLs are read on the host and never reach a layer.
 
-Recipe versions: tools/1 (as the other tool kinds), tools/2.
+Recipe versions: the tool kinds' (`layer.TOOLS_RECIPE`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from builder.kinds.kind import (
     Probes,
     StepResult,
 )
-from builder.kinds.layer import host_layer
+from builder.kinds.layer import TOOLS_PREVIOUS, TOOLS_RECIPE, host_layer
 from builder.kinds.purls import package, purl
 from builder.kinds.system import System
 from builder.model.lockfile import NodeKind, NodeLock
@@ -36,8 +36,8 @@ class BinTools(KindBase):
 
     name = "tools.bin"
     stack = NodeKind.TOOLS
-    recipe = "tools/2"
-    previous = ("tools/1",)
+    recipe = TOOLS_RECIPE
+    previous = TOOLS_PREVIOUS
     inputs = BinToolInputs
     many = True
 

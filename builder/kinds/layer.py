@@ -30,6 +30,12 @@ from builder.store.cache import Cache
 from builder.store.diffs import tar_overlay_upper, top_layer_of_saved_image
 from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
 
+# The recipe of the tool kinds (tools.pip, tools.npm, tools.bin.<name>), each a prefix of its
+# own: tools/1; tools/2 (the prefix is a host folder mounted into the step's container and
+# packed on the host; the folders above it are made by the tool, mode 755).
+TOOLS_RECIPE = "tools/2"
+TOOLS_PREVIOUS = ("tools/1",)
+
 
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:
     """Keep the step container's diff as a normalized layer.

@@ -5,8 +5,7 @@ closure with `--require-hashes --no-deps`, and its own executables linked into
 /opt/sandbox/tools/pip/bin. Locked by pip's own resolver (`resolve/tools.py`), one closure per
 tool, against the very python the image runs.
 
-Recipe versions: tools/1; tools/2 (the prefix is a host folder mounted into the step's
-container and packed on the host; the folders above it are made by the tool, mode 755).
+Recipe versions: the tool kinds' (`layer.TOOLS_RECIPE`).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from builder.kinds.kind import (
     Probes,
     StepResult,
 )
-from builder.kinds.layer import run_into_prefix, verify_installed
+from builder.kinds.layer import TOOLS_PREVIOUS, TOOLS_RECIPE, run_into_prefix, verify_installed
 from builder.kinds.purls import package, pep503, purl
 from builder.kinds.rules import pip_kept_and_todo
 from builder.kinds.runtime import runtime_node
@@ -129,8 +128,8 @@ class PipTools(KindBase):
 
     name = "tools.pip"
     stack = NodeKind.TOOLS
-    recipe = "tools/2"
-    previous = ("tools/1",)
+    recipe = TOOLS_RECIPE
+    previous = TOOLS_PREVIOUS
     inputs = PipToolsInputs
 
     def declare(self, spec: Spec) -> list[Declared]:

@@ -8,8 +8,7 @@ locked tarballs where npm would run no code (`tree.py`, `fetch.py`, `lockjson.py
 `npm ci` in a container of node (`recipe.py`). A node all of whose tools are assembled on the
 host needs no container and no parent layer (`needs_stage`), so it builds without waiting.
 
-Recipe versions: tools/1; tools/2 (the prefix is a host folder mounted into the step's
-container and packed on the host; the folders above it are made by the tool, mode 755).
+Recipe versions: the tool kinds' (`layer.TOOLS_RECIPE`).
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ from builder.kinds.kind import (
     Probes,
     StepResult,
 )
-from builder.kinds.npm.layers import RECIPE, build_npm_tools, in_container
+from builder.kinds.layer import TOOLS_PREVIOUS, TOOLS_RECIPE
+from builder.kinds.npm.layers import build_npm_tools, in_container
 from builder.kinds.purls import purl, sri
 from builder.kinds.rules import npm_previous
 from builder.kinds.runtime import runtime_node
@@ -46,8 +46,8 @@ class NpmTools(KindBase):
 
     name = "tools.npm"
     stack = NodeKind.TOOLS
-    recipe = RECIPE
-    previous = ("tools/1",)
+    recipe = TOOLS_RECIPE
+    previous = TOOLS_PREVIOUS
     inputs = NpmToolsInputs
 
     def declare(self, spec: Spec) -> list[Declared]:

@@ -31,7 +31,7 @@ from builder.core.errors import BuildError
 from builder.core.keys import sha256_of
 from builder.engine.step import StepContext
 from builder.kinds.kind import StepResult
-from builder.kinds.layer import store
+from builder.kinds.layer import TOOLS_RECIPE, store
 from builder.kinds.npm.recipe import NPM_PREFIX, Todo, install_in_container
 from builder.kinds.npm.tree import NotOnHost, Target, assemble_npm_tree, refusal
 from builder.model.lockfile import NodeLock
@@ -40,8 +40,6 @@ from builder.model.typed import write_inputs
 from builder.resolve import managers
 from builder.store.cache import Layer, NodeEntry
 from builder.store.layers import LayerFile
-
-RECIPE = "tools/2"
 
 Closure = list[Mapping[str, Any]]
 
@@ -79,7 +77,7 @@ def host_key(ctx: StepContext, spec: str, closure: Sequence[Mapping[str, Any]]) 
     """The cache key of a host-assembled tool's layer (the module's docstring says why)."""
     return sha256_of(
         {
-            "recipe": RECIPE,
+            "recipe": TOOLS_RECIPE,
             "assembled": "host",
             "npm": spec,
             "closure": list(closure),
@@ -113,7 +111,7 @@ def build_npm_tools(ctx: StepContext, node: NodeLock) -> StepResult:
                 layers[folder] = found
                 continue
         stage = ctx.stage(node.name)  # the image npm runs in: its parents stacked
-        key = sha256_of({"recipe": RECIPE, "npm": spec, "closure": closure, "in": stage})
+        key = sha256_of({"recipe": TOOLS_RECIPE, "npm": spec, "closure": closure, "in": stage})
         found = _cached(ctx, key)
         if found is None:
             say(f"  {node.name}: {spec} in a container: {reason}")
