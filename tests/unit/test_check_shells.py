@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.check.probes import Plan, Probe, run_probes, script
+from builder.check.probes import Plan, run_probes, script
 from builder.engine.interface import Confinement
+from builder.kinds.kind import Probe
 from builder.model.spec import BaseSpec, ImageSpec, Spec
 from builder.store.cache import Cache
 from tests.unit.clirun import sandbox

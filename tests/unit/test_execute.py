@@ -23,10 +23,11 @@ from builder.core.errors import BuildError
 from builder.core.progress import Progress
 from builder.engine.step import StepContext
 from builder.kinds import KINDS
-from builder.kinds.kind import KindBase, StepResult
+from builder.kinds.kind import Declared, Inputs, KindBase, LockContext, StepResult
 from builder.kinds.layer import host_layer
 from builder.kinds.system import System
 from builder.model.lockfile import NodeKind, NodeLock
+from builder.model.spec import Spec
 from builder.realize.execute import Executor, NodeOutcome
 from builder.realize.plan import make_plan
 from builder.store.cache import Cache, Layer, NodeEntry
@@ -231,7 +232,13 @@ class HostLike(KindBase):
     inputs = dict
 
     def __init__(self) -> None:
-        self.make: Callable[[StepContext, NodeLock], None] = lambda ctx, node: None
+        self.make: Callable[[StepContext, NodeLock], object] = lambda ctx, node: None
+
+    def declare(self, spec: Spec) -> list[Declared]:
+        return []
+
+    def lock(self, ctx: LockContext, name: str) -> Inputs:
+        raise NotImplementedError
 
     def needs_stage(self, node: NodeLock) -> bool:
         return False

@@ -197,12 +197,6 @@ def _keys_by_a_node(key: ast.AST | None) -> bool:
     return isinstance(key, ast.Constant) and "." in str(key.value) and _names_a_kind(key)
 
 
-def _keys_by_a_node(key: ast.AST | None) -> bool:
-    """A dict key naming a node ("tools.npm": ...); a one-word name ("runtime": ...) is also
-    a field of a node's inputs, so only dotted names count here."""
-    return isinstance(key, ast.Constant) and "." in str(key.value) and _names_a_kind(key)
-
-
 def _dispatches(path: Path) -> Iterator[tuple[int, str]]:
     """(line, what) of each place `path` tells kinds apart by name: a kind's name compared,
     looked up (`nodes["base"]`, `.get("tools.npm")`), matched (`.startswith("deps.")`) or used
