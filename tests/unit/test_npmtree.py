@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 from collections.abc import Mapping
@@ -166,6 +167,21 @@ def test_same_lock_same_bytes(cacache: Path, tmp_path: Path) -> None:
     one = _assemble(cacache, _packages(cacache), tmp_path / "one" / "layer.tar")
     two = _assemble(cacache, _packages(cacache), tmp_path / "two" / "layer.tar")
     assert one.read_bytes() == two.read_bytes()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_the_bytes_do_not_depend_on_the_umask_or_the_folder(
+    cacache: Path, tmp_path: Path, umask: int
+) -> None:
+    """A host-laid layer depends on the lock alone: not on the client's umask, nor on where
+    the tar is written."""
+    expected = _assemble(cacache, _packages(cacache), tmp_path / "ref" / "layer.tar")
+    old = os.umask(umask)
+    try:
+        other = _assemble(cacache, _packages(cacache), tmp_path / "x" / "y" / "other.tar")
+    finally:
+        os.umask(old)
+    assert other.read_bytes() == expected.read_bytes()
 
 
 def test_a_missing_tarball_is_fetched_checked_and_kept(
