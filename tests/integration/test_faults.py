@@ -293,7 +293,7 @@ def test_a_registry_killed_mid_upload_fails_publish_with_what_got_there_then_it_
 def small_disks(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """Two tmpfs mounts of a few MB: for the cache dir and for the trees (SANDBOX_TREE_DIR)."""
     disks = (tmp_path / "disk", tmp_path / "trees")
-    for disk, size in zip(disks, ("150m", "1m"), strict=True):
+    for disk, size in zip(disks, ("100m", "1m"), strict=True):
         disk.mkdir()
         subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size}", "sbx20-disk", str(disk)], check=True
@@ -332,11 +332,12 @@ def test_a_full_disk_names_the_folder_and_bytes_keeps_nothing_half_written_then_
     def leftovers() -> list[Path]:
         return [p for p in [*(cache / "tmp").rglob("*"), *trees.rglob("*")] if p.is_file()]
 
-    # The cache dir's disk: the base image (116 MB) and its layer do not both fit in 150 MB.
-    run = project.sandbox("build", env=env)
+    # The cache dir's disk: the (slim) base image and its layer do not both fit in 100 MB.
+    # One job: the binary, which waits for no parent, would else fill the trees meanwhile.
+    run = project.sandbox("build", "--jobs", "1", env=env)
     assert run.code == 6, run.err
     assert f"no space left on the filesystem at {disk} (" in run.err
-    assert "bytes free of 157,286,400), writing " in run.err
+    assert "bytes free of 104,857,600), writing " in run.err
     assert "bytes when the disk filled and needs more than that" in run.err
     assert "--cache-dir (or SANDBOX_CACHE_DIR)" in run.err
     assert "Traceback" not in run.err
@@ -346,9 +347,10 @@ def test_a_full_disk_names_the_folder_and_bytes_keeps_nothing_half_written_then_
     assert not (cache / "overlay.json").exists()
     assert project.lock.read_bytes() == lock
 
-    # Room in the cache, none for the trees: the base is kept, the binary's tree fails.
+    # Room in the cache, none for the trees: the base is kept, the system layer built (one
+    # job, in stack order), the binary's tree fails.
     _remount(disk, "600m")
-    run = project.sandbox("build", env=env)
+    run = project.sandbox("build", "--jobs", "1", env=env)
     assert run.code == 6, run.err
     assert f"unpacking blob.tar.gz: no space left on the filesystem at {trees} (" in run.err
     assert "point SANDBOX_TREE_DIR at a folder with room" in run.err
