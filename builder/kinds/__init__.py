@@ -86,7 +86,7 @@ class Registry:
 
     def epoch(self, nodes: Mapping[str, NodeLock]) -> int:
         """The SOURCE_DATE_EPOCH of locked `nodes`: their base's (0 for an image base)."""
-        return nodes[Base.name].inputs_as(BaseInputs).source_epoch
+        return self.base(nodes).source_epoch
 
     def base(self, nodes: Mapping[str, NodeLock]) -> BaseInputs:
         """The base of locked `nodes`: what the image's config and user start from."""
