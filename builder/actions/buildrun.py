@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from builder.store.cache import Cache
 
 if TYPE_CHECKING:
     from builder.actions.build import BuildResult
+    from builder.model.lockfile import NodeLock
     from builder.model.spec import Spec
     from builder.orchestrator.applied import ApplyPlan
     from builder.orchestrator.risoluto import ApplyResult
@@ -102,7 +103,7 @@ def run_build(request: BuildRequest) -> None:
             nodes = lock.nodes(request.platform or host_platform())
             plan = make_plan(nodes, cache.entry)
             last = history.load(cache, spec.path) if native else None  # the host's builds
-            print_plan(plan, reasons(nodes, last), err=True)
+            print_plan(plan, reasons(nodes, last), placement(nodes), err=True)
         with progress:
             result = build_project(
                 spec=spec,
@@ -170,18 +171,33 @@ def _record_noop(request: BuildRequest, spec: Spec, cache: Cache, result: BuildR
     )
 
 
-def print_plan(plan: BuildPlan, why: dict[str, list[str]], *, err: bool = False) -> None:
-    """One line per node: cached, or build and which inputs changed since the last build."""
+def print_plan(
+    plan: BuildPlan,
+    why: dict[str, list[str]],
+    where: Mapping[str, list[str]] | None = None,
+    *,
+    err: bool = False,
+) -> None:
+    """One line per node: cached, or build and which inputs changed since the last build;
+    then where its parts are made when its kind says (`Kind.placement`)."""
     out = sys.stderr if err else sys.stdout
     for step in plan.steps:
         name = step.node.name
         if step.action.value == "cached":
+            lines = []
             print(f"  cached  {name}", file=out)
-            continue
-        lines = why.get(name) or ["not in the cache"]
-        print(f"  build   {name:<24} {lines[0]}", file=out)
-        for line in lines[1:]:
+        else:
+            first, *lines = why.get(name) or ["not in the cache"]
+            print(f"  build   {name:<24} {first}", file=out)
+        for line in [*lines, *(where or {}).get(name, [])]:
             print(f"          {'':<24} {line}", file=out)
+
+
+def placement(nodes: Mapping[str, NodeLock]) -> dict[str, list[str]]:
+    """Where each node's parts are made (on the host, in a container and why), by node."""
+    from builder.kinds import KINDS
+
+    return {name: KINDS.of(name).placement(node) for name, node in nodes.items()}
 
 
 def apply_plans(path: Path, cache_root: Path, url: str | None) -> list[ApplyPlan]:

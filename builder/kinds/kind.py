@@ -229,6 +229,13 @@ class Kind(Protocol):
         `ctx.stage` waits for them."""
         ...
 
+    def placement(self, node: NodeLock) -> list[str]:
+        """Where the node's layers are made, one line per part that is not made the kind's
+        usual way, for `build --explain`: "typescript: assembled on the host", "esbuild: in a
+        container: esbuild has install scripts (hasInstallScript)". Empty for kinds with one
+        way of building."""
+        ...
+
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         """(identity, SBOM package fields) of each pin the node holds; identities unique."""
         ...
@@ -276,6 +283,9 @@ class KindBase:
 
     def needs_stage(self, node: NodeLock) -> bool:
         return True
+
+    def placement(self, node: NodeLock) -> list[str]:
+        return []
 
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(())

@@ -30,7 +30,7 @@ from builder.kinds.kind import (
     StepResult,
 )
 from builder.kinds.layer import TOOLS_PREVIOUS, TOOLS_RECIPE
-from builder.kinds.npm.layers import build_npm_tools, in_container
+from builder.kinds.npm.layers import build_npm_tools, in_container, tool_closures
 from builder.kinds.purls import purl, sri
 from builder.kinds.rules import npm_previous
 from builder.kinds.runtime import runtime_node
@@ -83,6 +83,17 @@ class NpmTools(KindBase):
         """Only when a tool of the lock needs npm run in a container (install scripts, ...);
         a binding.gyp only a tarball shows is found while building, and waits then."""
         return bool(in_container(node))
+
+    def placement(self, node: NodeLock) -> list[str]:
+        """Each tool: assembled on the host, or in a container and why (the lock alone
+        decides, but for a binding.gyp found in a tarball while building)."""
+        refused = in_container(node)
+        return [
+            f"{spec}: in a container: {refused[spec]}"
+            if spec in refused
+            else f"{spec}: assembled on the host"
+            for spec, _ in sorted(tool_closures(node).values())
+        ]
 
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         for package in node.inputs_as(NpmToolsInputs).packages:
