@@ -28,7 +28,6 @@ from builder.store.cache import Cache
 
 if TYPE_CHECKING:
     from builder.actions.build import BuildResult
-    from builder.model.lockfile import NodeLock
     from builder.model.spec import Spec
     from builder.orchestrator.applied import ApplyPlan
     from builder.orchestrator.risoluto import ApplyResult
@@ -97,13 +96,14 @@ def run_build(request: BuildRequest) -> None:
     native = request.platform in (None, host_platform())
     with cache_lock(cache, "build"):
         if request.explain:
+            from builder.kinds import KINDS
             from builder.realize.explain import reasons
             from builder.realize.plan import make_plan
 
             nodes = lock.nodes(request.platform or host_platform())
             plan = make_plan(nodes, cache.entry)
             last = history.load(cache, spec.path) if native else None  # the host's builds
-            print_plan(plan, reasons(nodes, last), placement(nodes), err=True)
+            print_plan(plan, reasons(nodes, last), KINDS.placement(nodes), err=True)
         with progress:
             result = build_project(
                 spec=spec,
@@ -191,13 +191,6 @@ def print_plan(
             print(f"  build   {name:<24} {first}", file=out)
         for line in [*lines, *(where or {}).get(name, [])]:
             print(f"          {'':<24} {line}", file=out)
-
-
-def placement(nodes: Mapping[str, NodeLock]) -> dict[str, list[str]]:
-    """Where each node's parts are made (on the host, in a container and why), by node."""
-    from builder.kinds import KINDS
-
-    return {name: KINDS.of(name).placement(node) for name, node in nodes.items()}
 
 
 def apply_plans(path: Path, cache_root: Path, url: str | None) -> list[ApplyPlan]:

@@ -24,12 +24,14 @@ class Status:
 
     plan: BuildPlan
     why: dict[str, list[str]]
+    where: dict[str, list[str]]  # where each node's parts are made (`Kind.placement`)
 
 
 def build_status(*, spec: Spec, cache_dir: Path | None, platform: str) -> Status:
     """What building `platform` of `spec`'s fresh lock would do with the cache at `cache_dir`
     (None: `project_cache_dir`'s rule), which is read, never created."""
     from builder.core.platforms import host_platform
+    from builder.kinds import KINDS
     from builder.realize import history
     from builder.realize.explain import reasons
     from builder.realize.plan import make_plan
@@ -39,7 +41,7 @@ def build_status(*, spec: Spec, cache_dir: Path | None, platform: str) -> Status
     plan = make_plan(nodes, cache.entry)
     # The build history (what changed since the last build) is the host's builds'.
     last = history.load(cache, spec.path) if platform == host_platform() else None
-    return Status(plan=plan, why=reasons(nodes, last))
+    return Status(plan=plan, why=reasons(nodes, last), where=KINDS.placement(nodes))
 
 
 def graph_text(*, spec: Spec, fmt: str, keys_on: str | None) -> str:

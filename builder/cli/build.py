@@ -136,6 +136,6 @@ def status(platform: PlatformOption = None) -> None:
     result = build_status(
         spec=spec, cache_dir=options.cache_dir, platform=listed_platform(spec, platform)
     )
-    _print_plan(result.plan, result.why)
+    _print_plan(result.plan, result.why, result.where)
     todo = result.plan.to_build()
     typer.echo(f"{len(todo)} of {len(result.plan.steps)} nodes to build" if todo else "up to date")

@@ -104,6 +104,11 @@ class Registry:
             found.update(self.of(name).env(nodes[name]))
         return found
 
+    def placement(self, nodes: Mapping[str, NodeLock]) -> dict[str, list[str]]:
+        """Where each node's parts are made (on the host; in a container and why), by node,
+        for `build --explain` and `status`."""
+        return {name: self.of(name).placement(node) for name, node in nodes.items()}
+
     def distro(self, nodes: Mapping[str, NodeLock], platform: str) -> Distro:
         """Where the Debian packages of locked `nodes` come from (for their package URLs)."""
         base = nodes.get(Base.name)

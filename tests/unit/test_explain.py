@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.realize.explain import MAX_LINES, changes, reasons
 from builder.realize.history import BuildRecord
@@ -84,3 +86,25 @@ def test_long_explanations_are_clipped() -> None:
     lines = reasons({"system": _node("system", "b", new)}, before)["system"]
     assert len(lines) == MAX_LINES
     assert lines[-1] == "... and 13 more changes"
+
+
+def test_the_plan_prints_where_each_node_is_made_under_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from builder.actions.buildrun import print_plan
+    from builder.realize.plan import make_plan
+
+    nodes = {
+        name: NodeLock(name=name, kind=NodeKind.TOOLS, key=f"sha256:{name}", parents=(), inputs={})
+        for name in ("tools.npm", "tools.pip")
+    }
+    plan = make_plan(nodes, lambda key: None)
+    where = {"tools.npm": ["alpha@1: assembled on the host"], "tools.pip": []}
+
+    print_plan(plan, {"tools.npm": ["+ alpha 1"]}, where)
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["build", "tools.npm", "+", "alpha", "1"]
+    assert out[1].split() == ["alpha@1:", "assembled", "on", "the", "host"]
+    assert out[2].split() == ["build", "tools.pip", "not", "in", "the", "cache"]
+    assert len(out) == 3

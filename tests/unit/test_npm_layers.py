@@ -110,3 +110,12 @@ def test_a_tool_with_install_scripts_goes_to_a_container_and_says_why(cache: Cac
     assert said == [
         "  tools.npm: alpha@1 in a container: alpha has install scripts (hasInstallScript)"
     ]
+
+
+def test_placement_says_which_tools_are_assembled_and_why_others_are_not(cache: Cache) -> None:
+    kind = KINDS.of("tools.npm")
+
+    assert kind.placement(_node(cache)) == ["alpha@1: assembled on the host"]
+    assert kind.placement(_node(cache, hasInstallScript=True)) == [
+        "alpha@1: in a container: alpha has install scripts (hasInstallScript)"
+    ]
