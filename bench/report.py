@@ -3,11 +3,12 @@
 `results.json` holds `scenarios` (per scenario, for each contender `<who>_s`, and but for
 teammate `<who>_push_bytes` and `<who>_size`; a contender that did not run a scenario, such
 as buildx in teammate, has no keys there; teammate adds `floor_s`, the faster `docker
-pull` of the finished image, and each pull), `image_size` (after cold), `profile` (where our
-time went: each node's status and seconds, from the median sample) and `details` (every
-sample, the registry's storage growth, lock times, load and quiet flags). `results.md` has
-the tables with the ratios against both peers and the goals (ours / BuildKit), `chart.png`
-one panel per scenario (matplotlib, the `bench` extra).
+pull` of the finished image, and each pull; and `ours_load_s`, the engine's load of our
+image, from `build --json`'s phases), `image_size` (after cold), `profile` (where our time
+went: each node's status and seconds, and the build's phases, from the median sample) and
+`details` (every sample, the registry's storage growth, lock times, load and quiet flags).
+`results.md` has the tables with the ratios against both peers and the goals (ours /
+BuildKit), `chart.png` one panel per scenario (matplotlib, the `bench` extra).
 `python -m bench.report DIR` writes results.md and chart.png again from DIR/results.json.
 bench/multiplatform.py adds `multiplatform` to results.json (each platform's cold build and
 its nodes, medians) and its section to results.md; rewriting either keeps them.
@@ -57,6 +58,8 @@ class Sample:
     size: dict[str, int]  # `docker image inspect -f {{.Size}}`
     steps_run: dict[str, int]  # docker, buildkit, buildx: Dockerfile steps not cached
     ours_nodes: dict[str, list[Any]]  # node -> [status, seconds] from `sandbox build --json`
+    # `sandbox build --json`'s phases: nodes, assemble, load (the engine's), layers_loaded, ...
+    ours_phases: dict[str, Any] = field(default_factory=dict)
     pull_s: dict[str, float] = field(default_factory=dict)  # teammate: `docker pull` of each
     suite_running: bool  # a pytest process was seen while this sample ran
     load_avg: float = 0.0  # the highest 1-minute load average seen around the sample
@@ -96,12 +99,16 @@ def summarize(samples: Sequence[Sample], names: Sequence[str]) -> dict[str, Any]
                 row[f"{who}_push_bytes"] = round(_median([s.push_bytes[who] for s in mine]))
         for who in who_ran:
             row[f"{who}_size"] = round(_median([s.size[who] for s in mine]))
+        loads = [float(s.ours_phases["load"]) for s in mine if "load" in s.ours_phases]
+        if loads:
+            row["ours_load_s"] = round(_median(loads), 2)  # `docker load` of our image
         scenarios.append(row)
         median = _median_sample(mine)
         profile[name] = {
             "repeat": median.repeat + 1,
             "ours_s": median.seconds["ours"],
             "nodes": median.ours_nodes,
+            "phases": median.ours_phases,
         }
     cold = next(row for row in scenarios if row["name"] == "cold")
     return {
@@ -343,12 +350,23 @@ def markdown(
 
 
 def profile_md(summary: Mapping[str, Any]) -> str:
-    """Where our time went per scenario: each node's status and seconds (median sample)."""
+    """Where our time went per scenario: each node's status and seconds, and the engine's
+    load of the image (seconds, layers and MB it registered), from the median sample."""
     lines = ["", "Where our time goes (`sandbox build --json`, the median sample):", ""]
-    lines += ["| scenario | ours (s) | nodes (status, s) |", "| --- | ---: | --- |"]
+    lines += [
+        "| scenario | ours (s) | engine load (s) | loaded (layers, MB) | nodes (status, s) |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
     for name, p in summary["profile"].items():
         nodes = ", ".join(f"{n} {st} {sec:.1f}" for n, (st, sec) in p["nodes"].items())
-        lines.append(f"| {name} | {p['ours_s']:.2f} | {nodes or '-'} |")
+        phases = p.get("phases") or {}
+        load = f"{phases['load']:.2f}" if "load" in phases else "-"
+        loaded = (
+            f"{phases['layers_loaded']}, {phases['bytes_loaded'] / MB:.1f}"
+            if "layers_loaded" in phases
+            else "-"
+        )
+        lines.append(f"| {name} | {p['ours_s']:.2f} | {load} | {loaded} | {nodes or '-'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -399,14 +399,18 @@ class Bench:
 
     # -- the contenders ------------------------------------------------------------------
 
-    def build_ours(self, *, teammate: bool = False) -> tuple[float, dict[str, list[Any]]]:
-        """Seconds, and each node's [status, seconds] (where our time went)."""
+    def build_ours(
+        self, *, teammate: bool = False
+    ) -> tuple[float, dict[str, list[Any]], dict[str, Any]]:
+        """Seconds, each node's [status, seconds], and the build's phases (the engine load's
+        seconds, layers and bytes among them): where our time went."""
         self.suite_seen |= infra.suite_running()
         started = time.monotonic()
         out = self.sandbox("build", "--json", log="ours.log", teammate=teammate)
         seconds = time.monotonic() - started
         result = json.loads(out)
-        return seconds, {n["name"]: [n["status"], n["seconds"]] for n in result["nodes"]}
+        nodes = {n["name"]: [n["status"], n["seconds"]] for n in result["nodes"]}
+        return seconds, nodes, dict(result.get("phases") or {})
 
     def build_buildkit(
         self, variant: str, *, host: str = "", cache_from: str = "", who: str = "buildkit"
@@ -547,10 +551,11 @@ def scenario(bench: Bench, name: str, repeat: int, order: list[str], variant: st
     seconds: dict[str, float] = {}
     steps: dict[str, int] = {}
     nodes: dict[str, list[Any]] = {}
+    phases: dict[str, Any] = {}
     for who in order:
         with bench.phase(f"{name}: build"):
             if who == "ours":
-                seconds[who], nodes = bench.build_ours()
+                seconds[who], nodes, phases = bench.build_ours()
             elif who == "docker":
                 seconds[who], steps[who] = bench.build_docker(variant)
             else:
@@ -568,6 +573,7 @@ def scenario(bench: Bench, name: str, repeat: int, order: list[str], variant: st
         size={who: bench.size(who) for who in contenders},
         steps_run=steps,
         ours_nodes=nodes,
+        ours_phases=phases,
         suite_running=bench.suite_seen,
     )
 
@@ -585,12 +591,13 @@ def teammate(bench: Bench, repeat: int, order: list[str], variant: str) -> repor
     steps: dict[str, int] = {}
     size: dict[str, int] = {}
     nodes: dict[str, list[Any]] = {}
+    phases: dict[str, Any] = {}
     for who in order:
         with bench.phase("teammate: reset"):
             clean_teammate(bench)
         with bench.phase("teammate: build"):
             if who == "ours":
-                seconds[who], nodes = bench.build_ours(teammate=True)
+                seconds[who], nodes, phases = bench.build_ours(teammate=True)
             elif who == "docker":
                 seconds[who], steps[who] = bench.build_docker(
                     variant, host=host, cache_from=bench.refs[who]
@@ -621,6 +628,7 @@ def teammate(bench: Bench, repeat: int, order: list[str], variant: str) -> repor
         size=size,
         steps_run=steps,
         ours_nodes=nodes,
+        ours_phases=phases,
         pull_s=floor,
         suite_running=bench.suite_seen,
     )

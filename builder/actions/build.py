@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from builder.actions.phases import Phases
 from builder.actions.platformimage import platform_image, sbom_name
 from builder.core import gitrepo
 from builder.core.errors import LockError
@@ -54,6 +56,7 @@ class BuildResult:
     files: tuple[Path, ...] = ()
     plain_overlay: str = ""
     engine_id: str = ""  # the engine's ID of it: the manifest digest on the containerd store
+    phases: Phases = field(default_factory=Phases)  # besides the nodes: assembly, loads
 
     @property
     def local_ref(self) -> str:
@@ -68,6 +71,7 @@ class BuildResult:
             ref=self.local_ref,
             overlay_path=overlay_path,
             nodes=[replace(n, status=BuildStatus.CACHED, seconds=0.0) for n in self.nodes],
+            phases=Phases(),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +94,7 @@ class BuildResult:
                 for n in self.nodes
             ],
             "overlay": str(self.overlay_path),
+            "phases": self.phases.to_json(),
         }
 
     def text(self) -> str:
@@ -183,15 +188,22 @@ def build_project(
         project_dir=spec.project_dir,
         remote=remote,
     )
+    started = time.monotonic()
     outcomes = executor.run(plan, jobs=jobs)
+    built = time.monotonic()
     entries = [o.entry for o in outcomes]
     image = platform_image(spec=spec, lock=lock, platform=platform, entries=entries, cache=cache)
     config, layers, tags = image.config, image.layers, image.tags
+    assembled = time.monotonic()
     with in_step("image"):
-        engine_id = load_image(
-            engine=engine(), cache=cache, config=config, layers=layers, tags=tags
-        )
-    ref = engine_id
+        loaded = load_image(engine=engine(), cache=cache, config=config, layers=layers, tags=tags)
+    engine_id = ref = loaded.engine_id
+    phases = Phases.of(
+        nodes=built - started,
+        assemble=assembled - built,
+        image=loaded,
+        stages=executor.stage_loads,
+    )
     write = native
     origin = gitrepo.origin(spec.project_dir) if push else None
     if push and len(lock.platforms) > 1:
@@ -254,6 +266,7 @@ def build_project(
             make_overlay(image_ref=engine_id, sandbox=spec.sandbox, deps_mounts=mounts)
         ),
         engine_id=engine_id,
+        phases=phases,
     )
 
 

@@ -9,6 +9,8 @@ already holds (a stage or an earlier build), found through the labels below.
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 
 from builder.core.atomic import write_atomic
 from builder.core.errors import BuildError
@@ -23,6 +25,17 @@ STAGE_LABEL = "dev.sandbox-builder.stage"  # what `gc` finds build environments 
 IMAGE_LABEL = "dev.sandbox-builder.lock"  # every image `sandbox build` makes carries it
 
 
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    """An image the engine now holds, and what getting it there cost: `build --json` reports
+    it (`phases`), as registering layers is most of a build whose nodes are all cached."""
+
+    engine_id: str  # the config digest; on the containerd image store the manifest digest
+    layers: int = 0  # layer tars sent to the engine (each one it extracts and registers)
+    bytes: int = 0  # their size
+    seconds: float = 0.0  # asking, streaming, registering and tagging
+
+
 def load_image(
     *,
     engine: Engine,
@@ -30,16 +43,18 @@ def load_image(
     config: assemble.ImageConfig,
     layers: list[Layer],
     tags: list[str],
-) -> str:
+) -> Loaded:
     """Make sure the engine has the image of `config` with `tags`; load it when missing.
-    Returns the engine's ID of it: the config digest, but on the containerd image store
-    the manifest digest, which is what `docker run` accepts there.
+    Its `engine_id` is the engine's ID of it: the config digest, but on the containerd image
+    store the manifest digest, which is what `docker run` accepts there.
 
     Only the layers above the longest stack the engine already holds (from an earlier stage
     or image) are written into the archive; should the engine refuse that, the full archive
     is loaded instead.
     """
+    started = time.monotonic()
     diff_ids = [layer.diff_id for layer in layers]
+    sent: list[Layer] = []
     labels = json.loads(config.data)["config"].get("Labels") or {}
 
     def find() -> str | None:
@@ -53,7 +68,9 @@ def load_image(
         except BuildError:
             if not present:
                 raise
+            present = 0
             _load(engine, cache, config, layers, tags, present=0)
+        sent = list({layer.diff_id: layer for layer in layers[present:]}.values())
         found = find()
         if found is None:
             msg = (
@@ -64,7 +81,12 @@ def load_image(
     for tag in tags:
         repo, _, name = tag.rpartition(":")
         engine.tag(found, repo, name)
-    return found
+    return Loaded(
+        engine_id=found,
+        layers=len(sent),
+        bytes=sum(layer.size for layer in sent),
+        seconds=round(time.monotonic() - started, 2),
+    )
 
 
 def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:

@@ -3,8 +3,9 @@
 The only module importing networkx; the node kinds (`builder.kinds`) say which nodes a
 spec declares and what each needs (`KINDS.graph`). Edges are real needs (a runtime needs the
 system layer, npm tools need node), so independent nodes can build in parallel and a change to
-one never rebuilds another. `stack_order` is the fixed order layers take in the final image:
-the ones that change least first, so a bump leaves every layer beneath it byte-identical.
+one never rebuilds another. `stack_order` is the build order, the order a build environment
+stacks its layers in (the final image reorders them so a bump re-registers least:
+`builder/kinds/order.py`).
 """
 
 from __future__ import annotations

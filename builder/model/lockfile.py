@@ -254,18 +254,20 @@ def _expect(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-# The fixed order layers take in the image (DESIGN.md §3): base, system, runtimes, tools,
-# deps, each group sorted by name.
+# The build order (DESIGN.md §3): base, system, runtimes, tools, deps, each group sorted by
+# name. Build environments (stages) stack their layers in it; the final image reorders them so
+# a bump re-registers least (builder/kinds/order.py).
 _KIND_RANK = {kind: rank for rank, kind in enumerate(NodeKind)}
 
 
 def stack_key(kind: NodeKind, name: str) -> tuple[int, str]:
-    """Sort key of a node in the image's fixed layer order (the one definition of it)."""
+    """Sort key of a node in the build order (the one definition of it)."""
     return _KIND_RANK[kind], name
 
 
 def stack(nodes: Mapping[str, NodeLock]) -> list[str]:
-    """Node names in image stack order, which is also a valid build order."""
+    """Node names in stack order: a valid build order, and the order of a stage's layers
+    (the final image's is `kinds.order.image_order`)."""
     return sorted(nodes, key=lambda n: stack_key(nodes[n].kind, n))
 
 

@@ -22,7 +22,7 @@ from builder.core.errors import RegistryError
 from builder.core.progress import Progress
 from builder.engine.interface import Engine, in_step
 from builder.image import assemble
-from builder.image.loading import STAGE_LABEL, STAGE_REPO, load_image
+from builder.image.loading import STAGE_LABEL, STAGE_REPO, Loaded, load_image
 from builder.model.lockfile import NodeLock, ancestors, stack
 from builder.realize.plan import BuildPlan
 from builder.realize.slots import Slots
@@ -80,6 +80,7 @@ class Executor:
         self._progress = progress
         self._stage_lock = threading.Lock()
         self._slots: Slots | None = None  # while `run` builds
+        self.stage_loads: list[Loaded] = []  # build environments loaded (for `build --json`)
 
     def run(self, plan: BuildPlan, *, jobs: int) -> list[NodeOutcome]:
         """Every node of the plan, in stack order; raises the first failure."""
@@ -214,13 +215,14 @@ class Executor:
             labels={STAGE_LABEL: "1"},
         )
         with self._stage_lock:
-            load_image(
+            loaded = load_image(
                 engine=self._engine(),
                 cache=self._cache,
                 config=config,
                 layers=[layer for _, layer in layers],
                 tags=[f"{STAGE_REPO}:{config.image_id.removeprefix('sha256:')[:12]}"],
             )
+            self.stage_loads.append(loaded)
         return config.image_id
 
     def stage_for(self, name: str) -> str:

@@ -31,6 +31,7 @@ def _sample(name: str, repeat: int, ours: float, *, load: float = 0.5) -> report
         size={"ours": 900_000_000, "docker": 1_100_000_000, "buildkit": 1_000_000_000, **buildx},
         steps_run={"docker": 3, "buildkit": 2},
         ours_nodes={"system": ["built", ours / 2], "tools.npm": ["cached", 0.0]},
+        ours_phases={"nodes": ours / 2, "load": ours / 4, "layers_loaded": 3, "bytes_loaded": 5e6},
         pull_s={"ours": 12.0, "buildkit": 10.0} if teammate else {},
         suite_running=False,
         load_avg=load,
@@ -61,6 +62,8 @@ def test_results_hold_every_scenario_for_each_contender_that_ran_it(tmp_path: Pa
         "buildx": 2_000_000,
     }
     assert data["profile"]["cold"]["nodes"]["system"] == ["built", 5.5]
+    assert rows["bump-runtime"]["ours_load_s"] == 2.75, "the engine load of the median"
+    assert data["profile"]["cold"]["phases"]["layers_loaded"] == 3
     assert len(data["details"]["samples"]) == 15
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -78,6 +81,7 @@ def test_the_tables_say_which_goal_is_met_and_which_missed(tmp_path: Path) -> No
     assert "ours/BuildKit 20.10 0.55 (goal <= 0.2: **missed**)" in lines["bump-npm-tool"]
     assert "ours/floor 1.10 (goal <= 1.2: met); floor 10.00 s" in lines["teammate"]
     assert "| 20.00 | - | 0.28 | 0.55 | - |" in lines["teammate"]  # buildx did not run it
+    assert "| bump-runtime | 11.00 | 2.75 | 3, 5.0 |" in text, "where our time goes: the load"
     assert (
         "| bump-runtime | 1.0 | 9.0 | 0.0 | 2.0 | 0.11 | - | 0.50 (goal <= 0.1: **missed**) |"
         in text

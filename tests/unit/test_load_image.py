@@ -14,7 +14,7 @@ import pytest
 
 from builder.core.errors import BuildError
 from builder.image import assemble
-from builder.image.loading import IMAGE_LABEL, STAGE_LABEL, load_image
+from builder.image.loading import IMAGE_LABEL, STAGE_LABEL, Loaded, load_image
 from builder.store.cache import Cache, Layer
 from tests.unit.fake_engine import FakeEngine, stack_id
 
@@ -73,7 +73,7 @@ def _config(layers: list[Layer]) -> str:
     return config.image_id
 
 
-def _load(engine: FakeEngine, cache: Cache, layers: list[Layer]) -> str:
+def _load(engine: FakeEngine, cache: Cache, layers: list[Layer]) -> Loaded:
     config = assemble.image_config(
         layers=[("node", la) for la in layers], env={}, platform="linux/amd64", epoch=0, labels={}
     )
@@ -95,9 +95,10 @@ def test_only_layers_above_the_longest_present_stack_are_written(
     other: tuple[str, ...] = (ids[0], ids[1], "sha256:" + "9" * 64)
     stacks = {STAGE_LABEL: [ids[:1]], IMAGE_LABEL: [other]}
     engine = _engine(tmp_path, stacks, refuse_partial=False)
-    found = _load(engine, cache, layers)
+    loaded = _load(engine, cache, layers)
     assert engine.loaded == [[f"{ids[2].removeprefix('sha256:')}/layer.tar"]]
-    assert found == _tagged(engine) == _config(layers)
+    assert loaded.engine_id == _tagged(engine) == _config(layers)
+    assert (loaded.layers, loaded.bytes) == (1, 10), "what was sent is what build --json reports"
 
 
 def test_on_the_containerd_store_the_image_is_named_and_tagged_by_the_engines_id(
@@ -105,10 +106,12 @@ def test_on_the_containerd_store_the_image_is_named_and_tagged_by_the_engines_id
 ) -> None:
     engine = _engine(tmp_path, {}, refuse_partial=False, manifest_ids=True)
     layers = _layers(cache)
-    found = _load(engine, cache, layers)
+    found = _load(engine, cache, layers).engine_id
     assert found == f"manifest-of-{_config(layers)}" == _tagged(engine)
-    assert _load(engine, cache, _layers(cache)) == found
+    again = _load(engine, cache, _layers(cache))
+    assert again.engine_id == found
     assert len(engine.loaded) == 1, "an image the engine holds under its own ID is not loaded again"
+    assert (again.layers, again.bytes) == (0, 0)
 
 
 def test_an_engine_that_loads_but_does_not_list_the_image_is_an_error(
@@ -125,8 +128,9 @@ def test_an_engine_refusing_the_partial_archive_gets_the_full_one(
 ) -> None:
     layers = _layers(cache)
     engine = _engine(tmp_path, {STAGE_LABEL: [(layers[0].diff_id,)]}, refuse_partial=True)
-    _load(engine, cache, layers)
+    loaded = _load(engine, cache, layers)
     assert [len(names) for names in engine.loaded] == [2, 3]
+    assert loaded.layers == 3, "the full archive's layers are the ones reported"
 
 
 def test_a_refused_full_archive_is_an_error(cache: Cache, tmp_path: Path) -> None:

@@ -1,0 +1,77 @@
+"""The final image stacks what a runtime bump leaves unchanged below the runtimes."""
+
+from __future__ import annotations
+
+from builder.kinds.order import image_order
+from builder.model.lockfile import NodeKind, NodeLock, stack
+
+HOST_LAID = {"tools.npm", "tools.bin.kubectl"}  # needs_stage false in these locks
+
+
+def _node(name: str, kind: NodeKind, *parents: str) -> NodeLock:
+    return NodeLock(name=name, kind=kind, key=f"sha256:{name}", parents=parents, inputs={})
+
+
+def _nodes(*extra: NodeLock) -> dict[str, NodeLock]:
+    nodes = [
+        _node("base", NodeKind.BASE),
+        _node("system", NodeKind.SYSTEM, "base"),
+        _node("runtime.node", NodeKind.RUNTIME, "system"),
+        _node("tools.npm", NodeKind.TOOLS, "runtime.node"),
+        _node("tools.pip", NodeKind.TOOLS, "system"),
+        _node("deps.web", NodeKind.DEPS, "runtime.node"),
+        *extra,
+    ]
+    return {n.name: n for n in nodes}
+
+
+def _order(nodes: dict[str, NodeLock], host_laid: set[str] = HOST_LAID) -> list[str]:
+    return image_order(nodes, needs_stage=lambda node: node.name not in host_laid)
+
+
+def test_the_benchmark_stack_puts_the_runtime_above_what_a_bump_leaves_alone() -> None:
+    assert _order(_nodes()) == [
+        "base",
+        "system",
+        "tools.pip",  # built in a container of base and system only
+        "tools.npm",  # laid out on the host: its key holds no runtime
+        "runtime.node",
+        "deps.web",  # pnpm ran on node: changes with it
+    ]
+
+
+def test_npm_tools_that_ran_on_node_sit_above_it() -> None:
+    assert _order(_nodes(), host_laid=set()) == [
+        "base",
+        "system",
+        "tools.pip",
+        "runtime.node",
+        "tools.npm",
+        "deps.web",
+    ]
+
+
+def test_a_pip_tool_on_an_official_python_sits_above_it_and_runtimes_keep_their_order() -> None:
+    nodes = _nodes(
+        _node("runtime.python", NodeKind.RUNTIME, "system"),
+        _node("tools.bin.kubectl", NodeKind.TOOLS, "system"),
+    )
+    nodes["tools.pip"] = _node("tools.pip", NodeKind.TOOLS, "runtime.python")
+    order = _order(nodes)
+    assert order == [
+        "base",
+        "system",
+        "tools.bin.kubectl",
+        "tools.npm",
+        "runtime.node",
+        "runtime.python",
+        "tools.pip",
+        "deps.web",
+    ]
+    assert sorted(order) == sorted(stack(nodes)), "every node once"
+
+
+def test_the_order_is_a_function_of_the_lock_not_of_its_iteration_order() -> None:
+    nodes = _nodes()
+    reversed_nodes = dict(reversed(list(nodes.items())))
+    assert _order(reversed_nodes) == _order(nodes)
