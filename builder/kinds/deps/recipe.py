@@ -37,6 +37,7 @@ from builder.core.layout import DEPS_PREFIX, TREES
 from builder.core.unpack import unpack
 from builder.engine.interface import Mount
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
+from builder.kinds.deps.host import host_layer
 from builder.kinds.kind import StepResult
 from builder.kinds.layer import run_into_prefix
 from builder.model.fields import FIX
@@ -48,6 +49,7 @@ from builder.net import downloads
 from builder.resolve import managers
 
 PREFIX = DEPS_PREFIX
+RECIPE = "deps/2"  # the kind's recipe version (its module's docstring says what each meant)
 TOOL_DIR = "/tmp/sandbox-builder-tool"  # pnpm's package or uv's binaries, read-only
 WORK = "/tmp/sandbox-builder-work"  # a scratch project for store steps; dropped
 LOCKED_REQUIREMENTS = "sandbox-locked-requirements.txt"  # the `pins` of an unhashed file
@@ -110,7 +112,12 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
     prefix = f"{PREFIX}/{node.name.removeprefix('deps.')}"
     store = inputs.mode is DepMode.STORE
     tree = not store or bool(inputs.mount)
-    files = {**_project_files(ctx, node, inputs), "pin-times.js": _PIN_TIMES}
+    project = _project_files(ctx, node, inputs)
+    env = _env(manager, prefix, mode=inputs.mode.value)
+    on_host = host_layer(ctx, node, project, prefix=prefix, recipe=RECIPE)
+    if on_host is not None:
+        return StepResult(layers=[on_host], env=env)
+    files = {**project, "pin-times.js": _PIN_TIMES}
     if inputs.pins is not None:  # a plain requirements.txt: install the closure the lock pins
         pins = [write_inputs(pin) for pin in inputs.pins]
         files[LOCKED_REQUIREMENTS] = managers.pip_requirements(pins)
@@ -141,7 +148,7 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
         ) as capture,
     ):
         layer = capture()
-    return StepResult(layers=[layer], env=_env(manager, prefix, mode=inputs.mode.value))
+    return StepResult(layers=[layer], env=env)
 
 
 _WRITABLE = {"pnpm": ["store"], "npm": ["npm-cache"], "pip": [], "uv": ["uv-cache"]}
