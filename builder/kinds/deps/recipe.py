@@ -47,6 +47,7 @@ from builder.model.toolinputs import DepsInputs
 from builder.model.typed import write_inputs
 from builder.net import downloads
 from builder.resolve import managers
+from builder.store.layers import LayerFile
 
 PREFIX = DEPS_PREFIX
 RECIPE = "deps/2"  # the kind's recipe version (its module's docstring says what each meant)
@@ -107,17 +108,26 @@ if (kind === 'pnpm-tree') {
 
 
 def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
+    """The tree's layer: assembled on the host where `host.py` can (npm and pnpm `install`
+    trees that run no code), else installed by its manager in a container."""
+    inputs = node.inputs_as(DepsInputs)
+    prefix = f"{PREFIX}/{node.name.removeprefix('deps.')}"
+    env = _env(inputs.manager.value, prefix, mode=inputs.mode.value)
+    project = _project_files(ctx, node, inputs)
+    layer = host_layer(ctx, node, project, prefix=prefix, recipe=RECIPE)
+    if layer is None:
+        layer = install_in_container(ctx, node)
+    return StepResult(layers=[layer], env=env)
+
+
+def install_in_container(ctx: StepContext, node: NodeLock) -> LayerFile:
+    """The tree (or store) installed by its manager in a container of the node's parents."""
     inputs = node.inputs_as(DepsInputs)
     manager = inputs.manager.value
     prefix = f"{PREFIX}/{node.name.removeprefix('deps.')}"
     store = inputs.mode is DepMode.STORE
     tree = not store or bool(inputs.mount)
-    project = _project_files(ctx, node, inputs)
-    env = _env(manager, prefix, mode=inputs.mode.value)
-    on_host = host_layer(ctx, node, project, prefix=prefix, recipe=RECIPE)
-    if on_host is not None:
-        return StepResult(layers=[on_host], env=env)
-    files = {**project, "pin-times.js": _PIN_TIMES}
+    files = {**_project_files(ctx, node, inputs), "pin-times.js": _PIN_TIMES}
     if inputs.pins is not None:  # a plain requirements.txt: install the closure the lock pins
         pins = [write_inputs(pin) for pin in inputs.pins]
         files[LOCKED_REQUIREMENTS] = managers.pip_requirements(pins)
@@ -147,8 +157,7 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
             mounts=[*tool_mounts, *mounts],
         ) as capture,
     ):
-        layer = capture()
-    return StepResult(layers=[layer], env=env)
+        return capture()
 
 
 _WRITABLE = {"pnpm": ["store"], "npm": ["npm-cache"], "pip": [], "uv": ["uv-cache"]}
