@@ -103,13 +103,13 @@ def test_host_assembled_deps_layers_equal_the_container_built_ones(project: Proj
     # the pnpm tree works: node finds each direct dependency as a stranger, pnpm says it
     # is up to date with its lockfile
     script = (
-        'node -e \'require("cowsay"); require("is-odd"); require("is-number")\' '
+        'node -e \'require("cowsay"); require("is-odd")\' '
         "&& cowsay -f tux host > /dev/null "
         "&& cd /opt/sandbox/deps/web && pnpm ls --depth 0"
     )
     out = docker("run", "--rm", "--user", "12345:12345", image, "bash", "-lc", script)
-    assert "cowsay 1.6.0" in out, out
-    assert "is-odd 3.0.1" in out, out
+    assert "cowsay@1.6.0" in out, out
+    assert "is-odd@3.0.1" in out, out
 
 
 def test_a_node_runtime_bump_reuses_the_host_assembled_deps_layers(project: Project) -> None:
