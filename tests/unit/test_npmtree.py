@@ -18,7 +18,7 @@ import pytest
 
 from builder.core.errors import BuildError
 from builder.kinds.npm.lockjson import hidden_lockfile
-from builder.kinds.npm.tree import NotOnHost, Target, assemble_npm_tree
+from builder.kinds.npm.tree import NotOnHost, Project, Target, assemble_npm_tree
 from builder.net import downloads
 
 EPOCH = 1_700_000_000
@@ -99,7 +99,7 @@ def _packages(cacache: Path, **extra: Any) -> list[dict[str, Any]]:
 def _assemble(cacache: Path, packages: list[dict[str, Any]], dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     layer = assemble_npm_tree(
-        specs=["alpha@1"],
+        project=Project.of_tools(["alpha@1"], packages),
         packages=packages,
         folder=FOLDER,
         target=Target.of("linux/amd64"),

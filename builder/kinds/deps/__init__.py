@@ -1,6 +1,7 @@
 """`deps.<name>` nodes: a project's dependency tree from its own lockfile (pnpm, npm, pip, uv).
 
-`recipe` installs the tree under /opt/sandbox/deps/<name>; `resolve/deps.py` pins its files
+`recipe` installs the tree under /opt/sandbox/deps/<name> (`host` assembles npm and pnpm
+`install` trees on the host instead, where no code needs to run); `resolve/deps.py` pins its files
 and what the manager needs. Recipe versions: deps/1; deps/2 (the prefix is a host folder
 mounted into the step's container and packed on the host, as tools/2).
 """
@@ -11,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from builder.engine.step import StepContext
-from builder.kinds.deps.recipe import build_deps
+from builder.kinds.deps.host import refusal
+from builder.kinds.deps.recipe import RECIPE, build_deps
 from builder.kinds.kind import (
     Declared,
     Distro,
@@ -60,7 +62,7 @@ class Deps(KindBase):
 
     name = "deps"
     stack = NodeKind.DEPS
-    recipe = "deps/2"
+    recipe = RECIPE
     previous = ("deps/1",)
     inputs = DepsInputs
     many = True
@@ -108,6 +110,19 @@ class Deps(KindBase):
 
     def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
         return build_deps(ctx, node)
+
+    def needs_stage(self, node: NodeLock) -> bool:
+        """Only when the lock says the tree is installed in a container (`host.refusal`);
+        what only the project's lockfile or a tarball shows (install scripts, a layout the
+        host does not make) is found while building, and waits for the parents then."""
+        return refusal(node.inputs_as(DepsInputs)) is not None
+
+    def placement(self, node: NodeLock) -> list[str]:
+        """The tree: assembled on the host, or in a container and why (as `needs_stage`)."""
+        reason = refusal(node.inputs_as(DepsInputs))
+        if reason is None:
+            return ["tree: assembled on the host"]
+        return [f"tree: in a container: {reason}"]
 
     def pins(self, node: NodeLock, distro: Distro) -> Iterator[tuple[str, dict[str, Any]]]:
         inputs = node.inputs_as(DepsInputs)

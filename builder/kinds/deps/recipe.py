@@ -37,6 +37,7 @@ from builder.core.layout import DEPS_PREFIX, TREES
 from builder.core.unpack import unpack
 from builder.engine.interface import Mount
 from builder.engine.step import INPUT_DIR, StepContext, download_cache_mount
+from builder.kinds.deps.host import host_layer
 from builder.kinds.kind import StepResult
 from builder.kinds.layer import run_into_prefix
 from builder.model.fields import FIX
@@ -46,8 +47,10 @@ from builder.model.toolinputs import DepsInputs
 from builder.model.typed import write_inputs
 from builder.net import downloads
 from builder.resolve import managers
+from builder.store.layers import LayerFile
 
 PREFIX = DEPS_PREFIX
+RECIPE = "deps/2"  # the kind's recipe version (its module's docstring says what each meant)
 TOOL_DIR = "/tmp/sandbox-builder-tool"  # pnpm's package or uv's binaries, read-only
 WORK = "/tmp/sandbox-builder-work"  # a scratch project for store steps; dropped
 LOCKED_REQUIREMENTS = "sandbox-locked-requirements.txt"  # the `pins` of an unhashed file
@@ -105,6 +108,20 @@ if (kind === 'pnpm-tree') {
 
 
 def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
+    """The tree's layer: assembled on the host where `host.py` can (npm and pnpm `install`
+    trees that run no code), else installed by its manager in a container."""
+    inputs = node.inputs_as(DepsInputs)
+    prefix = f"{PREFIX}/{node.name.removeprefix('deps.')}"
+    env = _env(inputs.manager.value, prefix, mode=inputs.mode.value)
+    project = _project_files(ctx, node, inputs)
+    layer = host_layer(ctx, node, project, prefix=prefix, recipe=RECIPE)
+    if layer is None:
+        layer = install_in_container(ctx, node)
+    return StepResult(layers=[layer], env=env)
+
+
+def install_in_container(ctx: StepContext, node: NodeLock) -> LayerFile:
+    """The tree (or store) installed by its manager in a container of the node's parents."""
     inputs = node.inputs_as(DepsInputs)
     manager = inputs.manager.value
     prefix = f"{PREFIX}/{node.name.removeprefix('deps.')}"
@@ -140,8 +157,7 @@ def build_deps(ctx: StepContext, node: NodeLock) -> StepResult:
             mounts=[*tool_mounts, *mounts],
         ) as capture,
     ):
-        layer = capture()
-    return StepResult(layers=[layer], env=_env(manager, prefix, mode=inputs.mode.value))
+        return capture()
 
 
 _WRITABLE = {"pnpm": ["store"], "npm": ["npm-cache"], "pip": [], "uv": ["uv-cache"]}

@@ -27,30 +27,31 @@ _ALGORITHMS = ("sha512", "sha384", "sha256", "sha1")
 _PARALLEL = 8  # downloads at once: small files, latency-bound
 
 
-def fetch_all(packages: Sequence[Mapping[str, Any]], cacache: Path) -> dict[str, Path]:
+def fetch_all(
+    packages: Sequence[Mapping[str, Any]], cacache: Path, what: str = "tools.npm"
+) -> dict[str, Path]:
     """Each package's tarball (path in the tree -> file in `cacache`), fetched in parallel
-    when missing."""
+    when missing; errors name node `what`."""
     with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
-        found = pool.map(lambda pkg: tarball(pkg, cacache), packages)
+        found = pool.map(lambda pkg: tarball(pkg, cacache, what), packages)
         return {str(pkg["path"]): path for pkg, path in zip(packages, found, strict=True)}
 
 
-def tarball(pkg: Mapping[str, Any], cacache: Path) -> Path:
+def tarball(pkg: Mapping[str, Any], cacache: Path, what: str = "tools.npm") -> Path:
     """The tarball of package-lock entry `pkg` in `cacache`, downloaded when missing."""
     where, url = str(pkg["path"]), str(pkg["resolved"])
     algorithm, expected = strongest(str(pkg["integrity"]), where)
     content = cacache / "content-v2" / algorithm / expected[:2] / expected[2:4] / expected[4:]
     if content.is_file():
         return content
-    got = downloads.fetch(url, sha256=None, dest_dir=cacache / "tmp", what="tools.npm")
+    got = downloads.fetch(url, sha256=None, dest_dir=cacache / "tmp", what=what)
     try:
         actual = _digest(got, algorithm)
         if actual != expected:
             msg = (
-                f"tools.npm: {where}: {url} does not match its integrity in sandbox.lock "
+                f"{what}: {where}: {url} does not match its integrity in the lock "
                 f"({algorithm} {expected}, got {actual}). It changed since the lock was made; "
-                "if that is expected run `sandbox lock --update tools.npm`, else a mirror or "
-                "proxy altered it"
+                f"if that is expected lock {what} again, else a mirror or proxy altered it"
             )
             raise BuildError(msg)
         try:
@@ -58,7 +59,7 @@ def tarball(pkg: Mapping[str, Any], cacache: Path) -> Path:
             got.replace(content)
         except OSError as exc:
             msg = (
-                f"tools.npm: cannot write to npm's content store {cacache}: {exc.strerror}. "
+                f"{what}: cannot write to npm's content store {cacache}: {exc.strerror}. "
                 "Fix its permissions (a container step may have made it as root) or point "
                 "SANDBOX_DOWNLOAD_DIR elsewhere"
             )

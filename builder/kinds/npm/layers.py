@@ -33,7 +33,7 @@ from builder.engine.step import StepContext
 from builder.kinds.kind import StepResult
 from builder.kinds.layer import TOOLS_RECIPE, store
 from builder.kinds.npm.recipe import NPM_PREFIX, Todo, install_in_container
-from builder.kinds.npm.tree import NotOnHost, Target, assemble_npm_tree, refusal
+from builder.kinds.npm.tree import NotOnHost, Project, Target, assemble_npm_tree, refusal
 from builder.model.lockfile import NodeLock
 from builder.model.toolinputs import NpmToolsInputs
 from builder.model.typed import write_inputs
@@ -141,7 +141,7 @@ def _assemble(
     work = ctx.cache.scratch(f"{node.name}-{folder}-")
     try:
         layer = assemble_npm_tree(
-            specs=[spec],
+            project=Project.of_tools([spec], closure),
             packages=closure,
             folder=f"{NPM_PREFIX}/{folder}/",
             target=Target.of(ctx.platform),

@@ -4,7 +4,8 @@ npm records the tree it installed there, and later npm commands in that folder (
 read it instead of every package.json. For a tree installed from a package-lock whose entries
 hold only the lock's fields (managers.NPM_FIELDS), each entry is the package-lock's own entry
 for a package that was installed (left-out optional ones are absent), and the root is
-`{"name", "lockfileVersion": 3, "requires": true, "packages"}`.
+`{"name", "version" (when the project has one), "lockfileVersion": 3, "requires": true,
+"packages"}`.
 
 npm writes it with json-stringify-nice: in every object, values that are not objects
 (arrays included) before objects, then the keys npm prefers in its order (name, version,
@@ -35,10 +36,18 @@ _PREFERRED = (
 _ICU_SYMBOLS = "_-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$"
 
 
-def hidden_lockfile(installed: Sequence[Mapping[str, Any]], name: str = managers.NPM_ROOT) -> str:
-    """The text of node_modules/.package-lock.json for the `installed` pins."""
+def hidden_lockfile(
+    installed: Sequence[Mapping[str, Any]],
+    name: str = managers.NPM_ROOT,
+    version: str | None = None,
+) -> str:
+    """The text of node_modules/.package-lock.json for the `installed` pins of project
+    `name` (at `version`, which npm writes when the project's package.json has one)."""
     packages = {str(p["path"]): {k: v for k, v in p.items() if k != "path"} for p in installed}
-    tree = {"name": name, "lockfileVersion": 3, "requires": True, "packages": packages}
+    root: dict[str, Any] = {"name": name}
+    if version is not None:
+        root["version"] = version
+    tree = {**root, "lockfileVersion": 3, "requires": True, "packages": packages}
     return json.dumps(_ordered(tree), indent=2, ensure_ascii=False) + "\n"
 
 

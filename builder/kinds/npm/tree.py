@@ -31,11 +31,11 @@ from typing import IO, Any
 
 from builder.core.errors import BuildError
 from builder.kinds.npm import fetch as npmfetch
+from builder.kinds.npm.entries import FILE, Entry, add_folders, put, write
 from builder.kinds.npm.lockjson import hidden_lockfile
 from builder.resolve import managers
-from builder.store.layers import LayerFile, layer_writer
+from builder.store.layers import LayerFile
 
-_FILE, _DIR = 0o644, 0o755
 _NPM_CPU = {"amd64": "x64", "arm64": "arm64"}
 
 
@@ -45,7 +45,7 @@ class NotOnHost(BuildError):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"tools.npm: {reason}; the tree is built by npm in a container instead")
+        super().__init__(f"{reason}; the tree is built in a container instead")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,50 +64,65 @@ class Target:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Entry:
-    kind: bytes  # tarfile.REGTYPE, DIRTYPE or SYMTYPE
-    mode: int = _DIR
-    data: tuple[int, int] = (0, 0)  # (offset, size) in the spool, for a file
-    link: str = ""
+class Project:
+    """The project `npm ci` installs: its name and version (the hidden lockfile's root), the
+    names it depends on, and the files it leaves beside node_modules (its package.json and
+    package-lock.json, by name)."""
+
+    name: str
+    version: str | None = None
+    roots: tuple[str, ...]
+    files: Mapping[str, str]
+
+    @classmethod
+    def of_tools(cls, specs: Sequence[str], packages: Sequence[Mapping[str, Any]]) -> Project:
+        """The project the tools.npm recipe makes of tool `specs` and their pins."""
+        return cls(
+            name=managers.NPM_ROOT,
+            roots=tuple(managers.npm_dependency(spec)[0] for spec in specs),
+            files={
+                "package.json": managers.npm_package_json(specs),
+                "package-lock.json": managers.npm_package_lock(specs, packages),
+            },
+        )
 
 
 def assemble_npm_tree(
     *,
-    specs: Sequence[str],
+    project: Project,
     packages: Sequence[Mapping[str, Any]],
     folder: str,
     target: Target,
     cacache: Path,
     epoch: int,
     dest: Path,
+    what: str = "tools.npm",
 ) -> LayerFile:
-    """Write the layer of the npm tree `packages` (package-lock pins, `managers.npm_closure`
-    of `specs`) installed in `folder` (its path in the image) to `dest`.
+    """Write the layer of the npm tree `packages` (package-lock pins, each with its `path`)
+    of `project` installed in `folder` (its path in the image) to `dest`.
 
     `cacache` is npm's content store (`_cacache` in the download cache's npm folder, the one
     container steps mount as /root/.npm): tarballs fetched here serve `npm ci` and back.
     """
-    roots = [managers.npm_dependency(spec)[0] for spec in specs]
-    installed = installed_packages(packages, target, roots)
-    tarballs = npmfetch.fetch_all(installed, cacache)
+    installed = installed_packages(packages, target, project.roots)
+    tarballs = npmfetch.fetch_all(installed, cacache, what=what)
     top = folder.strip("/")
-    entries: dict[str, _Entry] = {}
+    entries: dict[str, Entry] = {}
     with tempfile.TemporaryFile(dir=dest.parent) as spool:
         for pkg in installed:
             _extract(tarballs[pkg["path"]], f"{top}/{pkg['path']}", pkg, entries, spool)
         _link_bins(installed, top, entries, spool)
-        texts = {
-            "package.json": managers.npm_package_json(specs),
-            "package-lock.json": managers.npm_package_lock(specs, packages),
-        }
+        texts = dict(project.files)
         if installed:
-            texts["node_modules/.package-lock.json"] = hidden_lockfile(installed)
-        for name, text in texts.items():
-            entries[f"{top}/{name}"] = _Entry(
-                kind=tarfile.REGTYPE, mode=_FILE, data=_put(spool, text.encode())
+            texts["node_modules/.package-lock.json"] = hidden_lockfile(
+                installed, project.name, project.version
             )
-        _add_folders(entries)
-        return _write(entries, spool, dest, epoch)
+        for name, text in texts.items():
+            entries[f"{top}/{name}"] = Entry(
+                kind=tarfile.REGTYPE, mode=FILE, data=put(spool, text.encode())
+            )
+        add_folders(entries)
+        return write(entries, spool, dest, epoch)
 
 
 def installed_packages(
@@ -175,7 +190,7 @@ def _allows(rule: Any, value: str) -> bool:
 
 
 def _extract(
-    tarball: Path, at: str, pkg: Mapping[str, Any], entries: dict[str, _Entry], spool: IO[bytes]
+    tarball: Path, at: str, pkg: Mapping[str, Any], entries: dict[str, Entry], spool: IO[bytes]
 ) -> None:
     """Put the files of one package's tarball into `entries` under `at`, as pacote does."""
     names: dict[str, str] = {}  # .npmignore names seen, to drop a .gitignore beside one
@@ -188,7 +203,7 @@ def _extract(
             if not name:
                 continue
             if member.isdir():
-                entries[f"{at}/{name}"] = _Entry(kind=tarfile.DIRTYPE)
+                entries[f"{at}/{name}"] = Entry(kind=tarfile.DIRTYPE)
                 continue
             head, _, base = name.rpartition("/")
             if base == ".npmignore":
@@ -204,14 +219,14 @@ def _extract(
                 raise NotOnHost(msg)
             data = tar.extractfile(member)
             content = data.read() if data is not None else b""
-            mode = _FILE | (member.mode & 0o111)
-            entries[f"{at}/{name}"] = _Entry(
-                kind=tarfile.REGTYPE, mode=mode, data=_put(spool, content)
+            mode = FILE | (member.mode & 0o111)
+            entries[f"{at}/{name}"] = Entry(
+                kind=tarfile.REGTYPE, mode=mode, data=put(spool, content)
             )
 
 
 def _link_bins(
-    installed: Sequence[Mapping[str, Any]], top: str, entries: dict[str, _Entry], spool: IO[bytes]
+    installed: Sequence[Mapping[str, Any]], top: str, entries: dict[str, Entry], spool: IO[bytes]
 ) -> None:
     """npm's bin-links for each package: `<node_modules>/.bin/<name>` -> its script, the
     script 755, a CRLF at the end of its `#!` line made LF."""
@@ -224,12 +239,12 @@ def _link_bins(
                 msg = f"two packages link the executable {holder}/.bin/{name}"
                 raise NotOnHost(msg)
             file = f"{top}/{path}/{script}"
-            entries[link] = _Entry(
+            entries[link] = Entry(
                 kind=tarfile.SYMTYPE, link=posixpath.relpath(file, posixpath.dirname(link))
             )
             found = entries.get(file)
             if found is not None and found.kind == tarfile.REGTYPE:
-                entries[file] = _Entry(
+                entries[file] = Entry(
                     kind=tarfile.REGTYPE, mode=0o755, data=_unix_hashbang(found.data, spool)
                 )
 
@@ -256,39 +271,4 @@ def _unix_hashbang(data: tuple[int, int], spool: IO[bytes]) -> tuple[int, int]:
     first, newline, rest = content.partition(b"\n")
     if not (content.startswith(b"#!") and newline and first.endswith(b"\r") and len(first) > 3):
         return data
-    return _put(spool, first[:-1] + b"\n" + rest)
-
-
-def _put(spool: IO[bytes], content: bytes) -> tuple[int, int]:
-    offset = spool.seek(0, 2)
-    spool.write(content)
-    return offset, len(content)
-
-
-def _add_folders(entries: dict[str, _Entry]) -> None:
-    """Every folder above an entry, down from `opt`, 755 (npm's mkdir and the folders the
-    container step makes for the prefix)."""
-    for name in list(entries):
-        parts = name.split("/")
-        for i in range(1, len(parts)):
-            entries.setdefault("/".join(parts[:i]), _Entry(kind=tarfile.DIRTYPE))
-
-
-def _write(entries: Mapping[str, _Entry], spool: IO[bytes], dest: Path, epoch: int) -> LayerFile:
-    with layer_writer(dest) as (out, written):
-        for name in sorted(entries):
-            entry = entries[name]
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.mtime = entry.kind, entry.mode, epoch
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if entry.kind == tarfile.SYMTYPE:
-                info.mode, info.linkname = 0o777, entry.link
-                out.addfile(info)
-            elif entry.kind == tarfile.REGTYPE:
-                offset, info.size = entry.data
-                spool.seek(offset)
-                out.addfile(info, spool)
-            else:
-                out.addfile(info)
-    return written.layer(dest)
+    return put(spool, first[:-1] + b"\n" + rest)
