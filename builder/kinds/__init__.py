@@ -19,7 +19,7 @@ from builder.kinds.bin_tools import BinTools
 from builder.kinds.deps import Deps
 from builder.kinds.kind import Distro, Kind
 from builder.kinds.npm import NpmTools
-from builder.kinds.pip_tools import PipTools
+from builder.kinds.pip import PipTools
 from builder.kinds.runtime import Runtime
 from builder.kinds.system import System
 from builder.model import tables

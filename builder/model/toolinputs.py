@@ -1,6 +1,6 @@
 """The typed inputs of the tools and deps nodes (the rest, and the contract: model/inputs.py).
 
-- tools.pip: `PipToolsInputs` (each tool's requirement and wheel closure)
+- tools.pip: `PipToolsInputs` (each tool's requirement and wheel closure, the image's python)
 - tools.npm: `NpmToolsInputs` (the tools asked for and npm's package-lock pins)
 - tools.bin.<name>: `BinToolInputs` (one download or project file by sha256)
 - deps.<name>: `DepsInputs` (a project's manager, mode, files and pins)
@@ -18,15 +18,38 @@ from builder.model.typed import REST, key_from
 
 
 @dataclass(frozen=True, kw_only=True)
+class WheelPin(Pin):
+    """A package of a pip tool's closure: its version, and the file pip chose with its sha256
+    (`url` is absent from locks made before host assembly needed it)."""
+
+    url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class PipTool:
     requirement: str
-    packages: tuple[Pin, ...]
+    packages: tuple[WheelPin, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImagePython:
+    """The python3 the image makes venvs with, as the lock knows it (kinds/pip/python.py)."""
+
+    command: str  # how `python3` is found on PATH: /usr/bin/python3
+    executable: str  # its real file: /usr/bin/python3.11
+    version: str  # X.Y.Z, as pyvenv.cfg's `version` says
+
+    @property
+    def minor(self) -> str:
+        """`3.11`: the lib/python3.X folder and the interpreter's bytecode."""
+        return ".".join(self.version.split(".")[:2])
 
 
 @dataclass(frozen=True, kw_only=True)
 class PipToolsInputs:
     python: str  # the python version the closures were resolved for
     tools: Mapping[str, PipTool]
+    interpreter: ImagePython | None = None  # absent: the lock cannot say (a container builds)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -59,13 +59,14 @@ WHEEL_ARCH = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 def resolve_pip_tools(
     ctx: StepContext, requirements: Mapping[str, str], *, target: str | None = None
 ) -> dict[str, Any]:
-    """tool -> {requirement, packages: [{name, version, sha256}]} for each requirement.
+    """tool -> {requirement, packages: [{name, version, sha256, url}]} for each requirement
+    (the url lets the build fetch and install the very wheel on the host).
 
     `target` is a platform other than the one `ctx`'s stage runs (resolved by wheel tags).
     """
     files = {tool: req + "\n" for tool, req in requirements.items()}
     closures = resolve_pip_closures(
-        ctx, "tools.pip", files, what="resolving pip tools", target=target
+        ctx, "tools.pip", files, what="resolving pip tools", target=target, urls=True
     )
     return {
         tool: {"requirement": req, "packages": closures[tool]}
@@ -81,12 +82,14 @@ def resolve_pip_closures(
     what: str,
     constraints: str | None = None,
     target: str | None = None,
+    urls: bool = False,
 ) -> dict[str, list[dict[str, str]]]:
     """key -> the closure pip resolves for requirements file text `requirements[key]`.
 
     Each file is resolved on its own, in a container of `node`'s parents (the very python the
     image runs); `constraints` (a constraints file's text) holds pins to keep where they fit;
-    `target`, another platform than the container's, is resolved by its wheel tags.
+    `target`, another platform than the container's, is resolved by its wheel tags; `urls`
+    records each file's download url too.
     """
     files = {f"{key}.txt": text for key, text in requirements.items()}
     extra = ""
@@ -110,10 +113,12 @@ def resolve_pip_closures(
     ):
         log = ctx.cache.log_path(node).read_text(errors="replace")
     reports = _sections(log, "@@report ")
-    return {key: _pip_pins(node, key, reports.get(key, "")) for key in sorted(requirements)}
+    return {
+        key: _pip_pins(node, key, reports.get(key, ""), urls=urls) for key in sorted(requirements)
+    }
 
 
-def _pip_pins(node: str, tool: str, text: str) -> list[dict[str, str]]:
+def _pip_pins(node: str, tool: str, text: str, *, urls: bool = False) -> list[dict[str, str]]:
     try:
         report = json.loads(text)
     except json.JSONDecodeError:
@@ -133,7 +138,10 @@ def _pip_pins(node: str, tool: str, text: str) -> list[dict[str, str]]:
                 "has no sha256 (a VCS or local requirement?). Use a release from the index"
             )
             raise ResolutionError(msg)
-        pins.append({"name": _normalize(name), "version": version, "sha256": sha})
+        pin = {"name": _normalize(name), "version": version, "sha256": sha}
+        if urls and info.get("url"):
+            pin["url"] = str(info["url"])
+        pins.append(pin)
     return sorted(pins, key=lambda p: p["name"])
 
 

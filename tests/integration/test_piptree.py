@@ -1,0 +1,139 @@
+"""pip tools laid on the host (builder/kinds/pip/) against the truth: the venvs `python3 -m
+venv` and pip make in a container of the image's python, for the repository's own tools
+(ruff, a binary in a wheel's scripts; mypy, a closure of six with compiled modules).
+
+The build lays both on the host, without waiting for the system layer, and `sandbox check`
+runs every executable as uid 12345 in a login shell. The venvs are then compared file by
+file (paths, types, modes, owners, mtimes, link targets, bytes) with the layer the container
+recipe makes from the same lock; what still differs is listed here, and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.kinds import KINDS
+from builder.model import lockfile
+from builder.store.cache import Cache
+from tests.integration.conftest import Project
+
+pytestmark = pytest.mark.docker
+
+SPEC = """
+[image]
+name = "sandbox-test/piptree"
+
+[base]
+bootstrap = { suite = "bookworm" }
+
+[system]
+packages = ["git", "python3", "python3-venv"]
+
+[tools]
+pip = ["ruff==0.17.6", "mypy==2.4.1"]
+"""
+PREFIX = "opt/sandbox/tools/pip"
+TOOLS = ("mypy", "ruff")
+
+Listing = dict[str, tuple[str, int, int, int, int, str, str]]
+
+
+def _listing(layer: Path) -> tuple[Listing, dict[str, bytes]]:
+    """name -> (type, mode, uid, gid, mtime, link target, sha256 of the bytes); and the bytes
+    of the files that may differ (launchers, .pyc headers)."""
+    found: Listing = {}
+    kept: dict[str, bytes] = {}
+    with tarfile.open(layer) as tar:
+        for m in tar:
+            data = tar.extractfile(m) if m.isreg() else None
+            content = data.read() if data is not None else b""
+            digest = hashlib.sha256(content).hexdigest() if data is not None else ""
+            found[m.name] = (
+                m.type.decode(),
+                m.mode,
+                m.uid,
+                m.gid,
+                int(m.mtime),
+                m.linkname,
+                digest,
+            )
+            if "/bin/" in m.name or m.name.endswith(".pyc"):
+                kept[m.name] = content
+    return found, kept
+
+
+def _expected(name: str, ours: bytes, pips: bytes) -> str | None:
+    """Why file `name` may differ between the host-laid venv and pip's, or None."""
+    if name.endswith(".dist-info/INSTALLER"):
+        return "INSTALLER: sandbox-builder, not pip, installed it"
+    if name.endswith(".dist-info/RECORD"):
+        return "RECORD: pip lists the .pyc it compiled and its INSTALLER's hash"
+    if name.endswith(".pyc") and ours[:16] == pips[:16]:
+        # same magic, checked-hash flags and source hash; the marshalled code of this host's
+        # python 3.11.x compiler differs in a few files from the image's 3.11.2 (reference
+        # flags, constants' order): either loads on any 3.11.
+        return "pyc body: compiled by the host's 3.11"
+    if "/bin/" in name and ours.replace(b'"', b"'") == pips.replace(b'"', b"'"):
+        return "launcher: installer's template quotes with \", pip's (distlib) with '"
+    return None
+
+
+def test_pip_tools_are_laid_on_the_host_as_pip_lays_them(project: Project) -> None:
+    project.write(SPEC)
+    project.ok("lock")
+    built = project.ok("build", "--json")
+    for tool in TOOLS:
+        assert f"tools.pip: {tool} assembled on the host" in built.err, built.err
+    project.ok("check")  # every executable --version, as uid 12345 in a login shell
+
+    lock = lockfile.read(project.lock, KINDS)
+    node = lock.nodes("linux/amd64")["tools.pip"]
+    assert KINDS.of(node.name).needs_stage(node) is False
+    assert KINDS.of(node.name).placement(node) == [f"{t}: assembled on the host" for t in TOOLS]
+    cache = Cache(project.cache)
+    entry = cache.entry(node.key)
+    assert entry is not None
+    assert len(entry.layers) == len(TOOLS) + 1  # a layer per venv, then the links
+    ours: Listing = {}
+    our_bytes: dict[str, bytes] = {}
+    for layer in entry.layers:
+        listed, kept = _listing(cache.layer_path(layer.diff_id))
+        ours.update(listed)
+        our_bytes.update(kept)
+
+    pip = subprocess.run(
+        [sys.executable, "-m", "tests.integration.pipci", str(project.spec), str(project.cache)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    _, path = json.loads(pip.stdout)
+    pips, pip_bytes = _listing(Path(path))
+
+    activate = {"activate", "activate.csh", "activate.fish", "Activate.ps1"}
+    only_pip = sorted(set(pips) - set(ours))
+    # not written on the host (venv.py's docstring: Debian's templates, no tool needs them)
+    assert only_pip == sorted(f"{PREFIX}/{t}/bin/{a}" for t in TOOLS for a in activate)
+    assert sorted(set(ours) - set(pips)) == []
+    why: dict[str, str] = {}
+    for name in sorted(set(ours) & set(pips)):
+        if ours[name] == pips[name]:
+            continue
+        same_but_bytes = ours[name][:6] == pips[name][:6]
+        reason = _expected(name, our_bytes.get(name, b""), pip_bytes.get(name, b""))
+        assert same_but_bytes, (name, ours[name], pips[name])
+        assert reason is not None, (name, ours[name], pips[name])
+        why[name] = reason
+    kinds = {reason.split(":")[0] for reason in why.values()}
+    assert kinds <= {"INSTALLER", "RECORD", "pyc body", "launcher"}, kinds
+    assert sum(1 for n in why if n.endswith((".py", ".so", "METADATA"))) == 0
+    compiled = [n for n in ours if n.endswith(".pyc")]
+    assert len(compiled) > 300  # mypy's and its closure's modules, all compiled
