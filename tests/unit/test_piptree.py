@@ -260,6 +260,36 @@ def test_what_lands_in_the_bytes_is_in_the_key(
     assert said == ["  tools.pip: hello assembled on the host"]
 
 
+def test_another_compiling_python_is_another_key(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The .pyc bytes are the compiling interpreter's: a host python of another patch
+    release does not find (and reuse) a venv another one compiled."""
+    KINDS.of("tools.pip").build(_ctx(cache, []), _node(cache))
+    monkeypatch.setattr("builder.kinds.pip.layers.compiler", lambda: "CPython 3.11.99")
+    said: list[str] = []
+
+    KINDS.of("tools.pip").build(_ctx(cache, said), _node(cache))
+
+    assert said == ["  tools.pip: hello assembled on the host"]
+
+
+def test_bytecode_does_not_depend_on_what_this_process_imported(cache: Cache) -> None:
+    """Compiled in a fresh interpreter: the same files give the same .pyc bytes however
+    much the builder's own process has imported and interned meanwhile."""
+    first = KINDS.of("tools.pip").build(_ctx(cache, []), _node(cache))
+    import email.mime.multipart  # noqa: F401  (interns more names in this process)
+    import xml.dom.minidom  # noqa: F401
+
+    other = Cache(
+        cache.root.parent / "other", downloads=cache.downloads, store=cache.root.parent / "s2"
+    )
+    other.ensure()
+    again = KINDS.of("tools.pip").build(_ctx(other, []), _node(other))
+
+    assert again.layers[0].diff_id == first.layers[0].diff_id
+
+
 def test_an_sdist_goes_to_a_container_and_says_why(cache: Cache) -> None:
     sdist = _pin(cache, "hello", "1.0", b"not a wheel", "hello-1.0.tar.gz")
     node = _node(cache, hello=sdist)

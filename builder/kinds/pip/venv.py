@@ -19,7 +19,8 @@ a container, tests/integration/test_piptree.py):
 - every .py of site-packages compiled to `__pycache__/*.cpython-3X.pyc` with checked-hash
   invalidation (what pip's compileall writes when SOURCE_DATE_EPOCH is set, as it is in the
   container step), its file name in tracebacks the image's path, by this host's python
-  (`python.compile_refusal` says when it cannot).
+  (`python.compile_refusal` says when it cannot) in a fresh process (`_compile` says why);
+  the bytes are that interpreter's (`compiler()`, which the key holds).
 
 Not written: the activate scripts (`activate`, `.csh`, `.fish`, `Activate.ps1`). They are
 templates of the image's own venv module, which may differ from this host's (Debian patches
@@ -33,7 +34,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import py_compile
+import platform
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,26 +130,51 @@ def _install(root: Path, venv: str, site: str, python: ImagePython, wheel: Path)
             raise BuildError(msg) from exc
 
 
-def _compile(root: Path, site: str) -> None:
-    """Every .py under site-packages compiled as pip does (quietly skipping what does not
-    compile, such as test data in another Python's syntax), with checked hashes."""
-    base = root / site.strip("/")
-    for folder, dirs, files in os.walk(base):
-        dirs.sort()
-        for name in sorted(files):
-            if not name.endswith(".py"):
-                continue
-            path = Path(folder) / name
-            image_path = "/" + path.relative_to(root).as_posix()
+# Run by a fresh `python -I -S` with PYTHONHASHSEED=0: every .py under site-packages compiled
+# as pip does (quietly skipping what does not compile, such as test data in another Python's
+# syntax), with checked hashes, named in tracebacks by its path in the image.
+_COMPILE = r"""
+import os, py_compile, sys
+root, base = sys.argv[1:3]
+for folder, dirs, files in os.walk(base):
+    dirs.sort()
+    for name in sorted(files):
+        if name.endswith(".py"):
+            path = os.path.join(folder, name)
+            image_path = "/" + os.path.relpath(path, root)
             try:
-                py_compile.compile(
-                    str(path),
-                    dfile=image_path,
-                    doraise=True,
-                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-                )
+                py_compile.compile(path, dfile=image_path, doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
             except (py_compile.PyCompileError, SyntaxError, ValueError):
-                continue
+                pass
+"""
+
+
+def compiler() -> str:
+    """The interpreter that writes the .pyc files, exactly: their bytes are its compiler's
+    and marshal's, which change between patch releases (3.11.2 and 3.11.7 write some files
+    differently), so a tool's key holds it."""
+    return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def _compile(root: Path, site: str) -> None:
+    """Byte-compile the venv's site-packages in a fresh interpreter (`_COMPILE`), not in this
+    process: marshal marks the objects it writes by their reference counts, which depend on
+    what the process has imported and interned, so only a fresh `-I -S` process with a fixed
+    hash seed writes the same bytes for the same files every time."""
+    env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "")}
+    base = root / site.strip("/")
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _COMPILE, str(root), str(base)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        msg = f"tools.pip: byte-compiling {base} failed: {done.stderr.strip()[-500:]}"
+        raise BuildError(msg)
 
 
 def _executables(site: Path, tool: str) -> list[str]:
