@@ -83,7 +83,14 @@ def test_host_assembled_deps_layers_equal_the_container_built_ones(project: Proj
     image = json.loads(build.out)["image"]["id"]
 
     done = subprocess.run(
-        [sys.executable, "-m", "tests.integration.depsci", str(project.spec), str(project.cache)],
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.containerci",
+            "deps",
+            str(project.spec),
+            str(project.cache),
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -81,7 +81,14 @@ def test_host_assembled_npm_layers_equal_the_container_built_ones(project: Proje
     host = dict(zip(sorted(tools), entry.layers, strict=True))  # one layer per tool, by folder
 
     npm_ci = subprocess.run(
-        [sys.executable, "-m", "tests.integration.npmci", str(project.spec), str(project.cache)],
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.containerci",
+            "npm",
+            str(project.spec),
+            str(project.cache),
+        ],
         capture_output=True,
         text=True,
         check=True,

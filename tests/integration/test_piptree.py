@@ -109,7 +109,14 @@ def test_pip_tools_are_laid_on_the_host_as_pip_lays_them(project: Project) -> No
         our_bytes.update(kept)
 
     pip = subprocess.run(
-        [sys.executable, "-m", "tests.integration.pipci", str(project.spec), str(project.cache)],
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.containerci",
+            "pip",
+            str(project.spec),
+            str(project.cache),
+        ],
         capture_output=True,
         text=True,
         check=True,
