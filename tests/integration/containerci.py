@@ -72,6 +72,21 @@ def pip(ctx: StepContext, nodes: Nodes) -> Any:
 RECIPES: dict[str, Callable[[StepContext, Nodes], Any]] = {"npm": npm, "deps": deps, "pip": pip}
 
 
+def run(recipe: str, spec: Path, cache_dir: Path) -> Any:
+    """This program run on `spec`'s lock (as the test's own process must not hold the
+    engine's sockets); what it printed, read back."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", __name__, recipe, str(spec), str(cache_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    return json.loads(done.stdout)
+
+
 def main(recipe: str, spec: Path, cache_dir: Path) -> None:
     lock = lockfile.read(spec.parent / "sandbox.lock", KINDS)
     nodes = lock.nodes(PLATFORM)

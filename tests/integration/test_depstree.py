@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from builder.store.cache import Cache
+from tests.integration import containerci
 from tests.integration.conftest import Project, docker
 from tests.integration.test_npmtree import _listing
 
@@ -82,21 +81,8 @@ def test_host_assembled_deps_layers_equal_the_container_built_ones(project: Proj
     host = {n["name"]: n["layer"] for n in json.loads(build.out)["nodes"]}
     image = json.loads(build.out)["image"]["id"]
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.containerci",
-            "deps",
-            str(project.spec),
-            str(project.cache),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    )
-    containers = {name: (d, Path(p)) for name, (d, p) in json.loads(done.stdout).items()}
+    done = containerci.run("deps", project.spec, project.cache)
+    containers = {name: (d, Path(p)) for name, (d, p) in done.items()}
     assert sorted(containers) == ["deps.api", "deps.web"]
     cache = Cache(project.cache)
     for name, (diff_id, path) in containers.items():

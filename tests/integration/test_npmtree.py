@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import tarfile
 import tomllib
 from pathlib import Path
@@ -22,6 +20,7 @@ from builder.kinds import KINDS
 from builder.kinds.npm.layers import in_container, tool_closures
 from builder.model import lockfile
 from builder.store.cache import Cache
+from tests.integration import containerci
 from tests.integration.conftest import Project, docker
 
 pytestmark = pytest.mark.docker
@@ -80,21 +79,8 @@ def test_host_assembled_npm_layers_equal_the_container_built_ones(project: Proje
     assert not in_container(node)  # no tool here needs a container: both were assembled
     host = dict(zip(sorted(tools), entry.layers, strict=True))  # one layer per tool, by folder
 
-    npm_ci = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.containerci",
-            "npm",
-            str(project.spec),
-            str(project.cache),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    )
-    printed = json.loads(npm_ci.stdout).items()
+    npm_ci = containerci.run("npm", project.spec, project.cache)
+    printed = npm_ci.items()
     built = {folder: (diff_id, Path(path)) for folder, (diff_id, path) in printed}
 
     assert sorted(built) == sorted(host)

@@ -11,9 +11,6 @@ recipe makes from the same lock; what still differs is listed here, and why.
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import pytest
 from builder.kinds import KINDS
 from builder.model import lockfile
 from builder.store.cache import Cache
+from tests.integration import containerci
 from tests.integration.conftest import Project
 
 pytestmark = pytest.mark.docker
@@ -108,21 +106,8 @@ def test_pip_tools_are_laid_on_the_host_as_pip_lays_them(project: Project) -> No
         ours.update(listed)
         our_bytes.update(kept)
 
-    pip = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.containerci",
-            "pip",
-            str(project.spec),
-            str(project.cache),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    )
-    _, path = json.loads(pip.stdout)
+    pip = containerci.run("pip", project.spec, project.cache)
+    _, path = pip
     pips, pip_bytes = _listing(Path(path))
 
     activate = {"activate", "activate.csh", "activate.fish", "Activate.ps1"}
