@@ -39,11 +39,15 @@ name = "sandbox-test/nonroot"
 [base]
 image = "{base}"
 
+[system]
+packages = ["python3"]
+
 [runtimes]
 node = {{ version = "22", provider = "pypi" }}
 
 [tools]
 npm = ["semver@7.6.3"]
+pip = ["pyflakes==3.2.0"]
 """
 
 
@@ -144,6 +148,9 @@ def test_a_docker_group_user_builds_the_layers_root_builds(
     shutil.copy(work / "sandbox.lock", project.lock)
     theirs = json.loads(project.ok("build", "--json").out)
 
+    # Laid on the host both times: the user's builder runs on Debian's python3 (3.11.2),
+    # root's on the venv's (another patch release); the .pyc bytes are the same.
+    assert "tools.pip: pyflakes assembled on the host" in built.err, built.err
     assert {n["name"]: n["layer"] for n in mine["nodes"]} == {
         n["name"]: n["layer"] for n in theirs["nodes"]
     }
@@ -151,12 +158,14 @@ def test_a_docker_group_user_builds_the_layers_root_builds(
     owners = docker(
         "run", "--rm", "--user", "0", "--entrypoint", "/bin/sh", mine["image"]["id"], "-c",
         "stat -c '%u:%g %n' /opt/sandbox/runtime/node/bin/node "
-        "/opt/sandbox/tools/npm/semver/node_modules/semver/package.json",
+        "/opt/sandbox/tools/npm/semver/node_modules/semver/package.json "
+        "/opt/sandbox/tools/pip/pyflakes/bin/pyflakes",
     )  # fmt: skip
-    assert [line.split()[0] for line in owners.splitlines()] == ["0:0", "0:0"], owners
+    assert [line.split()[0] for line in owners.splitlines()] == ["0:0"] * 3, owners
     # check ran as that user; git is not in this base, which is the one failure it names.
     assert results["runtime.node"]["ok"], results
     assert results["tools.npm semver"]["ok"], results
+    assert any(name.startswith("tools.pip") and r["ok"] for name, r in results.items()), results
     assert [name for name, r in results.items() if not r["ok"]] == ["git"], results
     assert checked.code == 5
     # What its steps wrote as root into its cache and trees was handed back to it.

@@ -260,20 +260,6 @@ def test_what_lands_in_the_bytes_is_in_the_key(
     assert said == ["  tools.pip: hello assembled on the host"]
 
 
-def test_another_compiling_python_is_another_key(
-    cache: Cache, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The .pyc bytes are the compiling interpreter's: a host python of another patch
-    release does not find (and reuse) a venv another one compiled."""
-    KINDS.of("tools.pip").build(_ctx(cache, []), _node(cache))
-    monkeypatch.setattr("builder.kinds.pip.layers.compiler", lambda: "CPython 3.11.99")
-    said: list[str] = []
-
-    KINDS.of("tools.pip").build(_ctx(cache, said), _node(cache))
-
-    assert said == ["  tools.pip: hello assembled on the host"]
-
-
 def test_bytecode_does_not_depend_on_what_this_process_imported(cache: Cache) -> None:
     """Compiled in a fresh interpreter: the same files give the same .pyc bytes however
     much the builder's own process has imported and interned meanwhile."""

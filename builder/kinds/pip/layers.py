@@ -10,9 +10,8 @@ under a key of exactly what its bytes depend on (`sha256_of` of canonical JSON):
 - a tool's venv: `{"recipe", "assembled": "host", "pip": the tool's name, "closure": its
   packages (name, version, sha256, wheel file name), "python": the interpreter (`python3` on
   PATH, its real path, X.Y.Z, all three written into pyvenv.cfg and bin/python3's link),
-  "magic": the bytecode magic number its .pyc files carry, "compiler": the host interpreter
-  that wrote them, exactly (`venv.compiler()`: another patch release marshals some files
-  differently), "platform", "epoch"}`. The wheel
+  "magic": the bytecode magic number its .pyc files carry (compiled in a fresh interpreter,
+  their bytes are the minor version's: `venv._compile`), "platform", "epoch"}`. The wheel
   file names carry the tags that decided which file pip chose; the platform decides `lib64`.
   Nothing else of the image lands in the bytes (no code ran in it, no compiler), so the stage
   is not hashed: a new system layer (a Debian point release of anything but python3.X, a new
@@ -41,7 +40,7 @@ from builder.kinds.kind import StepResult
 from builder.kinds.layer import TOOLS_RECIPE, store, verify_installed
 from builder.kinds.pip import python as pythons
 from builder.kinds.pip.recipe import PIP_PREFIX, build_in_container
-from builder.kinds.pip.venv import compiler, lay_venv, normalize, normalize_modes
+from builder.kinds.pip.venv import lay_venv, normalize, normalize_modes
 from builder.kinds.pip.wheels import Wheel, fetch_all, refusal, wheels_of
 from builder.model.lockfile import NodeLock
 from builder.model.toolinputs import ImagePython, PipTool, PipToolsInputs
@@ -99,7 +98,6 @@ def tool_key(ctx: StepContext, tool: str, locked: PipTool, python: ImagePython) 
                 "version": python.version,
             },
             "magic": pythons.magic_of(python),
-            "compiler": compiler(),
             "platform": ctx.platform,
             "epoch": ctx.epoch,
         }
