@@ -24,7 +24,7 @@ from builder.image.annotations import config_labels
 from builder.image.loading import IMAGE_LABEL
 from builder.image.profile import HISTORY, profile_layer
 from builder.kinds import KINDS
-from builder.kinds.order import image_order
+from builder.kinds.order import image_layers
 from builder.model import inherit
 from builder.model.lockfile import Lock, NodeLock
 from builder.model.spec import Spec
@@ -76,10 +76,11 @@ def platform_image(
         f"{LABEL_PREFIX}.sbom": sbom_digest,
     }
     # Env above in build order; layers in the order a bump re-registers least (kinds/order.py)
-    by_name = {e.name: e for e in entries}
-    order = image_order(nodes, needs_stage=lambda node: KINDS.of(node.name).needs_stage(node))
-    stacked = [by_name[name] for name in order if name in by_name]
-    layers = [(e.name, layer) for e in stacked for layer in e.layers]
+    layers = image_layers(
+        nodes,
+        {e.name: e.layers for e in entries},
+        needs_stage=lambda node: KINDS.of(node.name).needs_stage(node),
+    )
     # On top: login shells' view of this Env (image/profile.py), a function of every node.
     layers.append((HISTORY, profile_layer(env, epoch=lock.source_date_epoch, cache=cache)))
     base = inherit.recorded_config(base_inputs)

@@ -1,35 +1,39 @@
-"""The order of the nodes' layers in the final image: what changes least sits lowest.
+"""The order of the nodes' layers in the final image: what a bump would send again sits lowest.
 
 `docker load` registers (extracts) every layer it is sent, and a layer above a changed one
-sits on a new chain, so it is sent and registered again though its bytes are the same.
-Measured on docker 20.10 (overlay2) with the benchmark's image (docs/benchmark.md): in build
-order (base, system, runtimes, tools, deps) a node 22 -> 24 bump re-registered 785 MB above
-the runtime (the 444 MB @openai/codex layer among them) in 5.4 s, though only node and the
-pnpm tree built on it changed.
+sits on a new chain, so it is sent and registered again though its bytes are the same
+(~110 MB/s on docker 20.10's overlay2, docs/benchmark.md). In build order (base, system,
+runtimes, tools, deps) a node 22 -> 24 bump re-registered 785 MB above the runtime (the 444 MB
+@openai/codex layer among them) in 5.4 s, though only node and the pnpm tree built on it
+changed.
 
 Every node except base and system writes under its own prefix (DESIGN.md §3), so their
-layers stack in any order with the same files; only the chains differ. The image stacks:
+layers stack in any order with the same files; only the chains differ. The image stacks
+(`image_layers`):
 
-1. base, system: everything else is built on them;
-2. nodes whose layers depend on no runtime: built in a container whose stage holds no
-   runtime (pip tools on the system's python), then those made on the host (`needs_stage`
-   false: npm tools laid out from the lock, binaries), whose tools are bumped one at a time
-   and cost little to register again;
-3. the runtimes;
-4. the nodes built on a runtime (a pnpm tree installed by node): they change with it.
+1. base and system, in build order: everything else is built on them;
+2. then every other layer by size, biggest first (ties: node name, then the node's own
+   order): the layers of nodes whose bytes no runtime bump changes (pip tools, npm tools and
+   deps trees laid out on the host, binaries, pip tools built on the system's python) and the
+   runtimes themselves. A bump of one layer re-registers only the layers smaller than it:
+   one npm tool, the links, a small tree; a new runtime re-registers what is smaller than it,
+   not a 444 MB agent CLI;
+3. last, by size too, the layers of nodes built in a container on a runtime (a pnpm tree
+   whose scripts ran on node): a runtime bump rebuilds them anyway.
 
-Ties keep the build order (`stack`). The order is a function of the lock alone (kinds,
-parents, and what the kinds say of the lock's inputs), so the same lock gives the same image
-ID on any machine. Build environments (stages) are not reordered: a node's stage holds its
-ancestors in build order, the chains that are shared between stages.
+Group 2 and 3 are told apart by `image_order` (the nodes' groups). Sizes are the layers'
+bytes, which the lock decides, so the order is a function of the lock alone: the same lock
+gives the same image ID on any machine. Build environments (stages) are not reordered: a
+node's stage holds its ancestors in build order, the chains that are shared between stages.
 The env is composed in build order (`compose_env`), so PATH does not change with this order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from builder.model.lockfile import NodeKind, NodeLock, ancestors, stack
+from builder.store.cache import Layer
 
 BOTTOM, STAGED, HOST_LAID, RUNTIMES, ON_RUNTIMES = range(5)
 
@@ -40,6 +44,26 @@ def image_order(
     """The lock's node names, bottom first, as the final image stacks their layers."""
     built = stack(nodes)
     return sorted(built, key=lambda name: (_group(nodes, name, needs_stage), built.index(name)))
+
+
+def image_layers(
+    nodes: Mapping[str, NodeLock],
+    built: Mapping[str, Sequence[Layer]],
+    *,
+    needs_stage: Callable[[NodeLock], bool],
+) -> list[tuple[str, Layer]]:
+    """The layers `built` (node name -> its layers, bottom first) as the final image stacks
+    them, bottom first, each with the node that made it."""
+    order = [name for name in image_order(nodes, needs_stage=needs_stage) if name in built]
+    ranked = []
+    for rank, name in enumerate(order):
+        group = _group(nodes, name, needs_stage)
+        tier = 0 if group == BOTTOM else 2 if group == ON_RUNTIMES else 1
+        for index, layer in enumerate(built[name]):
+            by_size = (rank, 0) if tier == 0 else (0, -layer.size)
+            ranked.append(((tier, *by_size, name, index), name, layer))
+    ranked.sort(key=lambda item: item[0])
+    return [(name, layer) for _, name, layer in ranked]
 
 
 def _group(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from builder.kinds.order import image_order
+from builder.kinds.order import image_layers, image_order
 from builder.model.lockfile import NodeKind, NodeLock, stack
+from builder.store.cache import Layer
 
 HOST_LAID = {"tools.npm", "tools.bin.kubectl"}  # needs_stage false in these locks
 
@@ -75,3 +76,41 @@ def test_the_order_is_a_function_of_the_lock_not_of_its_iteration_order() -> Non
     nodes = _nodes()
     reversed_nodes = dict(reversed(list(nodes.items())))
     assert _order(reversed_nodes) == _order(nodes)
+
+
+def _layer(name: str, mb: int) -> Layer:
+    return Layer(diff_id=f"sha256:{name}", size=mb << 20)
+
+
+def test_above_the_system_the_biggest_layers_sit_lowest() -> None:
+    """The benchmark's image: a node bump re-registers only what is smaller than node, and a
+    typescript bump only what is smaller than typescript; codex is never sent again."""
+    built = {
+        "base": [_layer("base", 77)],
+        "system": [_layer("system", 151)],
+        "runtime.node": [_layer("node", 203)],
+        "tools.npm": [_layer("codex", 444), _layer("typescript", 23)],
+        "tools.pip": [_layer("mypy", 70), _layer("ruff", 25), _layer("links", 0)],
+        "deps.web": [_layer("web", 23)],
+    }
+    host_laid = {"tools.npm", "tools.pip", "deps.web"}
+
+    stacked = image_layers(_nodes(), built, needs_stage=lambda node: node.name not in host_laid)
+
+    assert [layer.diff_id.removeprefix("sha256:") for _, layer in stacked] == [
+        "base", "system", "codex", "node", "mypy", "ruff", "web", "typescript", "links",
+    ]  # fmt: skip
+    assert [name for name, _ in stacked][5:] == ["tools.pip", "deps.web", "tools.npm", "tools.pip"]
+
+
+def test_layers_built_on_a_runtime_sit_above_every_other() -> None:
+    built = {
+        "base": [_layer("base", 77)],
+        "system": [_layer("system", 151)],
+        "runtime.node": [_layer("node", 203)],
+        "deps.web": [_layer("web", 500)],  # pnpm ran scripts on node: it changes with node
+    }
+
+    stacked = image_layers(_nodes(), built, needs_stage=lambda node: True)
+
+    assert [name for name, _ in stacked] == ["base", "system", "runtime.node", "deps.web"]
