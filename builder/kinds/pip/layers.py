@@ -33,6 +33,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from builder.core import space
 from builder.core.errors import BuildError
 from builder.core.keys import sha256_of
 from builder.engine.step import StepContext
@@ -151,6 +152,9 @@ def _from_cache(ctx: StepContext, entry: NodeEntry) -> tuple[LayerFile, tuple[st
     return layer, tuple(str(exe) for exe in entry.env.get("EXECUTABLES", "").split())
 
 
+TREES = space.TREE_SETTING  # where venvs are laid: in memory, or SANDBOX_TREE_DIR
+
+
 def _lay(
     ctx: StepContext, node: NodeLock, tool: str, locked: PipTool, python: ImagePython, key: str
 ) -> tuple[LayerFile, tuple[str, ...]]:
@@ -164,14 +168,15 @@ def _lay(
     try:
         named = _named(out / "wheels", wheels, files)
         venv = f"{PIP_PREFIX}/{tool}"
-        laid = lay_venv(
-            root=root,
-            venv=venv,
-            tool=tool,
-            python=python,
-            wheels=named,
-            arch64=ctx.platform in _ARCH64,
-        )
+        with space.room_for(root, what=f"tools.pip: laying {tool}'s venv", setting=TREES):
+            laid = lay_venv(
+                root=root,
+                venv=venv,
+                tool=tool,
+                python=python,
+                wheels=named,
+                arch64=ctx.platform in _ARCH64,
+            )
         pins = {normalize(p.name): p.version for p in locked.packages}
         verify_installed(laid.installed, pins, node=f"tools.pip ({tool})")
         normalize_modes(root)
@@ -221,9 +226,10 @@ def _links_layer(
     out = ctx.cache.scratch(f"{node.name}-bin-layer-")
     try:
         folder = root / PIP_PREFIX.strip("/") / "bin"
-        folder.mkdir(parents=True)
-        for exe, tool in sorted(owner.items()):
-            (folder / exe).symlink_to(f"../{tool}/bin/{exe}")
+        with space.room_for(root, what="tools.pip: linking the executables", setting=TREES):
+            folder.mkdir(parents=True)
+            for exe, tool in sorted(owner.items()):
+                (folder / exe).symlink_to(f"../{tool}/bin/{exe}")
         normalize_modes(root)
         only = f"{PIP_PREFIX}/bin".strip("/")
         packed = tar_directory(root, out / "layer.tar", epoch=ctx.epoch, only=only)

@@ -31,6 +31,7 @@ or the folder the tree is laid in (`normalize_modes`), so the layer's bytes depe
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import os
 import subprocess
@@ -43,6 +44,7 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
+from builder.core import space
 from builder.core.errors import BuildError
 from builder.model.toolinputs import ImagePython
 
@@ -167,6 +169,8 @@ def _compile(root: Path, site: str) -> None:
         check=False,
     )
     if done.returncode != 0:
+        if space.says_full(done.stderr):  # the caller names the full disk (space.room_for)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(base))
         msg = f"tools.pip: byte-compiling {base} failed: {done.stderr.strip()[-500:]}"
         raise BuildError(msg)
 
