@@ -119,3 +119,19 @@ def test_placement_says_which_tools_are_assembled_and_why_others_are_not(cache: 
     assert kind.placement(_node(cache, hasInstallScript=True)) == [
         "alpha@1: in a container: alpha has install scripts (hasInstallScript)"
     ]
+
+
+def test_a_full_disk_while_assembling_is_the_full_disk_error(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from builder.core.errors import CacheError
+
+    def full(**_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("builder.kinds.npm.layers.assemble_npm_tree", full)
+    with pytest.raises(CacheError, match=r"tools.npm: assembling alpha@1: no space left"):
+        KINDS.of("tools.npm").build(_ctx(cache, []), _node(cache))
+    assert list((cache.root / "tmp").iterdir()) == []  # nothing half-written kept

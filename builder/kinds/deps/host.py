@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from builder.core import space
 from builder.core.keys import sha256_of
 from builder.core.unpack import unpack
 from builder.engine.step import StepContext
@@ -95,10 +96,11 @@ def host_layer(
         )
     work = ctx.cache.scratch(f"{node.name}-host-")
     try:
-        if inputs.manager is DepManager.NPM:
-            built = _npm(ctx, node, files, prefix, work)
-        else:
-            built = _pnpm(ctx, node, inputs, files, prefix, work)
+        with space.room_for(work, what=f"{node.name}: assembling its tree"):
+            if inputs.manager is DepManager.NPM:
+                built = _npm(ctx, node, files, prefix, work)
+            else:
+                built = _pnpm(ctx, node, inputs, files, prefix, work)
         stored = store(ctx.cache, built)
     except NotOnHost as exc:
         say(f"  {node.name}: in a container: {exc.reason}")

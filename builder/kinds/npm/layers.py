@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from builder.core import space
 from builder.core.errors import BuildError
 from builder.core.keys import sha256_of
 from builder.engine.step import StepContext
@@ -140,15 +141,16 @@ def _assemble(
     """The tool's tree assembled on the host into a stored layer, cached under `key`."""
     work = ctx.cache.scratch(f"{node.name}-{folder}-")
     try:
-        layer = assemble_npm_tree(
-            project=Project.of_tools([spec], closure),
-            packages=closure,
-            folder=f"{NPM_PREFIX}/{folder}/",
-            target=Target.of(ctx.platform),
-            cacache=ctx.cache.downloads / "npm" / "_cacache",
-            epoch=ctx.epoch,
-            dest=work / "layer.tar",
-        )
+        with space.room_for(work, what=f"{node.name}: assembling {spec}"):
+            layer = assemble_npm_tree(
+                project=Project.of_tools([spec], closure),
+                packages=closure,
+                folder=f"{NPM_PREFIX}/{folder}/",
+                target=Target.of(ctx.platform),
+                cacache=ctx.cache.downloads / "npm" / "_cacache",
+                epoch=ctx.epoch,
+                dest=work / "layer.tar",
+            )
         stored = store(ctx.cache, layer)
     finally:
         shutil.rmtree(work, ignore_errors=True)
