@@ -11,6 +11,7 @@ metadata files included, so no path differs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -76,8 +77,8 @@ def test_host_assembled_deps_layers_equal_the_container_built_ones(project: Proj
     _project(project)
     project.ok("lock")
     build = project.ok("build", "--json")
-    assert "deps.web: assembled on the host" in build.err, build.err
-    assert "deps.api: assembled on the host" in build.err, build.err
+    for name in ("deps.web", "deps.api"):  # cached when an earlier test built the same tree
+        assert re.search(rf"{name}: (cached \()?assembled on the host", build.err), build.err
     host = {n["name"]: n["layer"] for n in json.loads(build.out)["nodes"]}
     image = json.loads(build.out)["image"]["id"]
 
