@@ -11,6 +11,7 @@ recipe makes from the same lock; what still differs is listed here, and why.
 from __future__ import annotations
 
 import hashlib
+import re
 import tarfile
 from pathlib import Path
 
@@ -74,9 +75,10 @@ def _expected(name: str, ours: bytes, pips: bytes) -> str | None:
     if name.endswith(".dist-info/RECORD"):
         return "RECORD: pip lists the .pyc it compiled and its INSTALLER's hash"
     if name.endswith(".pyc") and ours[:16] == pips[:16]:
-        # same magic, checked-hash flags and source hash; the marshalled code of this host's
-        # python 3.11.x compiler differs in a few files from the image's 3.11.2 (reference
-        # flags, constants' order): either loads on any 3.11.
+        # same magic, checked-hash flags and source hash; the marshalled code differs in a
+        # few files: pip compiles in its own process, whose imports change which objects
+        # marshal flags as referenced (ours compile in a fresh interpreter: venv._compile);
+        # either loads on any 3.11.
         return "pyc body: compiled by the host's 3.11"
     if "/bin/" in name and ours.replace(b'"', b"'") == pips.replace(b'"', b"'"):
         return "launcher: installer's template quotes with \", pip's (distlib) with '"
@@ -87,8 +89,10 @@ def test_pip_tools_are_laid_on_the_host_as_pip_lays_them(project: Project) -> No
     project.write(SPEC)
     project.ok("lock")
     built = project.ok("build", "--json")
-    for tool in TOOLS:
-        assert f"tools.pip: {tool} assembled on the host" in built.err, built.err
+    for tool in TOOLS:  # cached when an earlier test of the session laid the same venv
+        assert re.search(rf"tools.pip: {tool} (cached \()?assembled on the host", built.err), (
+            built.err
+        )
     project.ok("check")  # every executable --version, as uid 12345 in a login shell
 
     lock = lockfile.read(project.lock, KINDS)
