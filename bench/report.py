@@ -35,9 +35,10 @@ LABELS = {
 }
 SHORT = {"ours": "ours", "docker": "classic", "buildkit": "BuildKit 20.10", "buildx": "buildx"}
 COLORS = {"ours": "#2e8b57", "docker": "#999999", "buildkit": "#3465a4", "buildx": "#75507b"}
-# Goals of issue 21 for ours / BuildKit-expert (medians, the same run).
-TIME_GOALS = {"cold": 0.8, "noop": 1.0, "bump-npm-tool": 0.2, "bump-runtime": 0.4}
-PUSH_GOAL = 0.1  # bytes a push uploads after a bump
+# Goals of issue 29 for ours / BuildKit-expert (medians, the same run); no-op and teammate
+# are issue 21's, kept.
+TIME_GOALS = {"cold": 0.8, "noop": 1.0, "bump-npm-tool": 0.5, "bump-runtime": 0.4}
+PUSH_GOALS = {"bump-runtime": 0.25}  # bytes a push uploads after the bump
 SIZE_GOAL = 0.9
 TEAMMATE_GOAL = 1.2  # ours / the `docker pull` floor
 BUMPS = ("bump-npm-tool", "bump-runtime")
@@ -285,7 +286,7 @@ def markdown(
     for s in scenarios:
         if s["name"] == "teammate":
             continue
-        push_goal = PUSH_GOAL if s["name"] in BUMPS else None
+        push_goal = PUSH_GOALS.get(s["name"])
         ours = s["ours_push_bytes"]
         sent = " | ".join(_cell(s, f"{who}_push_bytes", MB, 1) for who in peers)
         versus = " | ".join(
