@@ -9,30 +9,14 @@ from typing import Any
 
 import pytest
 
-from builder.engine.interface import Engine
 from builder.engine.step import StepContext
 from builder.kinds import KINDS
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.store.cache import Cache
+from tests.unit.nostage import NeedsEngine, no_engine, no_stage
 from tests.unit.test_npmtree import _packages
 
 EPOCH = 1_700_000_000
-
-
-class NeedsStage(Exception):
-    """The build asked for its stage (the image of its parents)."""
-
-
-class NeedsEngine(Exception):
-    """The build asked for the engine, to run a container."""
-
-
-def _no_stage(name: str) -> str:
-    raise NeedsStage(name)
-
-
-def _no_engine() -> Engine:
-    raise NeedsEngine
 
 
 @pytest.fixture
@@ -43,11 +27,11 @@ def cache(tmp_path: Path) -> Cache:
 
 
 def _ctx(
-    cache: Cache, said: list[str], *, epoch: int = EPOCH, stage: Callable[[str], str] = _no_stage
+    cache: Cache, said: list[str], *, epoch: int = EPOCH, stage: Callable[[str], str] = no_stage
 ) -> StepContext:
     return StepContext(
         cache=cache,
-        engine=_no_engine,
+        engine=no_engine,
         platform="linux/amd64",
         epoch=epoch,
         stage=stage,

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from builder.core.errors import BuildError
-from builder.engine.interface import Engine
 from builder.engine.step import StepContext
 from builder.kinds import KINDS
 from builder.kinds.pip import python as pythons
@@ -26,26 +25,11 @@ from builder.kinds.pip.venv import pyvenv_cfg
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.model.toolinputs import ImagePython
 from builder.store.cache import Cache
+from tests.unit.nostage import NeedsEngine, NeedsStage, no_engine, no_stage
 
 EPOCH = 1_700_000_000
 PYTHON = {"command": "/usr/bin/python3", "executable": "/usr/bin/python3.11", "version": "3.11.2"}
 VENV = "opt/sandbox/tools/pip/hello"
-
-
-class NeedsStage(Exception):
-    """The build asked for its stage (the image of its parents)."""
-
-
-class NeedsEngine(Exception):
-    """The build asked for the engine, to run a container."""
-
-
-def _no_stage(name: str) -> str:
-    raise NeedsStage(name)
-
-
-def _no_engine() -> Engine:
-    raise NeedsEngine
 
 
 def _record_line(name: str, data: bytes) -> str:
@@ -114,10 +98,10 @@ def cache(tmp_path: Path) -> Cache:
 def _ctx(cache: Cache, said: list[str], *, epoch: int = EPOCH) -> StepContext:
     return StepContext(
         cache=cache,
-        engine=_no_engine,
+        engine=no_engine,
         platform="linux/amd64",
         epoch=epoch,
-        stage=_no_stage,
+        stage=no_stage,
         project_dir=cache.root.parent,
         say=said.append,
     )
