@@ -211,7 +211,7 @@ def load_costs(bench: Workspace, times: int = 3) -> dict[str, float]:
                 )
             )
             seconds[kind].append(time.monotonic() - started)
-            engine.remove_image(config.image_id)
+        engine.remove_image(config.image_id)  # after both: "manifest_only" needs the layers
     size = sum(la.size for _, la in layers)
     return {
         "layers_mb": round(size / 1e6, 1),
