@@ -11,10 +11,12 @@ stacks its layers in (the final image reorders them so a bump re-registers least
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from builder.model.lockfile import NodeKind, stack_key
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +30,9 @@ class LayerGraph:
     """A DAG of `Node`s keyed by name."""
 
     def __init__(self) -> None:
-        self._g: nx.DiGraph = nx.DiGraph()
+        import networkx  # 50 ms: imported by lock and status, not by a build (it reads the lock)
+
+        self._g: nx.DiGraph = networkx.DiGraph()
 
     def add(self, node: Node, needs: list[str]) -> None:
         self._g.add_node(node.name, node=node)
@@ -44,14 +48,18 @@ class LayerGraph:
 
     def names(self) -> list[str]:
         """Every node, parents before children, ties broken by stack order then name."""
-        return list(nx.lexicographical_topological_sort(self._g, key=self._rank))
+        from networkx import lexicographical_topological_sort
+
+        return list(lexicographical_topological_sort(self._g, key=self._rank))
 
     def parents(self, name: str) -> list[str]:
         return sorted(self._g.predecessors(name), key=self._rank)
 
     def ancestors(self, name: str) -> list[str]:
         """Every node below `name`, in stack order: the layers its build container holds."""
-        return sorted(nx.ancestors(self._g, name), key=self._rank)
+        from networkx import ancestors
+
+        return sorted(ancestors(self._g, name), key=self._rank)
 
     def stack_order(self) -> list[str]:
         return sorted(self._g.nodes, key=self._rank)

@@ -24,8 +24,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from builder.kinds.npm.tree import NotOnHost
 
 _SETTINGS = {"autoInstallPeers": True, "excludeLinksFromLockfile": False}
@@ -72,6 +70,8 @@ class Layout:
 def read_layout(text: str) -> Layout:
     """The layout pnpm 10 links for lockfile `text`; NotOnHost when this module does not
     make it."""
+    import yaml  # 15 ms: only when a pnpm tree is laid out
+
     try:
         lock = yaml.safe_load(text)
     except yaml.YAMLError as exc:
