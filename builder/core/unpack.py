@@ -14,13 +14,16 @@ of setuid bits. Devices and FIFOs are skipped.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, NoReturn
 
@@ -41,7 +44,9 @@ def unpack(archive: Path, dest: Path, *, fmt: str, root: str = "", target: str =
         if not target or "/" in target:
             msg = f"a raw download needs a plain file name to be installed as, not {target!r}"
             raise BuildError(msg)
-        _Writer(dest, archive).file(target, 0o755, archive.open("rb"))
+        _Writer(dest, archive).file(
+            target, 0o755, lambda: archive.open("rb"), archive.stat().st_size
+        )
         return
     writer = _Writer(dest, archive)
     prefix = root.strip("/") + "/" if root.strip("/") else ""
@@ -94,37 +99,44 @@ def _untar(archive: Path, mode: Literal["r:gz", "r:xz"], prefix: str, writer: _W
                     writer.refuse(member.name, f"is a hard link to {member.linkname!r}")
                 writer.hardlink(name, source)
             elif member.isreg():
-                data = tar.extractfile(member)
-                assert data is not None  # a regular member always has data
-                writer.file(name, member.mode, data)
+                writer.file(name, member.mode, _extracted(tar, member), member.size)
 
 
-def _unzip(archive: Path, prefix: str, writer: _Writer) -> None:
+def _extracted(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], IO[bytes]]:
+    def opened() -> IO[bytes]:
+        data = tar.extractfile(member)
+        assert data is not None  # a regular member always has data
+        return data
+
+    return opened
+
+
+def _unzip(archive: Path, prefix: str, writer: _Writer | Tree) -> None:
     with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            name = writer.relative(info.filename, prefix)
-            if name is None:
-                continue
-            mode = info.external_attr >> 16  # the Unix st_mode, 0 when made on Windows
-            if info.is_dir() or stat.S_ISDIR(mode):
-                writer.folder(name)
-            elif stat.S_ISLNK(mode):
-                writer.symlink(name, zf.read(info).decode())
-            elif stat.S_IFMT(mode) in (0, stat.S_IFREG):
-                writer.file(name, mode, zf.open(info))
+        _unzip_members(zf, prefix, writer)
 
 
-class _Writer:
-    """Creates entries under `dest`, refusing any that would leave it."""
+def _unzip_members(zf: zipfile.ZipFile, prefix: str, writer: _Writer | Tree) -> None:
+    for info in zf.infolist():
+        name = writer.relative(info.filename, prefix)
+        if name is None:
+            continue
+        mode = info.external_attr >> 16  # the Unix st_mode, 0 when made on Windows
+        if info.is_dir() or stat.S_ISDIR(mode):
+            writer.folder(name)
+        elif stat.S_ISLNK(mode):
+            writer.symlink(name, zf.read(info).decode())
+        elif stat.S_IFMT(mode) in (0, stat.S_IFREG):
+            writer.file(name, mode, functools.partial(zf.open, info), info.file_size)
+
+
+class _Members:
+    """What every way of unpacking checks: member names stay inside the archive's root."""
 
     def __init__(self, dest: Path, archive: Path) -> None:
         self.dest = dest
-        self.real_dest = Path(os.path.realpath(dest))
         self.archive = archive
         self.wrote = False
-        # Folders found to be real folders inside dest, reached through no symlink (node's
-        # wheel: 5,800 members in ~1,000 folders), so not resolved again for every member.
-        self._checked: set[str] = set()
 
     def relative(self, name: str, prefix: str) -> str | None:
         """`name` below `prefix` with the prefix stripped, None when outside it or the root."""
@@ -148,6 +160,17 @@ class _Writer:
         )
         raise BuildError(msg)
 
+
+class _Writer(_Members):
+    """Creates entries under `dest`, refusing any that would leave it."""
+
+    def __init__(self, dest: Path, archive: Path) -> None:
+        super().__init__(dest, archive)
+        self.real_dest = Path(os.path.realpath(dest))
+        # Folders found to be real folders inside dest, reached through no symlink (node's
+        # wheel: 5,800 members in ~1,000 folders), so not resolved again for every member.
+        self._checked: set[str] = set()
+
     def folder(self, name: str) -> None:
         path = self._place(name)
         if path.is_symlink() or (path.exists() and not path.is_dir()):
@@ -156,11 +179,11 @@ class _Writer:
         path.chmod(0o755)
         self.wrote = True
 
-    def file(self, name: str, mode: int, data: IO[bytes]) -> None:
+    def file(self, name: str, mode: int, data: Callable[[], IO[bytes]], size: int) -> None:
         path = self._place(name)
         self._clear(path)
-        with data, path.open("xb") as out:
-            shutil.copyfileobj(data, out, 1 << 20)
+        with data() as source, path.open("xb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
         path.chmod(0o755 if mode & 0o111 else 0o644)
         self.wrote = True
 
@@ -225,3 +248,110 @@ def walk(root: Path) -> Iterator[Path]:
         base = Path(folder)
         for name in sorted([*dirs, *files]):
             yield base / name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """One path of a `Tree`: a folder, a file (its bytes still in the archive) or a symlink,
+    with the mode `unpack` would give it."""
+
+    kind: Literal["folder", "file", "symlink"]
+    mode: int = 0o755
+    size: int = 0
+    data: Callable[[], IO[bytes]] | None = None
+    target: str = ""
+
+
+class Tree(_Members):
+    """What `unpack` would write under a folder, kept as a listing: names (relative to the
+    folder) -> `Entry`, the files' bytes read from the archive only when a layer is written
+    (`store/layers.tree_layer`). The same members are refused, later members replace earlier
+    ones, and missing folders are made 0755, as on disk. A member written through a symlink
+    of the tree raises `NotListable`: the caller unpacks to disk instead."""
+
+    def __init__(self, archive: Path, dest: Path) -> None:
+        super().__init__(dest, archive)
+        self.entries: dict[str, Entry] = {}
+
+    def folder(self, name: str) -> None:
+        self._parents(name)
+        if self.entries.get(name, Entry(kind="folder")).kind != "folder":
+            del self.entries[name]
+        self.entries.setdefault(name, Entry(kind="folder"))
+        self.wrote = True
+
+    def file(self, name: str, mode: int, data: Callable[[], IO[bytes]], size: int) -> None:
+        self._put(
+            name, Entry(kind="file", mode=0o755 if mode & 0o111 else 0o644, size=size, data=data)
+        )
+
+    def symlink(self, name: str, link_target: str) -> None:
+        if not link_stays_inside(name, link_target):
+            self.refuse(name, f"is a symlink to {link_target!r}, outside the tree")
+        self._put(name, Entry(kind="symlink", mode=0o777, target=link_target))
+
+    def hardlink(self, name: str, source: str) -> None:
+        raise NotListable(name)  # zip archives have none; tar archives are unpacked to disk
+
+    def remove(self, name: str) -> None:
+        self._clear(name)
+
+    def is_file(self, name: str) -> bool:
+        """Whether `name` is a file, following symlinks inside the tree (as Path.is_file)."""
+        for _ in range(40):
+            entry = self.entries.get(name)
+            if entry is None or entry.kind != "symlink":
+                return entry is not None and entry.kind == "file"
+            name = posixpath.normpath(posixpath.join(posixpath.dirname(name), entry.target))
+        return False
+
+    def _put(self, name: str, entry: Entry) -> None:
+        self._parents(name)
+        self._clear(name)
+        self.entries[name] = entry
+        self.wrote = True
+
+    def _parents(self, name: str) -> None:
+        parts = name.split("/")
+        for end in range(1, len(parts)):
+            above = "/".join(parts[:end])
+            entry = self.entries.get(above)
+            if entry is None:
+                self.entries[above] = Entry(kind="folder")
+            elif entry.kind == "symlink":
+                raise NotListable(name)
+            elif entry.kind == "file":
+                msg = f"{self.archive}: {name!r} is below the file {above!r}"
+                raise BuildError(msg)
+
+    def _clear(self, name: str) -> None:
+        if self.entries.pop(name, Entry(kind="file")).kind == "folder":
+            below = name + "/"
+            for other in [n for n in self.entries if n.startswith(below)]:
+                del self.entries[other]
+
+
+class NotListable(Exception):
+    """An archive a `Tree` does not list (a member written through one of its symlinks, a
+    hard link): unpack it to disk."""
+
+
+@contextmanager
+def zip_tree(archive: Path, dest: Path, *, root: str = "") -> Iterator[Tree]:
+    """The `Tree` of what `unpack(archive, dest, fmt="zip", root=root)` would write (`dest`
+    is named in refusals only); the archive stays open (the files' bytes are read from it)
+    until the block ends."""
+    prefix = root.strip("/") + "/" if root.strip("/") else ""
+    tree = Tree(archive, dest)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            _unzip_members(zf, prefix, tree)
+            if prefix and not tree.wrote:
+                msg = f"{archive}: the archive holds nothing under {root!r}; run `sandbox lock`."
+                raise BuildError(msg)
+            yield tree
+    except (zipfile.BadZipFile, EOFError) as exc:
+        msg = (
+            f"{archive}: cannot read it as zip ({exc}). If it is damaged, delete it and build again"
+        )
+        raise BuildError(msg) from exc

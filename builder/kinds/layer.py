@@ -21,6 +21,7 @@ from typing import Protocol
 
 from builder.core import space
 from builder.core.errors import BuildError
+from builder.core.unpack import Tree
 from builder.engine.interface import Engine, Mount, diff_folder
 from builder.engine.step import StepContext, run_in_stage
 from builder.kinds.kind import StepResult, prefix_of
@@ -28,7 +29,14 @@ from builder.model.lockfile import NodeLock
 from builder.resolve.debian import parse_stanzas
 from builder.store.cache import Cache
 from builder.store.diffs import tar_overlay_upper, top_layer_of_saved_image
-from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
+from builder.store.layers import (
+    LayerFile,
+    check_changes,
+    listing,
+    normalize_tar,
+    tar_directory,
+    tree_layer,
+)
 
 # The recipe of the tool kinds (tools.pip, tools.npm, tools.bin.<name>), each a prefix of its
 # own: tools/1; tools/2 (the prefix is a host folder mounted into the step's container and
@@ -137,6 +145,17 @@ def host_layer(
                 path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
         layer = tar_directory(root, tar, epoch=ctx.epoch)
         return StepResult(layers=[store(ctx.cache, layer)], env=env)
+
+
+def listed_layer(ctx: StepContext, node: NodeLock, tree: Tree) -> LayerFile:
+    """The layer `host_layer` makes of a folder filled as `tree` lists it (its prefix, what
+    is in it), written straight from the listing: nothing is unpacked to disk."""
+    out = ctx.cache.scratch(f"{node.name}-layer-")
+    try:
+        layer = tree_layer(tree, out / "layer.tar", under=prefix_of(node.name), epoch=ctx.epoch)
+        return store(ctx.cache, layer)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from builder.kinds.kind import (
     Probes,
     StepResult,
 )
-from builder.kinds.layer import host_layer
+from builder.kinds.layer import host_layer, listed_layer
 from builder.kinds.purls import package, pep503, purl
 from builder.kinds.rules import RUNTIME_COMMANDS
 from builder.kinds.system import System
@@ -75,6 +75,10 @@ class Runtime(KindBase):
     def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
         inputs = node.inputs_as(RuntimeInputs)
         archive = runtimes.runtime_archive(inputs, downloads=ctx.cache.downloads)
+        with runtimes.runtime_tree(inputs, archive) as tree:
+            if tree is not None:  # a wheel: its layer is written from the listing
+                layer = listed_layer(ctx, node, tree)
+                return StepResult(layers=[layer], env=runtimes.runtime_env(inputs))
         return host_layer(ctx, node, lambda dest: runtimes.layout_runtime(inputs, archive, dest))
 
     def needs_stage(self, node: NodeLock) -> bool:

