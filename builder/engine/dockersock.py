@@ -10,6 +10,7 @@ replay (noop.py) both use it.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 
 from builder.engine import endpoint
 
@@ -31,3 +32,47 @@ def request(path: str, method: str, url: str, *, timeout: float = 60) -> tuple[i
     head, _, body = reply.partition(b"\r\n\r\n")
     status = head.split(b" ", 2)[1:2]
     return (int(status[0]) if status and status[0].isdigit() else 0), body
+
+
+def stream(path: str, url: str, body: Iterable[bytes], *, timeout: float) -> tuple[int, bytes]:
+    """POST `body` to the socket at `path` as it is produced (HTTP/1.1, chunked): (status,
+    body of the reply, de-chunked). For `docker load` without the SDK: the daemon reads the
+    whole archive before it answers, so nothing is read until everything is sent. Raises
+    OSError when the daemon cannot be reached or hangs up; `timeout` bounds each wait."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(path)
+        conn.sendall(
+            f"POST {url} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+        )
+        try:
+            for chunk in body:
+                if chunk:
+                    conn.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            conn.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered before reading it all (a refusal): read why
+        reply = b"".join(iter(lambda: conn.recv(1 << 16), b""))
+        if not reply:
+            msg = "the daemon closed the connection without an answer"
+            raise ConnectionResetError(msg)
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1:2]
+    if b"transfer-encoding: chunked" in head.lower():
+        rest = _dechunk(rest)
+    return (int(status[0]) if status and status[0].isdigit() else 0), rest
+
+
+def _dechunk(data: bytes) -> bytes:
+    out, at = [], 0
+    while True:
+        line_end = data.find(b"\r\n", at)
+        if line_end < 0:
+            break
+        size = int(data[at:line_end].split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out.append(data[line_end + 2 : line_end + 2 + size])
+        at = line_end + 2 + size + 2
+    return b"".join(out)

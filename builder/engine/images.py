@@ -14,9 +14,20 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from builder.core import space
-from builder.core.errors import BuildError, EngineRefusedError, RegistryError, ResolutionError
-from builder.engine.connection import Connection, short
+from builder.core.errors import (
+    BuildError,
+    EngineRefusedError,
+    EngineUnavailableError,
+    RegistryError,
+    ResolutionError,
+)
+from builder.engine import dockersock
+from builder.engine.connection import START_HINT, Connection, short
 from builder.engine.interface import ImageInfo
+
+# what a `docker load` over the local socket may wait for one answer (registering a GB of
+# layers takes seconds here; a stuck daemon must not hang the build without end)
+LOAD_TIMEOUT = 900.0
 
 
 class Images(Connection):
@@ -113,15 +124,44 @@ class Images(Connection):
     def load(self, archive: Iterable[bytes]) -> None:
         """`docker load` the archive streamed in `archive`; the engine's refusal is a
         BuildError saying why."""
+        if self._socket is not None:  # no SDK to import (0.15 s of a 0.9 s rebuild)
+            for said in self._load_over_socket(archive):
+                self._refused_load(said)
+            return
         with self._asking("loading an image (docker load)"):
             for message in self._client.api.load_image(archive):
                 if isinstance(message, dict) and message.get("error"):
-                    said = str(message["error"])
-                    if space.says_full(said):
-                        what = "loading an image (docker load)"
-                        raise space.engine_full(what=what, storage=self.storage(), said=said)
-                    msg = f"{self.describe()} refused to load the image: {said}"
-                    raise EngineRefusedError(msg)
+                    self._refused_load(str(message["error"]))
+
+    def _load_over_socket(self, archive: Iterable[bytes]) -> list[str]:
+        """The errors a `docker load` over the local socket reported (none: loaded)."""
+        assert self._socket is not None
+        try:
+            status, body = dockersock.stream(
+                self._socket, "/images/load?quiet=1", archive, timeout=LOAD_TIMEOUT
+            )
+        except OSError as exc:
+            msg = (
+                f"Docker Engine stopped answering while loading an image ({self._socket}: "
+                f"{short(exc)}). {START_HINT}"
+            )
+            raise EngineUnavailableError(msg) from None
+        said = []
+        for line in body.decode(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict) and (message.get("error") or status >= 400):
+                    said.append(str(message.get("error") or message.get("message") or line))
+        if (status >= 400 and not said) or status == 0:
+            said.append(f"HTTP {status}: {body[:200].decode(errors='replace')}")
+        return said
+
+    def _refused_load(self, said: str) -> None:
+        if space.says_full(said):
+            what = "loading an image (docker load)"
+            raise space.engine_full(what=what, storage=self.storage(), said=said)
+        msg = f"{self.describe()} refused to load the image: {said}"
+        raise EngineRefusedError(msg)
 
     def layer_stacks(
         self, label: str, known: Mapping[str, tuple[str, ...]]
@@ -130,16 +170,23 @@ class Images(Connection):
         ID names its layers for good, so the stacks in `known` are not asked for again (one
         inspect per image: ~0.5 s for the 140 images a machine running the tests holds)."""
         stacks = {}
-        with self._asking(f"listing the images labelled {label}"):
-            for image in self._client.api.images(filters={"label": label}):
-                image_id = str(image["Id"])
-                if image_id in known:
-                    stacks[image_id] = known[image_id]
-                    continue
-                with contextlib.suppress(self._errors.NotFound):
-                    layers = self._client.api.inspect_image(image_id)["RootFS"]["Layers"]
-                    stacks[image_id] = tuple(str(la) for la in layers)
+        for image_id in self._image_ids(label):
+            if image_id in known:
+                stacks[image_id] = known[image_id]
+                continue
+            found = self._image_json(image_id)
+            if found is not None:  # gone meanwhile: not one of them
+                stacks[image_id] = tuple(str(la) for la in found["RootFS"]["Layers"])
         return stacks
+
+    def _image_ids(self, label: str) -> list[str]:
+        if self._socket is not None:
+            query = urlencode({"filters": json.dumps({"label": [label]})})
+            status, body = self._request("GET", f"/images/json?{query}")
+            if status == 200:
+                return [str(image["Id"]) for image in json.loads(body)]
+        with self._asking(f"listing the images labelled {label}"):
+            return [str(i["Id"]) for i in self._client.api.images(filters={"label": label})]
 
     def inspect(self, ref: str) -> dict[str, Any]:
         """`docker image inspect` of `ref`; a missing image is a BuildError saying so."""
