@@ -80,6 +80,7 @@ def platform_image(
         nodes,
         {e.name: e.layers for e in entries},
         needs_stage=lambda node: KINDS.of(node.name).needs_stage(node),
+        entries=cache.layer_entries([la for e in entries for la in e.layers]),
     )
     # On top: login shells' view of this Env (image/profile.py), a function of every node.
     layers.append((HISTORY, profile_layer(env, epoch=lock.source_date_epoch, cache=cache)))

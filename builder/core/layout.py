@@ -49,6 +49,7 @@ CACHE_DEPS = "deps"  # export.py: the trees of `mount`-mode deps
 OVERLAY_FILE = "overlay.json"  # the orchestrator overlay of the last build
 NOOP_FILE = "noop.json"  # noop.py: what a build with nothing to do prints
 STACKS_FILE = "stacks.json"  # loading.py: the layer stacks of the engine's images
+ENTRIES_FILE = "entries.json"  # cache.py: how many tar entries each layer holds
 APPLIED_FILE = "applied.json"  # applied.py: what each apply to Risoluto set
 SBOM_FILE = "sbom.spdx.json"  # the host platform's; another's names its arch
 

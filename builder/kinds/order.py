@@ -1,4 +1,4 @@
-"""The order of the nodes' layers in the final image: what a bump would send again sits lowest.
+"""The order of the nodes' layers in the final image: the dearest to send again sit lowest.
 
 `docker load` registers (extracts) every layer it is sent, and a layer above a changed one
 sits on a new chain, so it is sent and registered again though its bytes are the same
@@ -12,18 +12,27 @@ layers stack in any order with the same files; only the chains differ. The image
 (`image_layers`):
 
 1. base and system, in build order: everything else is built on them;
-2. then every other layer by size, biggest first (ties: node name, then the node's own
-   order): the layers of nodes whose bytes no runtime bump changes (pip tools, npm tools and
-   deps trees laid out on the host, binaries, pip tools built on the system's python) and the
-   runtimes themselves. A bump of one layer re-registers only the layers smaller than it:
-   one npm tool, the links, a small tree; a new runtime re-registers what is smaller than it,
-   not a 444 MB agent CLI;
-3. last, by size too, the layers of nodes built in a container on a runtime (a pnpm tree
+2. then every other layer by what registering it costs, dearest first (ties: node name,
+   then the node's own order): the layers of nodes whose bytes no runtime bump changes (pip
+   tools, npm tools and deps trees laid out on the host, binaries, pip tools built on the
+   system's python) and the runtimes themselves. A bump of one layer re-registers only the
+   layers cheaper than it: one npm tool, the links, a small tool; a new runtime re-registers
+   what is cheaper than it, not a 444 MB agent CLI;
+3. last, by cost too, the layers of nodes built in a container on a runtime (a pnpm tree
    whose scripts ran on node): a runtime bump rebuilds them anyway.
 
-Group 2 and 3 are told apart by `image_order` (the nodes' groups). Sizes are the layers'
-bytes, which the lock decides, so the order is a function of the lock alone: the same lock
-gives the same image ID on any machine. Build environments (stages) are not reordered: a
+What registering costs (`weight`) is its bytes plus `ENTRY_BYTES` for each entry (file,
+folder, link) of its tar: the engine creates every one of them. Measured on docker 20.10's
+overlay2 (2 CPUs, one layer each, no parent): @openai/codex, 423 MB in 73 entries, 1.96 s;
+typescript, 21 MB in 157, 0.32 s; the pnpm tree, 21 MB in 1,931, 2.04 s; node, 193 MB in
+6,195, 3.24 s. So a 21 MB tree of small files costs more than a 21 MB package and sits
+below it; bytes alone stacked the tree above typescript, and a typescript bump registered
+both (0.5 s of a 0.9 s rebuild). `ENTRY_BYTES` (32 KiB) is the least of what an entry cost
+there (between 32 KiB and 0.3 MB of bytes as the filesystem aged).
+
+Group 2 and 3 are told apart by `image_order` (the nodes' groups). A layer's bytes and
+entries are the lock's, so the order is a function of the lock alone: the same lock gives
+the same image ID on any machine. Build environments (stages) are not reordered: a
 node's stage holds its ancestors in build order, the chains that are shared between stages.
 The env is composed in build order (`compose_env`), so PATH does not change with this order.
 """
@@ -46,21 +55,28 @@ def image_order(
     return sorted(built, key=lambda name: (_group(nodes, name, needs_stage), built.index(name)))
 
 
+ENTRY_BYTES = 32 << 10  # what one tar entry costs to register, in bytes' worth
+
+
 def image_layers(
     nodes: Mapping[str, NodeLock],
     built: Mapping[str, Sequence[Layer]],
     *,
     needs_stage: Callable[[NodeLock], bool],
+    entries: Mapping[str, int] | None = None,
 ) -> list[tuple[str, Layer]]:
     """The layers `built` (node name -> its layers, bottom first) as the final image stacks
-    them, bottom first, each with the node that made it."""
+    them, bottom first, each with the node that made it. `entries`: diff ID -> the entries
+    of its tar (`Cache.layer_entries`; none known: bytes alone)."""
+    counts = entries or {}
     order = [name for name in image_order(nodes, needs_stage=needs_stage) if name in built]
     ranked = []
     for rank, name in enumerate(order):
         group = _group(nodes, name, needs_stage)
         tier = 0 if group == BOTTOM else 2 if group == ON_RUNTIMES else 1
         for index, layer in enumerate(built[name]):
-            by_size = (rank, 0) if tier == 0 else (0, -layer.size)
+            cost = layer.size + ENTRY_BYTES * counts.get(layer.diff_id, 0)
+            by_size = (rank, 0) if tier == 0 else (0, -cost)
             ranked.append(((tier, *by_size, name, index), name, layer))
     ranked.sort(key=lambda item: item[0])
     return [(name, layer) for _, name, layer in ranked]

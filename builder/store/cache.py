@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Mapping
@@ -45,7 +46,14 @@ from typing import Any
 from builder.core import scratch
 from builder.core.atomic import atomic_file, write_atomic
 from builder.core.errors import CacheError
-from builder.core.layout import CACHE_LAYERS, CACHE_LOCK, CACHE_LOGS, CACHE_NODES, CACHE_TMP
+from builder.core.layout import (
+    CACHE_LAYERS,
+    CACHE_LOCK,
+    CACHE_LOGS,
+    CACHE_NODES,
+    CACHE_TMP,
+    ENTRIES_FILE,
+)
 
 ENTRY_VERSION = 1
 _STALE_TEMP = 3600.0  # seconds after which a store temp file is left over from a killed copy
@@ -203,6 +211,38 @@ class Cache:
 
     def layer_path(self, diff_id: str) -> Path:
         return self.root / CACHE_LAYERS / (diff_id.removeprefix("sha256:") + ".tar")
+
+    def layer_entries(self, layers: list[Layer]) -> dict[str, int]:
+        """Diff ID -> how many entries (files, folders, links) each layer tar holds: what
+        registering it costs besides its bytes (kinds/order.py). Counted from the tar's
+        headers once, then remembered in entries.json (a count never changes: the tar is
+        named by its bytes)."""
+        memo = self.root / ENTRIES_FILE
+        try:
+            known = {str(k): int(v) for k, v in json.loads(memo.read_bytes()).items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            known = {}  # none yet, or unreadable: count again
+        counts, changed = {}, False
+        for layer in layers:
+            if layer.diff_id not in known:
+                known[layer.diff_id], changed = self._count_entries(layer.diff_id), True
+            counts[layer.diff_id] = known[layer.diff_id]
+        if changed:
+            write_atomic(memo, json.dumps(known, sort_keys=True).encode())
+        return counts
+
+    def _count_entries(self, diff_id: str) -> int:
+        path = self.layer_path(diff_id)
+        try:
+            with tarfile.open(path) as tar:
+                return sum(1 for _ in tar)
+        except (OSError, tarfile.TarError) as exc:
+            self.drop_layer(diff_id)
+            msg = (
+                f"cache layer {path} cannot be read as a tar ({exc}). It was removed; run the "
+                "command again to rebuild the node it belongs to"
+            )
+            raise CacheError(msg) from None
 
     @property
     def logs(self) -> Path:

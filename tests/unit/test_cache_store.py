@@ -232,3 +232,37 @@ def test_many_projects_sharing_one_node_at_once_leave_a_whole_store(tmp_path: Pa
         assert (store / "layers" / f"{layer['diff_id'][7:]}.tar").read_bytes() == body
     assert _leftovers(store) == []
     assert all(c.entry(KEY) is not None for c in projects)
+
+
+def _tar_layer(cache: Cache, names: list[str]) -> Layer:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in names:
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    data = buffer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    cache.layer_path(diff_id).parent.mkdir(parents=True, exist_ok=True)
+    cache.layer_path(diff_id).write_bytes(data)
+    return Layer(diff_id=diff_id, size=len(data))
+
+
+def test_a_layers_entries_are_counted_once_then_remembered(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    three, one = _tar_layer(cache, ["a", "b", "c"]), _tar_layer(cache, ["x"])
+    assert cache.layer_entries([three, one]) == {three.diff_id: 3, one.diff_id: 1}
+    cache.layer_path(three.diff_id).write_bytes(b"")  # a count never changes: not read again
+    assert cache.layer_entries([three]) == {three.diff_id: 3}
+
+
+def test_a_layer_that_is_no_tar_is_dropped_with_an_error_saying_so(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    bad = Layer(diff_id="sha256:" + "1" * 64, size=5)
+    cache.layer_path(bad.diff_id).write_bytes(b"x" * 700)
+    with pytest.raises(CacheError, match="cannot be read as a tar"):
+        cache.layer_entries([bad])
+    assert not cache.layer_path(bad.diff_id).exists()

@@ -114,3 +114,21 @@ def test_layers_built_on_a_runtime_sit_above_every_other() -> None:
     stacked = image_layers(_nodes(), built, needs_stage=lambda node: True)
 
     assert [name for name, _ in stacked] == ["base", "system", "runtime.node", "deps.web"]
+
+
+def test_a_tree_of_many_small_files_sits_below_a_package_of_its_size() -> None:
+    """Registering costs per entry as well as per byte: the pnpm tree (21 MB, 1,931 entries)
+    goes below typescript (21 MB, 157), so a typescript bump registers typescript alone."""
+    built = {
+        "base": [_layer("base", 77)],
+        "system": [_layer("system", 151)],
+        "tools.npm": [_layer("typescript", 22)],
+        "deps.web": [_layer("web", 21)],
+    }
+    entries = {"sha256:typescript": 157, "sha256:web": 1931}
+
+    by_bytes = image_layers(_nodes(), built, needs_stage=lambda node: False)
+    by_cost = image_layers(_nodes(), built, needs_stage=lambda node: False, entries=entries)
+
+    assert [la.diff_id for _, la in by_bytes][2:] == ["sha256:typescript", "sha256:web"]
+    assert [la.diff_id for _, la in by_cost][2:] == ["sha256:web", "sha256:typescript"]
