@@ -1,10 +1,12 @@
 """Plain HTTP/1.0 requests to a local Docker daemon's unix socket, with nothing to import.
 
-The Docker SDK (with requests) takes ~0.15 s to import, more than a whole no-op build should.
-The few questions a no-op asks (has the engine this image, with these tags?) go through
-here instead: HTTP/1.0 makes the daemon send a plain body and close the connection, so a
-socket and a split are all the client there is. `DockerEngine` (engine/docker.py) and the no-op
-replay (noop.py) both use it.
+The Docker SDK (with requests) takes ~0.15 s to import, more than a whole no-op build should,
+and a sixth of a rebuild after one npm tool's bump. The questions a no-op asks (has the
+engine this image, with these tags?) and what such a rebuild does (the stacks of our images,
+`docker load`, tagging) go through here instead: HTTP/1.0 makes the daemon send a plain
+body and close the connection, so a socket and a split are all the client there is; the
+load's archive goes up as a chunked HTTP/1.1 body (`stream`). `DockerEngine`
+(engine/docker.py) and the no-op replay (noop.py) both use it.
 """
 
 from __future__ import annotations
