@@ -28,7 +28,7 @@ from builder.kinds.kind import StepResult, prefix_of
 from builder.model.lockfile import NodeLock
 from builder.resolve.debian import parse_stanzas
 from builder.store.cache import Cache
-from builder.store.diffs import tar_overlay_upper, top_layer_of_saved_image
+from builder.store.diffs import UpperDir, top_layer_of_saved_image
 from builder.store.layers import (
     LayerFile,
     check_changes,
@@ -58,7 +58,7 @@ def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) ->
     try:
         upper = diff_folder(engine, container)
         if upper is not None:
-            raw = tar_overlay_upper(upper, work / "diff.tar")
+            raw: Path | UpperDir = UpperDir(upper)  # read in the one pass normalize makes
         else:
             committed = engine.commit(container)
             try:

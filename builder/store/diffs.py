@@ -7,6 +7,7 @@ container (`top_layer_of_saved_image`); `layers_of_saved_image` gives every laye
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -29,28 +30,50 @@ def top_layer_of_saved_image(archive: Path, dest: Path) -> Path:
     return dest
 
 
+class UpperDir:
+    """A container's overlay2 upper dir as the diff `docker commit` would record: overlay
+    whiteouts (0/0 character devices) become `.wh.<name>` entries, opaque folders get a
+    `.wh..wh..opq` entry, extended attributes (file capabilities) are kept as SCHILY.xattr
+    records. Read as a tarfile is (`getmembers`, `extractfile`), so `normalize_tar` makes the
+    layer from it in one pass: no raw tar of the diff is written and read back (the system
+    layer: 151 MB, 0.5 s)."""
+
+    def __init__(self, upper: Path) -> None:
+        self._members: list[tarfile.TarInfo] = []
+        self._paths: dict[str, Path] = {}
+        # gettarinfo keeps an inode table: a second name of a file becomes a hard link
+        with tarfile.open(os.devnull, "w", format=tarfile.PAX_FORMAT) as probe:
+            for name, where in walk_sorted(str(upper)):
+                path = Path(where)
+                st = path.lstat()
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    folder, _, base = name.rpartition("/")
+                    self._members.append(_empty(f"{folder}/.wh.{base}".lstrip("/"), st))
+                    continue
+                info = probe.gettarinfo(str(path), arcname=name)
+                info.pax_headers = _xattrs(path)
+                self._members.append(info)
+                self._paths[info.name] = path
+                if path.is_dir() and not path.is_symlink() and _opaque(path):
+                    self._members.append(_empty(f"{name}/.wh..wh..opq", st))
+
+    def getmembers(self) -> list[tarfile.TarInfo]:
+        return list(self._members)
+
+    def extractfile(self, member: tarfile.TarInfo) -> IO[bytes] | None:
+        path = self._paths.get(member.name)
+        return path.open("rb") if member.isreg() and path is not None else None
+
+
 def tar_overlay_upper(upper: Path, dest: Path) -> Path:
-    """The diff of a container as `docker commit` would record it, read straight from its
-    overlay2 upper dir: overlay whiteouts (0/0 character devices) become `.wh.<name>` entries,
-    opaque folders get a `.wh..wh..opq` entry, extended attributes (file capabilities) are
-    kept as SCHILY.xattr records. Not normalized: `normalize_tar` does that next."""
+    """The diff of a container's upper dir (`UpperDir`) as a tar at `dest`. Not normalized:
+    `normalize_tar` does that next."""
+    diff = UpperDir(upper)
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
-        for name, where in walk_sorted(str(upper)):
-            path = Path(where)
-            st = path.lstat()
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                folder, _, base = name.rpartition("/")
-                _add_empty(out, f"{folder}/.wh.{base}".lstrip("/"), st)
-                continue
-            info = out.gettarinfo(str(path), arcname=name)
-            info.pax_headers = _xattrs(path)
-            if info.isreg():
-                with path.open("rb") as data:
-                    out.addfile(info, data)
-            else:
-                out.addfile(info)
-            if path.is_dir() and not path.is_symlink() and _opaque(path):
-                _add_empty(out, f"{name}/.wh..wh..opq", st)
+        for info in diff.getmembers():
+            data = diff.extractfile(info)
+            with contextlib.nullcontext() if data is None else data:
+                out.addfile(info, data)
     return dest
 
 
@@ -71,10 +94,10 @@ def _opaque(path: Path) -> bool:
         return False
 
 
-def _add_empty(out: tarfile.TarFile, name: str, st: os.stat_result) -> None:
+def _empty(name: str, st: os.stat_result) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.mtime = int(st.st_mtime)
-    out.addfile(info)
+    return info
 
 
 def layers_of_saved_image(archive: Path, dest_dir: Path) -> list[Path]:

@@ -9,6 +9,7 @@ outside it is a build error naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -18,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from builder.core import space
 from builder.core.errors import BuildError
@@ -134,9 +135,7 @@ def listing(layers: list[Path]) -> Listing:
     return found
 
 
-def _same_file(
-    m: tarfile.TarInfo, name: str, below: Below, src: tarfile.TarFile, epoch: int
-) -> bool:
+def _same_file(m: tarfile.TarInfo, name: str, below: Below, src: Members, epoch: int) -> bool:
     """Whether regular file `m` of the diff has the mode, owners, mtime and bytes of the
     file `below` holds at `name` (a listing that knows where its bytes are). A file holding
     dates (store/dated.py) is compared as it will be written: dates and mtime clamped, so
@@ -149,7 +148,8 @@ def _same_file(
     data = src.extractfile(m)
     if data is None:
         return False
-    content, mtime = data.read(), int(m.mtime)
+    with data:
+        content, mtime = data.read(), int(m.mtime)
     if is_dated(name):
         content, mtime = clamp_dates(content, epoch), min(mtime, epoch)
     mine = hashlib.sha256(content).hexdigest()
@@ -161,7 +161,7 @@ def _owned(m: tarfile.TarInfo) -> tuple[int, int, int]:
 
 
 def _same_as_below(
-    members: list[tarfile.TarInfo], below: Below, epoch: int, src: tarfile.TarFile | None = None
+    members: list[tarfile.TarInfo], below: Below, epoch: int, src: Members | None = None
 ) -> set[str]:
     """Names in a diff that say nothing the layers below do not: opaque markers of folders
     and whiteouts of names that are not below, folders present below with the same mode and
@@ -199,8 +199,17 @@ def _same_as_below(
     return dropped
 
 
+class Members(Protocol):
+    """What `normalize_tar` reads a diff from: a tarfile, or a container's upper dir read
+    as one (`store/diffs.UpperDir`, never written out)."""
+
+    def getmembers(self) -> list[tarfile.TarInfo]: ...
+
+    def extractfile(self, member: tarfile.TarInfo) -> IO[bytes] | None: ...
+
+
 def normalize_tar(
-    source: Path,
+    source: Path | Members,
     dest: Path,
     *,
     epoch: int,
@@ -208,10 +217,11 @@ def normalize_tar(
     node: str,
     below: Below | None = None,
 ) -> LayerFile:
-    """Rewrite the layer tar `source` into its normalized form at `dest`; with `below` (the
-    `listing` of the layers under it), also drop what only says how an engine records a
-    change (`_same_as_below`), so every engine gives the same tar."""
-    with tarfile.open(source) as src:
+    """Rewrite the layer tar `source` (or the members of a diff) into its normalized form at
+    `dest`; with `below` (the `listing` of the layers under it), also drop what only says how
+    an engine records a change (`_same_as_below`), so every engine gives the same tar."""
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(tarfile.open(source)) if isinstance(source, Path) else source
         everything = {_clean(m.name): _whiteout_marker(m, epoch) for m in src.getmembers()}
         members = [m for m in everything.values() if not is_scratch(m.name)]
         if below is not None:
@@ -236,7 +246,8 @@ def normalize_tar(
                 else:
                     info = _normalized(member, name, epoch)
                 data = src.extractfile(data_from) if info.isreg() else None
-                _add(out, info, data, epoch)
+                with contextlib.nullcontext() if data is None else data:
+                    _add(out, info, data, epoch)
     return written.layer(dest)
 
 

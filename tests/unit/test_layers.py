@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import BuildError
-from builder.store.diffs import tar_overlay_upper
+from builder.store.diffs import UpperDir, tar_overlay_upper
 from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
 
 EPOCH = 1_700_000_000
@@ -433,6 +433,27 @@ def test_an_overlay_upper_dir_becomes_the_diff_docker_would_commit(tmp_path: Pat
     layer = normalize_tar(raw, tmp_path / "layer.tar", epoch=0, prefix=None, node="system")
     with tarfile.open(layer.path) as tar:
         assert "etc/.wh.removed" in tar.getnames()
+
+
+def test_an_upper_dir_read_in_one_pass_gives_the_layer_of_its_tar(tmp_path: Path) -> None:
+    """`capture` hands normalize the upper dir itself (`UpperDir`), no raw tar written."""
+    upper = tmp_path / "upper"
+    (upper / "etc" / "gone-dir").mkdir(parents=True)
+    (upper / "usr" / "bin").mkdir(parents=True)
+    os.mknod(upper / "etc" / "removed", 0o600 | 0o020000, os.makedev(0, 0))
+    os.setxattr(upper / "etc" / "gone-dir", "trusted.overlay.opaque", b"y")
+    (upper / "usr" / "bin" / "ping").write_bytes(b"ping" * 1000)
+    cap_net_raw = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)
+    os.setxattr(upper / "usr" / "bin" / "ping", "security.capability", cap_net_raw)
+    os.link(upper / "usr" / "bin" / "ping", upper / "usr" / "bin" / "ping6")
+    (upper / "usr" / "bin" / "link").symlink_to("ping")
+    raw = tar_overlay_upper(upper, tmp_path / "diff.tar")
+    two_pass = normalize_tar(raw, tmp_path / "a.tar", epoch=EPOCH, prefix=None, node="system")
+    one_pass = normalize_tar(
+        UpperDir(upper), tmp_path / "b.tar", epoch=EPOCH, prefix=None, node="system"
+    )
+    assert one_pass.diff_id == two_pass.diff_id
+    assert "usr/bin/ping6" in [m.name for m in members(one_pass)]
 
 
 def test_only_packs_one_folder_with_the_folders_above_it(tmp_path: Path) -> None:
