@@ -38,7 +38,6 @@ from typing import Any, Protocol
 TIMED = [
     ("builder.engine.docker", "DockerEngine", ["run", "commit", "save", "load", "remove_image"]),
     ("builder.store.layers", None, ["normalize_tar", "tar_directory"]),
-    ("builder.store.diffs", None, ["tar_overlay_upper"]),
     ("builder.net.downloads", None, ["fetch"]),
     ("builder.core.unpack", None, ["unpack"]),
     ("builder.kinds.base", "Base", ["build"]),

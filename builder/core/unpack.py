@@ -49,7 +49,7 @@ def unpack(archive: Path, dest: Path, *, fmt: str, root: str = "", target: str =
         )
         return
     writer = _Writer(dest, archive)
-    prefix = root.strip("/") + "/" if root.strip("/") else ""
+    prefix = _prefix(root)
     try:
         if fmt == "zip":
             _unzip(archive, prefix, writer)
@@ -70,9 +70,17 @@ def unpack(archive: Path, dest: Path, *, fmt: str, root: str = "", target: str =
             "damaged, delete it and build again; else check the free space there."
         )
         raise BuildError(msg) from exc
-    if prefix and not writer.wrote:
-        msg = f"{archive}: the archive holds nothing under {root!r}; run `sandbox lock`."
-        raise BuildError(msg)
+    writer.require_some(root)
+
+
+def _prefix(root: str) -> str:
+    """The member-name prefix of `root` (the folder kept, stripped): "" for the whole archive."""
+    return root.strip("/") + "/" if root.strip("/") else ""
+
+
+def _file_mode(mode: int) -> int:
+    """A file's mode: 0755 when the archive marks it executable by anyone, else 0644."""
+    return 0o755 if mode & 0o111 else 0o644
 
 
 def link_stays_inside(path: str, link_target: str) -> bool:
@@ -160,6 +168,12 @@ class _Members:
         )
         raise BuildError(msg)
 
+    def require_some(self, root: str) -> None:
+        """Refuse an archive with nothing under `root`: the lock no longer matches it."""
+        if _prefix(root) and not self.wrote:
+            msg = f"{self.archive}: the archive holds nothing under {root!r}; run `sandbox lock`."
+            raise BuildError(msg)
+
 
 class _Writer(_Members):
     """Creates entries under `dest`, refusing any that would leave it."""
@@ -184,7 +198,7 @@ class _Writer(_Members):
         self._clear(path)
         with data() as source, path.open("xb") as out:
             shutil.copyfileobj(source, out, 1 << 20)
-        path.chmod(0o755 if mode & 0o111 else 0o644)
+        path.chmod(_file_mode(mode))
         self.wrote = True
 
     def symlink(self, name: str, link_target: str) -> None:
@@ -275,15 +289,13 @@ class Tree(_Members):
 
     def folder(self, name: str) -> None:
         self._parents(name)
-        if self.entries.get(name, Entry(kind="folder")).kind != "folder":
-            del self.entries[name]
-        self.entries.setdefault(name, Entry(kind="folder"))
+        entry = self.entries.get(name)
+        if entry is None or entry.kind != "folder":  # a file or link there is replaced
+            self.entries[name] = Entry(kind="folder")
         self.wrote = True
 
     def file(self, name: str, mode: int, data: Callable[[], IO[bytes]], size: int) -> None:
-        self._put(
-            name, Entry(kind="file", mode=0o755 if mode & 0o111 else 0o644, size=size, data=data)
-        )
+        self._put(name, Entry(kind="file", mode=_file_mode(mode), size=size, data=data))
 
     def symlink(self, name: str, link_target: str) -> None:
         if not link_stays_inside(name, link_target):
@@ -341,14 +353,11 @@ def zip_tree(archive: Path, dest: Path, *, root: str = "") -> Iterator[Tree]:
     """The `Tree` of what `unpack(archive, dest, fmt="zip", root=root)` would write (`dest`
     is named in refusals only); the archive stays open (the files' bytes are read from it)
     until the block ends."""
-    prefix = root.strip("/") + "/" if root.strip("/") else ""
     tree = Tree(archive, dest)
     try:
         with zipfile.ZipFile(archive) as zf:
-            _unzip_members(zf, prefix, tree)
-            if prefix and not tree.wrote:
-                msg = f"{archive}: the archive holds nothing under {root!r}; run `sandbox lock`."
-                raise BuildError(msg)
+            _unzip_members(zf, _prefix(root), tree)
+            tree.require_some(root)
             yield tree
     except (zipfile.BadZipFile, EOFError) as exc:
         msg = (

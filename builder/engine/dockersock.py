@@ -32,8 +32,7 @@ def request(path: str, method: str, url: str, *, timeout: float = 60) -> tuple[i
         conn.sendall(f"{method} {url} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
         reply = b"".join(iter(lambda: conn.recv(1 << 16), b""))
     head, _, body = reply.partition(b"\r\n\r\n")
-    status = head.split(b" ", 2)[1:2]
-    return (int(status[0]) if status and status[0].isdigit() else 0), body
+    return _status(head), body
 
 
 def stream(path: str, url: str, body: Iterable[bytes], *, timeout: float) -> tuple[int, bytes]:
@@ -60,10 +59,15 @@ def stream(path: str, url: str, body: Iterable[bytes], *, timeout: float) -> tup
             msg = "the daemon closed the connection without an answer"
             raise ConnectionResetError(msg)
     head, _, rest = reply.partition(b"\r\n\r\n")
-    status = head.split(b" ", 2)[1:2]
     if b"transfer-encoding: chunked" in head.lower():
         rest = _dechunk(rest)
-    return (int(status[0]) if status and status[0].isdigit() else 0), rest
+    return _status(head), rest
+
+
+def _status(head: bytes) -> int:
+    """The HTTP status of a reply's head; 0 when it has none."""
+    status = head.split(b" ", 2)[1:2]
+    return int(status[0]) if status and status[0].isdigit() else 0
 
 
 def _dechunk(data: bytes) -> bytes:

@@ -46,6 +46,7 @@ from typing import Any
 from builder.core import scratch
 from builder.core.atomic import atomic_file, write_atomic
 from builder.core.errors import CacheError
+from builder.core.keys import canonical_bytes
 from builder.core.layout import (
     CACHE_LAYERS,
     CACHE_LOCK,
@@ -228,7 +229,7 @@ class Cache:
                 known[layer.diff_id], changed = self._count_entries(layer.diff_id), True
             counts[layer.diff_id] = known[layer.diff_id]
         if changed:
-            write_atomic(memo, json.dumps(known, sort_keys=True).encode())
+            write_atomic(memo, canonical_bytes(known))
         return counts
 
     def _count_entries(self, diff_id: str) -> int:

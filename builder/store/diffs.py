@@ -1,13 +1,12 @@
 """A container's diff as the engine gives it, before `layers.normalize_tar` makes it a layer.
 
 Read straight from the container's overlay2 upper dir when the engine keeps it on this machine
-(`tar_overlay_upper`, no commit), else taken from a `docker save` archive of the committed
+(`UpperDir`, no commit), else taken from a `docker save` archive of the committed
 container (`top_layer_of_saved_image`); `layers_of_saved_image` gives every layer of one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
@@ -63,18 +62,6 @@ class UpperDir:
     def extractfile(self, member: tarfile.TarInfo) -> IO[bytes] | None:
         path = self._paths.get(member.name)
         return path.open("rb") if member.isreg() and path is not None else None
-
-
-def tar_overlay_upper(upper: Path, dest: Path) -> Path:
-    """The diff of a container's upper dir (`UpperDir`) as a tar at `dest`. Not normalized:
-    `normalize_tar` does that next."""
-    diff = UpperDir(upper)
-    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
-        for info in diff.getmembers():
-            data = diff.extractfile(info)
-            with contextlib.nullcontext() if data is None else data:
-                out.addfile(info, data)
-    return dest
 
 
 def _xattrs(path: Path) -> dict[str, str]:

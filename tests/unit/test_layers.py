@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.core.errors import BuildError
-from builder.store.diffs import UpperDir, tar_overlay_upper
+from builder.store.diffs import UpperDir
 from builder.store.layers import LayerFile, check_changes, listing, normalize_tar, tar_directory
 
 EPOCH = 1_700_000_000
@@ -399,6 +399,18 @@ def test_tar_directory_keeps_a_rootfs_owners_when_asked(tmp_path: Path) -> None:
     assert (by_name["etc/os-release"].uid, by_name["etc/os-release"].gid) == (0, 42)
 
 
+def _raw_diff(upper: Path, dest: Path) -> Path:
+    """The upper dir's diff written out as a tar, as `docker commit` + save would give it."""
+    diff = UpperDir(upper)
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
+        for info in diff.getmembers():
+            data = diff.extractfile(info)
+            out.addfile(info, data)
+            if data is not None:
+                data.close()
+    return dest
+
+
 def test_an_overlay_upper_dir_becomes_the_diff_docker_would_commit(tmp_path: Path) -> None:
     """Whiteouts (0/0 character devices), opaque folders, hard links and file capabilities,
     made the way overlayfs records them (needs root, as the build itself does)."""
@@ -411,7 +423,7 @@ def test_an_overlay_upper_dir_becomes_the_diff_docker_would_commit(tmp_path: Pat
     cap_net_raw = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)  # vfs_cap_data, rev. 2
     os.setxattr(upper / "usr" / "bin" / "ping", "security.capability", cap_net_raw)
     os.link(upper / "usr" / "bin" / "ping", upper / "usr" / "bin" / "ping6")
-    raw = tar_overlay_upper(upper, tmp_path / "diff.tar")
+    raw = _raw_diff(upper, tmp_path / "diff.tar")
     with tarfile.open(raw) as tar:
         members = {m.name: m for m in tar.getmembers()}
     assert set(members) == {
@@ -447,7 +459,7 @@ def test_an_upper_dir_read_in_one_pass_gives_the_layer_of_its_tar(tmp_path: Path
     os.setxattr(upper / "usr" / "bin" / "ping", "security.capability", cap_net_raw)
     os.link(upper / "usr" / "bin" / "ping", upper / "usr" / "bin" / "ping6")
     (upper / "usr" / "bin" / "link").symlink_to("ping")
-    raw = tar_overlay_upper(upper, tmp_path / "diff.tar")
+    raw = _raw_diff(upper, tmp_path / "diff.tar")
     two_pass = normalize_tar(raw, tmp_path / "a.tar", epoch=EPOCH, prefix=None, node="system")
     one_pass = normalize_tar(
         UpperDir(upper), tmp_path / "b.tar", epoch=EPOCH, prefix=None, node="system"
