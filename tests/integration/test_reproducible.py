@@ -1,12 +1,16 @@
 """The same lock gives the same image, bit for bit, on another machine (issue 4).
 
 "Another machine" is a second, clean Docker daemon with its own data root and an empty cache
-dir: nothing is shared with the first build but sandbox.lock.
+dir: nothing is shared with the first build but sandbox.lock and a copy of the .deb files the
+first one downloaded (as a warm apt cache, or CI's restored downloads, would hold). So the first
+installs the system layer by pins from the mirror, and the second from the cached .debs
+(kinds/system.from_cached_debs): the two ways must give the same layer.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Any
 
 import pytest
@@ -30,6 +34,10 @@ pip = ["poetry", "ruff", "mypy"]
 """
 
 
+def _system_log(project: Project) -> str:
+    return (project.cache / "logs" / "system.log").read_text()
+
+
 def _layers(result: dict[str, Any]) -> dict[str, str]:
     return {n["name"]: n["layer"] for n in result["nodes"]}
 
@@ -39,14 +47,20 @@ def test_two_clean_daemons_build_the_same_image_id(
 ) -> None:
     project.write(SPEC)
     project.ok("lock")
-    first = json.loads(project.ok("build", "--json").out)
+    downloads = tmp_path_factory.mktemp("downloads")
+    run = project.sandbox("build", "--json", env={"SANDBOX_DOWNLOAD_DIR": str(downloads)})
+    assert run.code == 0, run.err
+    first = json.loads(run.out)
+    assert "locked .deb files from the download cache" not in _system_log(project)
 
     elsewhere = Project(root=project.root, cache=tmp_path_factory.mktemp("cache-elsewhere"))
     store = str(tmp_path_factory.mktemp("store-elsewhere"))  # nor its user-wide node store
-    run = elsewhere.sandbox(
-        "build", "--json", env={"DOCKER_HOST": second_engine, "SANDBOX_STORE_DIR": store}
-    )
+    debs = tmp_path_factory.mktemp("downloads-elsewhere")
+    shutil.copytree(downloads / "apt" / "archives", debs / "apt" / "archives")
+    env = {"DOCKER_HOST": second_engine, "SANDBOX_STORE_DIR": store}
+    run = elsewhere.sandbox("build", "--json", env={**env, "SANDBOX_DOWNLOAD_DIR": str(debs)})
     assert run.code == 0, run.err
+    assert "locked .deb files from the download cache" in _system_log(elsewhere)
     second = json.loads(run.out)
     assert all(n["status"] == "built" for n in second["nodes"]), "the second cache was not empty"
     assert _layers(second) == _layers(first), "some layer differs between the two machines"

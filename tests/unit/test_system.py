@@ -1,15 +1,16 @@
-"""The system recipe (builder/recipes/system.py): setuid stripping, run by a real `find`, and
+"""The system recipe (builder/kinds/system.py): setuid stripping, run by a real `find`, and
 the image user and workdir steps, run by a real `sh` with the account tools stubbed."""
 
 from __future__ import annotations
 
+import hashlib
 import stat
 import subprocess
 from pathlib import Path
 
-from builder.kinds.system import strip_setuid, user_and_workdir
+from builder.kinds.system import ARCHIVES, from_cached_debs, strip_setuid, user_and_workdir
 from builder.model.fields import Fields
-from builder.model.inputs import SystemInputs
+from builder.model.inputs import Pin, SystemInputs
 from builder.model.typed import read_inputs
 
 
@@ -77,3 +78,62 @@ def test_the_bases_user_is_left_alone_and_owns_a_workdir_of_ours() -> None:
 
     assert steps == ["mkdir -p /src", "chown 1000:1000 /src"]
     assert _user_steps({"user": "", "workdir": ""}) == []
+
+
+def _install_from(archives: Path, pins: list[Pin], tmp_path: Path) -> str:
+    """Run the cached-debs step with a real `sh` on `archives`; dpkg and apt-get stubbed.
+    Returns what the step did: apt-get's arguments, or the other way's marker."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir(parents=True)
+    for name, body in (("dpkg", "echo amd64"), ("apt-get", 'echo "apt-get $*" > "$CALLS"')):
+        (stubs / name).write_text(f"#!/bin/sh\n{body}\n")
+        (stubs / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    script = from_cached_debs(pins, otherwise='echo by-pins > "$CALLS"')
+    script = script.replace("/tmp/", f"{tmp_path}/").replace(ARCHIVES, str(archives))
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "CALLS": str(calls)}
+    subprocess.run(["sh", "-ec", script], check=True, env=env, capture_output=True)
+    return calls.read_text().strip()
+
+
+def _deb(archives: Path, filename: str, body: bytes) -> Pin:
+    name, version, _ = filename.split("_")
+    (archives / filename).write_bytes(body)
+    sha = hashlib.sha256(body).hexdigest()
+    return Pin(name=name, version=version.replace("%3a", ":"), sha256=sha)
+
+
+def test_the_locked_debs_are_installed_from_the_cache_when_every_one_is_there(
+    tmp_path: Path,
+) -> None:
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    git = _deb(archives, "git_1%3a2.39.5-0+deb12u3_amd64.deb", b"git")
+    man = _deb(archives, "git-man_1%3a2.39.5-0+deb12u3_all.deb", b"man")
+    _deb(archives, "git_1%3a2.39.5-0+deb12u3_arm64.deb", b"another platform's")
+
+    done = _install_from(archives, [git, man], tmp_path)
+
+    assert done.startswith("apt-get install")
+    assert f"Dir::State::Lists={tmp_path}/sandbox-no-lists" in done, "no index is read"
+    assert f"{archives}/git_1%3a2.39.5-0+deb12u3_amd64.deb" in done
+    assert f"{archives}/git-man_1%3a2.39.5-0+deb12u3_all.deb" in done
+    assert "arm64" not in done
+
+
+def test_a_missing_or_altered_deb_or_a_pin_without_sha256_installs_by_pins(
+    tmp_path: Path,
+) -> None:
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    jq = _deb(archives, "jq_1.6-2.1_amd64.deb", b"jq")
+    absent = Pin(name="ripgrep", version="13.0.0-4", sha256="0" * 64)
+    altered = Pin(name="jq", version="1.6-2.1", sha256="0" * 64)
+
+    for n, pins in enumerate(([jq, absent], [altered])):
+        assert _install_from(archives, pins, tmp_path / str(n)) == "by-pins"
+    for pins in (
+        [Pin(name="jq", version="1.6-2.1")],
+        [Pin(name="libc6:i386", version="2.36", sha256="0" * 64)],
+    ):
+        assert from_cached_debs(pins, otherwise="by-pins") == "by-pins"
