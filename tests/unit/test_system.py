@@ -8,6 +8,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from builder.kinds.system import ARCHIVES, from_cached_debs, strip_setuid, user_and_workdir
 from builder.model.fields import Fields
 from builder.model.inputs import Pin, SystemInputs
@@ -103,11 +105,17 @@ def _deb(archives: Path, filename: str, body: bytes) -> Pin:
     return Pin(name=name, version=version.replace("%3a", ":"), sha256=sha)
 
 
+@pytest.fixture
+def archives(tmp_path: Path) -> Path:
+    """apt's download cache, as the system step sees it mounted."""
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    return folder
+
+
 def test_the_locked_debs_are_installed_from_the_cache_when_every_one_is_there(
-    tmp_path: Path,
+    archives: Path, tmp_path: Path
 ) -> None:
-    archives = tmp_path / "archives"
-    archives.mkdir()
     git = _deb(archives, "git_1%3a2.39.5-0+deb12u3_amd64.deb", b"git")
     man = _deb(archives, "git-man_1%3a2.39.5-0+deb12u3_all.deb", b"man")
     _deb(archives, "git_1%3a2.39.5-0+deb12u3_arm64.deb", b"another platform's")
@@ -122,10 +130,8 @@ def test_the_locked_debs_are_installed_from_the_cache_when_every_one_is_there(
 
 
 def test_a_missing_or_altered_deb_or_a_pin_without_sha256_installs_by_pins(
-    tmp_path: Path,
+    archives: Path, tmp_path: Path
 ) -> None:
-    archives = tmp_path / "archives"
-    archives.mkdir()
     jq = _deb(archives, "jq_1.6-2.1_amd64.deb", b"jq")
     absent = Pin(name="ripgrep", version="13.0.0-4", sha256="0" * 64)
     altered = Pin(name="jq", version="1.6-2.1", sha256="0" * 64)
