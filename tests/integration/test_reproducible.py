@@ -47,11 +47,19 @@ def test_two_clean_daemons_build_the_same_image_id(
 ) -> None:
     project.write(SPEC)
     project.ok("lock")
+    # The first machine too starts empty: the session's shared cache and the user-wide store
+    # may hold this system node already (another test's), and then nothing would be built.
+    here = Project(root=project.root, cache=tmp_path_factory.mktemp("cache-here"))
     downloads = tmp_path_factory.mktemp("downloads")
-    run = project.sandbox("build", "--json", env={"SANDBOX_DOWNLOAD_DIR": str(downloads)})
+    env = {
+        "SANDBOX_DOWNLOAD_DIR": str(downloads),
+        "SANDBOX_STORE_DIR": str(tmp_path_factory.mktemp("store-here")),
+    }
+    run = here.sandbox("build", "--json", env=env)
     assert run.code == 0, run.err
     first = json.loads(run.out)
-    assert "locked .deb files from the download cache" not in _system_log(project)
+    assert all(n["status"] == "built" for n in first["nodes"] if n["name"] != "base")
+    assert "locked .deb files from the download cache" not in _system_log(here)
 
     elsewhere = Project(root=project.root, cache=tmp_path_factory.mktemp("cache-elsewhere"))
     store = str(tmp_path_factory.mktemp("store-elsewhere"))  # nor its user-wide node store
