@@ -155,8 +155,9 @@ class RegistryServer:
         """Kill the registry once an upload in progress holds `min_bytes`; those bytes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for data in self.storage.glob("docker/registry/v2/repositories/**/_uploads/*/data"):
-                with contextlib.suppress(OSError):
+            # an upload's folder vanishes when it completes, also in the middle of the glob
+            with contextlib.suppress(OSError):
+                for data in self.storage.glob("docker/registry/v2/repositories/**/_uploads/*/data"):
                     if (size := data.stat().st_size) >= min_bytes:
                         self.kill()
                         return size
