@@ -5,7 +5,8 @@ lock (and, at lock time, from the publisher's own checksums, `resolve/runtimes/`
 needs no container and no network tool inside the image. A runtime with `provider = "apt"` is
 no node: its packages join the system layer's closure.
 
-Recipe versions: runtime/1.
+Recipe versions: runtime/1; runtime/2 leaves node's OpenSSL headers of other platforms out
+(`resolve/runtimes/headers`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Runtime(KindBase):
 
     name = "runtime"
     stack = NodeKind.RUNTIME
-    recipe = "runtime/1"
+    recipe = "runtime/2"
     inputs = RuntimeInputs
     many = True
 
@@ -75,11 +76,15 @@ class Runtime(KindBase):
     def build(self, ctx: StepContext, node: NodeLock) -> StepResult:
         inputs = node.inputs_as(RuntimeInputs)
         archive = runtimes.runtime_archive(inputs, downloads=ctx.cache.downloads)
-        with runtimes.runtime_tree(inputs, archive) as tree:
+        with runtimes.runtime_tree(inputs, archive, platform=ctx.platform) as tree:
             if tree is not None:  # a wheel: its layer is written from the listing
                 layer = listed_layer(ctx, node, tree)
                 return StepResult(layers=[layer], env=runtimes.runtime_env(inputs))
-        return host_layer(ctx, node, lambda dest: runtimes.layout_runtime(inputs, archive, dest))
+        return host_layer(
+            ctx,
+            node,
+            lambda dest: runtimes.layout_runtime(inputs, archive, dest, platform=ctx.platform),
+        )
 
     def needs_stage(self, node: NodeLock) -> bool:
         """Never: the checked archive is unpacked on the host."""

