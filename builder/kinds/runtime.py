@@ -42,6 +42,7 @@ class Runtime(KindBase):
     name = "runtime"
     stack = NodeKind.RUNTIME
     recipe = "runtime/2"
+    previous = ("runtime/1",)
     inputs = RuntimeInputs
     many = True
 
