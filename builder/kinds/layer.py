@@ -43,6 +43,10 @@ from builder.store.layers import (
 # packed on the host; the folders above it are made by the tool, mode 755).
 TOOLS_RECIPE = "tools/2"
 TOOLS_PREVIOUS = ("tools/1",)
+# tools.pip's own since tools.pip/3: a venv laid on the host leaves out the bytecode of the
+# modules an extension module shadows (pip/venv.py).
+PIP_RECIPE = "tools.pip/3"
+PIP_PREVIOUS = (TOOLS_RECIPE, *TOOLS_PREVIOUS)
 
 
 def capture(ctx: StepContext, engine: Engine, container: str, node: NodeLock) -> LayerFile:

@@ -67,6 +67,15 @@ HELLO = _wheel(
     {
         "hello/__init__.py": b"def main() -> None:\n    print('hi')\n",
         "hello/broken.py": b"print 'python 2'\n",
+        # modules an extension module shadows (mypyc's wheels ship both), and one it does not
+        "hello/fast.py": b"X = 1\n",
+        "hello/fast.cpython-311-x86_64-linux-gnu.so": b"ELF",
+        "hello/abi.py": b"X = 1\n",
+        "hello/abi.abi3.so": b"ELF",
+        "hello/pkg/__init__.py": b"X = 1\n",
+        "hello/pkg/__init__.cpython-311-aarch64-linux-gnu.so": b"ELF",
+        "hello/old.py": b"X = 1\n",
+        "hello/old.cpython-310-x86_64-linux-gnu.so": b"ELF",
         "hello-1.0.data/scripts/hello-sh": b"#!/bin/sh\necho hi\n",
     },
     entry="[console_scripts]\nhello = hello:main\n",
@@ -194,6 +203,21 @@ def test_bytecode_is_checked_hash_for_the_image_path(cache: Cache) -> None:
     assert int.from_bytes(pyc[4:8], "little") == 0b11
     assert b"/opt/sandbox/tools/pip/hello/lib/python3.11/site-packages/hello/__init__.py" in pyc
     assert f"{cached}/broken.cpython-311.pyc" not in _members(venv)
+
+
+def test_no_bytecode_for_a_module_an_extension_module_shadows(cache: Cache) -> None:
+    """Python imports `fast.cpython-311-*.so` (or `.abi3.so`) before `fast.py`: the .py is
+    kept, its bytecode, never read, is not written. An extension of another minor version
+    shadows nothing."""
+    result = KINDS.of("tools.pip").build(_ctx(cache, []), _node(cache))
+    got = _members(cache.layer_path(result.layers[0].diff_id))
+    site = f"{VENV}/lib/python3.11/site-packages/hello"
+    for module in ("fast", "abi", "pkg/__init__"):
+        folder, _, name = f"{site}/{module}".rpartition("/")
+        assert f"{folder}/{name}.py" in got
+        assert f"{folder}/__pycache__/{name}.cpython-311.pyc" not in got
+    assert f"{site}/__pycache__/old.cpython-311.pyc" in got
+    assert f"{site}/__pycache__/__init__.cpython-311.pyc" in got
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

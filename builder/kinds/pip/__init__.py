@@ -11,7 +11,7 @@ url, and this host's python writes the image's bytecode; else every venv by pip 
 container of python (`recipe.py`). A node laid on the host needs no container and no parent
 layer (`needs_stage`), so it builds without waiting for the system layer.
 
-Recipe versions: the tool kinds' (`layer.TOOLS_RECIPE`).
+Recipe versions: the tool kinds' (`layer.TOOLS_RECIPE`), then its own (`layer.PIP_RECIPE`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from builder.kinds.kind import (
     Probes,
     StepResult,
 )
-from builder.kinds.layer import TOOLS_PREVIOUS, TOOLS_RECIPE
+from builder.kinds.layer import PIP_PREVIOUS, PIP_RECIPE
 from builder.kinds.pip.layers import build_pip_tools, in_container
 from builder.kinds.pip.python import image_python
 from builder.kinds.pip.recipe import PIP_PREFIX
@@ -49,8 +49,8 @@ class PipTools(KindBase):
 
     name = "tools.pip"
     stack = NodeKind.TOOLS
-    recipe = TOOLS_RECIPE
-    previous = TOOLS_PREVIOUS
+    recipe = PIP_RECIPE
+    previous = PIP_PREVIOUS
     inputs = PipToolsInputs
 
     def declare(self, spec: Spec) -> list[Declared]:

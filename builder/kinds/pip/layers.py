@@ -38,7 +38,7 @@ from builder.core.errors import BuildError
 from builder.core.keys import sha256_of
 from builder.engine.step import StepContext
 from builder.kinds.kind import StepResult
-from builder.kinds.layer import TOOLS_RECIPE, store, verify_installed
+from builder.kinds.layer import PIP_RECIPE, TOOLS_RECIPE, store, verify_installed
 from builder.kinds.pip import python as pythons
 from builder.kinds.pip.recipe import PIP_PREFIX, build_in_container
 from builder.kinds.pip.venv import lay_venv, normalize, normalize_modes
@@ -81,7 +81,7 @@ def tool_key(ctx: StepContext, tool: str, locked: PipTool, python: ImagePython) 
     """The cache key of a host-laid tool's venv layer (the module's docstring says why)."""
     return sha256_of(
         {
-            "recipe": TOOLS_RECIPE,
+            "recipe": PIP_RECIPE,
             "assembled": "host",
             "pip": tool,
             "closure": [
