@@ -38,7 +38,7 @@ def _layout(inputs: dict[str, object], tmp: Path) -> tuple[Path, dict[str, str]]
     pinned = typed_runtime(inputs)
     archive = runtime_archive(pinned, downloads=tmp / "dl")
     prefix = tmp / "prefix"
-    return prefix, layout_runtime(pinned, archive, prefix)
+    return prefix, layout_runtime(pinned, archive, prefix, platform="linux/amd64")
 
 
 def _assert_open_to_everyone(prefix: Path) -> None:
