@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine (as root) for sandbox-builder:
 #   - Debian packages: Docker Engine (docker.io), debootstrap, the registry, skopeo, podman and
-#     libfaketime, gcc (tests),
+#     libfaketime, gcc, g++, make (tests),
 #     ca-certificates, openssh-server (tests; not started), python3 with venv, qemu-user-static and binfmt-support (to build
 #     another platform's image under emulation; binfmt_misc mounted when it is not);
 #   - dockerd started in the background when `docker info` fails, and waited for;
@@ -17,8 +17,10 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v podman >/dev/null || need+=(podman)  # tests/integration/test_podman.py
 command -v jq >/dev/null || need+=(jq)
-# tests/integration/test_runtime_mirror.py compiles a C file against node's headers.
+# tests/integration/test_runtime_mirror.py compiles a native addon against node's headers.
 command -v cc >/dev/null || need+=(gcc)
+command -v c++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
 [ -f /usr/include/stdio.h ] || need+=(libc6-dev)
 # tests/integration/test_any_day.py moves the clock of build steps with libfaketime.
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || need+=(libfaketime)

@@ -78,7 +78,10 @@ def test_official_node_and_go_run(
 ) -> None:
     node = tmp_path / "node"
     inputs, env = _install("node", "22", "official", mirrored["node"], artifacts, node)
-    assert env == {"PATH": "/opt/sandbox/runtime/node/bin"}
+    assert env == {
+        "PATH": "/opt/sandbox/runtime/node/bin",
+        "npm_config_nodedir": "/opt/sandbox/runtime/node",
+    }
     assert str(inputs["url"]).endswith(f"/node-v{inputs['version']}-linux-x64.tar.xz")
     assert _run(node, home, "node", "--version") == f"v{inputs['version']}"
     assert _run(node, home, "npm", "--version").split(".")[0].isdigit()
@@ -116,6 +119,7 @@ def test_pypi_wheels_run_without_python(
     if name == "node":
         assert _run(prefix, home, "npm", "--version").split(".")[0].isdigit()
         _headers_for_this_platform_only(prefix, tmp_path)
+        _an_addon_builds_offline(prefix, env, home, tmp_path)
     if name == "java":
         assert env["JAVA_HOME"] == "/opt/sandbox/runtime/java"
 
@@ -132,3 +136,57 @@ def _headers_for_this_platform_only(prefix: Path, tmp_path: Path) -> None:
     )
     include = str(prefix / "include/node")
     subprocess.run(["cc", "-fsyntax-only", "-I", include, str(addon)], check=True)
+
+
+ADDON = {
+    "package.json": (
+        '{"name": "addon", "version": "1.0.0", "scripts": {"install": "node-gyp rebuild"}}'
+    ),
+    "binding.gyp": '{"targets": [{"target_name": "addon", "sources": ["addon.cc"]}]}',
+    "addon.cc": """#include <node_api.h>
+#include <openssl/sha.h>
+static napi_value First(napi_env env, napi_callback_info info) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>("x"), 1, digest);
+  napi_value first;
+  napi_create_uint32(env, digest[0], &first);
+  return first;
+}
+NAPI_MODULE_INIT() {
+  napi_value first;  // the module is the function
+  napi_create_function(env, "first", NAPI_AUTO_LENGTH, First, nullptr, &first);
+  return first;
+}
+""",
+}
+
+
+def _an_addon_builds_offline(prefix: Path, env: dict[str, str], home: Path, tmp_path: Path) -> None:
+    """A native addon's `install` script (node-gyp) compiles against the runtime's own headers,
+    as the runtime's env points npm at them (`npm_config_nodedir`), with no nodejs.org to
+    download them from; OpenSSL's through the one folder of them kept."""
+    assert env["npm_config_nodedir"] == "/opt/sandbox/runtime/node"
+    addon = tmp_path / "addon"
+    addon.mkdir()
+    for name, text in ADDON.items():
+        (addon / name).write_text(text)
+    run_env = {
+        "PATH": f"{prefix / 'bin'}:/usr/bin:/bin",
+        "HOME": str(home),
+        "npm_config_nodedir": str(prefix),  # the image's path, here where the tree is laid
+        "npm_config_offline": "true",
+    }
+    done = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--foreground-scripts"],
+        cwd=addon,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"-Dnode_root_dir={prefix}" in done.stdout + done.stderr
+    assert not (home / ".cache/node-gyp").exists()  # nothing downloaded
+    first = _run(prefix, home, "node", "-p", f"require('{addon}/build/Release/addon.node')()")
+    assert first == "45"  # sha256("x") starts with 0x2d

