@@ -88,8 +88,7 @@ def build_system(ctx: StepContext, node: NodeLock) -> StepResult:
     if packages:
         pins = shlex.join(f"{n}={v}" for n, v in sorted(packages.items()))
         by_pins = f"""{apt_update()}
-apt-get install -y -qq --no-install-recommends {limits.apt_options()} \\
-  -o Dpkg::Options::=--force-unsafe-io {pins}"""
+{APT_INSTALL} {limits.apt_options()} {pins}"""
         install = f"""{APT_CACHE_LOCK}
 {from_cached_debs(inputs.packages, otherwise=by_pins)}
 flock -u 9 2>/dev/null || true
@@ -130,6 +129,9 @@ echo @@end
         layer = capture(ctx, engine, result.container, node)
     return StepResult(layers=[layer], env={})
 
+
+# How the step installs, by pins or from the files (`build_system` says why unsafe-io).
+APT_INSTALL = "apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io"
 
 # apt refuses, rather than waits, when another apt holds the shared cache's lock: steps of
 # concurrent builds take turns on this lock first (flock is in util-linux, which is Essential).
@@ -172,8 +174,7 @@ SANDBOX_DEBS
 if [ -n "$cached" ] && sha256sum --check --status "$cached"; then
   echo "installing the {len(packages)} locked .deb files from the download cache"
   mkdir -p /tmp/sandbox-no-lists/partial
-  apt-get install -y -qq --no-install-recommends -o Dir::State::Lists=/tmp/sandbox-no-lists \\
-    -o Dpkg::Options::=--force-unsafe-io $debs
+  {APT_INSTALL} -o Dir::State::Lists=/tmp/sandbox-no-lists $debs
 else
 {otherwise}
 fi"""
