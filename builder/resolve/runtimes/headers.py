@@ -6,8 +6,9 @@ configuration headers for 21 targets in `include/node/openssl/archs/<target>/` (
 beside them pick one folder by compiler macros (`__linux` and `__x86_64__` ->
 `linux-x86_64`), so a native addon compiled in the image only ever reads its own platform's.
 The layer keeps that folder and leaves the other 20 out, as an npm tree leaves out the
-packages of other `os`/`cpu`: the layer is a quarter the entries to register, 54 MB smaller,
-and node-gyp given the prefix as `--nodedir` still finds every header it includes.
+packages of other `os`/`cpu`: the layer has about half the entries to register (6,195 ->
+~3,370) and is 54 MB smaller, and node-gyp given the prefix as `--nodedir` still finds every
+header it includes.
 """
 
 from __future__ import annotations
