@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from builder.core.tarballs import read_tarball
 from builder.kinds.deps.pnpmlock import Layout, Package, read_layout
 from builder.kinds.deps.shims import command_shim, package_bins
 from builder.kinds.npm import entries as layer
@@ -114,7 +115,7 @@ def _extract(tarball: Path, at: str, entries: dict[str, Entry], spool: IO[bytes]
     """Put one package's files into `entries` under `at`; its package.json, read. Refuses
     a package that needs code run."""
     manifest: dict[str, Any] = {}
-    with tarfile.open(tarball, "r|*") as tar:
+    with read_tarball(tarball) as tar:
         for member in tar:
             parts = member.name.replace("\\", "/").split("/")[1:]
             name = "/".join(p for p in parts if p not in ("", "."))

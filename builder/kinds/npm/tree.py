@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from builder.core.errors import BuildError
+from builder.core.tarballs import read_tarball
 from builder.kinds.npm import fetch as npmfetch
 from builder.kinds.npm.entries import FILE, Entry, add_folders, put, write
 from builder.kinds.npm.lockjson import hidden_lockfile
@@ -194,7 +195,7 @@ def _extract(
 ) -> None:
     """Put the files of one package's tarball into `entries` under `at`, as pacote does."""
     names: dict[str, str] = {}  # .npmignore names seen, to drop a .gitignore beside one
-    with tarfile.open(tarball, "r|*") as tar:
+    with read_tarball(tarball) as tar:
         for member in tar:
             parts = member.name.replace("\\", "/").split("/")[1:]  # strip: 1
             if not parts or ".." in parts or not (member.isreg() or member.isdir()):
