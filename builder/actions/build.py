@@ -31,6 +31,7 @@ from builder.image.annotations import manifest_annotations
 from builder.image.export import deps_mounts
 from builder.image.loading import load_image
 from builder.kinds import KINDS
+from builder.kinds.base import held_images
 from builder.model.lockfile import Lock, NodeLock, lock_path, read
 from builder.model.spec import Spec
 from builder.orchestrator.overlay import make_overlay, overlay_text, write_overlay
@@ -196,7 +197,14 @@ def build_project(
     config, layers, tags = image.config, image.layers, image.tags
     assembled = time.monotonic()
     with in_step("image"):
-        loaded = load_image(engine=engine(), cache=cache, config=config, layers=layers, tags=tags)
+        loaded = load_image(
+            engine=engine(),
+            cache=cache,
+            config=config,
+            layers=layers,
+            tags=tags,
+            held=held_images(nodes),
+        )
     engine_id = ref = loaded.engine_id
     phases = Phases.of(
         nodes=built - started,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from builder.core.atomic import write_atomic
@@ -43,13 +44,15 @@ def load_image(
     config: assemble.ImageConfig,
     layers: list[Layer],
     tags: list[str],
+    held: Sequence[str] = (),
 ) -> Loaded:
     """Make sure the engine has the image of `config` with `tags`; load it when missing.
     Its `engine_id` is the engine's ID of it: the config digest, but on the containerd image
     store the manifest digest, which is what `docker run` accepts there.
 
     Only the layers above the longest stack the engine already holds (from an earlier stage
-    or image) are written into the archive; should the engine refuse that, the full archive
+    or image, or one of the images `held` names: the pinned base image) are written into the
+    archive; should the engine refuse that, the full archive
     is loaded instead.
     """
     started = time.monotonic()
@@ -62,7 +65,7 @@ def load_image(
 
     found = find()
     if found is None:
-        present = _layers_present(engine, cache, diff_ids)
+        present = _layers_present(engine, cache, diff_ids, held)
         try:
             _load(engine, cache, config, layers, tags, present=present)
         except BuildError:
@@ -89,8 +92,11 @@ def load_image(
     )
 
 
-def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:
-    """How many bottom layers of `diff_ids` an image this tool made already has, in order.
+def _layers_present(
+    engine: Engine, cache: Cache, diff_ids: list[str], held: Sequence[str] = ()
+) -> int:
+    """How many bottom layers of `diff_ids` an image this tool made, or an image of `held`,
+    already has, in order.
 
     The layer stacks of the engine's images are remembered in cache/stacks.json (image ID
     -> diff IDs, which never change), so only images new since the last load are inspected.
@@ -105,6 +111,7 @@ def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:
         stacks.update(engine.layer_stacks(label, known))
     if stacks != known:
         write_atomic(memo, canonical_bytes(stacks))
+    stacks.update(_stacks_of(engine, held))
     best = 0
     for theirs_all in stacks.values():
         same = 0
@@ -114,6 +121,19 @@ def _layers_present(engine: Engine, cache: Cache, diff_ids: list[str]) -> int:
             same += 1
         best = max(best, same)
     return best
+
+
+def _stacks_of(engine: Engine, refs: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The layers of each image of `refs` the engine has (one it lacks is left out)."""
+    stacks = {}
+    for ref in refs:
+        try:
+            found = engine.inspect(ref)
+        except BuildError:
+            continue  # gone: its layers are sent
+        layers = (found.get("RootFS") or {}).get("Layers") or []
+        stacks[ref] = tuple(str(layer) for layer in layers)
+    return stacks
 
 
 def _load(

@@ -129,6 +129,17 @@ def _base_image(ctx: StepContext, node: NodeLock, inputs: ImageBase) -> StepResu
         shutil.rmtree(work, ignore_errors=True)
 
 
+def held_images(nodes: Mapping[str, NodeLock]) -> tuple[str, ...]:
+    """The image an image base was saved from (its pin), which the engine holds: its layers
+    are the base node's, so an image loaded on them sends only the layers above (a 1 GB
+    orchestrator image is not written to the engine again); none for a bootstrapped base."""
+    node = nodes.get(Base.name)
+    if node is None or "bootstrap" in node.inputs:
+        return ()
+    pinned = node.inputs.get("pinned")
+    return (pinned,) if isinstance(pinned, str) else ()
+
+
 class Base(KindBase):
     """The node every image starts from: `[base]`."""
 

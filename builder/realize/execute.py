@@ -214,6 +214,8 @@ class Executor:
             epoch=self._epoch,
             labels={STAGE_LABEL: "1"},
         )
+        from builder.kinds.base import held_images  # only when something builds
+
         with self._stage_lock:
             loaded = load_image(
                 engine=self._engine(),
@@ -221,6 +223,7 @@ class Executor:
                 config=config,
                 layers=[layer for _, layer in layers],
                 tags=[f"{STAGE_REPO}:{config.image_id.removeprefix('sha256:')[:12]}"],
+                held=held_images(self._nodes),
             )
             self.stage_loads.append(loaded)
         return config.image_id

@@ -306,3 +306,17 @@ def test_a_lock_made_before_bases_were_described_keeps_its_pin_and_is_described(
     assert inputs["config"] == {"Entrypoint": ["/entry"], "User": "node"}
     assert f"run {old['pinned']} network=False" in engine.calls
     assert not [call for call in engine.calls if call.startswith("pull")]
+
+
+def test_an_image_base_names_the_image_the_engine_holds_and_a_bootstrapped_one_none() -> None:
+    from builder.kinds.base import held_images
+    from builder.model.lockfile import NodeKind, NodeLock
+
+    def nodes(inputs: dict[str, Any]) -> dict[str, NodeLock]:
+        base = NodeLock(name="base", kind=NodeKind.BASE, key="k", parents=(), inputs=inputs)
+        return {"base": base}
+
+    image = {"image": "risoluto/agent:1", "pinned": "risoluto/agent@sha256:" + "a" * 64}
+    assert held_images(nodes(image)) == ("risoluto/agent@sha256:" + "a" * 64,)
+    assert held_images(nodes({"bootstrap": {"suite": "bookworm"}})) == ()
+    assert held_images({}) == ()

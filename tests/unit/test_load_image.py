@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,31 @@ def test_an_image_is_inspected_once_for_all_loads(cache: Cache, tmp_path: Path) 
     _load(engine, cache, layers)
     assert _inspected(engine) == [], "the stacks are remembered in cache/stacks.json"
     assert engine.loaded[-1] == [f"{ids[2].removeprefix('sha256:')}/layer.tar"]
+
+
+def test_the_layers_of_a_held_image_are_not_sent(cache: Cache, tmp_path: Path) -> None:
+    """An image base: the engine has the pinned image the base node's layers came from, so
+    a stage or an image on it sends only the layers above; an image it lacks sends all."""
+    layers = _layers(cache)
+    engine = _engine(tmp_path, {}, refuse_partial=False)
+    base: dict[str, Any] = {"RootFS": {"Layers": [layers[0].diff_id, layers[1].diff_id]}}
+
+    def inspect(ref: str) -> dict[str, Any]:
+        if ref != "sha256:pinned":
+            msg = f"no image {ref} in the engine"
+            raise BuildError(msg)
+        return base
+
+    engine.inspect = inspect  # type: ignore[method-assign]
+    config = assemble.image_config(
+        layers=[("node", la) for la in layers], env={}, platform="linux/amd64", epoch=0, labels={}
+    )
+    load_image(
+        engine=engine,
+        cache=cache,
+        config=config,
+        layers=layers,
+        tags=["img:latest"],
+        held=["sha256:gone", "sha256:pinned"],
+    )
+    assert engine.loaded == [[f"{layers[2].diff_id.removeprefix('sha256:')}/layer.tar"]]
