@@ -8,8 +8,9 @@ that exists and matches). What it returns is flat JSON (str values): it goes int
 sandbox.lock and the node's cache key.
 
 `layout_runtime` runs at build time, on the host: it unpacks that archive into the folder that
-becomes /opt/sandbox/runtime/<name>/ (node without the OpenSSL headers of other platforms,
-`headers`) and returns the env the runtime contributes.
+becomes /opt/sandbox/runtime/<name>/, leaves out what `LEFT_OUT` says for that runtime
+whichever publisher made the archive (node: the OpenSSL headers of other platforms,
+`headers`), and returns the env the runtime contributes.
 
 Publishers, and what a `mirror` (a static file server) must serve instead:
 - node, official: nodejs.org/dist; a mirror has the same layout (index.json, v<ver>/SHASUMS256.txt,
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import shutil
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +120,9 @@ def layout_runtime(
     prefix_dir.mkdir(parents=True, exist_ok=True)
     prefix_dir.chmod(0o755)
     publisher.arrange(archive, prefix_dir, inputs)
-    if inputs.runtime == "node":
-        for folder in headers.on_disk(prefix_dir, platform):
+    left_out = LEFT_OUT.get(inputs.runtime)
+    if left_out is not None:
+        for folder in left_out.on_disk(prefix_dir, platform):
             shutil.rmtree(prefix_dir / folder)
     return runtime_env(inputs)
 
@@ -140,8 +142,9 @@ def runtime_tree(inputs: RuntimeInputs, archive: Path, *, platform: str) -> Iter
         try:
             listed = stack.enter_context(zip_tree(archive, where, root=inputs.root))
             publisher.listed(listed, inputs)
-            if inputs.runtime == "node":
-                for folder in headers.in_listing(listed.entries, platform):
+            left_out = LEFT_OUT.get(inputs.runtime)
+            if left_out is not None:
+                for folder in left_out.in_listing(listed.entries, platform):
                     listed.remove(folder)
         except NotListable:
             listed = None
@@ -185,6 +188,20 @@ class Publisher:
     # the same on the listing of a zip (`runtime_tree`), where the layer is written from it
     listed: Callable[[Tree, RuntimeInputs], None] | None = None
 
+
+@dataclass(frozen=True, kw_only=True)
+class LeftOut:
+    """What a runtime's layer leaves out of whichever publisher's archive, for a platform:
+    folders relative to the prefix, found on disk (an unpacked tarball) or in a listing (a
+    zip written straight into the layer), so both ways give the same layer."""
+
+    on_disk: Callable[[Path, str], list[str]]
+    in_listing: Callable[[Iterable[str], str], list[str]]
+
+
+LEFT_OUT: dict[str, LeftOut] = {
+    "node": LeftOut(on_disk=headers.on_disk, in_listing=headers.in_listing),
+}
 
 PUBLISHERS: dict[tuple[str, str], Publisher] = {
     ("node", "official"): Publisher(find=node_official),
