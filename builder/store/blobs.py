@@ -30,7 +30,9 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
+
+from isal import isal_zlib
 
 from builder.core.atomic import write_atomic
 from builder.core.errors import CacheError, RegistryError
@@ -165,17 +167,25 @@ def gzip_stream(src: BinaryIO, out: BinaryIO) -> tuple[str, str, int]:
     return f"sha256:{source.hexdigest()}", f"sha256:{written.hexdigest()}", size
 
 
+# isal's stubs declare its `error` as an instance; it is the exception class
+_INFLATE_ERRORS: tuple[type[Exception], ...] = (
+    zlib.error,
+    cast("type[Exception]", isal_zlib.error),
+)
+
+
 def gunzip_layer(gz: Path, dest: Path, *, diff_id: str, size: int, what: str) -> None:
     """Decompress the pulled blob `gz` to `dest`, which must come out as layer `diff_id`.
 
     Any gzip (several members, as pigz may write, too) is read; output beyond the layer's
     `size` stops at once, so a hostile blob cannot fill the disk. `what` names the blob.
+    Inflated with ISA-L (python-isal, as core/tarballs.py): the same bytes, ~2x faster.
     """
     hasher = hashlib.sha256()
     written = 0
     try:
         with _open(gz) as src, dest.open("wb") as out:
-            inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            inflate = isal_zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
             final = False
             while not final and written <= size:
                 data = inflate.unconsumed_tail or inflate.unused_data or src.read(_CHUNK)
@@ -184,14 +194,14 @@ def gunzip_layer(gz: Path, dest: Path, *, diff_id: str, size: int, what: str) ->
                     piece = b"" if inflate.eof else inflate.flush()
                 else:
                     if inflate.eof:  # the next gzip member
-                        inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+                        inflate = isal_zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
                     piece = inflate.decompress(data, _CHUNK)
                 written += len(piece)
                 if written <= size:
                     hasher.update(piece)
                     out.write(piece)
             complete = inflate.eof
-    except zlib.error as exc:
+    except _INFLATE_ERRORS as exc:
         msg = f"{what}: it is not valid gzip ({exc}). Publish that node again; nothing was kept."
         raise RegistryError(msg) from exc
     except OSError as exc:
