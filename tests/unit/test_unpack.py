@@ -166,3 +166,40 @@ def _zip_symlink(zf: zipfile.ZipFile, name: str, target: str) -> None:
     info = zipfile.ZipInfo(name)
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
     zf.writestr(info, target)
+
+
+def _zip_of(path: Path, members: dict[str, tuple[bytes, int]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, (data, method) in members.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            info.compress_type = method
+            zf.writestr(info, data)
+    return path
+
+
+def test_zip_members_of_every_method_unpack_to_their_bytes(tmp_path: Path) -> None:
+    """Stored and deflated members are inflated by ISA-L, others (bzip2) by zipfile."""
+    big = bytes(range(256)) * 5000
+    members = {
+        "pkg/deflated.bin": (big, zipfile.ZIP_DEFLATED),
+        "pkg/stored.bin": (b"as is", zipfile.ZIP_STORED),
+        "pkg/bzip2.bin": (big[:1000], zipfile.ZIP_BZIP2),
+        "pkg/empty": (b"", zipfile.ZIP_DEFLATED),
+    }
+    archive = _zip_of(tmp_path / "a.whl", members)
+    dest = tmp_path / "out"
+    unpack(archive, dest, fmt="zip", root="pkg")
+    for name, (data, _) in members.items():
+        assert (dest / name.removeprefix("pkg/")).read_bytes() == data
+
+
+def test_a_damaged_zip_member_is_a_build_error(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000
+    archive = _zip_of(tmp_path / "a.whl", {"pkg/a.bin": (data, zipfile.ZIP_DEFLATED)})
+    raw = bytearray(archive.read_bytes())
+    at = raw.index(b"pkg/a.bin") + len("pkg/a.bin") + 200  # inside the deflated data
+    raw[at : at + 64] = bytes(64)
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(BuildError, match=r"member pkg/a\.bin"):
+        unpack(archive, tmp_path / "out", fmt="zip", root="pkg")

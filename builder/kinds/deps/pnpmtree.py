@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from builder.core.tarballs import read_tarball
+from builder.core.inflate import read_tarball
 from builder.kinds.deps.pnpmlock import Layout, Package, read_layout
 from builder.kinds.deps.shims import command_shim, package_bins
 from builder.kinds.npm import entries as layer

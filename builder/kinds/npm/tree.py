@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from builder.core.errors import BuildError
-from builder.core.tarballs import read_tarball
+from builder.core.inflate import read_tarball
 from builder.kinds.npm import fetch as npmfetch
 from builder.kinds.npm.entries import FILE, Entry, add_folders, put, write
 from builder.kinds.npm.lockjson import hidden_lockfile

@@ -1,5 +1,7 @@
-"""Reading a package tarball (npm's and pnpm's `.tgz`) as a stream, inflated with ISA-L.
+"""Inflating with ISA-L (python-isal) rather than zlib: package tarballs read as a stream.
 
+ISA-L's inflate is used wherever this tool inflates much: npm's and pnpm's `.tgz` here,
+pulled layer blobs (store/blobs.py), zip members of a runtime's wheel (core/unpack.py).
 Laying out npm trees on the host is mostly inflating: @openai/codex's 172 MB tarball holds
 444 MB, which zlib inflates in 2.7 s here and ISA-L's inflate (python-isal's `igzip`, a
 well-kept binding with wheels for every platform we run on) in 0.9 s. The bytes are the
@@ -13,10 +15,14 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
-from isal import igzip
+from isal import igzip, isal_zlib
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+# What isal_zlib raises on damaged data (its stubs declare `error` as an instance).
+ISAL_ERROR = cast("type[Exception]", isal_zlib.error)
 
 
 @contextmanager

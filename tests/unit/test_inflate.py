@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.core.tarballs import read_tarball
+from builder.core.inflate import read_tarball
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
