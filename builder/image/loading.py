@@ -52,8 +52,7 @@ def load_image(
 
     Only the layers above the longest stack the engine already holds (from an earlier stage
     or image, or one of the images `held` names: the pinned base image) are written into the
-    archive; should the engine refuse that, the full archive
-    is loaded instead.
+    archive; should the engine refuse that, the full archive is loaded instead.
     """
     started = time.monotonic()
     diff_ids = [layer.diff_id for layer in layers]
